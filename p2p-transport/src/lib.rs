@@ -1,0 +1,14 @@
+//! I/O layer of future-p2p: everything that touches a socket.
+//!
+//! ```text
+//!   p2p-scheduler   p2p-worker          (drivers: tokio tasks around sans-IO cores)
+//!          \          /
+//!       p2p-transport                   <- this crate
+//!         board      SSH pipe client and pico-compatible pipe server (russh)
+//!         wormhole   magic-wormhole transfers and sessions, mailbox server, transit relay
+//!          |
+//!       p2p-proto                       (sans-IO: messages, codecs, framer)
+//! ```
+//!
+//! Protocol decisions live in `p2p-proto` and in the sans-IO cores above; this crate only
+//! moves bytes, owns timers and turns I/O failures into typed errors.
