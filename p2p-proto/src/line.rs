@@ -11,6 +11,7 @@
 //! lenient about content it does not know (extra keys and types are kept).
 
 use std::collections::HashSet;
+use std::fmt;
 
 use thiserror::Error;
 
@@ -239,7 +240,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn push(&mut self, key: &str, value: &dyn std::fmt::Display) -> Result<(), LineError> {
+    fn push(&mut self, key: &str, value: &dyn fmt::Display) -> Result<(), LineError> {
         if !is_key(key) {
             return Err(LineError::MalformedPair(key.chars().take(80).collect()));
         }
@@ -263,17 +264,11 @@ impl Writer {
         }
         Ok(())
     }
+}
 
-    fn push_opt(
-        &mut self,
-        key: &str,
-        value: Option<&dyn std::fmt::Display>,
-    ) -> Result<(), LineError> {
-        match value {
-            Some(value) => self.push(key, value),
-            None => Ok(()),
-        }
-    }
+/// An optional value as a pair value.
+fn shown<T: fmt::Display>(value: &Option<T>) -> Option<&dyn fmt::Display> {
+    value.as_ref().map(|value| value as _)
 }
 
 impl BoardLine {
@@ -285,57 +280,64 @@ impl BoardLine {
         };
         w.push("when", &self.when)?;
         let kind = self.message.kind();
-        match &self.message {
-            Message::Hello(m) => {
-                w.push("expires", &m.expires)?;
-                w.push("type", &kind)?;
-                w.push("from", &m.from)?;
-                w.push_opt("protocols", m.protocols.as_ref().map(|p| p as _))?;
-            }
-            Message::Request(m) => {
-                w.push("expires", &m.expires)?;
-                w.push("type", &kind)?;
-                w.push("from", &m.from)?;
-                w.push("future", &m.future)?;
-                w.push("size", &m.size)?;
-                w.push_opt("protocols", m.protocols.as_ref().map(|p| p as _))?;
-            }
-            Message::Offer(m) => {
-                w.push("expires", &m.expires)?;
-                w.push("type", &kind)?;
-                w.push("from", &m.from)?;
-                w.push("to", &m.to)?;
-                w.push("future", &m.future)?;
-                w.push_opt("protocols", m.protocols.as_ref().map(|p| p as _))?;
-                w.push_opt("pk", m.pk.as_ref().map(|p| p as _))?;
-            }
-            Message::Accept(m) => {
-                w.push("expires", &m.expires)?;
-                w.push("type", &kind)?;
-                w.push("from", &m.from)?;
-                w.push("to", &m.to)?;
-                w.push("future", &m.future)?;
-                w.push("via", &m.via)?;
-            }
-            Message::Withdraw(m) => {
-                w.push("type", &kind)?;
-                w.push("from", &m.from)?;
-                w.push("to", &m.to)?;
-                w.push("future", &m.future)?;
-            }
-            Message::Result(m) => {
-                w.push("expires", &m.expires)?;
-                w.push("type", &kind)?;
-                w.push("from", &m.from)?;
-                w.push("to", &m.to)?;
-                w.push("future", &m.future)?;
-                w.push("via", &m.via)?;
-            }
-            Message::Unknown { kind } => {
+        // Keys in future.p2p's order; `None` is an optional key that is absent.
+        type Pairs<'a> = Vec<(&'static str, Option<&'a dyn fmt::Display>)>;
+        let pairs: Pairs = match &self.message {
+            Message::Hello(m) => vec![
+                ("expires", Some(&m.expires)),
+                ("type", Some(&kind)),
+                ("from", Some(&m.from)),
+                ("protocols", shown(&m.protocols)),
+            ],
+            Message::Request(m) => vec![
+                ("expires", Some(&m.expires)),
+                ("type", Some(&kind)),
+                ("from", Some(&m.from)),
+                ("future", Some(&m.future)),
+                ("size", Some(&m.size)),
+                ("protocols", shown(&m.protocols)),
+            ],
+            Message::Offer(m) => vec![
+                ("expires", Some(&m.expires)),
+                ("type", Some(&kind)),
+                ("from", Some(&m.from)),
+                ("to", Some(&m.to)),
+                ("future", Some(&m.future)),
+                ("protocols", shown(&m.protocols)),
+                ("pk", shown(&m.pk)),
+            ],
+            Message::Accept(m) => vec![
+                ("expires", Some(&m.expires)),
+                ("type", Some(&kind)),
+                ("from", Some(&m.from)),
+                ("to", Some(&m.to)),
+                ("future", Some(&m.future)),
+                ("via", Some(&m.via)),
+            ],
+            Message::Withdraw(m) => vec![
+                ("type", Some(&kind)),
+                ("from", Some(&m.from)),
+                ("to", Some(&m.to)),
+                ("future", Some(&m.future)),
+            ],
+            Message::Result(m) => vec![
+                ("expires", Some(&m.expires)),
+                ("type", Some(&kind)),
+                ("from", Some(&m.from)),
+                ("to", Some(&m.to)),
+                ("future", Some(&m.future)),
+                ("via", Some(&m.via)),
+            ],
+            Message::Unknown { .. } => {
                 if !is_key(kind) {
                     return Err(bad_value("type", "expected a word"));
                 }
-                w.push("type", kind)?;
+                vec![("type", Some(&kind))]
+            }
+        };
+        for (key, value) in pairs {
+            if let Some(value) = value {
+                w.push(key, value)?;
             }
         }
         for (key, value) in &self.extra {
