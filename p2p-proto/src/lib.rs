@@ -10,6 +10,7 @@
 //!     id         ClusterName, PeerId, FutureId, WormholeCode: validated identifiers
 //!     time       BoardTime (`when`), Expiry (`expires`)
 //!     protocols  Protocols: the `;`-separated capability list, negotiation
+//!     seal       sealed codes: a wormhole code only the accepted worker can open
 //!   data plane (binary, on a warm session)
 //!     frame      Frame (hello, task, result, heartbeat, cancel, progress), FrameDecoder
 //! ```
@@ -24,6 +25,7 @@ pub mod id;
 pub mod line;
 pub mod message;
 pub mod protocols;
+pub mod seal;
 pub mod time;
 
 pub use frame::{Frame, FrameDecoder, FrameError};

@@ -17,7 +17,8 @@ use thiserror::Error;
 
 use crate::framer::MAX_LINE_LEN;
 use crate::message::{
-    Accept, BoardLine, Hello, Message, Offer, Request, ResultReady, Role, Withdraw, WorkerKey,
+    Accept, BoardLine, Decline, Hello, Message, Offer, Request, ResultReady, Role, Withdraw,
+    WorkerKey,
 };
 use crate::time::BoardTime;
 
@@ -212,6 +213,12 @@ pub fn decode(line: &str) -> Result<BoardLine, LineError> {
             future: pairs.required("future")?,
             via: pairs.required("via")?,
         }),
+        "decline" => Message::Decline(Decline {
+            from: pairs.required("from")?,
+            to: pairs.required("to")?,
+            future: pairs.required("future")?,
+            reason: pairs.required("reason")?,
+        }),
         other => {
             if !is_key(other) {
                 return Err(bad_value("type", "expected a word"));
@@ -327,6 +334,13 @@ impl BoardLine {
                 ("to", Some(&m.to)),
                 ("future", Some(&m.future)),
                 ("via", Some(&m.via)),
+            ],
+            Message::Decline(m) => vec![
+                ("type", Some(&kind)),
+                ("from", Some(&m.from)),
+                ("to", Some(&m.to)),
+                ("future", Some(&m.future)),
+                ("reason", Some(&m.reason)),
             ],
             Message::Unknown { .. } => {
                 if !is_key(kind) {

@@ -8,10 +8,12 @@
 //! | accept                   | client | expires, to, future, via                 |
 //! | withdraw                 | client | to, future                               |
 //! | result                   | worker | expires, to, future, via                 |
+//! | decline                  | worker | to, future, reason                       |
 //!
 //! `protocols` is absent in lines of the seed version of future.p2p, hence optional. `pk`
-//! is this project's addition (a worker's X25519 key, for sealed codes). Keys nobody here
-//! knows are kept in [`BoardLine::extra`], and a type nobody here knows is surfaced as
+//! is this project's addition (a worker's X25519 key, for sealed codes), and so is `decline`,
+//! a worker's refusal of a request (future.p2p peers ignore it as an unknown type). Keys
+//! nobody here knows are kept in [`BoardLine::extra`], and a type nobody here knows is surfaced as
 //! [`Message::Unknown`]: newer peers can extend the board without breaking older ones.
 //! The text form is in [`crate::line`].
 
@@ -55,6 +57,7 @@ pub enum Message {
     Accept(Accept),
     Withdraw(Withdraw),
     Result(ResultReady),
+    Decline(Decline),
     /// A `type` this build does not know; its keys are in [`BoardLine::extra`].
     Unknown {
         kind: String,
@@ -71,6 +74,7 @@ impl Message {
             Message::Accept(_) => "accept",
             Message::Withdraw(_) => "withdraw",
             Message::Result(_) => "result",
+            Message::Decline(_) => "decline",
             Message::Unknown { kind } => kind,
         }
     }
@@ -84,6 +88,7 @@ impl Message {
             Message::Accept(m) => Some(&m.from),
             Message::Withdraw(m) => Some(&m.from),
             Message::Result(m) => Some(&m.from),
+            Message::Decline(m) => Some(&m.from),
             Message::Unknown { .. } => None,
         }
     }
@@ -171,6 +176,62 @@ pub struct ResultReady {
     pub to: PeerId,
     pub future: FutureId,
     pub via: TransferUri,
+}
+
+/// A worker refuses a client's request, so that the client can tell its user why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decline {
+    pub from: PeerId,
+    /// The requesting client.
+    pub to: PeerId,
+    pub future: FutureId,
+    pub reason: DeclineReason,
+}
+
+/// Why a worker declined.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DeclineReason {
+    /// The worker's allowlist does not include the client's user.
+    NotAllowed,
+    /// The payload is larger than the worker accepts.
+    TooLarge,
+    /// A reason from a newer peer (a word of letters, digits and '-').
+    Other(String),
+}
+
+impl fmt::Display for DeclineReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DeclineReason::NotAllowed => "not-allowed",
+            DeclineReason::TooLarge => "too-large",
+            DeclineReason::Other(reason) => reason,
+        })
+    }
+}
+
+impl FromStr for DeclineReason {
+    type Err = IdError;
+
+    fn from_str(value: &str) -> Result<Self, IdError> {
+        match value {
+            "not-allowed" => Ok(DeclineReason::NotAllowed),
+            "too-large" => Ok(DeclineReason::TooLarge),
+            other
+                if !other.is_empty()
+                    && other.len() <= 64
+                    && other
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+            {
+                Ok(DeclineReason::Other(other.to_owned()))
+            }
+            other => Err(IdError {
+                kind: "decline reason",
+                value: other.chars().take(80).collect(),
+                reason: "must be a word of letters, digits and '-'",
+            }),
+        }
+    }
 }
 
 /// A worker's X25519 public key, written as 43 characters of unpadded base64url (the board

@@ -36,6 +36,8 @@ fn corpus_of_malformed_lines() {
         ("when=2025-10-01T09:00:01,type=accept,from=a@b:1,expires=1,to=c@d:2,future=f".into(), |e| *e == missing("accept", "via")),
         ("when=2025-10-01T09:00:01,type=withdraw,from=a@b:1,future=f".into(), |e| *e == missing("withdraw", "to")),
         (truncated.into(), |e| matches!(e, LineError::MissingKey { .. } | LineError::BadValue { .. })),
+        ("when=2025-10-01T09:00:01,type=decline,from=a@b:1,to=c@d:2,future=f".into(), |e| *e == missing("decline", "reason")),
+        ("when=2025-10-01T09:00:01,type=decline,from=a@b:1,to=c@d:2,future=f,reason=no_way".into(), |e| matches!(e, LineError::BadValue { key, .. } if key == "reason")),
         ("when=2025-10-01T09:00:01,type=worker,type=client,from=a@b:1,expires=1".into(), |e| *e == LineError::DuplicateKey("type".into())),
         ("when=2025-10-01T09:00:01,when=2025-10-01T09:00:01,type=worker".into(), |e| *e == LineError::DuplicateKey("when".into())),
         ("when=2025-10-01T09:00:01,type=worker,from=a@b:1,expires=1,,".into(), |e| matches!(e, LineError::MalformedPair(_))),

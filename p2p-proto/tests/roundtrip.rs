@@ -3,8 +3,8 @@
 use p2p_proto::id::{FutureId, PeerId, WormholeCode};
 use p2p_proto::line;
 use p2p_proto::message::{
-    Accept, BoardLine, Hello, Message, Offer, Request, ResultReady, Role, SealedCode, TransferUri,
-    Withdraw, WorkerKey,
+    Accept, BoardLine, Decline, DeclineReason, Hello, Message, Offer, Request, ResultReady, Role,
+    SealedCode, TransferUri, Withdraw, WorkerKey,
 };
 use p2p_proto::protocols::Protocols;
 use p2p_proto::time::{BoardTime, Expiry};
@@ -108,6 +108,24 @@ fn message() -> impl Strategy<Value = Message> {
                 via,
             })
         }),
+        (
+            peer(),
+            peer(),
+            future(),
+            prop_oneof![
+                Just(DeclineReason::NotAllowed),
+                Just(DeclineReason::TooLarge),
+                "[a-z0-9]{1,10}(-[a-z0-9]{1,10})?".prop_map(DeclineReason::Other),
+            ]
+        )
+            .prop_map(|(from, to, future, reason)| {
+                Message::Decline(Decline {
+                    from,
+                    to,
+                    future,
+                    reason,
+                })
+            }),
         "x[a-z]{0,10}".prop_map(|kind| Message::Unknown { kind }),
     ]
 }
