@@ -4,8 +4,10 @@
 //!   p2p-r, embedders
 //!          |
 //!       p2p-scheduler                   <- this crate
-//!         core      sans-IO dispatch state machine (events + time in, actions out)
-//!         driver    tokio task feeding the core from the board and transfers
+//!         core      sans-IO dispatch state machine: board lines, transfer reports and
+//!                   time in; board posts, dispatches and task outcomes out
 //!          |
 //!       p2p-transport, p2p-proto
 //! ```
+
+pub mod core;
