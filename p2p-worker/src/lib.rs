@@ -5,8 +5,11 @@
 //!          |
 //!       p2p-worker                      <- this crate
 //!         core      sans-IO worker state machine: board lines and time in, actions out
+//!         executor  the Executor trait (payload in, result out, drop to cancel);
+//!                   CommandExecutor runs a shell command per task
 //!          |
 //!       p2p-transport, p2p-proto
 //! ```
 
 pub mod core;
+pub mod executor;
