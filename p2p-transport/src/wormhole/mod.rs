@@ -13,12 +13,16 @@
 
 pub mod code;
 pub mod config;
+pub mod mailbox;
+pub mod relay;
 pub mod transfer;
 
 pub use code::{CodeError, WormholeCode};
 pub use config::{
     DEFAULT_MAILBOX_URL, DEFAULT_RELAY_URL, RelayUrlError, TransitMode, WormholeConfig,
 };
+pub use mailbox::{MailboxConfig, MailboxHandle, MailboxServer};
+pub use relay::{RelayConfig, RelayHandle, TransitRelay};
 pub use transfer::{
     ProgressFn, Received, ReceivedFile, TransferError, TransferOptions, receive_bytes,
     receive_file, send_bytes, send_file,

@@ -270,3 +270,21 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+/// Our mailbox server and transit relay on 127.0.0.1 with default limits.
+pub async fn our_servers() -> (
+    p2p_transport::wormhole::MailboxHandle,
+    p2p_transport::wormhole::RelayHandle,
+    p2p_transport::wormhole::WormholeConfig,
+) {
+    use p2p_transport::wormhole::{MailboxConfig, MailboxServer, RelayConfig, TransitRelay};
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let mailbox = MailboxServer::bind(loopback, MailboxConfig::default())
+        .await
+        .expect("bind mailbox");
+    let relay = TransitRelay::bind(loopback, RelayConfig::default())
+        .await
+        .expect("bind relay");
+    let config = p2p_transport::wormhole::WormholeConfig::new(mailbox.url(), relay.url());
+    (mailbox, relay, config)
+}
