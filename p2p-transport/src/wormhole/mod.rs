@@ -15,6 +15,7 @@ pub mod code;
 pub mod config;
 pub mod mailbox;
 pub mod relay;
+pub mod session;
 pub mod transfer;
 
 pub use code::{CodeError, WormholeCode};
@@ -23,6 +24,7 @@ pub use config::{
 };
 pub use mailbox::{MailboxConfig, MailboxHandle, MailboxServer};
 pub use relay::{RelayConfig, RelayHandle, TransitRelay};
+pub use session::{Session, SessionConfig, SessionError, SessionRole, SessionSender};
 pub use transfer::{
     ProgressFn, Received, ReceivedFile, TransferError, TransferOptions, receive_bytes,
     receive_file, send_bytes, send_file,
