@@ -12,3 +12,4 @@
 //!
 //! Protocol decisions live in `p2p-proto` and in the sans-IO cores above; this crate only
 //! moves bytes, owns timers and turns I/O failures into typed errors.
+pub mod wormhole;
