@@ -364,7 +364,15 @@ impl SchedulerCore {
                 self.accept(now, task, offer);
             }
             Message::Decline(decline) if decline.to == self.config.me => {
-                if let Some(&task) = self.by_future.get(&decline.future) {
+                let Some(&task) = self.by_future.get(&decline.future) else {
+                    return;
+                };
+                if self.is_assigned_to(task, &decline.from) {
+                    // The worker gave up on a task it had taken (its executor failed, or
+                    // it refused the payload after all): try elsewhere.
+                    let error = format!("worker declined the task: {}", decline.reason);
+                    self.task_failed(now, task, &decline.from, &error);
+                } else {
                     self.event(
                         task,
                         TaskEvent::Declined {

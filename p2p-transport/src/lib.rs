@@ -6,10 +6,13 @@
 //!       p2p-transport                   <- this crate
 //!         board      SSH pipe client and pico-compatible pipe server (russh)
 //!         wormhole   magic-wormhole transfers and sessions, mailbox server, transit relay
+//!         lines      LineChannel: a topic as lines in / lines out, for the drivers
 //!          |
 //!       p2p-proto                       (sans-IO: messages, codecs, framer)
 //! ```
 //!
 //! Protocol decisions live in `p2p-proto` and in the sans-IO cores above; this crate only
 //! moves bytes, owns timers and turns I/O failures into typed errors.
+
+pub mod lines;
 pub mod wormhole;
