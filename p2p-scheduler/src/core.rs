@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  submit ──> Queued ──(request on the board, re-posted when it expires)
-//!               │  offer from a worker not tried before
+//!               │  offer (from a worker not tried before, while there are such)
 //!               v
 //!            Assigned ──(accept posted; the driver moves payload and result)
 //!               │ task_succeeded            │ task_failed / no start in time / session lost
@@ -348,8 +348,14 @@ impl SchedulerCore {
                     return;
                 };
                 let queued = matches!(state.phase, Phase::Queued { .. });
+                // A worker that failed this task gets it again only when no live worker
+                // is left that has not tried it: a transient failure on a one-worker
+                // cluster must not strand the task (retries stay bounded).
+                let untried_elsewhere = self.workers.iter().any(|(id, w)| {
+                    w.expires > now && *id != offer.from && !state.tried.contains(id)
+                });
                 if !queued
-                    || state.tried.contains(&offer.from)
+                    || (state.tried.contains(&offer.from) && untried_elsewhere)
                     || expires_ms(offer.expires) < now
                     || self.sessions.contains_key(&offer.from)
                 {

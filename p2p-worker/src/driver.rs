@@ -202,11 +202,19 @@ impl<E: Executor> Driver<E> {
             cancel,
         };
         tokio::spawn(async move {
+            use futures::FutureExt;
             let future = assignment.future.clone();
-            let ok = match assignment.mode {
-                TransferMode::Files => job.files(assignment).await,
-                TransferMode::Session => job.session(assignment).await,
+            let run = async {
+                match assignment.mode {
+                    TransferMode::Files => job.files(assignment).await,
+                    TransferMode::Session => job.session(assignment).await,
+                }
             };
+            // A panicking executor must not leak the slot: the task just failed.
+            let ok = std::panic::AssertUnwindSafe(run)
+                .catch_unwind()
+                .await
+                .unwrap_or(false);
             let _ = job.reports.send(Report::TaskEnded(future, ok));
         });
     }

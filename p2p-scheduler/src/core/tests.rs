@@ -242,7 +242,14 @@ fn failures_retry_on_other_workers_then_fail_naming_them() {
         matches!(posted(&actions)[..], [Message::Request(_)]),
         "re-posted"
     );
-    // bob failed it once: his new offer is skipped.
+    // bob failed it once: while carol is around, his new offer is skipped.
+    let hello = line::decode(&format!(
+        "when=2025-10-01T09:00:00,expires={},type=worker,from={},protocols=wormhole",
+        T0 / 1000 + 60,
+        carol()
+    ))
+    .unwrap();
+    core.handle_line(T0 + 2, &hello);
     core.handle_line(T0 + 2, &offer(&bob(), &fid(1), Some("wormhole"), None));
     assert!(posted(&drain(&mut core)).is_empty());
     core.handle_line(T0 + 2, &offer(&carol(), &fid(1), Some("wormhole"), None));
@@ -339,4 +346,18 @@ fn open_requests_are_bounded_and_workers_are_tracked() {
     }
     core.handle_line(T0, &other);
     assert!(drain(&mut core).is_empty());
+}
+
+#[test]
+fn a_lone_worker_gets_a_failed_task_again() {
+    let mut core = core(SchedulerConfig::new(me()));
+    let task = core.submit(T0, fid(1), 1);
+    drain(&mut core);
+    core.handle_line(T0, &offer(&bob(), &fid(1), Some("wormhole"), None));
+    drain(&mut core);
+    core.task_failed(T0 + 1, task, &bob(), "transient");
+    drain(&mut core);
+    core.handle_line(T0 + 2, &offer(&bob(), &fid(1), Some("wormhole"), None));
+    let actions = drain(&mut core);
+    assert!(matches!(posted(&actions)[..], [Message::Accept(a)] if a.to == bob()));
 }
