@@ -267,9 +267,14 @@ impl SchedulerCore {
 
     /// When [`SchedulerCore::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        let tasks = self.tasks.values().filter_map(|t| match t.phase {
-            Phase::Queued { request } => request,
-            Phase::Assigned { start_by, .. } => start_by,
+        let tasks = self.tasks.values().filter_map(|t| match &t.phase {
+            Phase::Queued { request } => *request,
+            Phase::Assigned {
+                start_by: Some(deadline),
+                ..
+            } => Some(*deadline),
+            // A running task's worker is lost when its hello expires.
+            Phase::Assigned { worker, .. } => self.workers.get(worker).map(|w| w.expires),
         });
         tasks.chain([self.next_hello]).min()
     }
@@ -490,6 +495,29 @@ impl SchedulerCore {
                 task,
                 &worker,
                 "worker did not start the transfer in time",
+            );
+        }
+        // A worker says nothing on the board while it runs a file-route task; its hellos,
+        // repeated well within their expiry, are its heartbeat. (Sessions have their own.)
+        let vanished: Vec<(TaskId, PeerId)> = self
+            .tasks
+            .iter()
+            .filter_map(|(&task, state)| match &state.phase {
+                Phase::Assigned { worker, .. }
+                    if !self.sessions.contains_key(worker)
+                        && self.workers.get(worker).is_some_and(|w| w.expires <= now) =>
+                {
+                    Some((task, worker.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (task, worker) in vanished {
+            self.task_failed(
+                now,
+                task,
+                &worker,
+                "worker vanished from the board (its hello expired)",
             );
         }
         for state in self.tasks.values_mut() {

@@ -361,3 +361,24 @@ fn a_lone_worker_gets_a_failed_task_again() {
     let actions = drain(&mut core);
     assert!(matches!(posted(&actions)[..], [Message::Accept(a)] if a.to == bob()));
 }
+
+#[test]
+fn a_worker_whose_hello_expires_mid_task_loses_the_task() {
+    let mut core = core(SchedulerConfig::new(me()));
+    let task = core.submit(T0, fid(1), 1);
+    drain(&mut core);
+    let hello = line::decode(&format!(
+        "when=2025-10-01T09:00:00,expires={},type=worker,from={},protocols=wormhole",
+        T0 / 1000 + 60,
+        bob()
+    ))
+    .unwrap();
+    core.handle_line(T0, &hello);
+    core.handle_line(T0, &offer(&bob(), &fid(1), Some("wormhole"), None));
+    drain(&mut core);
+    core.task_started(task, &bob());
+    assert!(core.poll_timeout().is_some_and(|t| t <= T0 + 60_000));
+    core.handle_timeout(T0 + 60_000);
+    let actions = drain(&mut core);
+    assert!(actions.iter().any(|a| matches!(a, SchedulerAction::Event { event: TaskEvent::Retried { error, .. }, .. } if error.contains("vanished"))), "{actions:?}");
+}
