@@ -326,7 +326,7 @@ impl Driver {
             }
             Report::SessionUp(worker, task, sender, close) => {
                 self.sessions.insert(worker.clone(), (sender, close));
-                self.core.session_opened(&worker, task);
+                self.core.session_opened(now, &worker, task);
                 self.core.task_started(task, &worker);
             }
             Report::SessionFrame(worker, frame) => self.session_frame(now, worker, frame),

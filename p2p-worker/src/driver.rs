@@ -11,7 +11,7 @@
 //! The driver never blocks on a task: jobs run in their own tasks, so the board is read
 //! all the time (a stalled reader would stall the whole topic for everyone).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -344,16 +344,21 @@ impl<E: Executor> JobContext<E> {
         if !hello_ok || session.send(&Frame::Hello(ours)).await.is_err() {
             return false;
         }
+        // Tasks the client pipelined while another ran; they run in arrival order.
+        let mut pending: VecDeque<p2p_proto::frame::Task> = VecDeque::new();
         let mut first = true;
         loop {
-            let task = tokio::select! {
-                frame = session.recv() => match frame {
-                    Ok(Frame::Task(task)) => task,
-                    Ok(_) => continue,
-                    // The client closed the session (queue empty) or it died.
-                    Err(_) => return true,
+            let task = match pending.pop_front() {
+                Some(task) => task,
+                None => tokio::select! {
+                    frame = session.recv() => match frame {
+                        Ok(Frame::Task(task)) => task,
+                        Ok(_) => continue,
+                        // The client closed the session (queue empty) or it died.
+                        Err(_) => return true,
+                    },
+                    () = self.cancel.cancelled() => return false,
                 },
-                () = self.cancel.cancelled() => return false,
             };
             if first {
                 first = false;
@@ -384,6 +389,10 @@ impl<E: Executor> JobContext<E> {
                             kind: RemoteErrorKind::Cancelled,
                             message: "cancelled by the client".into(),
                         }),
+                        // A cancelled task that has not started is simply dropped: the
+                        // client has already finished it.
+                        Ok(Frame::Cancel(cancel)) => pending.retain(|t| t.future != cancel.future),
+                        Ok(Frame::Task(next)) => pending.push_back(next),
                         Ok(_) => {}
                         Err(_) => return false,
                     },

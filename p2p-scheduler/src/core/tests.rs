@@ -195,7 +195,7 @@ fn warm_session_takes_queued_tasks_without_the_board_then_closes() {
             .iter()
             .any(|m| matches!(m, Message::Request(r) if r.future == fid(2)))
     );
-    core.session_opened(&bob(), t1);
+    core.session_opened(T0, &bob(), t1);
     core.task_started(t1, &bob());
     assert!(core.task_succeeded(T0 + 1, t1, &bob()));
     let actions = drain(&mut core);
