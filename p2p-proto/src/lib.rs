@@ -1,0 +1,37 @@
+//! Sans-IO wire protocol of future-p2p: no sockets, no tokio, no clocks.
+//!
+//! ```text
+//!   board (text, one line per message, on the cluster's pipe topic)
+//!     framer     LineFramer: arbitrary byte chunks from the pipe -> lines
+//!     line       decode / BoardLine::encode: line <-> BoardLine, future.p2p-compatible
+//!     message    BoardLine, Message (hello, request, offer, accept, withdraw, result),
+//!                TransferUri, WorkerKey, SealedCode
+//!   shared vocabulary
+//!     id         ClusterName, PeerId, FutureId, WormholeCode: validated identifiers
+//!     time       BoardTime (`when`), Expiry (`expires`)
+//!     protocols  Protocols: the `;`-separated capability list, negotiation
+//!     seal       sealed codes: a wormhole code only the accepted worker can open
+//!   data plane (binary, on a warm session)
+//!     frame      Frame (hello, task, result, heartbeat, cancel, progress), FrameDecoder
+//! ```
+//!
+//! Above this crate, `p2p-transport` moves the bytes and the scheduler and worker cores
+//! decide what to send; everything here is pure functions and plain data, so it is tested
+//! exhaustively with proptest and golden lines from real future.p2p peers.
+
+pub mod frame;
+pub mod framer;
+pub mod id;
+pub mod line;
+pub mod message;
+pub mod protocols;
+pub mod seal;
+pub mod time;
+
+pub use frame::{Frame, FrameDecoder, FrameError};
+pub use framer::{FramerError, LineFramer};
+pub use id::{ClusterName, FutureId, IdError, PeerId, WormholeCode};
+pub use line::LineError;
+pub use message::{BoardLine, Message, TransferUri};
+pub use protocols::Protocols;
+pub use time::{BoardTime, Expiry};

@@ -4,9 +4,9 @@
 //!   p2p-r (R evaluator), examples/worker
 //!          |
 //!       p2p-worker                      <- this crate
-//!         core      sans-IO worker state machine (events + time in, actions out)
-//!         executor  the `Executor` trait that evaluates one payload
-//!         driver    tokio task feeding the core from the board and transfers
+//!         core      sans-IO worker state machine: board lines and time in, actions out
 //!          |
 //!       p2p-transport, p2p-proto
 //! ```
+
+pub mod core;

@@ -1,0 +1,412 @@
+//! Board messages: what peers say to each other on the cluster's pipe topic.
+//!
+//! | type                     | sender | keys besides when, type, from            |
+//! |--------------------------|--------|------------------------------------------|
+//! | worker / client / cluster| anyone | expires, protocols                       |
+//! | request                  | client | expires, future, size, protocols         |
+//! | offer                    | worker | expires, to, future, protocols, pk       |
+//! | accept                   | client | expires, to, future, via                 |
+//! | withdraw                 | client | to, future                               |
+//! | result                   | worker | expires, to, future, via                 |
+//! | decline                  | worker | to, future, reason                       |
+//!
+//! `protocols` is absent in lines of the seed version of future.p2p, hence optional. `pk`
+//! is this project's addition (a worker's X25519 key, for sealed codes), and so is `decline`,
+//! a worker's refusal of a request (future.p2p peers ignore it as an unknown type). Keys
+//! nobody here knows are kept in [`BoardLine::extra`], and a type nobody here knows is surfaced as
+//! [`Message::Unknown`]: newer peers can extend the board without breaking older ones.
+//! The text form is in [`crate::line`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::id::{FutureId, IdError, PeerId, WormholeCode};
+use crate::protocols::Protocols;
+use crate::time::{BoardTime, Expiry};
+
+/// One line on the board: timestamp, message, and keys this build does not interpret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardLine {
+    /// Sender's wall-clock time (informational, sender's zone).
+    pub when: BoardTime,
+    pub message: Message,
+    /// Unknown keys, in the order they appeared; written back after the known ones.
+    pub extra: Vec<(String, String)>,
+}
+
+impl BoardLine {
+    /// A line with no extra keys.
+    pub fn new(when: BoardTime, message: Message) -> Self {
+        BoardLine {
+            when,
+            message,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// The typed content of a board line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Hello(Hello),
+    Request(Request),
+    Offer(Offer),
+    Accept(Accept),
+    Withdraw(Withdraw),
+    Result(ResultReady),
+    Decline(Decline),
+    /// A `type` this build does not know; its keys are in [`BoardLine::extra`].
+    Unknown {
+        kind: String,
+    },
+}
+
+impl Message {
+    /// The value of the `type` key.
+    pub fn kind(&self) -> &str {
+        match self {
+            Message::Hello(hello) => hello.role.as_str(),
+            Message::Request(_) => "request",
+            Message::Offer(_) => "offer",
+            Message::Accept(_) => "accept",
+            Message::Withdraw(_) => "withdraw",
+            Message::Result(_) => "result",
+            Message::Decline(_) => "decline",
+            Message::Unknown { kind } => kind,
+        }
+    }
+
+    /// The sender, for every known type.
+    pub fn from(&self) -> Option<&PeerId> {
+        match self {
+            Message::Hello(m) => Some(&m.from),
+            Message::Request(m) => Some(&m.from),
+            Message::Offer(m) => Some(&m.from),
+            Message::Accept(m) => Some(&m.from),
+            Message::Withdraw(m) => Some(&m.from),
+            Message::Result(m) => Some(&m.from),
+            Message::Decline(m) => Some(&m.from),
+            Message::Unknown { .. } => None,
+        }
+    }
+}
+
+/// Who says hello.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Worker,
+    Client,
+    /// The host holding the topic open (`future-p2p host`, future.p2p's `host_cluster()`).
+    Cluster,
+}
+
+impl Role {
+    /// The `type` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Worker => "worker",
+            Role::Client => "client",
+            Role::Cluster => "cluster",
+        }
+    }
+}
+
+/// A peer announces itself and how long it stays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    pub role: Role,
+    pub from: PeerId,
+    pub expires: Expiry,
+    pub protocols: Option<Protocols>,
+}
+
+/// A client has a future to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub from: PeerId,
+    pub expires: Expiry,
+    pub future: FutureId,
+    /// Payload size in bytes.
+    pub size: u64,
+    pub protocols: Option<Protocols>,
+}
+
+/// A worker offers to run a requested future.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    pub from: PeerId,
+    pub expires: Expiry,
+    /// The requesting client.
+    pub to: PeerId,
+    pub future: FutureId,
+    pub protocols: Option<Protocols>,
+    /// Key to seal the accept's code to (this project's peers only).
+    pub pk: Option<WorkerKey>,
+}
+
+/// The client picks a worker and says how the future will travel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accept {
+    pub from: PeerId,
+    pub expires: Expiry,
+    /// The chosen worker.
+    pub to: PeerId,
+    pub future: FutureId,
+    pub via: TransferUri,
+}
+
+/// The client takes a request (or an accept) back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdraw {
+    pub from: PeerId,
+    /// The worker concerned, or the client itself for a request nobody was accepted for.
+    pub to: PeerId,
+    pub future: FutureId,
+}
+
+/// A worker announces that a result is ready to be fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultReady {
+    pub from: PeerId,
+    pub expires: Expiry,
+    /// The client the result belongs to.
+    pub to: PeerId,
+    pub future: FutureId,
+    pub via: TransferUri,
+}
+
+/// A worker refuses a client's request, so that the client can tell its user why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decline {
+    pub from: PeerId,
+    /// The requesting client.
+    pub to: PeerId,
+    pub future: FutureId,
+    pub reason: DeclineReason,
+}
+
+/// Why a worker declined.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DeclineReason {
+    /// The worker's allowlist does not include the client's user.
+    NotAllowed,
+    /// The payload is larger than the worker accepts.
+    TooLarge,
+    /// A reason from a newer peer (a word of letters, digits and '-').
+    Other(String),
+}
+
+impl fmt::Display for DeclineReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DeclineReason::NotAllowed => "not-allowed",
+            DeclineReason::TooLarge => "too-large",
+            DeclineReason::Other(reason) => reason,
+        })
+    }
+}
+
+impl FromStr for DeclineReason {
+    type Err = IdError;
+
+    fn from_str(value: &str) -> Result<Self, IdError> {
+        match value {
+            "not-allowed" => Ok(DeclineReason::NotAllowed),
+            "too-large" => Ok(DeclineReason::TooLarge),
+            other
+                if !other.is_empty()
+                    && other.len() <= 64
+                    && other
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+            {
+                Ok(DeclineReason::Other(other.to_owned()))
+            }
+            other => Err(IdError {
+                kind: "decline reason",
+                value: other.chars().take(80).collect(),
+                reason: "must be a word of letters, digits and '-'",
+            }),
+        }
+    }
+}
+
+/// A worker's X25519 public key, written as 43 characters of unpadded base64url (the board
+/// format forbids `=`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WorkerKey(pub [u8; 32]);
+
+impl fmt::Debug for WorkerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WorkerKey({self})")
+    }
+}
+
+impl fmt::Display for WorkerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&URL_SAFE_NO_PAD.encode(self.0))
+    }
+}
+
+impl FromStr for WorkerKey {
+    type Err = IdError;
+
+    fn from_str(value: &str) -> Result<Self, IdError> {
+        let bytes = URL_SAFE_NO_PAD.decode(value).ok();
+        bytes
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .map(WorkerKey)
+            .ok_or_else(|| IdError {
+                kind: "worker key",
+                value: value.chars().take(80).collect(),
+                reason: "expected 32 bytes in unpadded base64url",
+            })
+    }
+}
+
+/// How a payload travels, as written in `via`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TransferUri {
+    /// `wormhole://CODE`, future.p2p 0.4.0.
+    Wormhole(WormholeCode),
+    /// A bare `CODE`, as the seed version of future.p2p writes it.
+    BareWormhole(WormholeCode),
+    /// `wormhole-sealed://BOX`: the code sealed to the accepted worker's [`WorkerKey`], so
+    /// other members reading the board cannot race for the transfer.
+    Sealed(SealedCode),
+}
+
+impl TransferUri {
+    /// The URI scheme of sealed codes.
+    pub const SEALED_SCHEME: &'static str = "wormhole-sealed://";
+    /// The URI scheme of plain codes.
+    pub const WORMHOLE_SCHEME: &'static str = "wormhole://";
+}
+
+impl FromStr for TransferUri {
+    type Err = IdError;
+
+    fn from_str(value: &str) -> Result<Self, IdError> {
+        if let Some(code) = value.strip_prefix(Self::WORMHOLE_SCHEME) {
+            return code.parse().map(TransferUri::Wormhole);
+        }
+        if let Some(sealed) = value.strip_prefix(Self::SEALED_SCHEME) {
+            return sealed.parse().map(TransferUri::Sealed);
+        }
+        if value.contains("://") {
+            return Err(IdError {
+                kind: "transfer URI",
+                value: value.chars().take(80).collect(),
+                reason: "unknown scheme (known: wormhole://, wormhole-sealed://)",
+            });
+        }
+        value.parse().map(TransferUri::BareWormhole)
+    }
+}
+
+impl fmt::Display for TransferUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransferUri::Wormhole(code) => write!(f, "{}{code}", Self::WORMHOLE_SCHEME),
+            TransferUri::BareWormhole(code) => code.fmt(f),
+            TransferUri::Sealed(sealed) => write!(f, "{}{sealed}", Self::SEALED_SCHEME),
+        }
+    }
+}
+
+/// A sealed box (ciphertext) holding a wormhole code; opening it is the worker's business.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SealedCode(Vec<u8>);
+
+impl SealedCode {
+    /// Largest sealed box accepted: a 126-byte code plus the box overhead, with room to spare.
+    pub const MAX_LEN: usize = 256;
+
+    /// Wraps ciphertext.
+    pub fn new(ciphertext: Vec<u8>) -> Result<Self, IdError> {
+        if ciphertext.is_empty() || ciphertext.len() > Self::MAX_LEN {
+            return Err(IdError {
+                kind: "sealed code",
+                value: format!("{} bytes", ciphertext.len()),
+                reason: "must be 1 to 256 bytes",
+            });
+        }
+        Ok(SealedCode(ciphertext))
+    }
+
+    /// The ciphertext.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl FromStr for SealedCode {
+    type Err = IdError;
+
+    fn from_str(value: &str) -> Result<Self, IdError> {
+        let bytes = URL_SAFE_NO_PAD.decode(value).map_err(|_| IdError {
+            kind: "sealed code",
+            value: value.chars().take(80).collect(),
+            reason: "expected unpadded base64url",
+        })?;
+        SealedCode::new(bytes)
+    }
+}
+
+impl fmt::Display for SealedCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&URL_SAFE_NO_PAD.encode(&self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transfer_uris_of_all_generations() {
+        let v04: TransferUri = "wormhole://3141-0a3f9c1b2e4d".parse().unwrap();
+        let seed: TransferUri = "3141-0a3f9c1b2e4d".parse().unwrap();
+        assert!(
+            matches!(&v04, TransferUri::Wormhole(code) if code.as_str() == "3141-0a3f9c1b2e4d")
+        );
+        assert!(
+            matches!(&seed, TransferUri::BareWormhole(code) if code.as_str() == "3141-0a3f9c1b2e4d")
+        );
+        assert_eq!(v04.to_string(), "wormhole://3141-0a3f9c1b2e4d");
+        assert_eq!(seed.to_string(), "3141-0a3f9c1b2e4d");
+        let sealed = TransferUri::Sealed(SealedCode::new(vec![0xfb; 70]).unwrap());
+        let text = sealed.to_string();
+        assert!(!text.contains('=') && !text.contains(','));
+        assert_eq!(text.parse::<TransferUri>().unwrap(), sealed);
+        for bad in [
+            "ftp://x",
+            "wormhole://",
+            "wormhole://nocode",
+            "wormhole-sealed://",
+            "wormhole-sealed://!!",
+            "x",
+        ] {
+            assert!(bad.parse::<TransferUri>().is_err(), "{bad:?} accepted");
+        }
+        let huge = format!(
+            "{}{}",
+            TransferUri::SEALED_SCHEME,
+            URL_SAFE_NO_PAD.encode([1u8; 257])
+        );
+        assert!(huge.parse::<TransferUri>().is_err());
+    }
+
+    #[test]
+    fn worker_keys() {
+        let key = WorkerKey([7; 32]);
+        let text = key.to_string();
+        assert_eq!(text.len(), 43);
+        assert_eq!(text.parse::<WorkerKey>().unwrap(), key);
+        assert!("AAAA".parse::<WorkerKey>().is_err());
+        assert!(format!("{text}=").parse::<WorkerKey>().is_err());
+    }
+}

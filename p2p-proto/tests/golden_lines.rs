@@ -1,0 +1,167 @@
+//! Lines as real future.p2p peers write them, both generations, read and written back.
+//!
+//! The seed version (2025-07) writes `expires` in the `when` format, no `protocols`, and a
+//! bare wormhole code in `via`; 0.4.0 writes `expires` as Unix seconds, `protocols`, and
+//! `via=wormhole://CODE`. Both come from `pico_send_message_dataframe()`: the columns of a
+//! data.frame in order, `key=value` joined by `,`.
+
+use p2p_proto::line::{self, LineError};
+use p2p_proto::message::{Message, Role, TransferUri};
+use p2p_proto::time::Expiry;
+
+const FUTURE: &str = "4f0b61a2-7c3e-95d1-0a1b-2c3d4e5f6a7b-3";
+
+fn seed_lines() -> Vec<String> {
+    vec![
+        "when=2025-07-20T14:03:11,expires=2025-07-20T15:03:11,type=worker,from=bob@laptop:12345"
+            .into(),
+        "when=2025-07-20T14:03:12,expires=2025-07-20T15:03:12,type=client,from=alice@desktop:6789"
+            .into(),
+        format!(
+            "when=2025-07-20T14:03:13,expires=2025-07-20T14:04:13,type=request,from=alice@desktop:6789,future={FUTURE},size=2371"
+        ),
+        format!(
+            "when=2025-07-20T14:03:13,expires=2025-07-20T14:04:13,type=offer,from=bob@laptop:12345,to=alice@desktop:6789,future={FUTURE}"
+        ),
+        format!(
+            "when=2025-07-20T14:03:14,expires=2025-07-20T14:04:14,type=accept,from=alice@desktop:6789,to=bob@laptop:12345,future={FUTURE},via=0419-a3f09c1b2e4d"
+        ),
+    ]
+}
+
+fn v04_lines() -> Vec<String> {
+    vec![
+        "when=2025-10-01T09:00:00,expires=1759312800,type=worker,from=bob@laptop:12345,protocols=wormhole".into(),
+        "when=2025-10-01T09:00:00,expires=1760518800,type=cluster,from=alice@server.example.org:555,protocols=wormhole".into(),
+        format!("when=2025-10-01T09:00:01,expires=1759309211,type=request,from=alice@desktop:6789,future={FUTURE},size=2371,protocols=wormhole"),
+        format!("when=2025-10-01T09:00:01,expires=1759309261,type=offer,from=bob@laptop:12345,to=alice@desktop:6789,future={FUTURE},protocols=wormhole"),
+        format!("when=2025-10-01T09:00:02,expires=1759309262,type=accept,from=alice@desktop:6789,to=bob@laptop:12345,future={FUTURE},via=wormhole://3141-0a3f9c1b2e4d"),
+    ]
+}
+
+#[test]
+fn seed_and_v04_lines_round_trip_byte_for_byte() {
+    for text in seed_lines().into_iter().chain(v04_lines()) {
+        let line = line::decode(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert!(
+            line.extra.is_empty(),
+            "{text}: unexpected extra keys {:?}",
+            line.extra
+        );
+        assert_eq!(line.encode().unwrap(), text);
+    }
+}
+
+#[test]
+fn seed_lines_have_the_seed_shapes() {
+    let lines: Vec<_> = seed_lines()
+        .iter()
+        .map(|l| line::decode(l).unwrap())
+        .collect();
+    match &lines[0].message {
+        Message::Hello(hello) => {
+            assert_eq!(hello.role, Role::Worker);
+            assert_eq!(hello.from.user(), "bob");
+            assert!(matches!(hello.expires, Expiry::Civil(_)));
+            assert_eq!(hello.protocols, None);
+        }
+        other => panic!("expected hello, got {other:?}"),
+    }
+    match &lines[2].message {
+        Message::Request(request) => {
+            assert_eq!(request.size, 2371);
+            assert_eq!(request.future.as_str(), FUTURE);
+        }
+        other => panic!("expected request, got {other:?}"),
+    }
+    match &lines[4].message {
+        Message::Accept(accept) => {
+            assert!(
+                matches!(&accept.via, TransferUri::BareWormhole(code) if code.future_code().as_str() == "0419-a3f09c1b2e4d-f")
+            );
+            assert_eq!(accept.to.as_str(), "bob@laptop:12345");
+        }
+        other => panic!("expected accept, got {other:?}"),
+    }
+}
+
+#[test]
+fn v04_lines_have_the_v04_shapes() {
+    let lines: Vec<_> = v04_lines()
+        .iter()
+        .map(|l| line::decode(l).unwrap())
+        .collect();
+    match &lines[1].message {
+        Message::Hello(hello) => {
+            assert_eq!(hello.role, Role::Cluster);
+            assert_eq!(hello.expires, Expiry::Unix(1_760_518_800));
+            assert!(hello.protocols.as_ref().unwrap().supports("wormhole"));
+        }
+        other => panic!("expected cluster hello, got {other:?}"),
+    }
+    match &lines[4].message {
+        Message::Accept(accept) => {
+            assert!(
+                matches!(&accept.via, TransferUri::Wormhole(code) if code.result_code().as_str() == "3141-0a3f9c1b2e4d-r")
+            );
+        }
+        other => panic!("expected accept, got {other:?}"),
+    }
+}
+
+#[test]
+fn r_exponent_sizes_are_read() {
+    // R's as.character(100000) is "1e+05": that is what a 100 kB future's request says.
+    let text = format!(
+        "when=2025-10-01T09:00:01,expires=1759309211,type=request,from=alice@d:1,future={FUTURE},size=1e+05,protocols=wormhole"
+    );
+    match line::decode(&text).unwrap().message {
+        Message::Request(request) => assert_eq!(request.size, 100_000),
+        other => panic!("expected request, got {other:?}"),
+    }
+    for (size, expected) in [
+        ("1.5e+06", Some(1_500_000)),
+        ("2.25e+02", Some(225)),
+        ("2.255e+02", None),
+        ("1e+30", None),
+        ("-1", None),
+        ("1.e+1", Some(10)),
+    ] {
+        let text = format!(
+            "when=2025-10-01T09:00:01,expires=1,type=request,from=a@d:1,future=f,size={size}"
+        );
+        let got = line::decode(&text).ok().map(|l| match l.message {
+            Message::Request(r) => r.size,
+            _ => unreachable!(),
+        });
+        assert_eq!(got, expected, "size={size}");
+    }
+}
+
+#[test]
+fn host_access_list_lines_are_not_messages() {
+    // host_cluster() also sends its access list, without `when=`; every reader skips it.
+    let text = "owner=alice@server:555,nusers=4,users=alice;bob;carol;diana,expires=1760518800";
+    assert_eq!(line::decode(text), Err(LineError::NotAMessage));
+}
+
+#[test]
+fn unknown_keys_and_types_are_kept() {
+    let text = "when=2025-10-01T09:00:00,expires=1759312800,type=worker,from=bob@laptop:1,protocols=wormhole;session-v1,slots=4,gpu=none";
+    let line = line::decode(text).unwrap();
+    assert_eq!(
+        line.extra,
+        vec![("slots".into(), "4".into()), ("gpu".into(), "none".into())]
+    );
+    assert_eq!(line.encode().unwrap(), text);
+
+    let text = "when=2025-10-01T09:00:00,type=stats,from=anyone,load=0.5";
+    let line = line::decode(text).unwrap();
+    assert_eq!(
+        line.message,
+        Message::Unknown {
+            kind: "stats".into()
+        }
+    );
+    assert_eq!(line.encode().unwrap(), text);
+}
