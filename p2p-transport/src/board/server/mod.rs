@@ -107,11 +107,20 @@ pub enum ServerError {
 }
 
 /// A running board server. Dropping it stops accepting and closes all connections.
-#[derive(Debug)]
 pub struct BoardServer {
     local_addr: SocketAddr,
     host_key: PublicKey,
     task: tokio::task::JoinHandle<()>,
+    /// Disconnects every client (connections run in their own tasks).
+    shutdown: Option<russh::server::RunningServerHandle>,
+}
+
+impl std::fmt::Debug for BoardServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoardServer")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BoardServer {
@@ -159,17 +168,22 @@ impl BoardServer {
             ..Default::default()
         };
         let ssh = Arc::new(ssh);
+        let (handle_tx, handle_rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             let mut hub = Hub { state };
-            if let Err(error) = hub.run_on_socket(ssh, &listener).await {
+            let running = hub.run_on_socket(ssh, &listener);
+            let _ = handle_tx.send(running.handle());
+            if let Err(error) = running.await {
                 tracing::error!(%error, "board server stopped accepting");
             }
         });
+        let shutdown = handle_rx.await.ok();
         tracing::info!(addr = %local_addr, "board server listening");
         Ok(BoardServer {
             local_addr,
             host_key: public,
             task,
+            shutdown,
         })
     }
 
@@ -186,6 +200,9 @@ impl BoardServer {
 
 impl Drop for BoardServer {
     fn drop(&mut self) {
+        if let Some(handle) = &self.shutdown {
+            handle.shutdown("board server shutting down".to_owned());
+        }
         self.task.abort();
     }
 }
