@@ -48,8 +48,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.relay_listen = args.relay;
     let hub = Hub::start(config).await?;
     let board = hub.board_addr();
-    println!("future-p2p hub running (state in {})", args.state_dir.display());
-    println!("  board    ssh -p {} {} pipe <topic>", board.port(), board.ip());
+    println!(
+        "future-p2p hub running (state in {})",
+        args.state_dir.display()
+    );
+    println!(
+        "  board    ssh -p {} {} pipe <topic>",
+        board.port(),
+        board.ip()
+    );
     println!("  mailbox  {}", hub.mailbox_url());
     println!("  relay    {}", hub.relay_url());
     println!(
@@ -66,5 +73,8 @@ fn init_logging(verbose: bool) {
     let default = if verbose { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

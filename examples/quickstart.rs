@@ -48,11 +48,19 @@ fn new_user(dir: &Path, user: &str) -> Result<(PathBuf, String), Box<dyn std::er
     let key = generate_key_file(&path)?;
     let public = key.public_key().to_openssh()?;
     let mut words = public.split_whitespace();
-    let line = format!("{user} {} {}\n", words.next().unwrap_or_default(), words.next().unwrap_or_default());
+    let line = format!(
+        "{user} {} {}\n",
+        words.next().unwrap_or_default(),
+        words.next().unwrap_or_default()
+    );
     Ok((path, line))
 }
 
-fn board_config(hub: &Hub, key: &Path, known_hosts: &Path) -> Result<BoardConfig, Box<dyn std::error::Error>> {
+fn board_config(
+    hub: &Hub,
+    key: &Path,
+    known_hosts: &Path,
+) -> Result<BoardConfig, Box<dyn std::error::Error>> {
     let port = hub.board_addr().port().to_string();
     let args = [
         "-p".to_owned(),
@@ -71,9 +79,13 @@ fn board_config(hub: &Hub, key: &Path, known_hosts: &Path) -> Result<BoardConfig
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if args.verbose { "info" } else { "error" }));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if args.verbose { "info" } else { "error" })
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 
     let dir = tempfile::tempdir()?;
     let state = dir.path().join("hub");
@@ -90,16 +102,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let known_hosts = dir.path().join("known_hosts");
     std::fs::write(
         &known_hosts,
-        format!("[127.0.0.1]:{} {}\n", hub.board_addr().port(), hub.board.host_key().to_openssh()?),
+        format!(
+            "[127.0.0.1]:{} {}\n",
+            hub.board_addr().port(),
+            hub.board.host_key().to_openssh()?
+        ),
     )?;
-    println!("hub: board ssh://127.0.0.1:{}, mailbox {}, relay {}", hub.board_addr().port(), hub.mailbox_url(), hub.relay_url());
+    println!(
+        "hub: board ssh://127.0.0.1:{}, mailbox {}, relay {}",
+        hub.board_addr().port(),
+        hub.mailbox_url(),
+        hub.relay_url()
+    );
 
     // alice hosts the cluster and is its client.
     let alice = Board::connect(board_config(&hub, &keys[0], &known_hosts)?).await?;
-    let access = PipeOptions { access: vec!["bob".into(), "carol".into()], ..PipeOptions::default() };
+    let access = PipeOptions {
+        access: vec!["bob".into(), "carol".into()],
+        ..PipeOptions::default()
+    };
     let topic = alice.open("p2p", &access).await?;
     let me = local_peer_id("alice")?;
-    let scheduler = Scheduler::start(topic_lines(topic), SchedulerOptions::new(me, hub.wormhole()));
+    let scheduler = Scheduler::start(
+        topic_lines(topic),
+        SchedulerOptions::new(me, hub.wormhole()),
+    );
 
     // bob and carol contribute a worker each.
     let cluster: ClusterName = "alice/p2p".parse()?;
@@ -110,14 +137,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut config = WorkerConfig::new(id);
         config.sessions = true;
         config.secret = Some(fresh_secret());
-        workers.push((board, Worker::start(lines, FnExecutor::new(reverse), WorkerOptions::new(config, hub.wormhole()))));
+        workers.push((
+            board,
+            Worker::start(
+                lines,
+                FnExecutor::new(reverse),
+                WorkerOptions::new(config, hub.wormhole()),
+            ),
+        ));
     }
 
     let started = Instant::now();
     let mut running = Vec::with_capacity(args.tasks);
     for i in 0..args.tasks {
         let payload = Bytes::from(format!("task {i:06}"));
-        let handle = scheduler.submit(format!("quickstart-{i}").parse()?, payload.clone()).await?;
+        let handle = scheduler
+            .submit(format!("quickstart-{i}").parse()?, payload.clone())
+            .await?;
         let submitted = Instant::now();
         running.push(tokio::spawn(async move {
             let result = tokio::time::timeout(Duration::from_secs(300), handle).await;

@@ -15,7 +15,7 @@ use future_p2p::proto::id::ClusterName;
 use future_p2p::transport::board::client::ssh_args::split_words;
 use future_p2p::transport::board::client::{Backend, Board, BoardConfig};
 use future_p2p::transport::lines::join_cluster;
-use future_p2p::transport::wormhole::{WormholeConfig, DEFAULT_MAILBOX_URL, DEFAULT_RELAY_URL};
+use future_p2p::transport::wormhole::{DEFAULT_MAILBOX_URL, DEFAULT_RELAY_URL, WormholeConfig};
 use future_p2p::worker::core::WorkerConfig;
 use future_p2p::worker::{CommandExecutor, Worker, WorkerOptions, fresh_secret};
 
@@ -74,7 +74,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ssh_args = split_words(&args.ssh_args)?;
     let mut board_config = BoardConfig::from_ssh_args(&args.host, &ssh_args)?;
     if args.system_ssh {
-        board_config.backend = Backend::SystemSsh { program: "ssh".into() };
+        board_config.backend = Backend::SystemSsh {
+            program: "ssh".into(),
+        };
     }
     let board = Board::connect(board_config).await?;
     let (me, lines) = join_cluster(&board, &cluster, args.user.as_deref()).await?;
@@ -82,7 +84,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut core = WorkerConfig::new(me.clone());
     core.slots = args.slots.max(1);
     core.until = args.duration.map(|secs| now_ms() + secs * 1000);
-    core.allow_users = (!args.allow_users.is_empty()).then(|| args.allow_users.iter().cloned().collect());
+    core.allow_users =
+        (!args.allow_users.is_empty()).then(|| args.allow_users.iter().cloned().collect());
     core.max_payload = args.max_payload;
     core.sessions = true;
     core.secret = Some(fresh_secret());
@@ -102,12 +105,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
 }
 
 fn init_logging(verbose: bool) {
     let default = if verbose { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

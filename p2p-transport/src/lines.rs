@@ -97,9 +97,19 @@ pub fn local_peer_id(user: &str) -> Result<p2p_proto::id::PeerId, JoinError> {
     let host: String = gethostname::gethostname()
         .to_string_lossy()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
-    let host = if host.is_empty() { "localhost".to_owned() } else { host };
+    let host = if host.is_empty() {
+        "localhost".to_owned()
+    } else {
+        host
+    };
     p2p_proto::id::PeerId::new(user, &host, std::process::id())
         .map_err(|err| JoinError::Identity(err.to_string()))
 }
@@ -120,7 +130,10 @@ pub async fn join_cluster(
     };
     let me = local_peer_id(&user)?;
     let topic = board
-        .open(&cluster.topic_for(&user), &crate::board::client::PipeOptions::default())
+        .open(
+            &cluster.topic_for(&user),
+            &crate::board::client::PipeOptions::default(),
+        )
         .await?;
     Ok((me, topic_lines(topic)))
 }
