@@ -5,7 +5,8 @@
 //! Set-up: both peers claim the code's nameplate under this project's own appid (sessions
 //! are negotiated through `protocols` on the board, so only our peers ever join), run the
 //! PAKE, swap transit hints as one encrypted mailbox message, connect transit (direct or via
-//! a relay) and close the mailbox. Afterwards each transit record holds one encoded frame.
+//! a relay) and close the mailbox. Afterwards each transit record holds one or more encoded
+//! frames (frames queued together go out as one record).
 //!
 //! Liveness: each side sends [`Frame::Heartbeat`] every `heartbeat_interval`; a side that
 //! hears nothing (frames or heartbeats) for `dead_after` reports [`SessionError::PeerDead`].
@@ -369,6 +370,29 @@ struct WriterSignals {
     failure: Arc<Mutex<Option<SessionError>>>,
 }
 
+/// Most bytes of queued frames joined into one record.
+const COALESCE_LIMIT: usize = 64 * 1024;
+
+/// Joins the frames already queued behind `first` into one record (up to
+/// [`COALESCE_LIMIT`]): under load that is one encryption and one set of socket writes for
+/// many frames instead of one per frame. The reader decodes frames from the byte stream,
+/// not per record, so it needs nothing for this.
+fn coalesce(first: Box<[u8]>, outbound: &mut mpsc::Receiver<Box<[u8]>>) -> Box<[u8]> {
+    if first.len() >= COALESCE_LIMIT {
+        return first;
+    }
+    let mut batch: Option<Vec<u8>> = None;
+    while batch.as_ref().map_or(first.len(), Vec::len) < COALESCE_LIMIT {
+        let Ok(next) = outbound.try_recv() else {
+            break;
+        };
+        batch
+            .get_or_insert_with(|| first.to_vec())
+            .extend_from_slice(&next);
+    }
+    batch.map_or(first, Vec::into_boxed_slice)
+}
+
 async fn write_loop(
     mut sink: RecordSink,
     mut outbound: mpsc::Receiver<Box<[u8]>>,
@@ -382,7 +406,7 @@ async fn write_loop(
         loop {
             tokio::select! {
                 record = outbound.recv() => match record {
-                    Some(record) => sink.send(record).await?,
+                    Some(record) => sink.send(coalesce(record, &mut outbound)).await?,
                     None => break,
                 },
                 _ = ticker.tick() => {
