@@ -130,6 +130,50 @@ async fn cancelling_interrupts_r_and_the_process_is_reused() {
     let after = pid_of(&evaluator, &pid).await;
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(before, after, "the interrupted R process was replaced");
+    // The interrupted future left no sink or handler behind.
+    let value = value_of(&evaluator, &Case::make("chatty")).await;
+    assert!(value.contains("stdout=hello from the worker"), "{value}");
+    evaluator.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancelling_at_any_moment_leaves_the_evaluator_usable() {
+    let nap = Case::make("nap");
+    let value = Case::make("value");
+    let evaluator = evaluator(1).await;
+    // The nap takes 30 ms and more: some cancels land before R starts it, some during
+    // it, some just as it ends. None may leave an interrupt pending for the next job,
+    // which would then fail as interrupted.
+    let mut last = None;
+    for delay in (0..150).step_by(3) {
+        let (progress, _) = mpsc::unbounded_channel();
+        let job = evaluator.execute(nap.job(), progress);
+        let _ = tokio::time::timeout(Duration::from_millis(delay), job).await;
+        let (result, _) = run(&evaluator, &value).await;
+        last = Some(result.unwrap_or_else(|err| panic!("after a cancel at {delay} ms: {err}")));
+    }
+    let last = last.expect("a last result");
+    assert!(value.client_value(&last, &[]).contains("value=42"));
+    evaluator.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_process_whose_future_swallowed_the_interrupt_is_replaced() {
+    let swallow = Case::make("swallow");
+    let pid = Case::make("pid");
+    let evaluator = evaluator(1).await;
+    let before = pid_of(&evaluator, &pid).await;
+    let (progress, _) = mpsc::unbounded_channel();
+    let job = evaluator.execute(swallow.job(), progress);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), job)
+            .await
+            .is_err()
+    );
+    // The future caught the SIGINT and returned normally: R never acknowledged it, so
+    // the process cannot be trusted to have no interrupt pending and is replaced.
+    let after = pid_of(&evaluator, &pid).await;
+    assert_ne!(before, after);
     evaluator.shutdown().await;
 }
 

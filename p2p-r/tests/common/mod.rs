@@ -42,6 +42,14 @@ pub fn r_library() -> &'static Path {
     })
 }
 
+/// Logs of the code under test, shown for failing tests: `RUST_LOG=p2p_r=debug`.
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 pub fn config(slots: usize) -> REvaluatorConfig {
     REvaluatorConfig {
         slots,
@@ -51,6 +59,7 @@ pub fn config(slots: usize) -> REvaluatorConfig {
 }
 
 pub async fn evaluator(slots: usize) -> REvaluator {
+    init_logs();
     tokio::time::timeout(WAIT, REvaluator::start(config(slots)))
         .await
         .expect("R starts in time")

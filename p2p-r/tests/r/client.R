@@ -16,6 +16,10 @@ make_future <- function(case) {
       future(a + 1, lazy = TRUE)
     },
     pid = future(Sys.getpid(), lazy = TRUE),
+    nap = future({
+      Sys.sleep(0.03)
+      Sys.getpid()
+    }, lazy = TRUE),
     chatty = future({
       cat("hello from the worker\n")
       message("a message")
@@ -38,6 +42,11 @@ make_future <- function(case) {
     },
     sleep = future({
       Sys.sleep(30)
+      "woke up"
+    }, lazy = TRUE),
+    swallow = future({
+      tryCatch(Sys.sleep(30), interrupt = function(cond) "swallowed")
+      Sys.sleep(0.1)
       "woke up"
     }, lazy = TRUE),
     quit = future(quit(status = 3L), lazy = TRUE),
