@@ -186,7 +186,8 @@ impl Sim {
                 let code = match dispatch.route {
                     Route::Files { code } => Some(code),
                     Route::NewSession { code } => {
-                        self.client.session_opened(&dispatch.worker, dispatch.task);
+                        self.client
+                            .session_opened(self.now, &dispatch.worker, dispatch.task);
                         Some(code)
                     }
                     Route::Session => {
@@ -254,13 +255,15 @@ impl Sim {
                     }
                 }
                 Event::TaskDone(w, future) => {
+                    // A worker that died meanwhile (running another task) finishes nothing;
+                    // the client learns of its death from the session or its hellos.
                     if let Some(core) = self.workers[w].as_mut() {
                         core.task_finished(self.now, &future);
                         self.completed.insert((w, future.clone()));
-                    }
-                    if let Some(task) = self.task_of(&future) {
-                        self.client
-                            .task_succeeded(self.now, task, &self.ids[w].clone());
+                        if let Some(task) = self.task_of(&future) {
+                            self.client
+                                .task_succeeded(self.now, task, &self.ids[w].clone());
+                        }
                     }
                 }
                 Event::Lost(task, w) => {

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  submit ──> Queued ──(request on the board, re-posted when it expires)
-//!               │  offer from a worker not tried before
+//!               │  offer (from a worker not tried before, while there are such)
 //!               v
 //!            Assigned ──(accept posted; the driver moves payload and result)
 //!               │ task_succeeded            │ task_failed / no start in time / session lost
@@ -10,8 +10,9 @@
 //!            Finished(Ok)          back to Queued, or Finished(Err) after max_retries
 //! ```
 //!
-//! A task with an idle warm session skips the board: it is dispatched over the session.
-//! When the queue is empty an idle session is closed, so the worker returns to the board
+//! A task skips the board when a warm session has room (up to `session_window` tasks in
+//! flight): it is dispatched over the session. When the queue is empty an idle session is
+//! closed, so the worker returns to the board
 //! and other clients are not starved. Every task is finished exactly once; a late result
 //! from a worker the task was taken from is refused ([`SchedulerCore::task_succeeded`]
 //! returns `false`).
@@ -56,6 +57,9 @@ pub struct SchedulerConfig {
     pub sessions: bool,
     /// How often the client says hello.
     pub hello_interval: Millis,
+    /// Tasks in flight on one warm session: the worker runs them in order, and the next
+    /// one is already there when the previous finishes, hiding the round trip.
+    pub session_window: usize,
 }
 
 impl SchedulerConfig {
@@ -71,6 +75,7 @@ impl SchedulerConfig {
             sealed: true,
             sessions: true,
             hello_interval: 30_000,
+            session_window: 16,
         }
     }
 
@@ -192,12 +197,6 @@ pub struct WorkerInfo {
     pub protocols: Protocols,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SessionState {
-    Busy(TaskId),
-    Idle,
-}
-
 /// The client state machine.
 #[derive(Debug)]
 pub struct SchedulerCore {
@@ -209,8 +208,9 @@ pub struct SchedulerCore {
     /// Queued tasks in submission order (retried tasks go first).
     queue: VecDeque<TaskId>,
     by_future: HashMap<FutureId, TaskId>,
-    workers: HashMap<PeerId, WorkerInfo>,
-    sessions: HashMap<PeerId, SessionState>,
+    workers: BTreeMap<PeerId, WorkerInfo>,
+    /// Open sessions and the tasks in flight on each, oldest first.
+    sessions: BTreeMap<PeerId, Vec<TaskId>>,
     next_hello: Millis,
     actions: VecDeque<SchedulerAction>,
 }
@@ -238,8 +238,8 @@ impl SchedulerCore {
             tasks: BTreeMap::new(),
             queue: VecDeque::new(),
             by_future: HashMap::new(),
-            workers: HashMap::new(),
-            sessions: HashMap::new(),
+            workers: BTreeMap::new(),
+            sessions: BTreeMap::new(),
             next_hello: now,
             actions: VecDeque::new(),
         }
@@ -267,9 +267,14 @@ impl SchedulerCore {
 
     /// When [`SchedulerCore::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        let tasks = self.tasks.values().filter_map(|t| match t.phase {
-            Phase::Queued { request } => request,
-            Phase::Assigned { start_by, .. } => start_by,
+        let tasks = self.tasks.values().filter_map(|t| match &t.phase {
+            Phase::Queued { request } => *request,
+            Phase::Assigned {
+                start_by: Some(deadline),
+                ..
+            } => Some(*deadline),
+            // A running task's worker is lost when its hello expires.
+            Phase::Assigned { worker, .. } => self.workers.get(worker).map(|w| w.expires),
         });
         tasks.chain([self.next_hello]).min()
     }
@@ -317,10 +322,8 @@ impl SchedulerCore {
             }),
         );
         if let Some(worker) = interrupt {
-            if self.sessions.get(&worker) == Some(&SessionState::Busy(task)) {
-                // The session stays up; its worker is free once the cancel lands.
-                self.sessions.insert(worker.clone(), SessionState::Idle);
-            }
+            // The session stays up; the cancel frame frees the worker.
+            self.free_session(&worker, task);
             self.actions
                 .push_back(SchedulerAction::Interrupt { task, worker });
         }
@@ -348,8 +351,14 @@ impl SchedulerCore {
                     return;
                 };
                 let queued = matches!(state.phase, Phase::Queued { .. });
+                // A worker that failed this task gets it again only when no live worker
+                // is left that has not tried it: a transient failure on a one-worker
+                // cluster must not strand the task (retries stay bounded).
+                let untried_elsewhere = self.workers.iter().any(|(id, w)| {
+                    w.expires > now && *id != offer.from && !state.tried.contains(id)
+                });
                 if !queued
-                    || state.tried.contains(&offer.from)
+                    || (state.tried.contains(&offer.from) && untried_elsewhere)
                     || expires_ms(offer.expires) < now
                     || self.sessions.contains_key(&offer.from)
                 {
@@ -364,7 +373,15 @@ impl SchedulerCore {
                 self.accept(now, task, offer);
             }
             Message::Decline(decline) if decline.to == self.config.me => {
-                if let Some(&task) = self.by_future.get(&decline.future) {
+                let Some(&task) = self.by_future.get(&decline.future) else {
+                    return;
+                };
+                if self.is_assigned_to(task, &decline.from) {
+                    // The worker gave up on a task it had taken (its executor failed, or
+                    // it refused the payload after all): try elsewhere.
+                    let error = format!("worker declined the task: {}", decline.reason);
+                    self.task_failed(now, task, &decline.from, &error);
+                } else {
                     self.event(
                         task,
                         TaskEvent::Declined {
@@ -478,6 +495,29 @@ impl SchedulerCore {
                 "worker did not start the transfer in time",
             );
         }
+        // A worker says nothing on the board while it runs a file-route task; its hellos,
+        // repeated well within their expiry, are its heartbeat. (Sessions have their own.)
+        let vanished: Vec<(TaskId, PeerId)> = self
+            .tasks
+            .iter()
+            .filter_map(|(&task, state)| match &state.phase {
+                Phase::Assigned { worker, .. }
+                    if !self.sessions.contains_key(worker)
+                        && self.workers.get(worker).is_some_and(|w| w.expires <= now) =>
+                {
+                    Some((task, worker.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (task, worker) in vanished {
+            self.task_failed(
+                now,
+                task,
+                &worker,
+                "worker vanished from the board (its hello expired)",
+            );
+        }
         for state in self.tasks.values_mut() {
             if let Phase::Queued {
                 request: Some(expires),
@@ -510,14 +550,14 @@ impl SchedulerCore {
     }
 
     /// A warm session with `worker` is up, carrying `task`.
-    pub fn session_opened(&mut self, worker: &PeerId, task: TaskId) {
-        self.sessions
-            .insert(worker.clone(), SessionState::Busy(task));
+    pub fn session_opened(&mut self, now: Millis, worker: &PeerId, task: TaskId) {
+        self.sessions.insert(worker.clone(), vec![task]);
+        self.pump(now);
     }
 
-    /// The session with `worker` ended; a task on it goes back to the queue.
+    /// The session with `worker` ended; the tasks on it go back to the queue.
     pub fn session_closed(&mut self, now: Millis, worker: &PeerId) {
-        if let Some(SessionState::Busy(task)) = self.sessions.remove(worker) {
+        for task in self.sessions.remove(worker).unwrap_or_default() {
             self.task_failed(now, task, worker, "session closed");
         }
         self.pump(now);
@@ -573,8 +613,8 @@ impl SchedulerCore {
     }
 
     fn free_session(&mut self, worker: &PeerId, task: TaskId) {
-        if self.sessions.get(worker) == Some(&SessionState::Busy(task)) {
-            self.sessions.insert(worker.clone(), SessionState::Idle);
+        if let Some(in_flight) = self.sessions.get_mut(worker) {
+            in_flight.retain(|&t| t != task);
         }
     }
 
@@ -587,23 +627,37 @@ impl SchedulerCore {
         }
     }
 
-    /// Hands queued tasks to idle sessions, posts requests for the rest (up to the limit),
-    /// and closes sessions nobody needs.
+    /// Fills open sessions up to their window from the queue, posts requests for the rest
+    /// (up to the limit), and closes sessions nobody needs.
     fn pump(&mut self, now: Millis) {
-        let idle: Vec<PeerId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| **s == SessionState::Idle)
-            .map(|(w, _)| w.clone())
-            .collect();
-        for worker in idle {
-            match self.queue.pop_front() {
-                Some(task) => self.dispatch_on_session(now, task, worker),
-                None => {
-                    self.sessions.remove(&worker);
-                    self.actions
-                        .push_back(SchedulerAction::CloseSession { worker });
+        // Round-robin over sessions, one task at a time, so workers share the queue.
+        loop {
+            let open: Vec<PeerId> = self
+                .sessions
+                .iter()
+                .filter(|(_, in_flight)| in_flight.len() < self.config.session_window)
+                .map(|(w, _)| w.clone())
+                .collect();
+            if open.is_empty() || self.queue.is_empty() {
+                break;
+            }
+            for worker in open {
+                if let Some(task) = self.queue.pop_front() {
+                    self.dispatch_on_session(now, task, worker);
                 }
+            }
+        }
+        if self.queue.is_empty() {
+            let idle: Vec<PeerId> = self
+                .sessions
+                .iter()
+                .filter(|(_, in_flight)| in_flight.is_empty())
+                .map(|(w, _)| w.clone())
+                .collect();
+            for worker in idle {
+                self.sessions.remove(&worker);
+                self.actions
+                    .push_back(SchedulerAction::CloseSession { worker });
             }
         }
         let open = self
@@ -664,8 +718,7 @@ impl SchedulerCore {
             start_by: None,
         };
         let future = state.future.clone();
-        self.sessions
-            .insert(worker.clone(), SessionState::Busy(task));
+        self.sessions.entry(worker.clone()).or_default().push(task);
         self.event(
             task,
             TaskEvent::Running {

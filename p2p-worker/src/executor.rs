@@ -50,6 +50,38 @@ impl<E: Executor + ?Sized> Executor for Arc<E> {
     }
 }
 
+/// Runs a Rust function per job, on tokio's blocking pool (so a slow function does not
+/// stall the worker's board reading). For embedders whose tasks are Rust code.
+pub struct FnExecutor<F>(Arc<F>);
+
+impl<F> FnExecutor<F>
+where
+    F: Fn(Job) -> Result<Bytes, RemoteError> + Send + Sync + 'static,
+{
+    /// An executor calling `run` for each job.
+    pub fn new(run: F) -> Self {
+        FnExecutor(Arc::new(run))
+    }
+}
+
+impl<F> Executor for FnExecutor<F>
+where
+    F: Fn(Job) -> Result<Bytes, RemoteError> + Send + Sync + 'static,
+{
+    fn execute(
+        &self,
+        job: Job,
+        _progress: ProgressSink,
+    ) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
+        let run = Arc::clone(&self.0);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || run(job))
+                .await
+                .unwrap_or_else(|err| Err(failed(format!("executor function panicked: {err}"))))
+        })
+    }
+}
+
 /// Runs a shell command per job: the payload on its stdin, the result from its stdout.
 ///
 /// A non-zero exit is a [`RemoteErrorKind::Failed`] carrying the end of stderr. The child
@@ -162,6 +194,19 @@ mod tests {
 
     fn sink() -> ProgressSink {
         mpsc::unbounded_channel().0
+    }
+
+    #[tokio::test]
+    async fn functions_run_off_the_runtime_and_panics_are_errors() {
+        let upper = FnExecutor::new(|job: Job| Ok(Bytes::from(job.payload.to_ascii_uppercase())));
+        assert_eq!(
+            &upper.execute(job(b"abc"), sink()).await.unwrap()[..],
+            b"ABC"
+        );
+        let broken = FnExecutor::new(|_: Job| -> Result<Bytes, RemoteError> { panic!("bug") });
+        let err = broken.execute(job(b""), sink()).await.unwrap_err();
+        assert_eq!(err.kind, RemoteErrorKind::Failed);
+        assert!(err.message.contains("panicked"), "{}", err.message);
     }
 
     #[tokio::test]

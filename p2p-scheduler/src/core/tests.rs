@@ -195,7 +195,7 @@ fn warm_session_takes_queued_tasks_without_the_board_then_closes() {
             .iter()
             .any(|m| matches!(m, Message::Request(r) if r.future == fid(2)))
     );
-    core.session_opened(&bob(), t1);
+    core.session_opened(T0, &bob(), t1);
     core.task_started(t1, &bob());
     assert!(core.task_succeeded(T0 + 1, t1, &bob()));
     let actions = drain(&mut core);
@@ -242,7 +242,14 @@ fn failures_retry_on_other_workers_then_fail_naming_them() {
         matches!(posted(&actions)[..], [Message::Request(_)]),
         "re-posted"
     );
-    // bob failed it once: his new offer is skipped.
+    // bob failed it once: while carol is around, his new offer is skipped.
+    let hello = line::decode(&format!(
+        "when=2025-10-01T09:00:00,expires={},type=worker,from={},protocols=wormhole",
+        T0 / 1000 + 60,
+        carol()
+    ))
+    .unwrap();
+    core.handle_line(T0 + 2, &hello);
     core.handle_line(T0 + 2, &offer(&bob(), &fid(1), Some("wormhole"), None));
     assert!(posted(&drain(&mut core)).is_empty());
     core.handle_line(T0 + 2, &offer(&carol(), &fid(1), Some("wormhole"), None));
@@ -339,4 +346,39 @@ fn open_requests_are_bounded_and_workers_are_tracked() {
     }
     core.handle_line(T0, &other);
     assert!(drain(&mut core).is_empty());
+}
+
+#[test]
+fn a_lone_worker_gets_a_failed_task_again() {
+    let mut core = core(SchedulerConfig::new(me()));
+    let task = core.submit(T0, fid(1), 1);
+    drain(&mut core);
+    core.handle_line(T0, &offer(&bob(), &fid(1), Some("wormhole"), None));
+    drain(&mut core);
+    core.task_failed(T0 + 1, task, &bob(), "transient");
+    drain(&mut core);
+    core.handle_line(T0 + 2, &offer(&bob(), &fid(1), Some("wormhole"), None));
+    let actions = drain(&mut core);
+    assert!(matches!(posted(&actions)[..], [Message::Accept(a)] if a.to == bob()));
+}
+
+#[test]
+fn a_worker_whose_hello_expires_mid_task_loses_the_task() {
+    let mut core = core(SchedulerConfig::new(me()));
+    let task = core.submit(T0, fid(1), 1);
+    drain(&mut core);
+    let hello = line::decode(&format!(
+        "when=2025-10-01T09:00:00,expires={},type=worker,from={},protocols=wormhole",
+        T0 / 1000 + 60,
+        bob()
+    ))
+    .unwrap();
+    core.handle_line(T0, &hello);
+    core.handle_line(T0, &offer(&bob(), &fid(1), Some("wormhole"), None));
+    drain(&mut core);
+    core.task_started(task, &bob());
+    assert!(core.poll_timeout().is_some_and(|t| t <= T0 + 60_000));
+    core.handle_timeout(T0 + 60_000);
+    let actions = drain(&mut core);
+    assert!(actions.iter().any(|a| matches!(a, SchedulerAction::Event { event: TaskEvent::Retried { error, .. }, .. } if error.contains("vanished"))), "{actions:?}");
 }

@@ -112,6 +112,15 @@ pub enum SessionError {
     Closed,
 }
 
+impl From<super::transfer::PanicError> for SessionError {
+    fn from(panic: super::transfer::PanicError) -> Self {
+        SessionError::Connect(format!(
+            "the wormhole library failed internally: {}",
+            panic.0
+        ))
+    }
+}
+
 impl From<WormholeError> for SessionError {
     fn from(err: WormholeError) -> Self {
         match err {
@@ -204,14 +213,15 @@ impl Session {
         session: &SessionConfig,
         cancel: CancellationToken,
     ) -> Result<Session, SessionError> {
-        let setup = establish(config, code, role);
+        let setup = super::transfer::catch_panic(establish(config, code, role));
         let (transit, info) = tokio::select! {
             result = tokio::time::timeout(session.connect_timeout, setup) => {
                 result.map_err(|_| SessionError::Timeout(session.connect_timeout))??
             }
             () = cancel.cancelled() => return Err(SessionError::Cancelled),
         };
-        tracing::debug!(?info, ?role, "session transit connected");
+        tracing::debug!(?role, "session transit connected");
+        super::nodelay::on_transit_connected(&info);
         Ok(Session::start(transit, info, session))
     }
 
