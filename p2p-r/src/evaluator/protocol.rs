@@ -1,30 +1,20 @@
 //! The evaluator protocol between an [`REvaluator`](super::REvaluator) and the R loop
 //! `future.p2p:::evaluator_loop()` it runs (sans-IO).
 //!
-//! A frame is a 9-byte header followed by its body:
-//!
-//! ```text
-//!   kind: u8 | job: u32 (big endian) | body length: u32 (big endian, at most i32::MAX) | body
-//! ```
-//!
-//! The R side (`rpkg/R/protocol.R`) reads and writes it with base R's `readBin`/`writeBin`,
-//! which is why lengths stop at `i32::MAX` (R integers are signed 32-bit) and why the
-//! hello is plain `key=value` lines rather than a serialized R object.
+//! Frames are those of [`crate::frame`], their id a job id. The hello is plain
+//! `key=value` lines rather than a serialized R object, so Rust can read it.
 //!
 //! Rust sends [`ToR`] frames on R's file descriptor 4 and reads [`FromR`] frames from R's
 //! file descriptor 3; both directions share one codec so either side can be faked in tests.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use thiserror::Error;
+
+use crate::frame::{self, BodyTooLarge, RawFrame, put_frame};
+pub use crate::frame::{HEADER_LEN, MAX_BODY_LEN};
 
 /// Version of the frame layout and kinds; the R loop reports its own in the hello.
 pub const PROTOCOL_VERSION: u32 = 1;
-
-/// Length of a frame header.
-pub const HEADER_LEN: usize = 9;
-
-/// The longest body the R side can read or write (an R integer length).
-pub const MAX_BODY_LEN: usize = i32::MAX as usize;
 
 mod kind {
     pub const JOB: u8 = 1;
@@ -87,8 +77,8 @@ pub struct Hello {
 /// A frame that cannot be encoded or decoded.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ProtocolError {
-    #[error("frame body of {len} bytes exceeds the limit of {max} bytes")]
-    BodyTooLarge { len: u64, max: usize },
+    #[error(transparent)]
+    BodyTooLarge(#[from] BodyTooLarge),
     #[error("unknown frame kind {0}")]
     UnknownKind(u8),
     #[error("frame kind {kind} must not be sent in this direction")]
@@ -101,82 +91,29 @@ pub enum ProtocolError {
     MalformedHello(String),
 }
 
-/// One frame as it is on the wire, before its kind is interpreted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct RawFrame {
-    kind: u8,
-    job: u32,
-    body: Bytes,
-}
-
-fn put_frame(dst: &mut BytesMut, kind: u8, job: u32, body: &[u8]) -> Result<(), ProtocolError> {
-    if body.len() > MAX_BODY_LEN {
-        return Err(ProtocolError::BodyTooLarge {
-            len: body.len() as u64,
-            max: MAX_BODY_LEN,
-        });
-    }
-    dst.reserve(HEADER_LEN + body.len());
-    dst.put_u8(kind);
-    dst.put_u32(job);
-    dst.put_u32(body.len() as u32);
-    dst.put_slice(body);
-    Ok(())
-}
-
-/// Splits a byte stream into frames; bodies longer than its limit are an error, so a
-/// corrupted length cannot make the reader buffer gigabytes.
-#[derive(Debug, Clone)]
+/// Splits the byte stream from (or to) R into frames.
+#[derive(Debug, Clone, Default)]
 pub struct FrameDecoder {
-    max_body: usize,
-}
-
-impl Default for FrameDecoder {
-    fn default() -> Self {
-        FrameDecoder::new(MAX_BODY_LEN)
-    }
+    frames: frame::FrameDecoder,
 }
 
 impl FrameDecoder {
     /// A decoder accepting bodies up to `max_body` bytes (capped at [`MAX_BODY_LEN`]).
     pub fn new(max_body: usize) -> Self {
         FrameDecoder {
-            max_body: max_body.min(MAX_BODY_LEN),
+            frames: frame::FrameDecoder::new(max_body),
         }
-    }
-
-    fn decode_raw(&self, src: &mut BytesMut) -> Result<Option<RawFrame>, ProtocolError> {
-        if src.len() < HEADER_LEN {
-            return Ok(None);
-        }
-        let mut header = &src[..HEADER_LEN];
-        let kind = header.get_u8();
-        let job = header.get_u32();
-        let len = header.get_u32() as usize;
-        if len > self.max_body {
-            return Err(ProtocolError::BodyTooLarge {
-                len: len as u64,
-                max: self.max_body,
-            });
-        }
-        if src.len() < HEADER_LEN + len {
-            src.reserve(HEADER_LEN + len - src.len());
-            return Ok(None);
-        }
-        src.advance(HEADER_LEN);
-        let body = src.split_to(len).freeze();
-        Ok(Some(RawFrame { kind, job, body }))
     }
 
     /// The next frame from R in `src`, or `None` if `src` does not hold a whole frame yet.
     /// Consumed bytes are removed from `src`.
     pub fn decode_from_r(&self, src: &mut BytesMut) -> Result<Option<FromR>, ProtocolError> {
-        self.decode_raw(src)?.map(FromR::try_from).transpose()
+        self.frames.decode(src)?.map(FromR::try_from).transpose()
     }
 
     /// The next frame for R in `src` (what the R loop decodes; used by fakes and tests).
     pub fn decode_to_r(&self, src: &mut BytesMut) -> Result<Option<ToR>, ProtocolError> {
-        self.decode_raw(src)?.map(ToR::try_from).transpose()
+        self.frames.decode(src)?.map(ToR::try_from).transpose()
     }
 }
 
@@ -199,27 +136,18 @@ impl ToR {
     /// Appends the frame to `dst`.
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
         match self {
-            ToR::Job { job, payload } => put_frame(dst, kind::JOB, *job, payload),
-            ToR::Ping { nonce } => put_frame(dst, kind::PING, *nonce, &[]),
+            ToR::Job { job, payload } => put_frame(dst, kind::JOB, *job, payload)?,
+            ToR::Ping { nonce } => put_frame(dst, kind::PING, *nonce, &[])?,
         }
+        Ok(())
     }
 
     /// The frame header alone, for writing a large payload without copying it.
     pub fn header(&self) -> Result<[u8; HEADER_LEN], ProtocolError> {
-        let (kind, job, len) = match self {
-            ToR::Job { job, payload } => (kind::JOB, *job, payload.len()),
-            ToR::Ping { nonce } => (kind::PING, *nonce, 0),
+        let header = match self {
+            ToR::Job { job, payload } => frame::header(kind::JOB, *job, payload.len())?,
+            ToR::Ping { nonce } => frame::header(kind::PING, *nonce, 0)?,
         };
-        if len > MAX_BODY_LEN {
-            return Err(ProtocolError::BodyTooLarge {
-                len: len as u64,
-                max: MAX_BODY_LEN,
-            });
-        }
-        let mut header = [0u8; HEADER_LEN];
-        header[0] = kind;
-        header[1..5].copy_from_slice(&job.to_be_bytes());
-        header[5..].copy_from_slice(&(len as u32).to_be_bytes());
         Ok(header)
     }
 }
@@ -230,10 +158,10 @@ impl TryFrom<RawFrame> for ToR {
     fn try_from(raw: RawFrame) -> Result<Self, ProtocolError> {
         match raw.kind {
             kind::JOB => Ok(ToR::Job {
-                job: raw.job,
+                job: raw.id,
                 payload: raw.body,
             }),
-            kind::PING => empty(&raw).map(|()| ToR::Ping { nonce: raw.job }),
+            kind::PING => empty(&raw).map(|()| ToR::Ping { nonce: raw.id }),
             kind::HELLO..=kind::PONG => Err(ProtocolError::WrongDirection { kind: raw.kind }),
             other => Err(ProtocolError::UnknownKind(other)),
         }
@@ -243,20 +171,22 @@ impl TryFrom<RawFrame> for ToR {
 impl FromR {
     /// Appends the frame to `dst` (what the R loop encodes; used by fakes and tests).
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
-        match self {
-            FromR::Hello(hello) => put_frame(dst, kind::HELLO, 0, hello.to_lines().as_bytes()),
-            FromR::Started { job } => put_frame(dst, kind::STARTED, *job, &[]),
-            FromR::Condition { job, condition } => put_frame(dst, kind::CONDITION, *job, condition),
-            FromR::Result { job, result } => put_frame(dst, kind::RESULT, *job, result),
-            FromR::Interrupted { job } => put_frame(dst, kind::INTERRUPTED, *job, &[]),
-            FromR::Unsupported { job, message } => {
-                put_frame(dst, kind::UNSUPPORTED, *job, message.as_bytes())
+        let hello;
+        let (kind, job, body): (u8, u32, &[u8]) = match self {
+            FromR::Hello(h) => {
+                hello = h.to_lines();
+                (kind::HELLO, 0, hello.as_bytes())
             }
-            FromR::Failed { job, message } => {
-                put_frame(dst, kind::FAILED, *job, message.as_bytes())
-            }
-            FromR::Pong { nonce } => put_frame(dst, kind::PONG, *nonce, &[]),
-        }
+            FromR::Started { job } => (kind::STARTED, *job, &[]),
+            FromR::Condition { job, condition } => (kind::CONDITION, *job, condition),
+            FromR::Result { job, result } => (kind::RESULT, *job, result),
+            FromR::Interrupted { job } => (kind::INTERRUPTED, *job, &[]),
+            FromR::Unsupported { job, message } => (kind::UNSUPPORTED, *job, message.as_bytes()),
+            FromR::Failed { job, message } => (kind::FAILED, *job, message.as_bytes()),
+            FromR::Pong { nonce } => (kind::PONG, *nonce, &[]),
+        };
+        put_frame(dst, kind, job, body)?;
+        Ok(())
     }
 }
 
@@ -264,7 +194,7 @@ impl TryFrom<RawFrame> for FromR {
     type Error = ProtocolError;
 
     fn try_from(raw: RawFrame) -> Result<Self, ProtocolError> {
-        let job = raw.job;
+        let job = raw.id;
         match raw.kind {
             kind::HELLO => Hello::from_lines(&text(&raw)?).map(FromR::Hello),
             kind::STARTED => empty(&raw).map(|()| FromR::Started { job }),
@@ -309,10 +239,7 @@ impl Hello {
     pub fn from_lines(text: &str) -> Result<Hello, ProtocolError> {
         let (mut protocol, mut r_version, mut future_version, mut pid, mut apis) =
             (None, None, None, None, Vec::new());
-        for line in text.lines().filter(|line| !line.is_empty()) {
-            let (key, value) = line
-                .split_once('=')
-                .ok_or_else(|| ProtocolError::MalformedHello(format!("line {line:?}")))?;
+        for (key, value) in frame::parse_lines(text).map_err(ProtocolError::MalformedHello)? {
             let number = |what: &str| {
                 value
                     .parse::<u32>()
@@ -460,7 +387,7 @@ mod tests {
         let cases: Vec<(BytesMut, ProtocolError)> = vec![
             (
                 raw(kind::RESULT, 1, &[0; 33]),
-                ProtocolError::BodyTooLarge { len: 33, max: 32 },
+                ProtocolError::BodyTooLarge(BodyTooLarge { len: 33, max: 32 }),
             ),
             (raw(99, 1, b""), ProtocolError::UnknownKind(99)),
             (
