@@ -16,6 +16,7 @@ pub const SOURCES: &[(&str, &str)] = &[
         "R/PicoP2PFuture.R",
         include_str!("../rpkg/R/PicoP2PFuture.R"),
     ),
+    ("R/bridge.R", include_str!("../rpkg/R/bridge.R")),
     (
         "R/evaluator_loop.R",
         include_str!("../rpkg/R/evaluator_loop.R"),

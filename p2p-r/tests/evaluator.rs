@@ -1,13 +1,14 @@
 //! The R evaluator with real R: payloads made by R's future package go through an
 //! REvaluator and come back as what value() needs.
 
+mod client;
 mod common;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Case, WAIT, evaluator};
+use client::{Case, WAIT, evaluator};
 use p2p_proto::frame::{RemoteError, RemoteErrorKind};
 use p2p_r::evaluator::{REvaluator, REvaluatorConfig, SpawnError};
 use p2p_worker::executor::Executor;
@@ -246,7 +247,7 @@ async fn the_memory_limit_fails_big_allocations_inside_the_future() {
         WAIT,
         REvaluator::start(REvaluatorConfig {
             memory_limit: Some(2 << 30),
-            ..common::config(1)
+            ..client::config(1)
         }),
     )
     .await

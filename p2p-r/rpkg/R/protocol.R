@@ -59,3 +59,30 @@ read_frame <- function(con) {
   }
   list(kind = kind, job = job, body = body)
 }
+
+## Sans-IO decoding of whatever bytes have arrived so far (e.g. from a non-blocking
+## read): returns the whole frames in `buffer` and the incomplete rest, to be prepended
+## to the next bytes read.
+decode_frames <- function(buffer, max_body = .Machine$integer.max) {
+  stopifnot(is.raw(buffer))
+  frames <- list()
+  at <- 0L
+  repeat {
+    if (length(buffer) - at < FRAME_HEADER_SIZE) break
+    header <- buffer[at + seq_len(FRAME_HEADER_SIZE)]
+    size <- readBin(header[6:9], what = "integer", size = 4L, endian = "big")
+    if (is.na(size) || size < 0L || size > max_body) {
+      stop(sprintf("frame body of %s bytes exceeds the limit of %s bytes",
+                   format(size), format(max_body)))
+    }
+    if (length(buffer) - at - FRAME_HEADER_SIZE < size) break
+    body <- if (size > 0L) buffer[at + FRAME_HEADER_SIZE + seq_len(size)] else raw(0L)
+    frames[[length(frames) + 1L]] <- list(
+      kind = as.integer(header[1L]),
+      job = readBin(header[2:5], what = "integer", size = 4L, endian = "big"),
+      body = body
+    )
+    at <- at + FRAME_HEADER_SIZE + size
+  }
+  list(frames = frames, rest = if (at < length(buffer)) buffer[(at + 1L):length(buffer)] else raw(0L))
+}
