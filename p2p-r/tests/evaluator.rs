@@ -217,6 +217,16 @@ async fn output_on_file_descriptor_1_does_not_disturb_the_frames() {
 }
 
 #[tokio::test]
+async fn large_globals_go_through() {
+    let case = Case::make("big");
+    assert!(case.payload.len() > 48_000_000);
+    let evaluator = evaluator(1).await;
+    let value = value_of(&evaluator, &case).await;
+    assert!(value.contains("value=6000000L"), "{value}");
+    evaluator.shutdown().await;
+}
+
+#[tokio::test]
 async fn many_jobs_share_two_slots() {
     let pid = Case::make("pid");
     let evaluator = evaluator(2).await;

@@ -55,6 +55,10 @@ make_future <- function(case) {
       system("echo written straight to file descriptor 1")
       7
     }, lazy = TRUE),
+    big = {
+      x <- runif(6e6)  # a 48 MB global (not a compact ALTREP sequence)
+      future(length(x) + sum(x > 2), lazy = TRUE)
+    },
     bigalloc = future(length(numeric(1e9)), lazy = TRUE),
     stop("unknown case ", case)
   )
