@@ -20,12 +20,23 @@
 //!     process.rs          spawning R, frames in and out, SIGINT, post-mortems (tokio)
 //!     protocol.rs         the Rust <-> R frame codec (sans-IO)
 //!   bridge/protocol.rs    R session <-> future-p2p child frames (sans-IO)
+//!   bridge/session.rs     the child's bookkeeping: R future ids <-> scheduler tasks (sans-IO)
+//!   cli/                  the `future-p2p` command line (clap; tokio drivers)
+//!     mod.rs              subcommands, errors
+//!     connect.rs          board and wormhole options shared by the subcommands
+//!     units.rs            sizes and durations as typed (sans-IO)
+//!     hub.rs host.rs      the self-hosted hub; hosting a cluster (type=cluster hellos)
+//!     worker.rs           a worker evaluating R futures with REvaluator
+//!     status.rs           user, ls, status
+//!     bridge.rs           the child of an R session: stdin/stdout <-> Scheduler
+//!   main.rs               the `future-p2p` binary
 //!   frame.rs              the frame layout both protocols share (sans-IO)
 //!   rpkg.rs               the bundled future.p2p R package and its installation
 //!   rpkg/                 the R package sources (payload builder, evaluator loop, bridge codec)
 //! ```
 
 pub mod bridge;
+pub mod cli;
 pub mod evaluator;
 pub mod frame;
 pub mod rpkg;

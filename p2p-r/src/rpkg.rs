@@ -12,17 +12,18 @@ use tokio::process::Command;
 pub const SOURCES: &[(&str, &str)] = &[
     ("DESCRIPTION", include_str!("../rpkg/DESCRIPTION")),
     ("NAMESPACE", include_str!("../rpkg/NAMESPACE")),
-    (
-        "R/PicoP2PFuture.R",
-        include_str!("../rpkg/R/PicoP2PFuture.R"),
-    ),
     ("R/bridge.R", include_str!("../rpkg/R/bridge.R")),
+    ("R/cli.R", include_str!("../rpkg/R/cli.R")),
     (
         "R/evaluator_loop.R",
         include_str!("../rpkg/R/evaluator_loop.R"),
     ),
+    ("R/options.R", include_str!("../rpkg/R/options.R")),
     ("R/payload.R", include_str!("../rpkg/R/payload.R")),
+    ("R/pico_p2p.R", include_str!("../rpkg/R/pico_p2p.R")),
     ("R/protocol.R", include_str!("../rpkg/R/protocol.R")),
+    ("R/session.R", include_str!("../rpkg/R/session.R")),
+    ("R/worker.R", include_str!("../rpkg/R/worker.R")),
 ];
 
 /// The package could not be installed.
@@ -78,6 +79,42 @@ pub async fn install(r: &Path, library: &Path) -> Result<PathBuf, InstallError> 
         });
     }
     Ok(library.to_path_buf())
+}
+
+/// A fingerprint of the bundled sources: a library installed from other sources (another
+/// build of future-p2p) is not reused.
+pub fn sources_fingerprint() -> String {
+    // FNV-1a: stable across Rust versions, unlike `DefaultHasher`.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for (path, contents) in SOURCES {
+        for byte in path.bytes().chain([0]).chain(contents.bytes()).chain([0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// The R library under `cache` holding the bundled future.p2p, installed there first if
+/// needed. Installs go to a directory of their own and are renamed into place, so
+/// workers starting together never see a half-installed package.
+pub async fn install_cached(r: &Path, cache: &Path) -> Result<PathBuf, InstallError> {
+    let library = cache.join(format!("future.p2p-{}", sources_fingerprint()));
+    if library.join("future.p2p").join("DESCRIPTION").is_file() {
+        return Ok(library);
+    }
+    std::fs::create_dir_all(cache).map_err(InstallError::Write)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".install-")
+        .tempdir_in(cache)
+        .map_err(InstallError::Write)?;
+    install(r, staging.path()).await?;
+    let staged = staging.keep();
+    if std::fs::rename(&staged, &library).is_err() {
+        // Another worker installed it meanwhile; theirs is the same package.
+        let _ = std::fs::remove_dir_all(&staged);
+    }
+    Ok(library)
 }
 
 #[cfg(test)]

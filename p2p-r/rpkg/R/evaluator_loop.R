@@ -13,7 +13,10 @@
 #' @keywords internal
 evaluator_loop <- function(input = "/dev/fd/4", output = "/dev/fd/3") {
   ## One core per evaluator process: parallelism comes from running several processes.
+  ## future.p2p.evaluator: a future's expression restores its client's plan when it ends,
+  ## and plan() asks nbrOfWorkers(), which must not start a bridge here.
   options(
+    future.p2p.evaluator = TRUE,
     mc.cores = 1L,
     parallelly.availableCores.fallback = 1L,
     future.p2p.relay = NULL

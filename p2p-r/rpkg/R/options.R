@@ -1,0 +1,76 @@
+## Settings of the package: option future.p2p.NAME, else environment variable
+## R_FUTURE_P2P_NAME (upper case, dots as underscores), else the default.
+
+p2p_option <- function(name, default = NULL) {
+  value <- getOption(paste0("future.p2p.", name))
+  if (!is.null(value)) return(value)
+  env <- Sys.getenv(paste0("R_FUTURE_P2P_", toupper(gsub(".", "_", name, fixed = TRUE))), NA_character_)
+  if (!is.na(env) && nzchar(env)) {
+    if (is.numeric(default)) return(as.numeric(env))
+    if (is.logical(default)) return(isTRUE(as.logical(env)))
+    return(env)
+  }
+  default
+}
+
+#' Where the future-p2p program is
+#'
+#' Option `future.p2p.bin`, environment variable `R_FUTURE_P2P_BIN`, or `future-p2p` on
+#' the PATH (`cargo install --path p2p-r` puts it in ~/.cargo/bin).
+#'
+#' @return The path of the future-p2p executable.
+#' @export
+future_p2p_bin <- function() {
+  bin <- p2p_option("bin", "")
+  if (!nzchar(bin)) bin <- unname(Sys.which("future-p2p"))
+  if (!nzchar(bin) || !file.exists(bin)) {
+    stop(future::FutureError(paste0(
+      "cannot find the future-p2p program",
+      if (nzchar(bin)) sprintf(" (%s does not exist)", bin) else "",
+      ": install it with `cargo install --path p2p-r` from the future-p2p sources, ",
+      "and put it on the PATH or set options(future.p2p.bin = \"/path/to/future-p2p\") ",
+      "or the environment variable R_FUTURE_P2P_BIN"
+    )))
+  }
+  normalizePath(bin)
+}
+
+## ssh_args as one string for future-p2p's --ssh-args: a single string is taken as typed
+## on a command line, several elements as separate words.
+ssh_args_string <- function(ssh_args) {
+  if (is.null(ssh_args) || length(ssh_args) == 0L) return("")
+  if (length(ssh_args) == 1L) return(as.character(ssh_args))
+  quote <- function(word) if (grepl("[[:space:]'\"\\\\]", word)) shQuote(word, type = "sh") else word
+  paste(vapply(as.character(ssh_args), quote, ""), collapse = " ")
+}
+
+## Command-line options of future-p2p for the board and the wormhole servers.
+board_args <- function(host = NULL, ssh_args = NULL) {
+  args <- character(0L)
+  if (!is.null(host) && nzchar(host)) args <- c(args, "--host", host)
+  ssh <- ssh_args_string(ssh_args)
+  if (nzchar(ssh)) args <- c(args, paste0("--ssh-args=", ssh))
+  for (name in c("mailbox", "relay", "user")) {
+    value <- p2p_option(name, "")
+    if (nzchar(value)) args <- c(args, paste0("--", name), value)
+  }
+  if (isTRUE(p2p_option("system_ssh", FALSE))) args <- c(args, "--system-ssh")
+  args
+}
+
+## Evaluates `expr` without changing the caller's random number stream: starting a
+## process (processx) draws random numbers, and users of futures expect their RNG state
+## untouched by launching them.
+with_stealth_rng <- function(expr) {
+  genv <- globalenv()
+  had_seed <- exists(".Random.seed", envir = genv, inherits = FALSE)
+  if (had_seed) seed <- get(".Random.seed", envir = genv, inherits = FALSE)
+  on.exit({
+    if (had_seed) {
+      assign(".Random.seed", seed, envir = genv)
+    } else if (exists(".Random.seed", envir = genv, inherits = FALSE)) {
+      rm(list = ".Random.seed", envir = genv)
+    }
+  })
+  expr
+}

@@ -1,0 +1,93 @@
+//! The `future-p2p` command line: one subcommand per role (DESIGN.md "The pieces a user
+//! meets"). Every option can also come from a `FUTURE_P2P_*` environment variable.
+
+pub mod bridge;
+pub mod connect;
+pub mod host;
+pub mod hub;
+pub mod status;
+pub mod units;
+pub mod worker;
+
+use clap::{Parser, Subcommand};
+use thiserror::Error;
+
+use p2p_proto::id::IdError;
+use p2p_transport::board::client::BoardError;
+use p2p_transport::board::client::ssh_args::SshArgsError;
+use p2p_transport::hub::HubError;
+use p2p_transport::lines::JoinError;
+
+pub use connect::BoardArgs;
+
+/// A peer-to-peer compute cluster for R futures.
+#[derive(Debug, Parser)]
+#[command(name = "future-p2p", version, about, long_about = None)]
+pub struct Cli {
+    /// Log more (info level; RUST_LOG overrides).
+    #[arg(long, short, global = true, env = "FUTURE_P2P_VERBOSE")]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a self-hosted hub: SSH pipe server (board), wormhole mailbox and transit relay.
+    Hub(hub::HubArgs),
+    /// Host a cluster: keep its topic open with its access list (start it before members).
+    Host(host::HostArgs),
+    /// Lend this machine to a cluster: evaluate R futures in persistent R processes.
+    Worker(worker::WorkerArgs),
+    /// Print your username on the board.
+    User(status::UserArgs),
+    /// List the clusters you host.
+    Ls(status::UserArgs),
+    /// Show the host, workers and clients seen on a cluster.
+    Status(status::StatusArgs),
+    /// Serve one R session on stdin/stdout (started by the future.p2p R package).
+    Bridge(bridge::BridgeArgs),
+}
+
+/// Why a subcommand failed.
+#[derive(Debug, Error)]
+pub enum CliError {
+    #[error("bad --ssh-args: {0}")]
+    SshArgs(#[from] SshArgsError),
+    #[error(transparent)]
+    Board(#[from] BoardError),
+    #[error(transparent)]
+    Join(#[from] JoinError),
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    #[error("bad cluster name: {0}")]
+    Cluster(#[from] IdError),
+    #[error(
+        "cluster {cluster} is already hosted (`ls` shows it with an access list); stop the other host first"
+    )]
+    AlreadyHosted { cluster: String },
+    #[error("you ({user}) can only host your own clusters, not {cluster}")]
+    NotOwner { user: String, cluster: String },
+    #[error("the R evaluator: {0}")]
+    Evaluator(#[from] crate::evaluator::SpawnError),
+    #[error("installing the future.p2p R package: {0}")]
+    Install(#[from] crate::rpkg::InstallError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("the R session sent a bad frame: {0}")]
+    Bridge(#[from] crate::bridge::protocol::BridgeError),
+}
+
+/// Runs the parsed command line to its end.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Hub(args) => hub::run(args).await,
+        Command::Host(args) => host::run(args).await,
+        Command::Worker(args) => worker::run(args).await,
+        Command::User(args) => status::user(args).await,
+        Command::Ls(args) => status::ls(args).await,
+        Command::Status(args) => status::status(args).await,
+        Command::Bridge(args) => bridge::run(args).await,
+    }
+}
