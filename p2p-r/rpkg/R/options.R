@@ -74,3 +74,9 @@ with_stealth_rng <- function(expr) {
   })
   expr
 }
+
+## The board: option future.p2p.host, R_FUTURE_P2P_HOST, future-p2p's own
+## FUTURE_P2P_HOST, else the public pipe.pico.sh.
+default_host <- function() {
+  p2p_option("host", Sys.getenv("FUTURE_P2P_HOST", "pipe.pico.sh"))
+}

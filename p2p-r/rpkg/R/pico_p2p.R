@@ -13,7 +13,7 @@
 #' @export
 pico_p2p <- function(expr, substitute = TRUE, envir = parent.frame(), ...,
                      cluster = p2p_cluster_name(),
-                     host = p2p_option("host", "pipe.pico.sh"),
+                     host = default_host(),
                      ssh_args = p2p_option("ssh_args", NULL)) {
   if (substitute) expr <- substitute(expr)
   future <- PicoP2PFuture(

@@ -13,7 +13,7 @@
 #' @return The exit status of future-p2p, invisibly.
 #' @export
 pico_p2p_worker <- function(cluster = p2p_cluster_name(),
-                            host = p2p_option("host", "pipe.pico.sh"),
+                            host = default_host(),
                             ssh_args = p2p_option("ssh_args", NULL),
                             duration = 14 * 24 * 3600) {
   args <- c("worker", "--cluster", cluster, board_args(host, ssh_args),
@@ -38,7 +38,7 @@ worker <- cli_fcn(pico_p2p_worker, "worker")
 #' @return The exit status of future-p2p, invisibly.
 #' @export
 host_cluster <- function(cluster = p2p_cluster_name(), users = character(0L),
-                         host = p2p_option("host", "pipe.pico.sh"),
+                         host = default_host(),
                          ssh_args = p2p_option("ssh_args", NULL),
                          duration = 14 * 24 * 3600) {
   users <- unlist(strsplit(as.character(users), ",", fixed = TRUE))
@@ -54,7 +54,7 @@ host_cluster <- cli_fcn(host_cluster, "host_cluster")
 #' @param host,ssh_args As for [pico_p2p_worker()].
 #' @return The username (option `future.p2p.user` if set).
 #' @export
-pico_username <- function(host = p2p_option("host", "pipe.pico.sh"),
+pico_username <- function(host = default_host(),
                           ssh_args = p2p_option("ssh_args", NULL)) {
   user <- p2p_option("user", "")
   if (nzchar(user)) return(user)

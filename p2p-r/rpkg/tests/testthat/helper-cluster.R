@@ -1,0 +1,63 @@
+## The cluster the suite runs on: a future-p2p hub, alice hosting alice/p2p for bob and
+## carol, started by p2p-r/tests/r_cluster.rs, which passes everything in environment
+## variables. This R session is carol; the workers it starts are bob's.
+
+library(future)
+
+cluster_name <- Sys.getenv("FP2P_TEST_CLUSTER")
+future_p2p <- Sys.getenv("R_FUTURE_P2P_BIN")
+options(
+  future.p2p.timeout = 120,       # bounds every value() of the suite
+  future.p2p.connect_timeout = 60
+)
+
+use_cluster <- function() plan(future.p2p::pico_p2p, cluster = cluster_name)
+
+## Polls `condition()` every 0.1 s for up to `timeout` seconds.
+wait_for <- function(condition, timeout = 60) {
+  deadline <- Sys.time() + timeout
+  while (Sys.time() < deadline) {
+    if (isTRUE(condition())) return(TRUE)
+    Sys.sleep(0.1)
+  }
+  FALSE
+}
+
+## Workers started by the suite, by process id (their peer ids end in `:pid`).
+.test_workers <- new.env(parent = emptyenv())
+
+start_worker <- function() {
+  log <- tempfile("worker-", fileext = ".log")
+  worker <- processx::process$new(
+    future_p2p,
+    c("worker", "--cluster", cluster_name, "--hello-interval", "2", "--duration", "1200",
+      paste0("--ssh-args=", Sys.getenv("FP2P_TEST_WORKER_SSH_ARGS"))),
+    stdout = "|", stderr = log, cleanup = TRUE, cleanup_tree = TRUE
+  )
+  joined <- wait_for(function() {
+    worker$poll_io(100L)
+    any(grepl("joined", worker$read_output_lines()))
+  }, timeout = 120)
+  if (!joined) {
+    worker$kill_tree()
+    stop("a worker did not join: ", paste(readLines(log), collapse = "\n"))
+  }
+  assign(as.character(worker$get_pid()), worker, envir = .test_workers)
+  worker
+}
+
+## Process ids of a process's ancestors (Linux /proc).
+ancestors <- function(pid) {
+  out <- integer(0L)
+  while (pid > 1L && file.exists(sprintf("/proc/%d/stat", pid))) {
+    stat <- readLines(sprintf("/proc/%d/stat", pid), warn = FALSE)
+    ## The command name may hold spaces; fields after its closing parenthesis are safe.
+    fields <- strsplit(sub("^.*\\) ", "", stat), " ", fixed = TRUE)[[1L]]
+    pid <- as.integer(fields[2L])
+    out <- c(out, pid)
+  }
+  out
+}
+
+## The mailbox the bridge keeps for a future (its state and the worker it went to).
+future_mailbox <- function(f) future.p2p:::mailbox(f$bridge, f$bridge_id)

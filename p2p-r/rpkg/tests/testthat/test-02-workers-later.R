@@ -1,0 +1,16 @@
+test_that("plan() is set before any worker exists; futures run once workers join", {
+  started <- Sys.time()
+  use_cluster()
+  expect_lt(as.numeric(Sys.time() - started, units = "secs"), 30)
+  f <- future(Sys.getpid())
+  t0 <- Sys.time()
+  expect_false(resolved(f))
+  expect_lt(as.numeric(Sys.time() - t0, units = "secs"), 1)
+
+  workers <- list(start_worker(), start_worker(), start_worker())
+  pid <- value(f)
+  expect_false(pid == Sys.getpid())
+  worker_pids <- vapply(workers, function(w) w$get_pid(), 0L)
+  expect_true(any(ancestors(pid) %in% worker_pids))
+  expect_true(wait_for(function() nbrOfWorkers() == 3L, timeout = 30))
+})
