@@ -2,10 +2,11 @@
 # R for the p2p-r tests: Debian's R 4.2 and future 1.31 (the legacy backend API generation),
 # plus the packages the tests and the future.p2p package use. The future.p2p package itself is
 # installed by the tests into a library of their own (p2p-r/tests/common), so a stale copy
-# never shadows the sources under test.
+# never shadows the sources under test. ssh-keygen (openssh-client) makes the keys of the R
+# suite's local cluster.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 apt_install r-base-core r-cran-future r-cran-future.apply r-cran-processx r-cran-callr \
-  r-cran-progressr r-cran-testthat
+  r-cran-progressr r-cran-testthat openssh-client
 Rscript --version
 Rscript -e 'cat("future", format(packageVersion("future")), "\n")'
