@@ -12,6 +12,7 @@ use tokio::process::Command;
 pub const SOURCES: &[(&str, &str)] = &[
     ("DESCRIPTION", include_str!("../rpkg/DESCRIPTION")),
     ("NAMESPACE", include_str!("../rpkg/NAMESPACE")),
+    ("R/backend.R", include_str!("../rpkg/R/backend.R")),
     ("R/bridge.R", include_str!("../rpkg/R/bridge.R")),
     ("R/cli.R", include_str!("../rpkg/R/cli.R")),
     (

@@ -44,6 +44,8 @@ PicoP2PFuture <- function(expr = NULL, substitute = TRUE, envir = parent.frame()
 ## Sends the future's payload to the cluster (legacy API: the expression and globals).
 #' @keywords internal
 run.PicoP2PFuture <- function(future, ...) {
+  ## future >= 1.40: future's run() picks the backend and calls launchFuture().
+  if (has_backend_api()) return(NextMethod())
   if (!identical(future$state, "created")) {
     stop(future::FutureError("a future can only be launched once", future = future))
   }
@@ -123,8 +125,8 @@ result.PicoP2PFuture <- function(future, ...) {
   relay_conditions(future)
   box <- mailbox(bridge, future$bridge_id)
   mailbox_close(bridge, future$bridge_id)
-  fail <- function(message) {
-    ex <- future::FutureError(message, future = future)
+  fail <- function(message, kind = "failed") {
+    ex <- future_failure(kind, message, future)
     future$result <- ex
     future$state <- "failed"
     stop(ex)
@@ -135,7 +137,8 @@ result.PicoP2PFuture <- function(future, ...) {
     return(future$result)
   }
   if (!is.null(box$error)) {
-    fail(sprintf("future.p2p: the future failed (%s): %s", box$error$kind, box$error$message))
+    fail(sprintf("future.p2p: the future failed (%s): %s", box$error$kind, box$error$message),
+         kind = box$error$kind)
   }
   if (!is.null(bridge$failure)) {
     fail(sprintf("future.p2p lost its connection to cluster %s: %s. Call plan() again to reconnect.",

@@ -1,5 +1,10 @@
 ## Commands of the command line as R functions: workers, hosting, who am I.
 
+## system2() joins its arguments into a shell command line: each one is quoted.
+run_future_p2p <- function(args, ...) {
+  system2(future_p2p_bin(), shQuote(args, type = "sh"), ...)
+}
+
 #' Lend this R installation to a future-p2p cluster
 #'
 #' Runs `future-p2p worker` until `duration` seconds have passed. Also callable from a
@@ -18,7 +23,7 @@ pico_p2p_worker <- function(cluster = p2p_cluster_name(),
                             duration = 14 * 24 * 3600) {
   args <- c("worker", "--cluster", cluster, board_args(host, ssh_args),
             "--duration", format(as.integer(duration)))
-  invisible(system2(future_p2p_bin(), args))
+  invisible(run_future_p2p(args))
 }
 pico_p2p_worker <- cli_fcn(pico_p2p_worker, "pico_p2p_worker")
 
@@ -45,7 +50,7 @@ host_cluster <- function(cluster = p2p_cluster_name(), users = character(0L),
   args <- c("host", "--cluster", cluster, board_args(host, ssh_args),
             "--duration", format(as.integer(duration)))
   if (length(users) > 0L) args <- c(args, "--users", paste(users, collapse = ","))
-  invisible(system2(future_p2p_bin(), args))
+  invisible(run_future_p2p(args))
 }
 host_cluster <- cli_fcn(host_cluster, "host_cluster")
 
@@ -58,8 +63,8 @@ pico_username <- function(host = default_host(),
                           ssh_args = p2p_option("ssh_args", NULL)) {
   user <- p2p_option("user", "")
   if (nzchar(user)) return(user)
-  out <- suppressWarnings(system2(future_p2p_bin(), c("user", board_args(host, ssh_args)),
-                                  stdout = TRUE, stderr = TRUE))
+  out <- suppressWarnings(run_future_p2p(c("user", board_args(host, ssh_args)),
+                                         stdout = TRUE, stderr = TRUE))
   status <- attr(out, "status")
   if (!is.null(status) && status != 0L) {
     stop(sprintf("cannot ask %s for your username: %s", host, paste(out, collapse = "\n")))

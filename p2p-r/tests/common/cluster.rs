@@ -168,7 +168,7 @@ impl LocalCluster {
     }
 
     /// An Rscript for carol on this cluster: `R_LIBS`, `R_FUTURE_P2P_*` and
-    /// `FP2P_TEST_*` (the cluster, bob's and dave's ssh_args) set.
+    /// `FP2P_TEST_*` (the cluster; alice's, bob's and dave's ssh_args) set.
     pub fn rscript(&self, bin: &Path, r_library: &Path) -> Command {
         let mut r = Command::new("Rscript");
         r.env("R_LIBS", r_library)
@@ -177,6 +177,7 @@ impl LocalCluster {
             .env("FP2P_TEST_CLUSTER", "alice/p2p")
             .env("FP2P_TEST_WORKER_SSH_ARGS", self.ssh_args("bob"))
             .env("FP2P_TEST_DAVE_SSH_ARGS", self.ssh_args("dave"))
+            .env("FP2P_TEST_ALICE_SSH_ARGS", self.ssh_args("alice"))
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())));
         r
     }
