@@ -4,12 +4,18 @@
 //!   p2p-scheduler   p2p-worker          (drivers: tokio tasks around sans-IO cores)
 //!          \          /
 //!       p2p-transport                   <- this crate
-//!         board      SSH pipe client and pico-compatible pipe server (russh)
+//!         board      SSH pipe client (Board) and pico-compatible pipe server (russh), see board/
 //!         wormhole   magic-wormhole transfers and sessions, mailbox server, transit relay
+//!         lines      LineChannel: a topic as lines in / lines out, for the drivers
+//!         hub        Hub: pipe server + mailbox server + transit relay in one process
 //!          |
 //!       p2p-proto                       (sans-IO: messages, codecs, framer)
 //! ```
 //!
 //! Protocol decisions live in `p2p-proto` and in the sans-IO cores above; this crate only
 //! moves bytes, owns timers and turns I/O failures into typed errors.
+
+pub mod board;
+pub mod hub;
+pub mod lines;
 pub mod wormhole;

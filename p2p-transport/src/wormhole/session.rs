@@ -118,6 +118,15 @@ pub enum SessionError {
     Closed,
 }
 
+impl From<super::transfer::PanicError> for SessionError {
+    fn from(panic: super::transfer::PanicError) -> Self {
+        SessionError::Connect(format!(
+            "the wormhole library failed internally: {}",
+            panic.0
+        ))
+    }
+}
+
 impl From<WormholeError> for SessionError {
     fn from(err: WormholeError) -> Self {
         match err {
@@ -233,7 +242,8 @@ impl Session {
         session: &SessionConfig,
         cancel: CancellationToken,
     ) -> Result<Session, SessionError> {
-        let setup = establish(config, code, role, session);
+        // The rendezvous runs inside magic-wormhole, whose panics must not kill our caller.
+        let setup = super::transfer::catch_panic(establish(config, code, role, session));
         let (stream, path, keys) = tokio::select! {
             result = tokio::time::timeout(session.connect_timeout, setup) => {
                 result.map_err(|_| SessionError::Timeout(session.connect_timeout))??

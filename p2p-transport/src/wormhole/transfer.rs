@@ -96,6 +96,9 @@ pub enum TransferError {
     /// Local file I/O failed.
     #[error("local I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The `magic-wormhole` crate panicked (see [`catch_panic`]).
+    #[error("the wormhole library failed internally: {0}")]
+    Internal(String),
 }
 
 impl From<WormholeError> for TransferError {
@@ -154,7 +157,7 @@ pub async fn send_bytes(
             name,
             size,
             config.transit.abilities(),
-            |info| tracing::debug!(?info, "transit connected"),
+            |info| super::nodelay::on_transit_connected(&info),
             progress_handler(options),
             options.cancel.clone().cancelled_owned(),
         )
@@ -187,7 +190,7 @@ pub async fn send_file(
             name,
             size,
             config.transit.abilities(),
-            |info| tracing::debug!(?info, "transit connected"),
+            |info| super::nodelay::on_transit_connected(&info),
             progress_handler(options),
             options.cancel.clone().cancelled_owned(),
         )
@@ -212,7 +215,7 @@ pub async fn receive_bytes(
         let mut sink = Vec::with_capacity(size.min(16 << 20) as usize);
         request
             .accept(
-                |info| tracing::debug!(?info, "transit connected"),
+                |info| super::nodelay::on_transit_connected(&info),
                 progress_handler(options),
                 &mut sink,
                 options.cancel.clone().cancelled_owned(),
@@ -243,7 +246,7 @@ pub async fn receive_file(
         let mut writer = file.compat_write();
         request
             .accept(
-                |info| tracing::debug!(?info, "transit connected"),
+                |info| super::nodelay::on_transit_connected(&info),
                 progress_handler(options),
                 &mut writer,
                 options.cancel.clone().cancelled_owned(),
@@ -310,11 +313,48 @@ fn progress_handler(options: &TransferOptions) -> impl FnMut(u64, u64) + 'static
 /// Apply the timeout and the cancel token to a whole transfer.
 ///
 /// The crate reports its own cancellation as success, so a cancelled token wins over `Ok`.
+/// Turns a panic inside the `magic-wormhole` crate into [`TransferError::Internal`].
+///
+/// magic-wormhole 0.8.1 panics ("Internal error: socket must be IP") when the peer closes a
+/// direct transit connection between accept and `peer_addr()`, which happens when the peer
+/// picks another of the candidate connections. One failed transfer is recoverable (the
+/// scheduler retries); a panic that kills the caller's task is not.
+pub(crate) async fn catch_panic<T, E: From<PanicError>>(
+    work: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(E::from(PanicError::from_payload(&*panic))))
+}
+
+/// What a caught panic said.
+#[derive(Debug)]
+pub(crate) struct PanicError(pub(crate) String);
+
+impl PanicError {
+    fn from_payload(payload: &(dyn std::any::Any + Send)) -> Self {
+        let text = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic without a message".to_owned());
+        PanicError(text)
+    }
+}
+
+impl From<PanicError> for TransferError {
+    fn from(panic: PanicError) -> Self {
+        TransferError::Internal(panic.0)
+    }
+}
+
 async fn bounded<T>(
     options: &TransferOptions,
     work: impl Future<Output = Result<T, TransferError>>,
 ) -> Result<T, TransferError> {
-    let work = tokio::time::timeout(options.timeout, work);
+    let work = tokio::time::timeout(options.timeout, catch_panic(work));
     tokio::pin!(work);
     let result = tokio::select! {
         result = &mut work => result.map_err(|_| TransferError::Timeout(options.timeout))?,

@@ -1,0 +1,564 @@
+//! One session channel: read the exec request, run the command, report the exit status.
+//!
+//! Two tasks per reading session: this one reads the client's channel (stdin data, EOF,
+//! close) and a writer task drains the reader's broker queue into the channel. Keeping them
+//! apart matters: a write waiting for the client's window must never stop us from reading,
+//! or a pipe client that writes while we write to it would deadlock the connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use russh::server::Msg;
+use russh::{Channel, ChannelMsg};
+use russh::{ChannelReadHalf, ChannelWriteHalf};
+use tokio::task::JoinHandle;
+
+use super::broker::{Eviction, Inbox, Member, Role, queue};
+use super::command::{
+    Command, CommandError, Dispatcher, PipeArgs, PubArgs, SubArgs, TopicArgs, parse_command,
+};
+use super::state::{Membership, State, lock};
+use super::topic::{Caller, Resolution, to_public_topic, to_topic};
+
+/// How long an evicted reader gets to take its stderr notice before the channel closes.
+const NOTICE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Who is on the other end of a session.
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    pub user: String,
+    pub anonymous: bool,
+    pub key_name: String,
+    pub fingerprint: String,
+    pub addr: String,
+}
+
+impl Peer {
+    fn caller(&self) -> Caller<'_> {
+        Caller {
+            user: &self.user,
+            fingerprint: &self.fingerprint,
+            anonymous: self.anonymous,
+        }
+    }
+
+    /// The `ls` client ID: `uuid (user[-keyname]@addr)`.
+    fn label(&self) -> String {
+        let suffix = if self.key_name.is_empty() {
+            String::new()
+        } else {
+            format!("-{}", self.key_name)
+        };
+        format!(
+            "{} ({}{}@{})",
+            uuid::Uuid::new_v4(),
+            self.user,
+            suffix,
+            self.addr
+        )
+    }
+}
+
+/// How a command ended, besides success.
+enum End {
+    /// Report on stderr as `msg\n\r`, exit status 1.
+    Fail(String),
+    /// Exit status 1 with no message (`pub -c` timing out).
+    Silent,
+    /// The client closed the channel or the connection dropped: nothing left to tell.
+    Gone,
+}
+
+/// The write side of a session channel, with the PTY newline rule (spec §4.7).
+struct Output {
+    tx: ChannelWriteHalf<Msg>,
+    pty: bool,
+}
+
+impl Output {
+    async fn stdout(&self, data: Bytes) -> Result<(), End> {
+        let data = if self.pty { crlf(&data) } else { data };
+        self.tx.data_bytes(data).await.map_err(|_| End::Gone)
+    }
+
+    async fn status(&self, text: String) -> Result<(), End> {
+        self.stdout(Bytes::from(text)).await
+    }
+
+    async fn stderr(&self, text: String) -> Result<(), End> {
+        self.tx
+            .extended_data_bytes(1, Bytes::from(text))
+            .await
+            .map_err(|_| End::Gone)
+    }
+
+    /// Exit status, then EOF, then close: russh sends EOF and CLOSE only after the data
+    /// queued before them, so nothing is cut off (spec §8.3's recommendation).
+    async fn finish(&self, code: u32) {
+        let _ = self.tx.exit_status(code).await;
+        let _ = self.tx.eof().await;
+        let _ = self.tx.close().await;
+    }
+}
+
+/// Rewrites `\n` to `\r\n` unless a `\r` precedes it, as upstream does for PTY sessions.
+fn crlf(data: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 8);
+    let mut prev = 0u8;
+    for &b in data {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    Bytes::from(out)
+}
+
+/// Runs one session channel to completion.
+pub(crate) async fn run(channel: Channel<Msg>, state: Arc<State>, peer: Arc<Peer>) {
+    let (mut rx, tx) = channel.split();
+    let mut pty = false;
+    let command = loop {
+        match rx.wait().await {
+            Some(ChannelMsg::Exec { command, .. }) => {
+                break String::from_utf8_lossy(&command).into_owned();
+            }
+            Some(ChannelMsg::RequestShell { .. }) => break String::new(),
+            Some(ChannelMsg::RequestPty { .. }) => pty = true,
+            Some(ChannelMsg::RequestSubsystem { .. } | ChannelMsg::Close) | None => return,
+            Some(_) => {}
+        }
+    };
+    tracing::debug!(user = %peer.user, addr = %peer.addr, %command, "board command");
+    let out = Arc::new(Output { tx, pty });
+    let result = execute(&command, &mut rx, &out, &state, &peer).await;
+    match result {
+        Ok(()) => out.finish(0).await,
+        Err(End::Fail(msg)) => {
+            // Bounded: an evicted reader may never open its window again.
+            let notice = out.stderr(format!("{msg}\n\r"));
+            if tokio::time::timeout(NOTICE_TIMEOUT, notice).await.is_err() {
+                tracing::debug!(user = %peer.user, "error notice not taken in time");
+            }
+            out.finish(1).await;
+        }
+        Err(End::Silent) => out.finish(1).await,
+        Err(End::Gone) => {}
+    }
+}
+
+async fn execute(
+    line: &str,
+    rx: &mut ChannelReadHalf,
+    out: &Arc<Output>,
+    state: &Arc<State>,
+    peer: &Arc<Peer>,
+) -> Result<(), End> {
+    let command = match parse_command(line) {
+        Ok(c) => c,
+        Err(CommandError::InvalidArgs { stdout, .. }) => {
+            out.status(stdout).await?;
+            return Err(End::Fail("invalid cmd args".to_owned()));
+        }
+        Err(e) => return Err(End::Fail(e.to_string())),
+    };
+    match command {
+        Command::Help => out.status(super::command::help_text(&state.ssh_cmd)).await,
+        Command::Ls => {
+            if peer.anonymous {
+                return Err(End::Fail("access denied".to_owned()));
+            }
+            out.status(state.ls(&peer.user)).await
+        }
+        Command::User => user(out, state, peer).await,
+        Command::Pub(args) => publish(args, rx, out, state, peer).await,
+        Command::Sub(args) => subscribe(args, rx, out, state, peer).await,
+        Command::Pipe(args) => pipe(args, rx, out, state, peer).await,
+    }
+}
+
+/// `user`, as `ssh pico.sh user` prints it: name, id, creation time, pico+ expiry (empty).
+async fn user(out: &Output, state: &State, peer: &Peer) -> Result<(), End> {
+    let account = if peer.anonymous {
+        None
+    } else {
+        lock(&state.registry).account(&peer.user).cloned()
+    };
+    let Some(account) = account else {
+        out.stderr("detected ssh command: [user]\n".to_owned())
+            .await?;
+        return Err(End::Fail(
+            "ERROR: you need to create an account before using the remote cli: no account is registered for this key"
+                .to_owned(),
+        ));
+    };
+    out.status(format!(
+        "{}\n{}\n{}\n\r\n",
+        account.name,
+        account.id,
+        account.created_rfc3339()
+    ))
+    .await
+}
+
+/// A resolved topic: the channel name and how hints show it.
+struct Target {
+    name: String,
+    shown: String,
+    /// The caller was denied a public ACL topic and moved to a fresh one.
+    moved: bool,
+}
+
+fn resolve(state: &State, peer: &Peer, args: &TopicArgs) -> Resolved {
+    let (topic, generated) = match &args.topic {
+        Some(t) => (t.clone(), false),
+        None => (uuid::Uuid::new_v4().to_string(), true),
+    };
+    let resolution = lock(&state.access).resolve(peer.caller(), &topic, args.public);
+    let target = match resolution {
+        Resolution::Channel(name) => Target {
+            name,
+            shown: if args.access.is_empty() {
+                topic
+            } else {
+                to_topic(&peer.user, &topic)
+            },
+            moved: false,
+        },
+        Resolution::Denied => {
+            let fresh = uuid::Uuid::new_v4().to_string();
+            Target {
+                name: to_public_topic(&fresh),
+                shown: fresh,
+                moved: true,
+            }
+        }
+    };
+    Resolved { target, generated }
+}
+
+struct Resolved {
+    target: Target,
+    generated: bool,
+}
+
+/// Claims the ACL, registers the membership guard and returns it with a fresh client id.
+fn enter(state: &Arc<State>, peer: &Peer, name: &str, access: &[String]) -> Membership {
+    let id = lock(&state.broker).next_client_id();
+    lock(&state.access).claim(name, id, peer.caller(), access);
+    Membership {
+        state: Arc::clone(state),
+        id,
+        topic: name.to_owned(),
+    }
+}
+
+fn join(state: &State, m: &Membership, member: Member, dispatcher: Dispatcher) {
+    lock(&state.broker).join(&m.topic, m.id, member, dispatcher);
+    state.notify_members();
+}
+
+/// Hands a chunk to the broker and logs evictions.
+fn publish_chunk(state: &State, m: &Membership, data: Bytes) {
+    let published = lock(&state.broker).publish(&m.topic, m.id, data);
+    if !published.evicted.is_empty() {
+        tracing::warn!(topic = %m.topic, evicted = ?published.evicted, "slow readers disconnected");
+        state.notify_members();
+    }
+}
+
+/// Waits until `topic` has a reader, until `deadline` if given. Data the client sends
+/// meanwhile is kept in `stash` (up to the backlog bound, then the client is left to its
+/// SSH window); EOF is remembered. `Ok(false)`: timed out.
+async fn wait_for_reader(
+    state: &State,
+    topic: &str,
+    deadline: Option<tokio::time::Instant>,
+    rx: &mut ChannelReadHalf,
+    stash: &mut Vec<Bytes>,
+    eof: &mut bool,
+) -> Result<bool, End> {
+    let mut changes = state.members_changed.subscribe();
+    let stash_limit = super::broker::DEFAULT_BACKLOG_LIMIT;
+    loop {
+        if lock(&state.broker).has_readers(topic) {
+            return Ok(true);
+        }
+        let stashed: usize = stash.iter().map(Bytes::len).sum();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep => return Ok(false),
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return Err(End::Gone);
+                }
+            }
+            msg = rx.wait(), if !*eof && stashed < stash_limit => match msg {
+                Some(ChannelMsg::Data { data }) => stash.push(data),
+                Some(ChannelMsg::Eof) => *eof = true,
+                Some(ChannelMsg::Close) | None => return Err(End::Gone),
+                Some(_) => {}
+            },
+        }
+    }
+}
+
+async fn publish(
+    args: PubArgs,
+    rx: &mut ChannelReadHalf,
+    out: &Arc<Output>,
+    state: &Arc<State>,
+    peer: &Arc<Peer>,
+) -> Result<(), End> {
+    let clean = args.common.clean;
+    let Resolved { target, .. } = resolve(state, peer, &args.common);
+    let membership = enter(state, peer, &target.name, &args.common.access);
+    let label = peer.label();
+    if !clean {
+        let p = if args.common.public || target.moved {
+            "-p "
+        } else {
+            ""
+        };
+        out.status(format!(
+            "subscribe to this channel:\n  {} sub {p}{}\n",
+            state.ssh_cmd, target.shown
+        ))
+        .await?;
+    }
+    let mut stash = Vec::new();
+    let mut eof = args.empty;
+    if args.empty {
+        stash.push(Bytes::from_static(&[0]));
+    }
+    if args.block && !lock(&state.broker).has_readers(&target.name) {
+        if !clean {
+            let wait = match args.timeout.positive() {
+                Some(_) => format!(" {}", args.timeout),
+                None => String::new(),
+            };
+            out.status(format!("no subs found ... waiting{wait}\n"))
+                .await?;
+        }
+        lock(&state.broker).wait(membership.id, &target.name, &label);
+        // `-t` <= 0 times out at once unless a reader is there (Go's time.After(0)).
+        let deadline =
+            Some(tokio::time::Instant::now() + args.timeout.positive().unwrap_or_default());
+        let found = wait_for_reader(state, &target.name, deadline, rx, &mut stash, &mut eof).await;
+        lock(&state.broker).unwait(membership.id);
+        if !found? {
+            return Err(if clean {
+                End::Silent
+            } else {
+                End::Fail("timeout reached, exiting".to_owned())
+            });
+        }
+    }
+    if !clean {
+        out.status("sending msg ...\n".to_owned()).await?;
+    }
+    join(
+        state,
+        &membership,
+        Member {
+            label,
+            role: Role::Pub,
+            replay: false,
+            keepalive: false,
+            outbox: None,
+        },
+        args.dispatcher,
+    );
+    for chunk in stash {
+        publish_chunk(state, &membership, chunk);
+    }
+    while !eof {
+        match rx.wait().await {
+            Some(ChannelMsg::Data { data }) => {
+                if args.block && !lock(&state.broker).has_readers(&target.name) {
+                    let mut later = Vec::new();
+                    wait_for_reader(state, &target.name, None, rx, &mut later, &mut eof).await?;
+                    publish_chunk(state, &membership, data);
+                    for chunk in later {
+                        publish_chunk(state, &membership, chunk);
+                    }
+                } else {
+                    publish_chunk(state, &membership, data);
+                }
+            }
+            Some(ChannelMsg::Eof) => eof = true,
+            Some(ChannelMsg::Close) | None => return Err(End::Gone),
+            Some(_) => {}
+        }
+    }
+    drop(membership);
+    if !clean {
+        out.status("msg sent!\n".to_owned()).await?;
+    }
+    Ok(())
+}
+
+async fn subscribe(
+    args: SubArgs,
+    rx: &mut ChannelReadHalf,
+    out: &Arc<Output>,
+    state: &Arc<State>,
+    peer: &Arc<Peer>,
+) -> Result<(), End> {
+    let Resolved { target, .. } = resolve(state, peer, &args.common);
+    if target.moved {
+        return Err(End::Fail("access denied".to_owned()));
+    }
+    let membership = enter(state, peer, &target.name, &args.common.access);
+    let (outbox, inbox) = queue();
+    join(
+        state,
+        &membership,
+        Member {
+            label: peer.label(),
+            role: Role::Sub,
+            replay: false,
+            keepalive: args.keepalive,
+            outbox: Some(outbox),
+        },
+        Dispatcher::Multicast,
+    );
+    let writer = spawn_writer(inbox, Arc::clone(out));
+    read_until_done(rx, writer, |_| {}).await
+}
+
+async fn pipe(
+    args: PipeArgs,
+    rx: &mut ChannelReadHalf,
+    out: &Arc<Output>,
+    state: &Arc<State>,
+    peer: &Arc<Peer>,
+) -> Result<(), End> {
+    let Resolved { target, generated } = resolve(state, peer, &args.common);
+    let membership = enter(state, peer, &target.name, &args.common.access);
+    if generated && !args.common.clean {
+        let p = if args.common.public { "-p " } else { "" };
+        out.status(format!(
+            "subscribe to this topic:\n  {} sub {p}{}\n",
+            state.ssh_cmd, target.shown
+        ))
+        .await?;
+    }
+    let (outbox, inbox) = queue();
+    join(
+        state,
+        &membership,
+        Member {
+            label: peer.label(),
+            role: Role::Pipe,
+            replay: args.replay,
+            keepalive: false,
+            outbox: Some(outbox),
+        },
+        args.dispatcher,
+    );
+    let writer = spawn_writer(inbox, Arc::clone(out));
+    // After the client's EOF the pipe stays on as a reader (upstream before 2026-08-15).
+    read_until_done(rx, writer, |data| publish_chunk(state, &membership, data)).await
+}
+
+/// How a reader's writer task ended.
+enum WriterEnd {
+    /// The broker dropped the queue (the session left).
+    Closed,
+    /// Evicted by the broker; for `WritersGone` after writing what was queued.
+    Evicted(Eviction),
+    /// The channel is gone.
+    Gone,
+}
+
+fn spawn_writer(mut inbox: Inbox, out: Arc<Output>) -> JoinHandle<WriterEnd> {
+    tokio::spawn(async move {
+        let mut writers_gone = false;
+        // A oneshot must not be polled again once it has resolved.
+        let mut eviction_seen = false;
+        loop {
+            let chunk = tokio::select! {
+                biased;
+                eviction = &mut inbox.evicted, if !eviction_seen => {
+                    eviction_seen = true;
+                    match eviction {
+                        Ok(Eviction::WritersGone) => writers_gone = true,
+                        Ok(e) => return WriterEnd::Evicted(e),
+                        // The session left: the data queue ends as well.
+                        Err(_) => {}
+                    }
+                    continue;
+                }
+                chunk = inbox.data.recv() => match chunk {
+                    Some(chunk) => chunk,
+                    None if writers_gone => return WriterEnd::Evicted(Eviction::WritersGone),
+                    None => return WriterEnd::Closed,
+                },
+            };
+            let n = chunk.len();
+            let write = out.stdout(chunk);
+            tokio::pin!(write);
+            loop {
+                tokio::select! {
+                    biased;
+                    eviction = &mut inbox.evicted, if !eviction_seen => {
+                        eviction_seen = true;
+                        match eviction {
+                            Ok(Eviction::WritersGone) => writers_gone = true,
+                            // Too slow: drop the write in flight and what is queued.
+                            Ok(e) => return WriterEnd::Evicted(e),
+                            Err(_) => {}
+                        }
+                    }
+                    written = &mut write => {
+                        if written.is_err() {
+                            return WriterEnd::Gone;
+                        }
+                        break;
+                    }
+                }
+            }
+            inbox.written(n);
+        }
+    })
+}
+
+/// Reads the client's channel until it closes or the writer ends; `on_data` gets stdin.
+async fn read_until_done(
+    rx: &mut ChannelReadHalf,
+    mut writer: JoinHandle<WriterEnd>,
+    mut on_data: impl FnMut(Bytes),
+) -> Result<(), End> {
+    let mut eof = false;
+    loop {
+        tokio::select! {
+            end = &mut writer => {
+                return match end {
+                    Ok(WriterEnd::Evicted(Eviction::WritersGone) | WriterEnd::Closed) => Ok(()),
+                    Ok(WriterEnd::Evicted(e)) => {
+                        tracing::info!(reason = %e, "reader evicted");
+                        Err(End::Fail(e.to_string()))
+                    }
+                    Ok(WriterEnd::Gone) | Err(_) => Err(End::Gone),
+                };
+            }
+            msg = rx.wait() => match msg {
+                Some(ChannelMsg::Data { data }) if !eof => on_data(data),
+                Some(ChannelMsg::Eof) => eof = true,
+                Some(ChannelMsg::Close) | None => {
+                    writer.abort();
+                    return Err(End::Gone);
+                }
+                Some(_) => {}
+            },
+        }
+    }
+}

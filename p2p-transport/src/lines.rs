@@ -1,0 +1,139 @@
+//! [`LineChannel`]: a board topic as the protocol drivers see it, lines in and lines out.
+//!
+//! The scheduler and worker drivers never touch SSH: they read decoded-ready lines from a
+//! channel and write lines to another. Whatever holds the topic open (the russh client,
+//! the system `ssh` backend, or the hub in-process) pumps bytes through the line framer
+//! into these channels, so reconnects and backends stay out of the protocol code.
+
+use tokio::sync::mpsc;
+
+/// Lines to and from one board topic (no newlines either way).
+#[derive(Debug)]
+pub struct LineChannel {
+    /// Lines read from the topic. Closed when the board connection is gone for good.
+    pub incoming: mpsc::Receiver<String>,
+    /// Lines to write to the topic.
+    pub outgoing: mpsc::Sender<String>,
+}
+
+/// The other end of a [`LineChannel`], held by whatever moves the bytes.
+#[derive(Debug)]
+pub struct LinePump {
+    /// Where lines read from the topic go.
+    pub to_driver: mpsc::Sender<String>,
+    /// Lines the driver wants written.
+    pub from_driver: mpsc::Receiver<String>,
+}
+
+/// A connected pair: the driver's end and the pump's end, each buffering `capacity` lines.
+pub fn line_channel(capacity: usize) -> (LineChannel, LinePump) {
+    let (to_driver, incoming) = mpsc::channel(capacity);
+    let (outgoing, from_driver) = mpsc::channel(capacity);
+    (
+        LineChannel { incoming, outgoing },
+        LinePump {
+            to_driver,
+            from_driver,
+        },
+    )
+}
+
+/// Lines buffered between a topic and its driver.
+const CHANNEL_LINES: usize = 4096;
+
+/// Pumps an open board [`Topic`](crate::board::client::Topic) into a [`LineChannel`].
+///
+/// Malformed lines are skipped (the framer already recovered), disconnections are logged
+/// (the topic reconnects by itself; lines sent meanwhile are lost, which the protocol
+/// tolerates: requests are re-posted, hellos repeated), and when the topic closes for good
+/// the channel closes, which stops the driver.
+pub fn topic_lines(mut topic: crate::board::client::Topic) -> LineChannel {
+    use crate::board::client::TopicEvent;
+    let (channel, mut pump) = line_channel(CHANNEL_LINES);
+    let sender = topic.sender();
+    tokio::spawn(async move {
+        while let Some(line) = pump.from_driver.recv().await {
+            if let Err(err) = sender.send_line(&line).await {
+                tracing::warn!(%err, "cannot write to the board");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(event) = topic.recv().await {
+            match event {
+                TopicEvent::Line(line) => {
+                    if pump.to_driver.send(line).await.is_err() {
+                        break;
+                    }
+                }
+                TopicEvent::Malformed(err) => tracing::debug!(%err, "skipping a board line"),
+                TopicEvent::Disconnected { reason, retry_in } => {
+                    tracing::warn!(%reason, ?retry_in, "board disconnected; reconnecting");
+                }
+                TopicEvent::Reconnected => tracing::info!("board reconnected"),
+                TopicEvent::Closed { status, message } => {
+                    tracing::warn!(?status, %message, "board topic closed");
+                    break;
+                }
+            }
+        }
+        topic.close().await;
+    });
+    channel
+}
+
+/// Why a peer could not join a cluster's board.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error(transparent)]
+    Board(#[from] crate::board::client::BoardError),
+    /// The board could not tell who we are, or our identity does not fit the protocol.
+    #[error("cannot form this peer's id: {0}")]
+    Identity(String),
+}
+
+/// The peer id `user@host:pid` for this process, as future.p2p's `p2p_client_id()` forms it.
+pub fn local_peer_id(user: &str) -> Result<p2p_proto::id::PeerId, JoinError> {
+    let host: String = gethostname::gethostname()
+        .to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let host = if host.is_empty() {
+        "localhost".to_owned()
+    } else {
+        host
+    };
+    p2p_proto::id::PeerId::new(user, &host, std::process::id())
+        .map_err(|err| JoinError::Identity(err.to_string()))
+}
+
+/// Opens `cluster`'s topic on `board` as the board's user, and returns that user's peer id
+/// and the topic as a [`LineChannel`].
+///
+/// The username comes from the board's `user` command (the hub, and pico.sh's main host);
+/// `user` overrides it for boards without that command (pipe.pico.sh).
+pub async fn join_cluster(
+    board: &crate::board::client::Board,
+    cluster: &p2p_proto::id::ClusterName,
+    user: Option<&str>,
+) -> Result<(p2p_proto::id::PeerId, LineChannel), JoinError> {
+    let user = match user {
+        Some(user) => user.to_owned(),
+        None => board.user().await?.name,
+    };
+    let me = local_peer_id(&user)?;
+    let topic = board
+        .open(
+            &cluster.topic_for(&user),
+            &crate::board::client::PipeOptions::default(),
+        )
+        .await?;
+    Ok((me, topic_lines(topic)))
+}
