@@ -15,8 +15,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crypto_secretbox::aead::{Aead, KeyInit};
-use crypto_secretbox::{Key as BoxKey, Nonce, XSalsa20Poly1305};
+use crypto_secretbox::aead::{AeadInPlace, KeyInit};
+use crypto_secretbox::{Key as BoxKey, Nonce, Tag, XSalsa20Poly1305};
 use magic_wormhole::{Key, KeyPurpose, WormholeKey};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,8 @@ use super::session::{SessionError, SessionRole};
 pub(crate) const RECORD_OVERHEAD: usize = 4 + 24 + 16;
 /// How long one direct connection attempt (connect and handshake) may take.
 const DIRECT_ATTEMPT: Duration = Duration::from_secs(3);
+/// Poly1305 tag length.
+const TAG: usize = 16;
 /// Longest handshake line (ours are about 100 bytes).
 const MAX_LINE: usize = 200;
 
@@ -292,18 +294,25 @@ impl Sealer {
     }
 
     /// Append one complete record carrying `plaintext` to `out`.
+    ///
+    /// Encrypts in place in `out` (no per-record allocation once `out` has grown); the
+    /// layout is NaCl secretbox's: `len || nonce || tag || ciphertext`.
     pub(crate) fn seal(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), SessionError> {
         let nonce = nonce(self.counter);
         self.counter += 1;
-        let ciphertext = self
-            .cipher
-            .encrypt(Nonce::from_slice(&nonce), plaintext)
-            .map_err(|_| SessionError::Transit("encryption failed".into()))?;
-        let len = u32::try_from(nonce.len() + ciphertext.len())
+        let len = u32::try_from(nonce.len() + TAG + plaintext.len())
             .map_err(|_| SessionError::Transit("record too large".into()))?;
+        let start = out.len();
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ciphertext);
+        out.extend_from_slice(&[0u8; TAG]);
+        let body = out.len();
+        out.extend_from_slice(plaintext);
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), b"", &mut out[body..])
+            .map_err(|_| SessionError::Transit("encryption failed".into()))?;
+        out[start + 4 + 24..body].copy_from_slice(&tag);
         Ok(())
     }
 }
@@ -322,22 +331,30 @@ impl Opener {
         }
     }
 
-    /// Decrypt one record body (`nonce || ciphertext`, without the length).
-    pub(crate) fn open(&mut self, body: &[u8]) -> Result<Vec<u8>, SessionError> {
-        if body.len() < 24 + 16 {
+    /// Decrypt one record body (`nonce || tag || ciphertext`, without the length) in
+    /// place; returns the plaintext, a slice of `body`.
+    pub(crate) fn open<'a>(&mut self, body: &'a mut [u8]) -> Result<&'a [u8], SessionError> {
+        if body.len() < 24 + TAG {
             return Err(SessionError::Transit(
                 "record shorter than nonce and MAC".into(),
             ));
         }
-        let (received, ciphertext) = body.split_at(24);
+        let (received, rest) = body.split_at_mut(24);
         // A replayed, dropped or reordered record is an attack or a bug; never accept it.
-        if received != nonce(self.counter) {
+        if *received != nonce(self.counter) {
             return Err(SessionError::Transit("record out of sequence".into()));
         }
         self.counter += 1;
+        let (tag, ciphertext) = rest.split_at_mut(TAG);
         self.cipher
-            .decrypt(Nonce::from_slice(received), ciphertext)
-            .map_err(|_| SessionError::Transit("record failed authentication".into()))
+            .decrypt_in_place_detached(
+                Nonce::from_slice(received),
+                b"",
+                ciphertext,
+                Tag::from_slice(tag),
+            )
+            .map_err(|_| SessionError::Transit("record failed authentication".into()))?;
+        Ok(ciphertext)
     }
 }
 
@@ -359,28 +376,35 @@ mod tests {
         let mut opener = Opener::new(&key);
         let mut first = Vec::new();
         sealer.seal(b"one", &mut first).expect("seal");
+        assert_eq!(&first[..4], &(24u32 + 16 + 3).to_be_bytes());
         let mut second = Vec::new();
         sealer.seal(b"two", &mut second).expect("seal");
         assert_eq!(first.len(), 3 + RECORD_OVERHEAD);
         // Out of order is refused.
-        assert!(Opener::new(&key).open(&second[4..]).is_err());
-        assert_eq!(opener.open(&first[4..]).expect("first"), b"one");
-        assert_eq!(opener.open(&second[4..]).expect("second"), b"two");
+        assert!(Opener::new(&key).open(&mut second.clone()[4..]).is_err());
+        assert_eq!(opener.open(&mut first.clone()[4..]).expect("first"), b"one");
+        assert_eq!(
+            opener.open(&mut second.clone()[4..]).expect("second"),
+            b"two"
+        );
         // Replay is refused.
-        assert!(opener.open(&second[4..]).is_err());
+        assert!(opener.open(&mut second.clone()[4..]).is_err());
         // Another key is refused.
         let mut other = Vec::new();
         Sealer::new(&[8u8; 32])
             .seal(b"x", &mut other)
             .expect("seal");
-        assert!(Opener::new(&key).open(&other[4..]).is_err());
+        assert!(Opener::new(&key).open(&mut other[4..]).is_err());
+        // A flipped bit is refused.
+        first[44] ^= 1;
+        assert!(Opener::new(&key).open(&mut first[4..]).is_err());
     }
 
     proptest! {
         #[test]
-        fn garbage_records_are_errors_not_panics(body in prop::collection::vec(any::<u8>(), 0..200)) {
+        fn garbage_records_are_errors_not_panics(mut body in prop::collection::vec(any::<u8>(), 0..200)) {
             let mut opener = Opener::new(&[1u8; 32]);
-            prop_assert!(opener.open(&body).is_err());
+            prop_assert!(opener.open(&mut body).is_err());
         }
     }
 }

@@ -341,9 +341,9 @@ impl Session {
             return Ok(None);
         }
         self.buf.advance(4);
-        let body = self.buf.split_to(len);
-        let plaintext = self.opener.open(&body)?;
-        Ok(Some(Frame::decode(&plaintext)?))
+        let mut body = self.buf.split_to(len);
+        let plaintext = self.opener.open(&mut body)?;
+        Ok(Some(Frame::decode(plaintext)?))
     }
 
     /// Stop heartbeats and close our direction; the peer's `recv` then sees `Closed`.
