@@ -20,7 +20,7 @@ use bytes::Bytes;
 use p2p_proto::frame::{Cancel, Frame, Hello, Outcome, RemoteError, Task, TaskResult};
 use p2p_proto::id::{FutureId, PeerId};
 use p2p_proto::line;
-use p2p_transport::lines::LineChannel;
+use p2p_transport::lines::{LineChannel, post_line};
 use p2p_transport::wormhole::{
     Session, SessionConfig, SessionError, SessionRole, SessionSender, TransferOptions,
     WormholeCode as TransferCode, WormholeConfig, receive_bytes, send_bytes,
@@ -379,14 +379,9 @@ impl Driver {
     async fn apply(&mut self) -> Result<(), String> {
         while let Some(action) = self.core.poll_action() {
             match action {
-                SchedulerAction::Post(line) => match line.encode() {
-                    Ok(text) => self
-                        .board_out
-                        .send(text)
-                        .await
-                        .map_err(|_| "the board connection closed".to_owned())?,
-                    Err(err) => tracing::error!(%err, "cannot encode a board line"),
-                },
+                SchedulerAction::Post(line) => post_line(&self.board_out, &line)
+                    .await
+                    .map_err(|closed| closed.to_string())?,
                 SchedulerAction::Dispatch(dispatch) => self.dispatch(dispatch),
                 SchedulerAction::Interrupt { task, worker } => {
                     if let Some(cancel) = self.transfers.remove(&task) {
