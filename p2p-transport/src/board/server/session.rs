@@ -498,7 +498,7 @@ fn spawn_writer(mut inbox: Inbox, out: Arc<Output>) -> JoinHandle<WriterEnd> {
                     continue;
                 }
                 chunk = inbox.data.recv() => match chunk {
-                    Some(chunk) => chunk,
+                    Some(chunk) => coalesce(chunk, &mut inbox.data),
                     None if writers_gone => return WriterEnd::Evicted(Eviction::WritersGone),
                     None => return WriterEnd::Closed,
                 },
@@ -529,6 +529,32 @@ fn spawn_writer(mut inbox: Inbox, out: Arc<Output>) -> JoinHandle<WriterEnd> {
             inbox.written(n);
         }
     })
+}
+
+/// Largest write assembled from queued chunks: one SSH packet's worth.
+const WRITE_BATCH: usize = 32 * 1024;
+
+/// Appends whatever else is already queued (up to [`WRITE_BATCH`]) to `first`. Under load
+/// this turns many small chunks into one SSH packet per reader, which is what makes wide
+/// fan-out affordable (encryption and syscalls are per packet); an idle topic still writes
+/// each chunk at once. Order is kept, and chunks are joined, never split.
+fn coalesce(first: Bytes, queue: &mut tokio::sync::mpsc::UnboundedReceiver<Bytes>) -> Bytes {
+    if first.len() >= WRITE_BATCH {
+        return first;
+    }
+    let mut batch: Option<Vec<u8>> = None;
+    while batch.as_ref().map_or(first.len(), Vec::len) < WRITE_BATCH {
+        let Ok(next) = queue.try_recv() else {
+            break;
+        };
+        let buf = batch.get_or_insert_with(|| {
+            let mut v = Vec::with_capacity(WRITE_BATCH + next.len());
+            v.extend_from_slice(&first);
+            v
+        });
+        buf.extend_from_slice(&next);
+    }
+    batch.map_or(first, Bytes::from)
 }
 
 /// Reads the client's channel until it closes or the writer ends; `on_data` gets stdin.
