@@ -85,6 +85,9 @@ pub enum RegistryError {
         /// What was wrong.
         reason: String,
     },
+    /// A key could not be written in OpenSSH format.
+    #[error("cannot encode public key: {0}")]
+    Encode(String),
     /// The name is taken (by another key).
     #[error("username {0:?} is already registered")]
     Taken(String),
@@ -292,11 +295,9 @@ impl Registry {
         let mut key = key.clone();
         let key_name = AsRef::<str>::as_ref(key.comment()).to_owned();
         key.set_comment("");
-        let key_text = key.to_openssh().map_err(|e| RegistryError::Parse {
-            file: "users",
-            line: 0,
-            reason: format!("cannot encode key: {e}"),
-        })?;
+        let key_text = key
+            .to_openssh()
+            .map_err(|e| RegistryError::Encode(e.to_string()))?;
         let account = Account::new(user.clone());
         append(&self.dir.join("accounts"), &account.line())?;
         append(&self.dir.join("users"), &format!("{user} {key_text}\n"))?;

@@ -281,7 +281,8 @@ async fn wait_for_reader(
     eof: &mut bool,
 ) -> Result<bool, End> {
     let mut changes = state.members_changed.subscribe();
-    let stash_limit = super::broker::DEFAULT_BACKLOG_LIMIT;
+    // A waiting pub holds at most what one reader may lag; then SSH flow control takes over.
+    let stash_limit = lock(&state.broker).backlog_limit();
     loop {
         if lock(&state.broker).has_readers(topic) {
             return Ok(true);
@@ -586,5 +587,33 @@ async fn read_until_done(
                 Some(_) => {}
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pty_output_gets_crlf_once() {
+        assert_eq!(&crlf(b"a\nb\r\nc\n")[..], b"a\r\nb\r\nc\r\n");
+        assert_eq!(&crlf(b"\n\n")[..], b"\r\n\r\n");
+        assert_eq!(&crlf(b"")[..], b"");
+    }
+
+    #[test]
+    fn coalesce_joins_queued_chunks_in_order_up_to_a_packet() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for chunk in [&b"b"[..], b"c"] {
+            tx.send(Bytes::copy_from_slice(chunk)).unwrap();
+        }
+        assert_eq!(&coalesce(Bytes::from_static(b"a"), &mut rx)[..], b"abc");
+        tx.send(Bytes::from(vec![1u8; WRITE_BATCH])).unwrap();
+        tx.send(Bytes::from_static(b"z")).unwrap();
+        assert_eq!(
+            coalesce(Bytes::from_static(b"y"), &mut rx).len(),
+            WRITE_BATCH + 1
+        );
+        assert_eq!(&coalesce(Bytes::from_static(b"x"), &mut rx)[..], b"xz");
     }
 }
