@@ -158,11 +158,13 @@ async fn execute(
 ) -> Result<(), End> {
     let command = match parse_command(line) {
         Ok(c) => c,
-        Err(CommandError::InvalidArgs { stdout, .. }) => {
-            out.status(stdout).await?;
-            return Err(End::Fail("invalid cmd args".to_owned()));
+        Err(e) => {
+            // Go's flag package prints the error and the usage on stdout before failing.
+            if let CommandError::InvalidArgs { stdout, .. } = &e {
+                out.status(stdout.clone()).await?;
+            }
+            return Err(End::Fail(e.to_string()));
         }
-        Err(e) => return Err(End::Fail(e.to_string())),
     };
     match command {
         Command::Help => out.status(super::command::help_text(&state.ssh_cmd)).await,
@@ -220,7 +222,9 @@ fn resolve(state: &State, peer: &Peer, args: &TopicArgs) -> Resolved {
     let target = match resolution {
         Resolution::Channel(name) => Target {
             name,
-            shown: if args.access.is_empty() {
+            // Others reach a private ACL topic as `owner/topic`. (Upstream prints that for
+            // `-p -a` too, which then names the wrong topic; a public one is shown as typed.)
+            shown: if args.access.is_empty() || args.public {
                 topic
             } else {
                 to_topic(&peer.user, &topic)
@@ -301,8 +305,10 @@ async fn wait_for_reader(
                     return Err(End::Gone);
                 }
             }
-            msg = rx.wait(), if !*eof && stashed < stash_limit => match msg {
-                Some(ChannelMsg::Data { data }) => stash.push(data),
+            // After EOF only Close can come, so the channel stays watched for a vanishing client.
+            msg = rx.wait(), if stashed < stash_limit => match msg {
+                // `pub -e` starts at "EOF": it publishes its NUL byte and ignores stdin.
+                Some(ChannelMsg::Data { data }) if !*eof => stash.push(data),
                 Some(ChannelMsg::Eof) => *eof = true,
                 Some(ChannelMsg::Close) | None => return Err(End::Gone),
                 Some(_) => {}
