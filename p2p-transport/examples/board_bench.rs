@@ -274,7 +274,7 @@ async fn connect(server: &BoardServer, key: &Path, known_hosts: &Path) -> Result
         format!("UserKnownHostsFile={}", known_hosts.display()),
     ];
     let mut config = BoardConfig::from_ssh_args("bench@127.0.0.1", &args)?;
-    config.use_agent = false;
+    config.agent = None;
     Ok(Board::connect(config).await?)
 }
 

@@ -26,7 +26,7 @@ fn config(hub: &Hub, key: &Path, user: &str, known_hosts: &Path) -> BoardConfig 
         format!("UserKnownHostsFile={}", known_hosts.display()),
     ];
     let mut c = BoardConfig::from_ssh_args("127.0.0.1", &args).expect("ssh args");
-    c.use_agent = false;
+    c.agent = None;
     c
 }
 
@@ -687,4 +687,48 @@ async fn system_ssh_backend_has_the_same_api() {
         Ok(ls) => assert_eq!(ls, "no pubsub channels found\n"),
         Err(e) => panic!("ls failed: {e}"),
     }
+}
+
+/// A real `ssh-agent` holding alice's key: tried before the (encrypted) key file.
+#[tokio::test]
+async fn ssh_agent_keys_come_first() {
+    let p = people();
+    let hub = hub_for(&p).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("agent.sock");
+    let _agent = tokio::process::Command::new(require("ssh-agent"))
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn ssh-agent");
+    let ready = async {
+        while !socket.exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(STEP, ready)
+        .await
+        .expect("ssh-agent did not start");
+    let added = tokio::process::Command::new(require("ssh-add"))
+        .arg(&p.alice)
+        .env("SSH_AUTH_SOCK", &socket)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run ssh-add");
+    assert!(
+        added.status.success(),
+        "ssh-add: {}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let locked = keygen_with(dir.path(), "locked", "ed25519", "passphrase");
+    let kh = hub.known_hosts();
+    let mut c = config(&hub, &locked, "alice", &kh);
+    c.agent = Some(socket);
+    let board = Board::connect(c).await.expect("agent login");
+    assert_eq!(board.user().await.expect("user").name, "alice");
 }

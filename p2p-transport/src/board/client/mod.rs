@@ -167,8 +167,9 @@ pub struct BoardConfig {
     pub raw_ssh_args: Vec<String>,
     /// Backend.
     pub backend: Backend,
-    /// Ask the ssh-agent for keys (native backend).
-    pub use_agent: bool,
+    /// The ssh-agent socket asked for keys first (native backend); from `SSH_AUTH_SOCK` by
+    /// default, `None` to use key files only.
+    pub agent: Option<PathBuf>,
     /// Reconnect policy for topics.
     pub backoff: Backoff,
 }
@@ -184,7 +185,7 @@ impl BoardConfig {
             ssh: parse_ssh_args(ssh_args)?,
             raw_ssh_args: ssh_args.iter().map(|s| s.as_ref().to_owned()).collect(),
             backend: Backend::Native,
-            use_agent: true,
+            agent: std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from),
             backoff: Backoff::default(),
         })
     }
@@ -198,7 +199,7 @@ impl BoardConfig {
             backend: Backend::SystemSsh {
                 program: PathBuf::from("ssh"),
             },
-            use_agent: true,
+            agent: std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from),
             backoff: Backoff::default(),
         }
     }
@@ -245,7 +246,7 @@ impl BoardConfig {
                     .iter()
                     .map(|p| expand_tilde(p))
                     .collect(),
-                use_agent: self.use_agent,
+                agent: self.agent.clone(),
             },
             connect_timeout: self.ssh.connect_timeout.unwrap_or(Duration::from_secs(30)),
             keepalive: match self.ssh.alive_interval {
