@@ -534,11 +534,12 @@ async fn reader_vanishing_mid_line_does_not_disturb_the_topic() {
     );
 }
 
-/// A TCP relay on 127.0.0.1:0 whose connections the test can cut, to drop a Board's
-/// connection without stopping the server.
+/// A TCP relay on 127.0.0.1:0 whose connections the test can cut (both ends see the close)
+/// or freeze (sockets stay open, nothing flows: a peer that silently vanished).
 struct Relay {
     port: u16,
     cut: tokio::sync::watch::Sender<u64>,
+    freeze: tokio::sync::watch::Sender<bool>,
 }
 
 async fn relay(target: u16) -> Relay {
@@ -546,11 +547,13 @@ async fn relay(target: u16) -> Relay {
         .await
         .expect("bind relay");
     let port = listener.local_addr().expect("addr").port();
-    let (cut, watch) = tokio::sync::watch::channel(0u64);
+    let (cut, cut_rx) = tokio::sync::watch::channel(0u64);
+    let (freeze, freeze_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         while let Ok((mut inbound, _)) = listener.accept().await {
-            let mut watch = watch.clone();
-            watch.borrow_and_update();
+            let mut cut_rx = cut_rx.clone();
+            cut_rx.borrow_and_update();
+            let mut freeze_rx = freeze_rx.clone();
             tokio::spawn(async move {
                 let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
                 else {
@@ -558,12 +561,16 @@ async fn relay(target: u16) -> Relay {
                 };
                 tokio::select! {
                     _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                    _ = watch.changed() => {}
+                    _ = cut_rx.changed() => {}
+                    _ = async { freeze_rx.wait_for(|frozen| *frozen).await.is_ok() } => {
+                        // Keep both sockets open and silent until the test ends.
+                        let _ = cut_rx.changed().await;
+                    }
                 }
             });
         }
     });
-    Relay { port, cut }
+    Relay { port, cut, freeze }
 }
 
 #[tokio::test]
@@ -731,4 +738,52 @@ async fn ssh_agent_keys_come_first() {
     c.agent = Some(socket);
     let board = Board::connect(c).await.expect("agent login");
     assert_eq!(board.user().await.expect("user").name, "alice");
+}
+
+/// The server's keepalives (every `keepalive_interval`, dropped after three unanswered)
+/// remove a client that vanished without closing its TCP connection from its topics.
+#[tokio::test]
+async fn silent_client_is_dropped_by_server_keepalives() {
+    let p = people();
+    let hub = Hub::start_with(&[("alice", &p.alice), ("bob", &p.bob)], |c| {
+        c.keepalive_interval = Duration::from_millis(200);
+    })
+    .await;
+    let relay = relay(hub.port()).await;
+    let line = std::fs::read_to_string(hub.known_hosts()).expect("kh");
+    let kh = hub.dir.path().join("relay_known_hosts");
+    std::fs::write(
+        &kh,
+        line.replace(&format!(":{} ", hub.port()), &format!(":{} ", relay.port)),
+    )
+    .expect("kh");
+    let mut c = config(&hub, &p.bob, "bob", &kh);
+    c.ssh.port = Some(relay.port);
+    let bob = Board::connect(c).await.expect("connect through relay");
+    let alice = board(&hub, &p.alice, "alice").await;
+    let _host = alice
+        .open(
+            "p2p",
+            &PipeOptions {
+                access: vec!["bob".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("host");
+    until_listed(&alice, "(alice@").await;
+    let _worker = bob
+        .open("alice/p2p", &PipeOptions::default())
+        .await
+        .expect("worker");
+    until_listed(&alice, "(bob@").await;
+    relay.freeze.send_replace(true);
+    let gone = async {
+        while alice.ls().await.expect("ls").contains("(bob@") {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(STEP, gone)
+        .await
+        .expect("the silent client was never dropped");
 }
