@@ -44,9 +44,9 @@ pub const DENY_LIST: &[&str] = &[
 /// Why a username is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum UsernameError {
-    /// Not 1 to 50 ASCII letters and digits.
-    #[error("invalid username {0:?}: use 1 to 50 letters and digits")]
-    Syntax(String),
+    /// Not 1 to 50 ASCII letters and digits (p2p-proto's rule, pico.sh's).
+    #[error(transparent)]
+    Syntax(#[from] p2p_proto::id::IdError),
     /// Reserved.
     #[error("username {0:?} is reserved")]
     Reserved(String),
@@ -54,9 +54,7 @@ pub enum UsernameError {
 
 /// Checks a username (`^[a-zA-Z0-9]{1,50}$`, not on the deny-list) and lower-cases it.
 pub fn validate_username(name: &str) -> Result<String, UsernameError> {
-    if name.is_empty() || name.len() > 50 || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(UsernameError::Syntax(name.to_owned()));
-    }
+    p2p_proto::id::check_username(name)?;
     let lower = name.to_ascii_lowercase();
     if DENY_LIST.contains(&lower.as_str()) {
         return Err(UsernameError::Reserved(lower));
