@@ -195,6 +195,8 @@ pub enum DeclineReason {
     NotAllowed,
     /// The payload is larger than the worker accepts.
     TooLarge,
+    /// The worker took the task but could not produce a result (its executor failed).
+    Failed,
     /// A reason from a newer peer (a word of letters, digits and '-').
     Other(String),
 }
@@ -204,6 +206,7 @@ impl fmt::Display for DeclineReason {
         f.write_str(match self {
             DeclineReason::NotAllowed => "not-allowed",
             DeclineReason::TooLarge => "too-large",
+            DeclineReason::Failed => "failed",
             DeclineReason::Other(reason) => reason,
         })
     }
@@ -216,6 +219,7 @@ impl FromStr for DeclineReason {
         match value {
             "not-allowed" => Ok(DeclineReason::NotAllowed),
             "too-large" => Ok(DeclineReason::TooLarge),
+            "failed" => Ok(DeclineReason::Failed),
             other
                 if !other.is_empty()
                     && other.len() <= 64

@@ -115,7 +115,8 @@ fn message() -> impl Strategy<Value = Message> {
             prop_oneof![
                 Just(DeclineReason::NotAllowed),
                 Just(DeclineReason::TooLarge),
-                "[a-z0-9]{1,10}(-[a-z0-9]{1,10})?".prop_map(DeclineReason::Other),
+                Just(DeclineReason::Failed),
+                "x[a-z0-9]{0,9}(-[a-z0-9]{1,10})?".prop_map(DeclineReason::Other),
             ]
         )
             .prop_map(|(from, to, future, reason)| {

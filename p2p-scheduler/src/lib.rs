@@ -4,8 +4,15 @@
 //!   p2p-r, embedders
 //!          |
 //!       p2p-scheduler                   <- this crate
-//!         core      sans-IO dispatch state machine (events + time in, actions out)
-//!         driver    tokio task feeding the core from the board and transfers
+//!         core      sans-IO dispatch state machine: board lines, transfer reports and
+//!                   time in; board posts, dispatches and task outcomes out
+//!         driver    Scheduler: the tokio task around the core; submit() -> TaskHandle,
+//!                   cancel(), workers(), updates(); moves payloads by wormhole
 //!          |
 //!       p2p-transport, p2p-proto
 //! ```
+
+pub mod core;
+pub mod driver;
+
+pub use driver::{Scheduler, SchedulerOptions, SubmitError, TaskHandle, TaskUpdate};

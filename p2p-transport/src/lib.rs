@@ -6,6 +6,7 @@
 //!       p2p-transport                   <- this crate
 //!         board      SSH pipe client (Board) and pico-compatible pipe server (russh), see board/
 //!         wormhole   magic-wormhole transfers and sessions, mailbox server, transit relay
+//!         lines      LineChannel: a topic as lines in / lines out, for the drivers
 //!          |
 //!       p2p-proto                       (sans-IO: messages, codecs, framer)
 //! ```
@@ -14,3 +15,5 @@
 //! moves bytes, owns timers and turns I/O failures into typed errors.
 
 pub mod board;
+pub mod lines;
+pub mod wormhole;

@@ -431,6 +431,23 @@ impl WorkerCore {
         }
     }
 
+    /// A task this worker took could not produce a result: tell its client with a
+    /// `decline` line (so it retries elsewhere instead of waiting) and free the slot.
+    pub fn task_failed(&mut self, now: Millis, future: &FutureId) {
+        if let Some(client) = self.running.get(future).cloned() {
+            self.post(
+                now,
+                Message::Decline(Decline {
+                    from: self.config.me.clone(),
+                    to: client,
+                    future: future.clone(),
+                    reason: DeclineReason::Failed,
+                }),
+            );
+        }
+        self.task_finished(now, future);
+    }
+
     fn stop_if_idle(&mut self) {
         if self.running.is_empty() && !self.stopped {
             self.stopped = true;

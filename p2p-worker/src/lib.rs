@@ -5,8 +5,17 @@
 //!          |
 //!       p2p-worker                      <- this crate
 //!         core      sans-IO worker state machine: board lines and time in, actions out
+//!         executor  the Executor trait (payload in, result out, drop to cancel);
+//!                   CommandExecutor runs a shell command per task, FnExecutor a Rust fn
+//!         driver    Worker: the tokio task around the core; runs accepted tasks on the
+//!                   executor, moving payloads and results by wormhole
 //!          |
 //!       p2p-transport, p2p-proto
 //! ```
 
 pub mod core;
+pub mod driver;
+pub mod executor;
+
+pub use driver::{Worker, WorkerOptions};
+pub use executor::{CommandExecutor, Executor, FnExecutor, Job};

@@ -392,3 +392,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_failed_task_is_declined_to_its_client_and_frees_the_slot() {
+    let mut core = started(T0, WorkerConfig::new(me()));
+    core.handle_line(
+        T0,
+        &request(&client(), &fid(1), T0 / 1000 + 100, 5, "wormhole"),
+    );
+    core.handle_line(
+        T0,
+        &accept(&client(), &me(), &fid(1), "wormhole://1-abcdefabcdef"),
+    );
+    drain(&mut core);
+    core.task_failed(T0 + 1, &fid(1));
+    let actions = drain(&mut core);
+    assert!(
+        matches!(posted(&actions)[..], [Message::Decline(d)] if d.reason == DeclineReason::Failed && d.to == client() && d.future == fid(1))
+    );
+    assert_eq!(core.running(), 0);
+}

@@ -1,0 +1,748 @@
+//! The client's dispatch logic as a deterministic state machine (sans-IO).
+//!
+//! ```text
+//!  submit ──> Queued ──(request on the board, re-posted when it expires)
+//!               │  offer (from a worker not tried before, while there are such)
+//!               v
+//!            Assigned ──(accept posted; the driver moves payload and result)
+//!               │ task_succeeded            │ task_failed / no start in time / session lost
+//!               v                           v
+//!            Finished(Ok)          back to Queued, or Finished(Err) after max_retries
+//! ```
+//!
+//! A task skips the board when a warm session has room (up to `session_window` tasks in
+//! flight): it is dispatched over the session. When the queue is empty an idle session is
+//! closed, so the worker returns to the board
+//! and other clients are not starved. Every task is finished exactly once; a late result
+//! from a worker the task was taken from is refused ([`SchedulerCore::task_succeeded`]
+//! returns `false`).
+//!
+//! Time is Unix milliseconds from the caller; randomness (wormhole codes, sealing) comes
+//! from a seeded CSPRNG the caller provides, so runs replay exactly in tests.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use p2p_proto::id::{FutureId, PeerId, WormholeCode};
+use p2p_proto::message::{
+    Accept, BoardLine, DeclineReason, Hello, Message, Request, Role, TransferUri, Withdraw,
+};
+use p2p_proto::protocols::{self, Protocols};
+use p2p_proto::seal;
+use p2p_proto::time::{BoardTime, Expiry};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::RngCore;
+use thiserror::Error;
+
+/// Unix time in milliseconds.
+pub type Millis = u64;
+/// A task's handle, unique within one scheduler.
+pub type TaskId = u64;
+
+/// How a client behaves on the board.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// This client's board identity.
+    pub me: PeerId,
+    /// How long a request stands before it is posted again (future.p2p: 10 s).
+    pub request_ttl: Millis,
+    /// How long an accepted worker has to start the transfer.
+    pub accept_ttl: Millis,
+    /// How often a task may go back to the queue after a worker failed it.
+    pub max_retries: u32,
+    /// Most requests standing on the board at once; the rest of the queue waits.
+    pub max_open_requests: usize,
+    /// Seal codes to workers that offer a key.
+    pub sealed: bool,
+    /// Keep warm sessions with workers that speak them.
+    pub sessions: bool,
+    /// How often the client says hello.
+    pub hello_interval: Millis,
+    /// Tasks in flight on one warm session: the worker runs them in order, and the next
+    /// one is already there when the previous finishes, hiding the round trip.
+    pub session_window: usize,
+}
+
+impl SchedulerConfig {
+    /// Defaults: 10 s requests, 60 s to start, 2 retries, 8 open requests, sealed codes and
+    /// sessions on.
+    pub fn new(me: PeerId) -> Self {
+        SchedulerConfig {
+            me,
+            request_ttl: 10_000,
+            accept_ttl: 60_000,
+            max_retries: 2,
+            max_open_requests: 8,
+            sealed: true,
+            sessions: true,
+            hello_interval: 30_000,
+            session_window: 16,
+        }
+    }
+
+    fn protocols(&self) -> Protocols {
+        let mut tokens = vec![protocols::WORMHOLE.to_owned()];
+        if self.sealed {
+            tokens.push(protocols::SEALED.to_owned());
+        }
+        if self.sessions {
+            tokens.push(protocols::SESSION.to_owned());
+        }
+        Protocols::try_from(tokens).unwrap_or_else(|_| Protocols::future_p2p())
+    }
+}
+
+/// Why a task has no result.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TaskError {
+    /// The task was cancelled by its owner.
+    #[error("cancelled")]
+    Cancelled,
+    /// Every worker the task was given to failed it.
+    #[error("failed on {} worker(s) ({}); last error: {last_error}", tried.len(), tried.iter().map(PeerId::as_str).collect::<Vec<_>>().join(", "))]
+    Exhausted {
+        tried: Vec<PeerId>,
+        last_error: String,
+    },
+}
+
+/// How the payload of a dispatched task travels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// future.p2p file transfers: send the payload under `CODE-f`, receive the result under
+    /// `CODE-r`.
+    Files { code: WormholeCode },
+    /// Open a warm session under `CODE` and send the task on it; report
+    /// [`SchedulerCore::session_opened`] once it is up.
+    NewSession { code: WormholeCode },
+    /// Send the task on the worker's open session.
+    Session,
+}
+
+/// A task handed to a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatch {
+    pub task: TaskId,
+    pub future: FutureId,
+    pub worker: PeerId,
+    pub route: Route,
+}
+
+/// Progress of a task, for progress displays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskEvent {
+    Queued,
+    Offered {
+        worker: PeerId,
+    },
+    Accepted {
+        worker: PeerId,
+    },
+    Running {
+        worker: PeerId,
+    },
+    Declined {
+        worker: PeerId,
+        reason: DeclineReason,
+    },
+    Retried {
+        worker: PeerId,
+        error: String,
+    },
+}
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchedulerAction {
+    /// Write this line to the board.
+    Post(BoardLine),
+    /// Move the task's payload to the worker and its result back.
+    Dispatch(Dispatch),
+    /// Stop the task on the worker (session cancel frame, or abort the transfer).
+    Interrupt { task: TaskId, worker: PeerId },
+    /// Close the idle session with this worker: it returns to the board.
+    CloseSession { worker: PeerId },
+    /// Something happened to a task.
+    Event { task: TaskId, event: TaskEvent },
+    /// The task is over: `Ok(worker)` means the driver delivers the result it received
+    /// from that worker; there will be no other outcome for this task.
+    Finished {
+        task: TaskId,
+        outcome: Result<PeerId, TaskError>,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Phase {
+    /// Waiting for a worker; `request` is the expiry of its standing request, if posted.
+    Queued { request: Option<Millis> },
+    /// Given to `worker`; `start_by` is set until the driver reports the task running.
+    Assigned {
+        worker: PeerId,
+        start_by: Option<Millis>,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Task {
+    future: FutureId,
+    size: u64,
+    phase: Phase,
+    tried: Vec<PeerId>,
+}
+
+/// A worker seen on the board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerInfo {
+    pub expires: Millis,
+    pub protocols: Protocols,
+}
+
+/// The client state machine.
+#[derive(Debug)]
+pub struct SchedulerCore {
+    config: SchedulerConfig,
+    protocols: Protocols,
+    rng: ChaCha20Rng,
+    next_task: TaskId,
+    tasks: BTreeMap<TaskId, Task>,
+    /// Queued tasks in submission order (retried tasks go first).
+    queue: VecDeque<TaskId>,
+    by_future: HashMap<FutureId, TaskId>,
+    workers: BTreeMap<PeerId, WorkerInfo>,
+    /// Open sessions and the tasks in flight on each, oldest first.
+    sessions: BTreeMap<PeerId, Vec<TaskId>>,
+    next_hello: Millis,
+    actions: VecDeque<SchedulerAction>,
+}
+
+fn when(now: Millis) -> BoardTime {
+    BoardTime::from_unix((now / 1000) as i64)
+}
+
+fn expiry(at: Millis) -> Expiry {
+    Expiry::Unix(at.div_ceil(1000) as i64)
+}
+
+fn expires_ms(expiry: Expiry) -> Millis {
+    (expiry.unix_seconds().max(0) as u64).saturating_mul(1000)
+}
+
+impl SchedulerCore {
+    /// A client that says hello at `now`; `rng` makes its codes (seed it from the OS).
+    pub fn new(config: SchedulerConfig, rng: ChaCha20Rng, now: Millis) -> Self {
+        SchedulerCore {
+            protocols: config.protocols(),
+            config,
+            rng,
+            next_task: 1,
+            tasks: BTreeMap::new(),
+            queue: VecDeque::new(),
+            by_future: HashMap::new(),
+            workers: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            next_hello: now,
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.config
+    }
+
+    /// Workers whose hello has not expired at `now`.
+    pub fn workers(&self, now: Millis) -> impl Iterator<Item = (&PeerId, &WorkerInfo)> {
+        self.workers.iter().filter(move |(_, w)| w.expires > now)
+    }
+
+    /// Tasks not finished yet.
+    pub fn pending(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// The next action for the driver.
+    pub fn poll_action(&mut self) -> Option<SchedulerAction> {
+        self.actions.pop_front()
+    }
+
+    /// When [`SchedulerCore::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        let tasks = self.tasks.values().filter_map(|t| match &t.phase {
+            Phase::Queued { request } => *request,
+            Phase::Assigned {
+                start_by: Some(deadline),
+                ..
+            } => Some(*deadline),
+            // A running task's worker is lost when its hello expires.
+            Phase::Assigned { worker, .. } => self.workers.get(worker).map(|w| w.expires),
+        });
+        tasks.chain([self.next_hello]).min()
+    }
+
+    /// Adds a task whose payload has `size` bytes; the driver keeps the payload.
+    pub fn submit(&mut self, now: Millis, future: FutureId, size: u64) -> TaskId {
+        let task = self.next_task;
+        self.next_task += 1;
+        self.by_future.insert(future.clone(), task);
+        self.tasks.insert(
+            task,
+            Task {
+                future,
+                size,
+                phase: Phase::Queued { request: None },
+                tried: Vec::new(),
+            },
+        );
+        self.queue.push_back(task);
+        self.event(task, TaskEvent::Queued);
+        self.pump(now);
+        task
+    }
+
+    /// Cancels a task: withdrawn from the board, interrupted on its worker.
+    pub fn cancel(&mut self, now: Millis, task: TaskId) {
+        let Some(state) = self.tasks.get(&task) else {
+            return;
+        };
+        let (to, interrupt) = match &state.phase {
+            Phase::Queued { request: Some(_) } => (self.config.me.clone(), None),
+            Phase::Queued { request: None } => {
+                self.finish(task, Err(TaskError::Cancelled));
+                return;
+            }
+            Phase::Assigned { worker, .. } => (worker.clone(), Some(worker.clone())),
+        };
+        let future = state.future.clone();
+        self.post(
+            now,
+            Message::Withdraw(Withdraw {
+                from: self.config.me.clone(),
+                to,
+                future,
+            }),
+        );
+        if let Some(worker) = interrupt {
+            // The session stays up; the cancel frame frees the worker.
+            self.free_session(&worker, task);
+            self.actions
+                .push_back(SchedulerAction::Interrupt { task, worker });
+        }
+        self.finish(task, Err(TaskError::Cancelled));
+        self.pump(now);
+    }
+
+    /// A line from the board.
+    pub fn handle_line(&mut self, now: Millis, line: &BoardLine) {
+        match &line.message {
+            Message::Hello(hello) if hello.role == Role::Worker => {
+                self.workers.insert(
+                    hello.from.clone(),
+                    WorkerInfo {
+                        expires: expires_ms(hello.expires),
+                        protocols: hello.protocols.clone().unwrap_or_default(),
+                    },
+                );
+            }
+            Message::Offer(offer) if offer.to == self.config.me => {
+                let Some(&task) = self.by_future.get(&offer.future) else {
+                    return;
+                };
+                let Some(state) = self.tasks.get(&task) else {
+                    return;
+                };
+                let queued = matches!(state.phase, Phase::Queued { .. });
+                // A worker that failed this task gets it again only when no live worker
+                // is left that has not tried it: a transient failure on a one-worker
+                // cluster must not strand the task (retries stay bounded).
+                let untried_elsewhere = self.workers.iter().any(|(id, w)| {
+                    w.expires > now && *id != offer.from && !state.tried.contains(id)
+                });
+                if !queued
+                    || (state.tried.contains(&offer.from) && untried_elsewhere)
+                    || expires_ms(offer.expires) < now
+                    || self.sessions.contains_key(&offer.from)
+                {
+                    return;
+                }
+                self.event(
+                    task,
+                    TaskEvent::Offered {
+                        worker: offer.from.clone(),
+                    },
+                );
+                self.accept(now, task, offer);
+            }
+            Message::Decline(decline) if decline.to == self.config.me => {
+                let Some(&task) = self.by_future.get(&decline.future) else {
+                    return;
+                };
+                if self.is_assigned_to(task, &decline.from) {
+                    // The worker gave up on a task it had taken (its executor failed, or
+                    // it refused the payload after all): try elsewhere.
+                    let error = format!("worker declined the task: {}", decline.reason);
+                    self.task_failed(now, task, &decline.from, &error);
+                } else {
+                    self.event(
+                        task,
+                        TaskEvent::Declined {
+                            worker: decline.from.clone(),
+                            reason: decline.reason.clone(),
+                        },
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn accept(&mut self, now: Millis, task: TaskId, offer: &p2p_proto::message::Offer) {
+        let theirs = offer.protocols.clone().unwrap_or_default();
+        let common = self.protocols.common(&theirs);
+        let code = self.new_code();
+        let via = match offer
+            .pk
+            .as_ref()
+            .filter(|_| common.supports(protocols::SEALED))
+        {
+            Some(pk) => match seal::seal(&code, pk, &mut self.rng) {
+                Ok(sealed) => TransferUri::Sealed(sealed),
+                // Our own codes always fit a sealed box; never fall back to a plain code
+                // that another member could read.
+                Err(_) => return,
+            },
+            // A seed-version worker (no protocols at all) appends `-f` to `via` verbatim.
+            None if offer.protocols.is_none() => TransferUri::BareWormhole(code.clone()),
+            None => TransferUri::Wormhole(code.clone()),
+        };
+        let route = if common.supports(protocols::SESSION) {
+            Route::NewSession { code }
+        } else {
+            Route::Files { code }
+        };
+        let worker = offer.from.clone();
+        let Some(state) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        state.phase = Phase::Assigned {
+            worker: worker.clone(),
+            start_by: Some(now + self.config.accept_ttl),
+        };
+        let future = state.future.clone();
+        self.queue.retain(|&t| t != task);
+        self.post(
+            now,
+            Message::Accept(Accept {
+                from: self.config.me.clone(),
+                expires: expiry(now + self.config.accept_ttl),
+                to: worker.clone(),
+                future: future.clone(),
+                via,
+            }),
+        );
+        self.event(
+            task,
+            TaskEvent::Accepted {
+                worker: worker.clone(),
+            },
+        );
+        self.actions.push_back(SchedulerAction::Dispatch(Dispatch {
+            task,
+            future,
+            worker,
+            route,
+        }));
+        self.pump(now);
+    }
+
+    /// A fresh code: 5-digit nameplate, 64 random bits of password.
+    fn new_code(&mut self) -> WormholeCode {
+        let nameplate = 1000 + self.rng.next_u32() % 99_000;
+        let password = format!("{:016x}", self.rng.next_u64());
+        // Digits and hex always form a valid code.
+        WormholeCode::new(nameplate, &password).expect("generated codes are valid")
+    }
+
+    /// Time passed: hello, re-post expired requests, fail tasks whose worker did not start.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        if now >= self.next_hello {
+            self.next_hello = now + self.config.hello_interval;
+            self.post(
+                now,
+                Message::Hello(Hello {
+                    role: Role::Client,
+                    from: self.config.me.clone(),
+                    expires: expiry(now + 2 * self.config.hello_interval),
+                    protocols: Some(self.protocols.clone()),
+                }),
+            );
+        }
+        let late: Vec<(TaskId, PeerId)> = self
+            .tasks
+            .iter()
+            .filter_map(|(&task, state)| match &state.phase {
+                Phase::Assigned {
+                    worker,
+                    start_by: Some(deadline),
+                } if *deadline <= now => Some((task, worker.clone())),
+                _ => None,
+            })
+            .collect();
+        for (task, worker) in late {
+            self.task_failed(
+                now,
+                task,
+                &worker,
+                "worker did not start the transfer in time",
+            );
+        }
+        // A worker says nothing on the board while it runs a file-route task; its hellos,
+        // repeated well within their expiry, are its heartbeat. (Sessions have their own.)
+        let vanished: Vec<(TaskId, PeerId)> = self
+            .tasks
+            .iter()
+            .filter_map(|(&task, state)| match &state.phase {
+                Phase::Assigned { worker, .. }
+                    if !self.sessions.contains_key(worker)
+                        && self.workers.get(worker).is_some_and(|w| w.expires <= now) =>
+                {
+                    Some((task, worker.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (task, worker) in vanished {
+            self.task_failed(
+                now,
+                task,
+                &worker,
+                "worker vanished from the board (its hello expired)",
+            );
+        }
+        for state in self.tasks.values_mut() {
+            if let Phase::Queued {
+                request: Some(expires),
+            } = state.phase
+                && expires <= now
+            {
+                state.phase = Phase::Queued { request: None };
+            }
+        }
+        self.workers.retain(|_, w| w.expires > now);
+        self.pump(now);
+    }
+
+    /// The payload reached the worker: the task runs.
+    pub fn task_started(&mut self, task: TaskId, worker: &PeerId) {
+        if let Some(Task {
+            phase:
+                Phase::Assigned {
+                    worker: w,
+                    start_by,
+                },
+            ..
+        }) = self.tasks.get_mut(&task)
+            && w == worker
+        {
+            *start_by = None;
+            let worker = worker.clone();
+            self.event(task, TaskEvent::Running { worker });
+        }
+    }
+
+    /// A warm session with `worker` is up, carrying `task`.
+    pub fn session_opened(&mut self, now: Millis, worker: &PeerId, task: TaskId) {
+        self.sessions.insert(worker.clone(), vec![task]);
+        self.pump(now);
+    }
+
+    /// The session with `worker` ended; the tasks on it go back to the queue.
+    pub fn session_closed(&mut self, now: Millis, worker: &PeerId) {
+        for task in self.sessions.remove(worker).unwrap_or_default() {
+            self.task_failed(now, task, worker, "session closed");
+        }
+        self.pump(now);
+    }
+
+    /// `worker` returned the task's result. `false` means the task is no longer the
+    /// worker's (finished, cancelled or re-queued): drop the result.
+    pub fn task_succeeded(&mut self, now: Millis, task: TaskId, worker: &PeerId) -> bool {
+        if !self.is_assigned_to(task, worker) {
+            return false;
+        }
+        self.free_session(worker, task);
+        self.finish(task, Ok(worker.clone()));
+        self.pump(now);
+        true
+    }
+
+    /// `worker` failed the task (transfer error, lost worker, worker-side error).
+    pub fn task_failed(&mut self, now: Millis, task: TaskId, worker: &PeerId, error: &str) {
+        if !self.is_assigned_to(task, worker) {
+            return;
+        }
+        self.free_session(worker, task);
+        let Some(state) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        state.tried.push(worker.clone());
+        if state.tried.len() > self.config.max_retries as usize {
+            let tried = state.tried.clone();
+            self.finish(
+                task,
+                Err(TaskError::Exhausted {
+                    tried,
+                    last_error: error.to_owned(),
+                }),
+            );
+        } else {
+            state.phase = Phase::Queued { request: None };
+            self.queue.push_front(task);
+            self.event(
+                task,
+                TaskEvent::Retried {
+                    worker: worker.clone(),
+                    error: error.to_owned(),
+                },
+            );
+        }
+        self.pump(now);
+    }
+
+    fn is_assigned_to(&self, task: TaskId, worker: &PeerId) -> bool {
+        matches!(self.tasks.get(&task), Some(Task { phase: Phase::Assigned { worker: w, .. }, .. }) if w == worker)
+    }
+
+    fn free_session(&mut self, worker: &PeerId, task: TaskId) {
+        if let Some(in_flight) = self.sessions.get_mut(worker) {
+            in_flight.retain(|&t| t != task);
+        }
+    }
+
+    fn finish(&mut self, task: TaskId, outcome: Result<PeerId, TaskError>) {
+        if let Some(state) = self.tasks.remove(&task) {
+            self.by_future.remove(&state.future);
+            self.queue.retain(|&t| t != task);
+            self.actions
+                .push_back(SchedulerAction::Finished { task, outcome });
+        }
+    }
+
+    /// Fills open sessions up to their window from the queue, posts requests for the rest
+    /// (up to the limit), and closes sessions nobody needs.
+    fn pump(&mut self, now: Millis) {
+        // Round-robin over sessions, one task at a time, so workers share the queue.
+        loop {
+            let open: Vec<PeerId> = self
+                .sessions
+                .iter()
+                .filter(|(_, in_flight)| in_flight.len() < self.config.session_window)
+                .map(|(w, _)| w.clone())
+                .collect();
+            if open.is_empty() || self.queue.is_empty() {
+                break;
+            }
+            for worker in open {
+                if let Some(task) = self.queue.pop_front() {
+                    self.dispatch_on_session(now, task, worker);
+                }
+            }
+        }
+        if self.queue.is_empty() {
+            let idle: Vec<PeerId> = self
+                .sessions
+                .iter()
+                .filter(|(_, in_flight)| in_flight.is_empty())
+                .map(|(w, _)| w.clone())
+                .collect();
+            for worker in idle {
+                self.sessions.remove(&worker);
+                self.actions
+                    .push_back(SchedulerAction::CloseSession { worker });
+            }
+        }
+        let open = self
+            .tasks
+            .values()
+            .filter(|t| matches!(t.phase, Phase::Queued { request: Some(_) }))
+            .count();
+        let to_post: Vec<TaskId> = self
+            .queue
+            .iter()
+            .copied()
+            .filter(|t| matches!(self.tasks[t].phase, Phase::Queued { request: None }))
+            .take(self.config.max_open_requests.saturating_sub(open))
+            .collect();
+        for task in to_post {
+            let expires = now + self.config.request_ttl;
+            let Some(state) = self.tasks.get_mut(&task) else {
+                continue;
+            };
+            state.phase = Phase::Queued {
+                request: Some(expires),
+            };
+            let (future, size) = (state.future.clone(), state.size);
+            self.post(
+                now,
+                Message::Request(Request {
+                    from: self.config.me.clone(),
+                    expires: expiry(expires),
+                    future,
+                    size,
+                    protocols: Some(self.protocols.clone()),
+                }),
+            );
+        }
+    }
+
+    fn dispatch_on_session(&mut self, now: Millis, task: TaskId, worker: PeerId) {
+        let Some(state) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        if let Phase::Queued { request: Some(_) } = state.phase {
+            // Its request stands on the board: take it back so no worker offers in vain.
+            let future = state.future.clone();
+            self.post(
+                now,
+                Message::Withdraw(Withdraw {
+                    from: self.config.me.clone(),
+                    to: self.config.me.clone(),
+                    future,
+                }),
+            );
+        }
+        let Some(state) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        state.phase = Phase::Assigned {
+            worker: worker.clone(),
+            start_by: None,
+        };
+        let future = state.future.clone();
+        self.sessions.entry(worker.clone()).or_default().push(task);
+        self.event(
+            task,
+            TaskEvent::Running {
+                worker: worker.clone(),
+            },
+        );
+        self.actions.push_back(SchedulerAction::Dispatch(Dispatch {
+            task,
+            future,
+            worker,
+            route: Route::Session,
+        }));
+    }
+
+    fn post(&mut self, now: Millis, message: Message) {
+        self.actions
+            .push_back(SchedulerAction::Post(BoardLine::new(when(now), message)));
+    }
+
+    fn event(&mut self, task: TaskId, event: TaskEvent) {
+        self.actions
+            .push_back(SchedulerAction::Event { task, event });
+    }
+}
+
+#[cfg(test)]
+mod tests;

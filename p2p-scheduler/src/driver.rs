@@ -1,0 +1,625 @@
+//! The tokio driver of the scheduler: feeds [`SchedulerCore`] with board lines, transfer
+//! outcomes, session frames and time, and carries out its actions.
+//!
+//! ```text
+//!   Scheduler (handle) --commands--> driver task --lines--> board (LineChannel)
+//!                                      |   ^
+//!              transfers, sessions  <--+   +-- lines from the board, internal reports
+//! ```
+//!
+//! The driver owns the payloads (the core only knows sizes) and the results until the core
+//! says whose result counts, so a late or duplicate result is dropped here, never delivered.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use p2p_proto::frame::{Cancel, Frame, Hello, Outcome, RemoteError, Task, TaskResult};
+use p2p_proto::id::{FutureId, PeerId};
+use p2p_proto::line;
+use p2p_transport::lines::LineChannel;
+use p2p_transport::wormhole::{
+    Session, SessionConfig, SessionError, SessionRole, SessionSender, TransferOptions,
+    WormholeCode as TransferCode, WormholeConfig, receive_bytes, send_bytes,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use rand_core::{OsRng, RngCore};
+use thiserror::Error;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::core::{
+    Dispatch, Millis, Route, SchedulerAction, SchedulerConfig, SchedulerCore, TaskError, TaskEvent,
+    TaskId,
+};
+
+/// Everything the scheduler needs besides the board.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    pub core: SchedulerConfig,
+    pub wormhole: WormholeConfig,
+    /// Bound on one file transfer (payload out, result back), rendezvous included.
+    pub transfer_timeout: Duration,
+    /// Largest result accepted from a worker.
+    pub max_result_size: u64,
+    pub session: SessionConfig,
+}
+
+impl SchedulerOptions {
+    /// Defaults for a client `me` using the given mailbox and relays.
+    pub fn new(me: PeerId, wormhole: WormholeConfig) -> Self {
+        SchedulerOptions {
+            core: SchedulerConfig::new(me),
+            wormhole,
+            transfer_timeout: Duration::from_secs(3600),
+            max_result_size: 1 << 30,
+            session: SessionConfig::default(),
+        }
+    }
+}
+
+/// Why a submitted task has no result.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SubmitError {
+    /// The task failed or was cancelled.
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    /// The scheduler stopped (board closed or shut down) before the task finished.
+    #[error("scheduler stopped before the task finished: {0}")]
+    Stopped(String),
+}
+
+/// A change in a task's life, for progress displays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskUpdate {
+    /// A protocol step (queued, offered, accepted, running, declined, retried).
+    Event(TaskEvent),
+    /// An intermediate update from the running task (e.g. a serialized R condition).
+    Progress(Bytes),
+}
+
+/// The result of a submitted task, resolved exactly once.
+#[derive(Debug)]
+pub struct TaskHandle {
+    id: TaskId,
+    result: oneshot::Receiver<Result<Bytes, SubmitError>>,
+}
+
+impl TaskHandle {
+    /// The task's id, for [`Scheduler::cancel`] and for matching [`TaskUpdate`]s.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+}
+
+impl Future for TaskHandle {
+    type Output = Result<Bytes, SubmitError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.result).poll(cx).map(|result| {
+            result.unwrap_or_else(|_| Err(SubmitError::Stopped("scheduler dropped".into())))
+        })
+    }
+}
+
+enum Command {
+    Submit {
+        future: FutureId,
+        payload: Bytes,
+        reply: oneshot::Sender<TaskHandle>,
+    },
+    Cancel(TaskId),
+}
+
+/// Reports from transfer and session tasks back to the driver.
+enum Report {
+    Started(TaskId, PeerId),
+    /// A file-route task ended: the result bytes, or why not.
+    Done(TaskId, PeerId, Result<Bytes, String>),
+    SessionUp(PeerId, TaskId, SessionSender, CancellationToken),
+    SessionFrame(PeerId, Frame),
+    SessionEnded(PeerId, String),
+    /// Sending a task on an open session failed.
+    SendFailed(TaskId, PeerId, String),
+}
+
+/// A running scheduler: submit payloads, get results.
+#[derive(Debug)]
+pub struct Scheduler {
+    commands: mpsc::UnboundedSender<Command>,
+    updates: broadcast::Sender<(TaskId, TaskUpdate)>,
+    workers: watch::Receiver<Vec<PeerId>>,
+    stopped: watch::Receiver<Option<String>>,
+}
+
+fn now_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or_default()
+}
+
+impl Scheduler {
+    /// Starts the driver on the current tokio runtime.
+    pub fn start(board: LineChannel, options: SchedulerOptions) -> Scheduler {
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (updates, _) = broadcast::channel(1024);
+        let (workers_tx, workers) = watch::channel(Vec::new());
+        let (stopped_tx, stopped) = watch::channel(None);
+        let (reports_tx, reports) = mpsc::unbounded_channel();
+        let mut seed = [0u8; 32];
+        OsRng.fill_bytes(&mut seed);
+        let driver = Driver {
+            core: SchedulerCore::new(options.core.clone(), ChaCha20Rng::from_seed(seed), now_ms()),
+            options,
+            board_out: board.outgoing,
+            payloads: HashMap::new(),
+            results: HashMap::new(),
+            waiters: HashMap::new(),
+            tasks_by_future: HashMap::new(),
+            transfers: HashMap::new(),
+            sessions: HashMap::new(),
+            updates: updates.clone(),
+            workers: workers_tx,
+            reports: reports_tx,
+        };
+        tokio::spawn(driver.run(board.incoming, command_rx, reports, stopped_tx));
+        Scheduler {
+            commands,
+            updates,
+            workers,
+            stopped,
+        }
+    }
+
+    /// Submits a payload for future `future`; the handle resolves to the worker's result.
+    pub async fn submit(
+        &self,
+        future: FutureId,
+        payload: Bytes,
+    ) -> Result<TaskHandle, SubmitError> {
+        let (reply, handle) = oneshot::channel();
+        self.commands
+            .send(Command::Submit {
+                future,
+                payload,
+                reply,
+            })
+            .map_err(|_| self.stopped_error())?;
+        handle.await.map_err(|_| self.stopped_error())
+    }
+
+    /// Cancels a task: withdrawn from the board, or interrupted on its worker.
+    pub fn cancel(&self, task: TaskId) {
+        // A stopped scheduler has already failed every task.
+        let _ = self.commands.send(Command::Cancel(task));
+    }
+
+    /// Task updates as they happen (a slow reader misses the oldest, never blocks the driver).
+    pub fn updates(&self) -> broadcast::Receiver<(TaskId, TaskUpdate)> {
+        self.updates.subscribe()
+    }
+
+    /// The workers currently seen on the board (hello not expired).
+    pub fn workers(&self) -> watch::Receiver<Vec<PeerId>> {
+        self.workers.clone()
+    }
+
+    /// Why the scheduler stopped, once it has.
+    pub fn stopped(&self) -> watch::Receiver<Option<String>> {
+        self.stopped.clone()
+    }
+
+    fn stopped_error(&self) -> SubmitError {
+        SubmitError::Stopped(
+            self.stopped
+                .borrow()
+                .clone()
+                .unwrap_or_else(|| "scheduler stopped".into()),
+        )
+    }
+}
+
+struct Driver {
+    core: SchedulerCore,
+    options: SchedulerOptions,
+    board_out: mpsc::Sender<String>,
+    payloads: HashMap<TaskId, Bytes>,
+    /// Results received and not yet confirmed by the core.
+    results: HashMap<TaskId, Bytes>,
+    waiters: HashMap<TaskId, oneshot::Sender<Result<Bytes, SubmitError>>>,
+    tasks_by_future: HashMap<FutureId, TaskId>,
+    /// Cancels the file transfer of a task.
+    transfers: HashMap<TaskId, CancellationToken>,
+    sessions: HashMap<PeerId, (SessionSender, CancellationToken)>,
+    updates: broadcast::Sender<(TaskId, TaskUpdate)>,
+    workers: watch::Sender<Vec<PeerId>>,
+    reports: mpsc::UnboundedSender<Report>,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut board_in: mpsc::Receiver<String>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut reports: mpsc::UnboundedReceiver<Report>,
+        stopped: watch::Sender<Option<String>>,
+    ) {
+        self.core.handle_timeout(now_ms());
+        let reason = loop {
+            if let Err(reason) = self.apply().await {
+                break reason;
+            }
+            let deadline = self.core.poll_timeout().unwrap_or(now_ms() + 60_000);
+            let sleep = Duration::from_millis(deadline.saturating_sub(now_ms()));
+            tokio::select! {
+                line = board_in.recv() => match line {
+                    Some(text) => match line::decode(&text) {
+                        Ok(line) => self.core.handle_line(now_ms(), &line),
+                        Err(err) => tracing::trace!(%err, "skipping board line"),
+                    },
+                    None => break "the board connection closed".to_owned(),
+                },
+                command = commands.recv() => match command {
+                    Some(command) => self.command(command),
+                    None => break "the scheduler was dropped".to_owned(),
+                },
+                Some(report) = reports.recv() => self.report(report),
+                () = tokio::time::sleep(sleep) => self.core.handle_timeout(now_ms()),
+            }
+        };
+        tracing::info!(%reason, "scheduler stopped");
+        for (_, waiter) in self.waiters.drain() {
+            let _ = waiter.send(Err(SubmitError::Stopped(reason.clone())));
+        }
+        for (_, (_, close)) in self.sessions.drain() {
+            close.cancel();
+        }
+        for (_, cancel) in self.transfers.drain() {
+            cancel.cancel();
+        }
+        let _ = stopped.send(Some(reason));
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Submit {
+                future,
+                payload,
+                reply,
+            } => {
+                let (tx, rx) = oneshot::channel();
+                let task = self
+                    .core
+                    .submit(now_ms(), future.clone(), payload.len() as u64);
+                self.payloads.insert(task, payload);
+                self.waiters.insert(task, tx);
+                self.tasks_by_future.insert(future, task);
+                // The caller may have given up waiting; the task runs regardless.
+                let _ = reply.send(TaskHandle {
+                    id: task,
+                    result: rx,
+                });
+            }
+            Command::Cancel(task) => self.core.cancel(now_ms(), task),
+        }
+    }
+
+    fn report(&mut self, report: Report) {
+        let now = now_ms();
+        match report {
+            Report::Started(task, worker) => self.core.task_started(task, &worker),
+            Report::Done(task, worker, Ok(result)) => {
+                self.transfers.remove(&task);
+                self.results.insert(task, result);
+                if !self.core.task_succeeded(now, task, &worker) {
+                    self.results.remove(&task);
+                }
+            }
+            Report::Done(task, worker, Err(error)) | Report::SendFailed(task, worker, error) => {
+                self.transfers.remove(&task);
+                self.core.task_failed(now, task, &worker, &error);
+            }
+            Report::SessionUp(worker, task, sender, close) => {
+                self.sessions.insert(worker.clone(), (sender, close));
+                self.core.session_opened(now, &worker, task);
+                self.core.task_started(task, &worker);
+            }
+            Report::SessionFrame(worker, frame) => self.session_frame(now, worker, frame),
+            Report::SessionEnded(worker, reason) => {
+                tracing::debug!(%worker, %reason, "session ended");
+                if let Some((_, close)) = self.sessions.remove(&worker) {
+                    close.cancel();
+                }
+                self.core.session_closed(now, &worker);
+            }
+        }
+    }
+
+    fn session_frame(&mut self, now: Millis, worker: PeerId, frame: Frame) {
+        match frame {
+            Frame::Result(TaskResult { future, outcome }) => {
+                let Some(&task) = self.tasks_by_future.get(&future) else {
+                    return;
+                };
+                match outcome {
+                    Outcome::Value(value) => {
+                        self.results.insert(task, value);
+                        if !self.core.task_succeeded(now, task, &worker) {
+                            self.results.remove(&task);
+                        }
+                    }
+                    Outcome::Error(RemoteError { kind, message }) => {
+                        let error = format!("{kind:?} on the worker: {message}");
+                        self.core.task_failed(now, task, &worker, &error);
+                    }
+                }
+            }
+            Frame::Progress(progress) => {
+                if let Some(&task) = self.tasks_by_future.get(&progress.future) {
+                    let _ = self
+                        .updates
+                        .send((task, TaskUpdate::Progress(progress.payload)));
+                }
+            }
+            // Heartbeats are consumed by the session; a second hello or a task from a
+            // worker is a protocol error the worker's side will notice on its own.
+            Frame::Hello(_) | Frame::Task(_) | Frame::Cancel(_) | Frame::Heartbeat(_) => {}
+        }
+    }
+
+    /// Carries out what the core asked for.
+    async fn apply(&mut self) -> Result<(), String> {
+        while let Some(action) = self.core.poll_action() {
+            match action {
+                SchedulerAction::Post(line) => match line.encode() {
+                    Ok(text) => self
+                        .board_out
+                        .send(text)
+                        .await
+                        .map_err(|_| "the board connection closed".to_owned())?,
+                    Err(err) => tracing::error!(%err, "cannot encode a board line"),
+                },
+                SchedulerAction::Dispatch(dispatch) => self.dispatch(dispatch),
+                SchedulerAction::Interrupt { task, worker } => {
+                    if let Some(cancel) = self.transfers.remove(&task) {
+                        cancel.cancel();
+                    }
+                    let future = self.future_of(task);
+                    if let (Some((sender, _)), Some(future)) = (self.sessions.get(&worker), future)
+                    {
+                        let sender = sender.clone();
+                        tokio::spawn(async move {
+                            let _ = sender.send(&Frame::Cancel(Cancel { future })).await;
+                        });
+                    }
+                }
+                SchedulerAction::CloseSession { worker } => {
+                    if let Some((_, close)) = self.sessions.remove(&worker) {
+                        close.cancel();
+                    }
+                }
+                SchedulerAction::Event { task, event } => {
+                    let _ = self.updates.send((task, TaskUpdate::Event(event)));
+                }
+                SchedulerAction::Finished { task, outcome } => self.finished(task, outcome),
+            }
+        }
+        let now = now_ms();
+        let workers: Vec<PeerId> = self.core.workers(now).map(|(id, _)| id.clone()).collect();
+        self.workers.send_if_modified(|seen| {
+            let changed = *seen != workers;
+            *seen = workers;
+            changed
+        });
+        Ok(())
+    }
+
+    fn future_of(&self, task: TaskId) -> Option<FutureId> {
+        self.tasks_by_future
+            .iter()
+            .find(|(_, t)| **t == task)
+            .map(|(f, _)| f.clone())
+    }
+
+    fn finished(&mut self, task: TaskId, outcome: Result<PeerId, TaskError>) {
+        self.payloads.remove(&task);
+        self.transfers.remove(&task);
+        self.tasks_by_future.retain(|_, t| *t != task);
+        let result = match outcome {
+            Ok(_) => self
+                .results
+                .remove(&task)
+                .ok_or_else(|| SubmitError::Stopped("result went missing".into())),
+            Err(err) => Err(SubmitError::Task(err)),
+        };
+        if let Some(waiter) = self.waiters.remove(&task) {
+            // The caller may have dropped its handle.
+            let _ = waiter.send(result);
+        }
+    }
+
+    fn dispatch(&mut self, dispatch: Dispatch) {
+        let Dispatch {
+            task,
+            future,
+            worker,
+            route,
+        } = dispatch;
+        let Some(payload) = self.payloads.get(&task).cloned() else {
+            return;
+        };
+        let reports = self.reports.clone();
+        let wormhole = self.options.wormhole.clone();
+        match route {
+            Route::Files { code } => {
+                let cancel = CancellationToken::new();
+                self.transfers.insert(task, cancel.clone());
+                let options = TransferOptions {
+                    timeout: self.options.transfer_timeout,
+                    max_size: self.options.max_result_size,
+                    cancel,
+                    progress: None,
+                };
+                tokio::spawn(async move {
+                    let outcome = files_round_trip(
+                        &wormhole,
+                        code.as_str(),
+                        &future,
+                        payload,
+                        &options,
+                        || {
+                            let _ = reports.send(Report::Started(task, worker.clone()));
+                        },
+                    )
+                    .await;
+                    let _ = reports.send(Report::Done(task, worker, outcome));
+                });
+            }
+            Route::NewSession { code } => {
+                let me = self.options.core.me.clone();
+                let session_config = self.options.session.clone();
+                let close = CancellationToken::new();
+                tokio::spawn(async move {
+                    let opened = open_session(
+                        &wormhole,
+                        code.as_str(),
+                        &session_config,
+                        close.clone(),
+                        me,
+                        &future,
+                        payload,
+                    )
+                    .await;
+                    match opened {
+                        Ok(session) => {
+                            let sender = session.sender();
+                            let _ = reports.send(Report::SessionUp(
+                                worker.clone(),
+                                task,
+                                sender,
+                                close.clone(),
+                            ));
+                            read_session(session, worker, close, reports).await;
+                        }
+                        Err(err) => {
+                            let _ = reports.send(Report::Done(task, worker, Err(err)));
+                        }
+                    }
+                });
+            }
+            Route::Session => {
+                let Some((sender, _)) = self.sessions.get(&worker) else {
+                    let _ =
+                        reports.send(Report::SendFailed(task, worker, "no open session".into()));
+                    return;
+                };
+                let sender = sender.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = sender.send(&Frame::Task(Task { future, payload })).await {
+                        let _ = reports.send(Report::SendFailed(task, worker, err.to_string()));
+                    }
+                });
+            }
+        }
+    }
+}
+
+fn transfer_code(code: &str) -> Result<TransferCode, String> {
+    TransferCode::from_peer(code).map_err(|err| err.to_string())
+}
+
+/// future.p2p's transfers: the payload under `CODE-f`, then the result under `CODE-r`.
+async fn files_round_trip(
+    wormhole: &WormholeConfig,
+    code: &str,
+    future: &FutureId,
+    payload: Bytes,
+    options: &TransferOptions,
+    on_sent: impl FnOnce(),
+) -> Result<Bytes, String> {
+    let code = transfer_code(code)?;
+    let name = format!("{future}-Future.rds");
+    send_bytes(wormhole, &code.future(), &name, payload, options)
+        .await
+        .map_err(|err| format!("sending the task: {err}"))?;
+    on_sent();
+    let received = receive_bytes(wormhole, &code.result(), options)
+        .await
+        .map_err(|err| format!("receiving the result: {err}"))?;
+    Ok(received.data)
+}
+
+/// Opens a session as its leader, says hello, and sends the first task.
+async fn open_session(
+    wormhole: &WormholeConfig,
+    code: &str,
+    config: &SessionConfig,
+    cancel: CancellationToken,
+    me: PeerId,
+    future: &FutureId,
+    payload: Bytes,
+) -> Result<Session, String> {
+    let code = transfer_code(code)?;
+    let mut session = Session::connect(wormhole, &code, SessionRole::Leader, config, cancel)
+        .await
+        .map_err(|err| format!("opening the session: {err}"))?;
+    let hello = Hello::new(me, p2p_proto::protocols::Protocols::ours());
+    session
+        .send(&Frame::Hello(hello.clone()))
+        .await
+        .map_err(|err| format!("session hello: {err}"))?;
+    match session.recv().await {
+        Ok(Frame::Hello(theirs)) => {
+            hello
+                .negotiate(&theirs)
+                .map_err(|err| format!("session hello: {err}"))?;
+        }
+        Ok(other) => return Err(format!("session hello: expected hello, got {other:?}")),
+        Err(err) => return Err(format!("session hello: {err}")),
+    }
+    session
+        .send(&Frame::Task(Task {
+            future: future.clone(),
+            payload,
+        }))
+        .await
+        .map_err(|err| format!("sending the task: {err}"))?;
+    Ok(session)
+}
+
+/// Forwards a session's frames to the driver until it ends or the driver closes it.
+async fn read_session(
+    mut session: Session,
+    worker: PeerId,
+    close: CancellationToken,
+    reports: mpsc::UnboundedSender<Report>,
+) {
+    loop {
+        tokio::select! {
+            frame = session.recv() => match frame {
+                Ok(frame) => {
+                    if reports.send(Report::SessionFrame(worker.clone(), frame)).is_err() {
+                        return;
+                    }
+                }
+                Err(err) => {
+                    let reason = match err {
+                        SessionError::Closed => "closed by the worker".to_owned(),
+                        other => other.to_string(),
+                    };
+                    let _ = reports.send(Report::SessionEnded(worker, reason));
+                    return;
+                }
+            },
+            () = close.cancelled() => {
+                session.close().await;
+                return;
+            }
+        }
+    }
+}

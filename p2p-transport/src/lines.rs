@@ -1,0 +1,39 @@
+//! [`LineChannel`]: a board topic as the protocol drivers see it, lines in and lines out.
+//!
+//! The scheduler and worker drivers never touch SSH: they read decoded-ready lines from a
+//! channel and write lines to another. Whatever holds the topic open (the russh client,
+//! the system `ssh` backend, or the hub in-process) pumps bytes through the line framer
+//! into these channels, so reconnects and backends stay out of the protocol code.
+
+use tokio::sync::mpsc;
+
+/// Lines to and from one board topic (no newlines either way).
+#[derive(Debug)]
+pub struct LineChannel {
+    /// Lines read from the topic. Closed when the board connection is gone for good.
+    pub incoming: mpsc::Receiver<String>,
+    /// Lines to write to the topic.
+    pub outgoing: mpsc::Sender<String>,
+}
+
+/// The other end of a [`LineChannel`], held by whatever moves the bytes.
+#[derive(Debug)]
+pub struct LinePump {
+    /// Where lines read from the topic go.
+    pub to_driver: mpsc::Sender<String>,
+    /// Lines the driver wants written.
+    pub from_driver: mpsc::Receiver<String>,
+}
+
+/// A connected pair: the driver's end and the pump's end, each buffering `capacity` lines.
+pub fn line_channel(capacity: usize) -> (LineChannel, LinePump) {
+    let (to_driver, incoming) = mpsc::channel(capacity);
+    let (outgoing, from_driver) = mpsc::channel(capacity);
+    (
+        LineChannel { incoming, outgoing },
+        LinePump {
+            to_driver,
+            from_driver,
+        },
+    )
+}

@@ -1,0 +1,230 @@
+//! Warm sessions carrying p2p-proto frames: volume both ways, dead and killed peers, wrong
+//! codes; against our servers and against the Python reference servers.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use p2p_proto::frame::{Frame, Outcome, Task, TaskResult};
+use p2p_transport::wormhole::{
+    Session, SessionConfig, SessionError, SessionRole, WormholeCode, WormholeConfig,
+};
+use tokio_util::sync::CancellationToken;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn task(i: u64) -> Frame {
+    Frame::Task(Task {
+        future: format!("f-{i}").parse().expect("future id"),
+        payload: Bytes::from(format!("payload {i}")),
+    })
+}
+
+fn result(i: u64) -> Frame {
+    Frame::Result(TaskResult {
+        future: format!("f-{i}").parse().expect("future id"),
+        outcome: Outcome::Value(Bytes::from(vec![i as u8; (i % 97) as usize])),
+    })
+}
+
+/// Leader and follower meet under a fresh code.
+async fn pair(
+    config: &WormholeConfig,
+    leader: SessionConfig,
+    follower: SessionConfig,
+) -> (Session, Session) {
+    let code = WormholeCode::generate();
+    let worker = {
+        let (config, code) = (config.clone(), code.clone());
+        tokio::spawn(async move {
+            Session::connect(
+                &config,
+                &code,
+                SessionRole::Follower,
+                &follower,
+                CancellationToken::new(),
+            )
+            .await
+        })
+    };
+    let client = Session::connect(
+        config,
+        &code,
+        SessionRole::Leader,
+        &leader,
+        CancellationToken::new(),
+    )
+    .await
+    .expect("leader connects");
+    let worker = worker.await.expect("join").expect("follower connects");
+    (client, worker)
+}
+
+async fn recv(session: &mut Session) -> Result<Frame, SessionError> {
+    tokio::time::timeout(LIMIT, session.recv())
+        .await
+        .expect("frame or error in time")
+}
+
+async fn exchange(config: &WormholeConfig, frames: u64) {
+    let (mut client, mut worker) =
+        pair(config, SessionConfig::default(), SessionConfig::default()).await;
+    // Both directions at once, from separate tasks, as client and worker really run.
+    let client_tx = client.sender();
+    let send_tasks = tokio::spawn(async move {
+        for i in 0..frames {
+            client_tx.send(&task(i)).await.expect("send task");
+        }
+    });
+    let worker_tx = worker.sender();
+    let send_results = tokio::spawn(async move {
+        for i in 0..frames {
+            worker_tx.send(&result(i)).await.expect("send result");
+        }
+    });
+    let worker_side = tokio::spawn(async move {
+        for i in 0..frames {
+            assert_eq!(recv(&mut worker).await.expect("task"), task(i));
+        }
+        worker
+    });
+    for i in 0..frames {
+        assert_eq!(recv(&mut client).await.expect("result"), result(i));
+    }
+    let worker = worker_side.await.expect("worker side");
+    send_tasks.await.expect("client sends");
+    send_results.await.expect("worker sends");
+
+    // A clean close reaches the peer as `Closed`.
+    let mut worker = worker;
+    client.close().await;
+    assert!(matches!(recv(&mut worker).await, Err(SessionError::Closed)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_frames_both_ways_through_our_servers() {
+    common::init_tracing();
+    let (_mailbox, _relay, config) = common::our_servers().await;
+    exchange(&config, 10_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_through_the_reference_servers() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_mailbox, mailbox_url) = common::python_mailbox(dir.path());
+    let (_relay, relay_url) = common::python_relay();
+    exchange(&WormholeConfig::new(mailbox_url, relay_url), 500).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_peer_is_declared_dead() {
+    common::init_tracing();
+    let (_mailbox, _relay, config) = common::our_servers().await;
+    let watchful = SessionConfig {
+        heartbeat_interval: Duration::from_millis(100),
+        dead_after: Duration::from_millis(600),
+        ..SessionConfig::default()
+    };
+    // The follower never heartbeats: a hung worker that keeps its socket open.
+    let frozen = SessionConfig {
+        heartbeat_interval: Duration::from_secs(3600),
+        dead_after: Duration::from_secs(3600),
+        ..SessionConfig::default()
+    };
+    let (mut client, worker) = pair(&config, watchful, frozen).await;
+    // Its first heartbeat goes out at once; after that, silence.
+    let got = recv(&mut client).await;
+    assert!(matches!(got, Err(SessionError::PeerDead(_))), "{got:?}");
+    assert!(
+        client.send(&task(1)).await.is_err(),
+        "a dead session refuses to send"
+    );
+    drop(worker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_killed_mid_transfer_ends_recv_with_an_error() {
+    common::init_tracing();
+    let (_mailbox, _relay, config) = common::our_servers().await;
+    let (mut client, mut worker) =
+        pair(&config, SessionConfig::default(), SessionConfig::default()).await;
+    let big = Frame::Task(Task {
+        future: "big-1".parse().expect("id"),
+        payload: Bytes::from(vec![7u8; 4 << 20]),
+    });
+    for _ in 0..3 {
+        client.send(&big).await.expect("send");
+    }
+    assert_eq!(recv(&mut worker).await.expect("first"), big);
+    // Kill the worker mid-stream: no close, the connection just vanishes.
+    drop(worker);
+    let got = recv(&mut client).await;
+    assert!(
+        got.is_err(),
+        "client must learn the worker is gone: {got:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_code_fails_both_sides() {
+    common::init_tracing();
+    let (_mailbox, _relay, config) = common::our_servers().await;
+    let code = WormholeCode::generate();
+    let wrong = WormholeCode::parse(&format!("{}-7d1e0b9c4a2f", code.nameplate())).expect("code");
+    let worker = {
+        let config = config.clone();
+        tokio::spawn(async move {
+            Session::connect(
+                &config,
+                &wrong,
+                SessionRole::Follower,
+                &SessionConfig::default(),
+                CancellationToken::new(),
+            )
+            .await
+        })
+    };
+    let client = Session::connect(
+        &config,
+        &code,
+        SessionRole::Leader,
+        &SessionConfig::default(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(matches!(client, Err(SessionError::WrongCode)), "{client:?}");
+    let worker = worker.await.expect("join");
+    assert!(matches!(worker, Err(SessionError::WrongCode)), "{worker:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_without_peer_times_out_or_cancels() {
+    common::init_tracing();
+    let (_mailbox, _relay, config) = common::our_servers().await;
+    let short = SessionConfig {
+        connect_timeout: Duration::from_millis(500),
+        ..SessionConfig::default()
+    };
+    let got = Session::connect(
+        &config,
+        &WormholeCode::generate(),
+        SessionRole::Leader,
+        &short,
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(matches!(got, Err(SessionError::Timeout(_))), "{got:?}");
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let got = Session::connect(
+        &config,
+        &WormholeCode::generate(),
+        SessionRole::Leader,
+        &SessionConfig::default(),
+        cancel,
+    )
+    .await;
+    assert!(matches!(got, Err(SessionError::Cancelled)), "{got:?}");
+}

@@ -1,0 +1,415 @@
+//! The tokio driver of the worker: feeds [`WorkerCore`] with board lines and time, and
+//! runs the tasks it accepts on an [`Executor`].
+//!
+//! ```text
+//!   board (LineChannel) <--lines--> driver task --Run--> job task per accepted task
+//!                                        ^                 |  files: receive CODE-f, run,
+//!                                        +----reports------+         send CODE-r
+//!                                                             session: frames until closed
+//! ```
+//!
+//! The driver never blocks on a task: jobs run in their own tasks, so the board is read
+//! all the time (a stalled reader would stall the whole topic for everyone).
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use p2p_proto::frame::{Frame, Hello, Outcome, Progress, RemoteError, RemoteErrorKind, TaskResult};
+use p2p_proto::id::{FutureId, PeerId};
+use p2p_proto::line;
+use p2p_transport::lines::LineChannel;
+use p2p_transport::wormhole::{
+    Session, SessionConfig, SessionRole, TransferOptions, WormholeCode as TransferCode,
+    WormholeConfig, receive_bytes, send_bytes,
+};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::core::{Assignment, Millis, TransferMode, WorkerAction, WorkerConfig, WorkerCore};
+use crate::executor::{Executor, Job};
+
+/// Everything the worker needs besides the board and the executor.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    pub core: WorkerConfig,
+    pub wormhole: WormholeConfig,
+    /// Bound on receiving a payload or sending a result, rendezvous included.
+    pub transfer_timeout: Duration,
+    /// Longest a task may run; `None` for no limit.
+    pub time_limit: Option<Duration>,
+    pub session: SessionConfig,
+}
+
+impl WorkerOptions {
+    /// Defaults for the given worker configuration and wormhole servers.
+    pub fn new(core: WorkerConfig, wormhole: WormholeConfig) -> Self {
+        WorkerOptions {
+            core,
+            wormhole,
+            transfer_timeout: Duration::from_secs(600),
+            time_limit: None,
+            session: SessionConfig::default(),
+        }
+    }
+}
+
+enum Report {
+    /// A task arrived on a session and now takes a slot.
+    SessionTask(PeerId, FutureId),
+    /// A task ended; `false` if it produced no result.
+    TaskEnded(FutureId, bool),
+}
+
+/// A running worker.
+#[derive(Debug)]
+pub struct Worker {
+    stopped: watch::Receiver<Option<String>>,
+    shutdown: CancellationToken,
+}
+
+fn now_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or_default()
+}
+
+impl Worker {
+    /// Starts the worker on the current tokio runtime.
+    pub fn start<E: Executor>(board: LineChannel, executor: E, options: WorkerOptions) -> Worker {
+        let (stopped_tx, stopped) = watch::channel(None);
+        let shutdown = CancellationToken::new();
+        let (reports_tx, reports) = mpsc::unbounded_channel();
+        let driver = Driver {
+            core: WorkerCore::new(options.core.clone(), now_ms()),
+            options,
+            executor: std::sync::Arc::new(executor),
+            board_out: board.outgoing,
+            jobs: HashMap::new(),
+            reports: reports_tx,
+        };
+        tokio::spawn(driver.run(board.incoming, reports, shutdown.clone(), stopped_tx));
+        Worker { stopped, shutdown }
+    }
+
+    /// Waits until the worker stops and says why (duration over, board closed, shut down).
+    pub async fn stopped(&mut self) -> String {
+        loop {
+            if let Some(reason) = self.stopped.borrow().clone() {
+                return reason;
+            }
+            if self.stopped.changed().await.is_err() {
+                return "worker task ended".into();
+            }
+        }
+    }
+
+    /// Stops offering, cancels running tasks and leaves the board.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+struct Driver<E> {
+    core: WorkerCore,
+    options: WorkerOptions,
+    executor: std::sync::Arc<E>,
+    board_out: mpsc::Sender<String>,
+    /// Cancels the job running a board-accepted task.
+    jobs: HashMap<FutureId, CancellationToken>,
+    reports: mpsc::UnboundedSender<Report>,
+}
+
+impl<E: Executor> Driver<E> {
+    async fn run(
+        mut self,
+        mut board_in: mpsc::Receiver<String>,
+        mut reports: mpsc::UnboundedReceiver<Report>,
+        shutdown: CancellationToken,
+        stopped: watch::Sender<Option<String>>,
+    ) {
+        self.core.handle_timeout(now_ms());
+        let reason = loop {
+            match self.apply().await {
+                Ok(true) => break "the worker's duration is over".to_owned(),
+                Ok(false) => {}
+                Err(reason) => break reason,
+            }
+            let deadline = self.core.poll_timeout().unwrap_or(now_ms() + 60_000);
+            let sleep = Duration::from_millis(deadline.saturating_sub(now_ms()));
+            tokio::select! {
+                line = board_in.recv() => match line {
+                    Some(text) => match line::decode(&text) {
+                        Ok(line) => self.core.handle_line(now_ms(), &line),
+                        Err(err) => tracing::trace!(%err, "skipping board line"),
+                    },
+                    None => break "the board connection closed".to_owned(),
+                },
+                Some(report) = reports.recv() => match report {
+                    Report::SessionTask(client, future) => self.core.session_task_started(&client, &future),
+                    Report::TaskEnded(future, true) => {
+                        self.jobs.remove(&future);
+                        self.core.task_finished(now_ms(), &future);
+                    }
+                    Report::TaskEnded(future, false) => {
+                        self.jobs.remove(&future);
+                        self.core.task_failed(now_ms(), &future);
+                    }
+                },
+                () = tokio::time::sleep(sleep) => self.core.handle_timeout(now_ms()),
+                () = shutdown.cancelled() => break "shut down".to_owned(),
+            }
+        };
+        tracing::info!(%reason, "worker stopped");
+        for (_, cancel) in self.jobs.drain() {
+            cancel.cancel();
+        }
+        let _ = stopped.send(Some(reason));
+    }
+
+    /// Carries out the core's actions; `Ok(true)` when the worker is done.
+    async fn apply(&mut self) -> Result<bool, String> {
+        while let Some(action) = self.core.poll_action() {
+            match action {
+                WorkerAction::Post(line) => match line.encode() {
+                    Ok(text) => self
+                        .board_out
+                        .send(text)
+                        .await
+                        .map_err(|_| "the board connection closed".to_owned())?,
+                    Err(err) => tracing::error!(%err, "cannot encode a board line"),
+                },
+                WorkerAction::Run(assignment) => self.run_job(assignment),
+                WorkerAction::Interrupt { future, .. } => {
+                    if let Some(cancel) = self.jobs.get(&future) {
+                        cancel.cancel();
+                    }
+                }
+                WorkerAction::Stop => return Ok(true),
+            }
+        }
+        Ok(false)
+    }
+
+    fn run_job(&mut self, assignment: Assignment) {
+        let cancel = CancellationToken::new();
+        self.jobs.insert(assignment.future.clone(), cancel.clone());
+        let job = JobContext {
+            executor: std::sync::Arc::clone(&self.executor),
+            options: self.options.clone(),
+            reports: self.reports.clone(),
+            cancel,
+        };
+        tokio::spawn(async move {
+            use futures::FutureExt;
+            let future = assignment.future.clone();
+            let run = async {
+                match assignment.mode {
+                    TransferMode::Files => job.files(assignment).await,
+                    TransferMode::Session => job.session(assignment).await,
+                }
+            };
+            // A panicking executor must not leak the slot: the task just failed.
+            let ok = std::panic::AssertUnwindSafe(run)
+                .catch_unwind()
+                .await
+                .unwrap_or(false);
+            let _ = job.reports.send(Report::TaskEnded(future, ok));
+        });
+    }
+}
+
+struct JobContext<E> {
+    executor: std::sync::Arc<E>,
+    options: WorkerOptions,
+    reports: mpsc::UnboundedSender<Report>,
+    cancel: CancellationToken,
+}
+
+impl<E: Executor> JobContext<E> {
+    fn transfer_options(&self) -> TransferOptions {
+        TransferOptions {
+            timeout: self.options.transfer_timeout,
+            max_size: self.options.core.max_payload,
+            cancel: self.cancel.clone(),
+            progress: None,
+        }
+    }
+
+    /// Runs one payload with the time limit; progress goes to `progress`.
+    async fn execute(
+        &self,
+        client: &PeerId,
+        future: &FutureId,
+        payload: Bytes,
+        progress: mpsc::UnboundedSender<Bytes>,
+    ) -> Result<Bytes, RemoteError> {
+        if payload.len() as u64 > self.options.core.max_payload {
+            return Err(RemoteError {
+                kind: RemoteErrorKind::PayloadTooLarge,
+                message: format!(
+                    "payload of {} bytes exceeds this worker's limit of {} bytes",
+                    payload.len(),
+                    self.options.core.max_payload
+                ),
+            });
+        }
+        let job = Job {
+            future: future.clone(),
+            client: client.clone(),
+            payload,
+        };
+        let run = self.executor.execute(job, progress);
+        match self.options.time_limit {
+            Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
+                Err(RemoteError {
+                    kind: RemoteErrorKind::TimeLimit,
+                    message: format!("the task ran past this worker's time limit of {limit:?}"),
+                })
+            }),
+            None => run.await,
+        }
+    }
+
+    /// future.p2p's way: payload under `CODE-f`, result under `CODE-r`. `true` on success.
+    async fn files(&self, assignment: Assignment) -> bool {
+        let Ok(code) = TransferCode::from_peer(assignment.code.as_str()) else {
+            return false;
+        };
+        let options = self.transfer_options();
+        let payload = match receive_bytes(&self.options.wormhole, &code.future(), &options).await {
+            Ok(received) => received.data,
+            Err(err) => {
+                tracing::warn!(future = %assignment.future, %err, "receiving the task failed");
+                return false;
+            }
+        };
+        // future.p2p has no channel for progress: updates are dropped.
+        let (progress, _) = mpsc::unbounded_channel();
+        let result = tokio::select! {
+            result = self.execute(&assignment.client, &assignment.future, payload, progress) => result,
+            () = self.cancel.cancelled() => return false,
+        };
+        let result = match result {
+            Ok(result) => result,
+            Err(err) => {
+                tracing::warn!(future = %assignment.future, %err, "task failed");
+                return false;
+            }
+        };
+        let name = format!("{}-FutureResult.rds", assignment.future);
+        match send_bytes(
+            &self.options.wormhole,
+            &code.result(),
+            &name,
+            result,
+            &options,
+        )
+        .await
+        {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(future = %assignment.future, %err, "sending the result failed");
+                false
+            }
+        }
+    }
+
+    /// A warm session: tasks and results as frames until the client closes it.
+    async fn session(&self, assignment: Assignment) -> bool {
+        let Ok(code) = TransferCode::from_peer(assignment.code.as_str()) else {
+            return false;
+        };
+        let session = Session::connect(
+            &self.options.wormhole,
+            &code,
+            SessionRole::Follower,
+            &self.options.session,
+            self.cancel.clone(),
+        )
+        .await;
+        let mut session = match session {
+            Ok(session) => session,
+            Err(err) => {
+                tracing::warn!(future = %assignment.future, %err, "opening the session failed");
+                return false;
+            }
+        };
+        let ours = Hello::new(self.options.core.me.clone(), self.options.core.protocols());
+        let hello_ok = match session.recv().await {
+            Ok(Frame::Hello(theirs)) => ours.negotiate(&theirs).is_ok(),
+            _ => false,
+        };
+        if !hello_ok || session.send(&Frame::Hello(ours)).await.is_err() {
+            return false;
+        }
+        // Tasks the client pipelined while another ran; they run in arrival order.
+        let mut pending: VecDeque<p2p_proto::frame::Task> = VecDeque::new();
+        let mut first = true;
+        loop {
+            let task = match pending.pop_front() {
+                Some(task) => task,
+                None => tokio::select! {
+                    frame = session.recv() => match frame {
+                        Ok(Frame::Task(task)) => task,
+                        Ok(_) => continue,
+                        // The client closed the session (queue empty) or it died.
+                        Err(_) => return true,
+                    },
+                    () = self.cancel.cancelled() => return false,
+                },
+            };
+            if first {
+                first = false;
+            } else {
+                let _ = self.reports.send(Report::SessionTask(
+                    assignment.client.clone(),
+                    task.future.clone(),
+                ));
+            }
+            let future = task.future.clone();
+            let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+            let run = self.execute(&assignment.client, &task.future, task.payload, progress_tx);
+            tokio::pin!(run);
+            let outcome = loop {
+                tokio::select! {
+                    result = &mut run => break match result {
+                        Ok(value) => Outcome::Value(value),
+                        Err(err) => Outcome::Error(err),
+                    },
+                    Some(payload) = progress_rx.recv() => {
+                        let progress = Frame::Progress(Progress { future: future.clone(), payload });
+                        if session.send(&progress).await.is_err() {
+                            return false;
+                        }
+                    }
+                    frame = session.recv() => match frame {
+                        Ok(Frame::Cancel(cancel)) if cancel.future == future => break Outcome::Error(RemoteError {
+                            kind: RemoteErrorKind::Cancelled,
+                            message: "cancelled by the client".into(),
+                        }),
+                        // A cancelled task that has not started is simply dropped: the
+                        // client has already finished it.
+                        Ok(Frame::Cancel(cancel)) => pending.retain(|t| t.future != cancel.future),
+                        Ok(Frame::Task(next)) => pending.push_back(next),
+                        Ok(_) => {}
+                        Err(_) => return false,
+                    },
+                    () = self.cancel.cancelled() => return false,
+                }
+            };
+            let result = Frame::Result(TaskResult {
+                future: future.clone(),
+                outcome,
+            });
+            let sent = session.send(&result).await.is_ok();
+            if future != assignment.future {
+                let _ = self.reports.send(Report::TaskEnded(future, sent));
+            }
+            if !sent {
+                return false;
+            }
+        }
+    }
+}
