@@ -787,3 +787,43 @@ async fn silent_client_is_dropped_by_server_keepalives() {
         .await
         .expect("the silent client was never dropped");
 }
+
+/// A topic handed to the protocol drivers as a `LineChannel`.
+#[tokio::test]
+async fn topic_as_line_channel() {
+    let p = people();
+    let hub = hub_for(&p).await;
+    let alice = board(&hub, &p.alice, "alice").await;
+    let bob = board(&hub, &p.bob, "bob").await;
+    let opts = PipeOptions {
+        access: vec!["bob".into()],
+        ..Default::default()
+    };
+    let mut host = alice.open("p2p", &opts).await.expect("host").into_lines(16);
+    until_listed(&alice, "(alice@").await;
+    let mut worker = bob
+        .open("alice/p2p", &PipeOptions::default())
+        .await
+        .expect("worker");
+    until_listed(&alice, "(bob@").await;
+    worker.send_line("when=1,type=worker").await.expect("send");
+    let got = tokio::time::timeout(STEP, host.incoming.recv())
+        .await
+        .expect("in time");
+    assert_eq!(got.as_deref(), Some("when=1,type=worker"));
+    host.outgoing
+        .send("when=2,type=cluster".into())
+        .await
+        .expect("queue");
+    assert_eq!(next_line(&mut worker).await, "when=2,type=cluster");
+    // Dropping the driver's outgoing end leaves the topic.
+    drop(host.outgoing);
+    let gone = async {
+        while alice.ls().await.expect("ls").contains("(alice@") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(STEP, gone)
+        .await
+        .expect("host never left");
+}

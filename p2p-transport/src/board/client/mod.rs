@@ -37,6 +37,8 @@ use p2p_proto::framer::{FramerError, LineFramer, MAX_LINE_LEN};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::lines::{LineChannel, line_channel};
+
 use self::auth::{AuthError, Credentials};
 use self::exec::{Ending, Exec, Input, Output};
 use self::known_hosts::{HostKeyError, HostKeyPolicy};
@@ -584,6 +586,49 @@ impl Topic {
     /// The next event; `None` after [`TopicEvent::Closed`].
     pub async fn recv(&mut self) -> Option<TopicEvent> {
         self.events.recv().await
+    }
+
+    /// Hands the topic to the protocol drivers as a [`LineChannel`] (`capacity` lines each
+    /// way). Malformed lines are logged and skipped, reconnects are logged; `incoming` closes
+    /// when the topic ends for good, and dropping `outgoing` leaves the topic.
+    pub fn into_lines(mut self, capacity: usize) -> LineChannel {
+        let (channel, mut pump) = line_channel(capacity);
+        let sender = self.sender();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    event = self.events.recv() => match event {
+                        Some(TopicEvent::Line(line)) => {
+                            if pump.to_driver.send(line).await.is_err() {
+                                break;
+                            }
+                        }
+                        Some(TopicEvent::Malformed(error)) => {
+                            tracing::warn!(%error, "skipped a malformed board line");
+                        }
+                        Some(TopicEvent::Disconnected { reason, retry_in }) => {
+                            tracing::warn!(%reason, ?retry_in, "board topic disconnected");
+                        }
+                        Some(TopicEvent::Reconnected) => tracing::info!("board topic reconnected"),
+                        Some(TopicEvent::Closed { status, message }) => {
+                            tracing::info!(?status, %message, "board topic closed");
+                            return;
+                        }
+                        None => return,
+                    },
+                    line = pump.from_driver.recv() => match line {
+                        Some(line) => {
+                            if let Err(error) = sender.send_line(&line).await {
+                                tracing::warn!(%error, "board line not sent");
+                            }
+                        }
+                        None => break,
+                    },
+                }
+            }
+            self.close().await;
+        });
+        channel
     }
 
     /// Leaves the topic and waits until the channel is closed.
