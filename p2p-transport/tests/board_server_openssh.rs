@@ -161,9 +161,8 @@ async fn sub_keepalive_stays_and_public_topics_mix_anonymous_users() {
     let hub = hub(&k).await;
     let port = hub.port();
     let mut sub = ssh(port, &k.anon, "x", "sub -k board");
-    wait_for_ls(port, &k.alice, "alice", |_| true).await;
-    // Anonymous `board` is public/board, the same as a registered user's `-p board`.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Anonymous `board` is public/board, the same as a registered user's `-p board`. The pubs
+    // block until the sub is there, so no wait is needed.
     for line in ["one\n", "two\n"] {
         let mut p = ssh(port, &k.alice, "alice", "pub board -p -c");
         p.write(line.as_bytes()).await;
@@ -282,12 +281,21 @@ async fn bad_commands_and_flags() {
         (Some(1), "access denied\n\r".to_owned())
     );
 
-    // A public ACL topic refuses an unlisted sub.
-    let mut owner = ssh(port, &k.alice, "alice", "sub -p -k -a bob room");
-    wait_for_ls(port, &k.bob, "bob", |_| true).await;
-    let _ = &mut owner;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let denied = run(port, &k.dave, "dave", "sub -p room").await;
+    // A public ACL topic refuses an unlisted sub. Nothing lists public topics, so poll: until
+    // alice's ACL exists, dave's sub simply joins and waits, and is killed after a moment.
+    let _owner = ssh(port, &k.alice, "alice", "sub -p -k -a bob room");
+    let denied = tokio::time::timeout(STEP, async {
+        loop {
+            let attempt = ssh(port, &k.dave, "dave", "sub -p room");
+            if let Ok(done) =
+                tokio::time::timeout(Duration::from_millis(500), attempt.finish()).await
+            {
+                return done;
+            }
+        }
+    })
+    .await
+    .expect("dave was never refused");
     assert_eq!(
         (denied.code, denied.stderr()),
         (Some(1), "access denied\n\r".to_owned())
