@@ -7,6 +7,7 @@
 //!         board      SSH pipe client (Board) and pico-compatible pipe server (russh), see board/
 //!         wormhole   magic-wormhole transfers and sessions, mailbox server, transit relay
 //!         lines      LineChannel: a topic as lines in / lines out, for the drivers
+//!         hub        Hub: pipe server + mailbox server + transit relay in one process
 //!          |
 //!       p2p-proto                       (sans-IO: messages, codecs, framer)
 //! ```
@@ -15,5 +16,6 @@
 //! moves bytes, owns timers and turns I/O failures into typed errors.
 
 pub mod board;
+pub mod hub;
 pub mod lines;
 pub mod wormhole;

@@ -54,6 +54,11 @@ impl WorkerOptions {
     }
 }
 
+/// A new sealing key from the OS's randomness, for [`WorkerConfig::secret`].
+pub fn fresh_secret() -> p2p_proto::seal::WorkerSecret {
+    p2p_proto::seal::WorkerSecret::generate(&mut rand_core::OsRng)
+}
+
 enum Report {
     /// A task arrived on a session and now takes a slot.
     SessionTask(PeerId, FutureId),

@@ -4,7 +4,8 @@
 //! - [`code`]: sender-chosen codes in future.p2p's shape (`CODE-f`, `CODE-r`);
 //! - [`config`]: mailbox URL and transit relay hints;
 //! - [`transfer`]: one-shot byte/file transfers with timeout, cancel, progress, size limit;
-//! - [`session`]: one PAKE, then a long-lived encrypted record channel with heartbeats.
+//! - [`session`]: one PAKE, then a long-lived encrypted record channel with heartbeats;
+//! - `nodelay`: TCP_NODELAY on the crate's transit sockets (a workaround, see there).
 //!
 //! Server side (the rendezvous half of the hub):
 //! - [`mailbox`]: the mailbox (rendezvous) server, a sans-IO state machine plus a
@@ -14,6 +15,7 @@
 pub mod code;
 pub mod config;
 pub mod mailbox;
+mod nodelay;
 pub mod relay;
 pub mod session;
 pub mod transfer;

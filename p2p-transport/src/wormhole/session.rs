@@ -220,7 +220,8 @@ impl Session {
             }
             () = cancel.cancelled() => return Err(SessionError::Cancelled),
         };
-        tracing::debug!(?info, ?role, "session transit connected");
+        tracing::debug!(?role, "session transit connected");
+        super::nodelay::on_transit_connected(&info);
         Ok(Session::start(transit, info, session))
     }
 

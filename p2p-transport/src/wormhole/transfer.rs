@@ -157,7 +157,7 @@ pub async fn send_bytes(
             name,
             size,
             config.transit.abilities(),
-            |info| tracing::debug!(?info, "transit connected"),
+            |info| super::nodelay::on_transit_connected(&info),
             progress_handler(options),
             options.cancel.clone().cancelled_owned(),
         )
@@ -190,7 +190,7 @@ pub async fn send_file(
             name,
             size,
             config.transit.abilities(),
-            |info| tracing::debug!(?info, "transit connected"),
+            |info| super::nodelay::on_transit_connected(&info),
             progress_handler(options),
             options.cancel.clone().cancelled_owned(),
         )
@@ -215,7 +215,7 @@ pub async fn receive_bytes(
         let mut sink = Vec::with_capacity(size.min(16 << 20) as usize);
         request
             .accept(
-                |info| tracing::debug!(?info, "transit connected"),
+                |info| super::nodelay::on_transit_connected(&info),
                 progress_handler(options),
                 &mut sink,
                 options.cancel.clone().cancelled_owned(),
@@ -246,7 +246,7 @@ pub async fn receive_file(
         let mut writer = file.compat_write();
         request
             .accept(
-                |info| tracing::debug!(?info, "transit connected"),
+                |info| super::nodelay::on_transit_connected(&info),
                 progress_handler(options),
                 &mut writer,
                 options.cancel.clone().cancelled_owned(),

@@ -56,21 +56,34 @@ pub fn load_or_generate(dir: &Path) -> Result<PrivateKey, HostKeyError> {
             Ok(key)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let seed: [u8; 32] = rand::random();
-            let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
-            let text = key
-                .to_openssh(LineEnding::LF)
-                .map_err(|e| HostKeyError::Invalid {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-            std::fs::create_dir_all(dir).map_err(io)?;
-            write_private(&path, text.as_bytes()).map_err(io)?;
+            let key = generate_key_file(&path)?;
             tracing::info!(path = %path.display(), "generated board host key");
             Ok(key)
         }
         Err(e) => Err(io(e)),
     }
+}
+
+/// Generates an Ed25519 key and writes it to `path` in OpenSSH format, readable by its owner
+/// only (the same format `ssh-keygen -t ed25519 -N ''` writes). Refuses to overwrite.
+pub fn generate_key_file(path: &Path) -> Result<PrivateKey, HostKeyError> {
+    let io = |source| HostKeyError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let seed: [u8; 32] = rand::random();
+    let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    let text = key
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| HostKeyError::Invalid {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    write_private(path, text.as_bytes()).map_err(io)?;
+    Ok(key)
 }
 
 #[cfg(unix)]
