@@ -848,3 +848,31 @@ async fn topic_as_line_channel() {
         .await
         .expect("host never left");
 }
+
+/// Closing a topic whose events nobody read does not hang.
+#[tokio::test]
+async fn close_with_unread_events_returns() {
+    let p = people();
+    let hub = hub_for(&p).await;
+    let alice = board(&hub, &p.alice, "alice").await;
+    let reader = alice
+        .open("unread", &PipeOptions::default())
+        .await
+        .expect("reader");
+    until_count(&alice, "(alice@", 1).await;
+    let writer = alice
+        .open("unread", &PipeOptions::default())
+        .await
+        .expect("writer");
+    until_count(&alice, "(alice@", 2).await;
+    for i in 0..2000 {
+        writer.send_line(&format!("line {i}")).await.expect("send");
+    }
+    tokio::time::timeout(STEP, reader.close())
+        .await
+        .expect("close hung");
+    tokio::time::timeout(STEP, writer.close())
+        .await
+        .expect("close hung");
+    until_gone(&alice, "(alice@").await;
+}

@@ -512,8 +512,8 @@ pub enum TopicEvent {
     },
     /// The pipe is open again after a disconnection (lines sent meanwhile are lost).
     Reconnected,
-    /// The pipe ended for good: the server closed it (exit status, stderr), the caller
-    /// closed it, or reconnecting gave up. No more events follow.
+    /// The pipe ended for good: the server closed it (exit status, stderr) or reconnecting
+    /// gave up. No more events follow. ([`Topic::close`] ends it without this event.)
     Closed {
         /// Exit status if one was sent (a missing one or 255 means the stream just ended).
         status: Option<u32>,
@@ -674,9 +674,10 @@ impl TopicTask {
     async fn run(mut self, mut exec: Exec) {
         loop {
             let reason = match self.pump(&mut exec).await {
+                // `Topic::close` consumed the receiver's owner: no Closed event is wanted,
+                // and waiting for room in a full event queue would never end.
                 Pumped::ClosedByCaller(done) => {
                     let _ = exec.input.send(Input::Close).await;
-                    self.closed(None, String::new()).await;
                     let _ = done.send(());
                     return;
                 }
@@ -796,7 +797,6 @@ impl TopicTask {
                             let _ = ack.send(Err(BoardError::NotConnected("disconnected")));
                         }
                         Some(TopicCommand::Close(done)) => {
-                            self.closed(None, String::new()).await;
                             let _ = done.send(());
                             return None;
                         }
