@@ -107,7 +107,7 @@ impl LocalHub {
         ];
         let mut config = BoardConfig::from_ssh_args("127.0.0.1", &args)
             .map_err(|err| LocalError::Board(BoardError::from(err)))?;
-        config.use_agent = false;
+        config.agent = None;
         Ok(config)
     }
 
