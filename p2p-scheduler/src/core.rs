@@ -220,18 +220,6 @@ pub struct SchedulerCore {
     actions: VecDeque<SchedulerAction>,
 }
 
-fn when(now: Millis) -> BoardTime {
-    BoardTime::from_unix((now / 1000) as i64)
-}
-
-fn expiry(at: Millis) -> Expiry {
-    Expiry::Unix(at.div_ceil(1000) as i64)
-}
-
-fn expires_ms(expiry: Expiry) -> Millis {
-    (expiry.unix_seconds().max(0) as u64).saturating_mul(1000)
-}
-
 impl SchedulerCore {
     /// A client that says hello at `now`; `rng` makes its codes (seed it from the OS).
     pub fn new(config: SchedulerConfig, rng: ChaCha20Rng, now: Millis) -> Self {
@@ -400,7 +388,7 @@ impl SchedulerCore {
                 self.workers.insert(
                     hello.from.clone(),
                     WorkerInfo {
-                        expires: expires_ms(hello.expires),
+                        expires: hello.expires.unix_ms(),
                         protocols: hello.protocols.clone().unwrap_or_default(),
                     },
                 );
@@ -421,7 +409,7 @@ impl SchedulerCore {
                 });
                 if !queued
                     || (state.tried.contains(&offer.from) && untried_elsewhere)
-                    || expires_ms(offer.expires) < now
+                    || offer.expires.unix_ms() < now
                     || self.sessions.contains_key(&offer.from)
                 {
                     return;
@@ -496,7 +484,7 @@ impl SchedulerCore {
             now,
             Message::Accept(Accept {
                 from: self.config.me.clone(),
-                expires: expiry(now + self.config.accept_ttl),
+                expires: Expiry::from_unix_ms(now + self.config.accept_ttl),
                 to: worker.clone(),
                 future: future.clone(),
                 via,
@@ -534,7 +522,7 @@ impl SchedulerCore {
                 Message::Hello(Hello {
                     role: Role::Client,
                     from: self.config.me.clone(),
-                    expires: expiry(now + 2 * self.config.hello_interval),
+                    expires: Expiry::from_unix_ms(now + 2 * self.config.hello_interval),
                     protocols: Some(self.protocols.clone()),
                 }),
             );
@@ -749,7 +737,7 @@ impl SchedulerCore {
                 now,
                 Message::Request(Request {
                     from: self.config.me.clone(),
-                    expires: expiry(expires),
+                    expires: Expiry::from_unix_ms(expires),
                     future,
                     size,
                     protocols: Some(self.protocols.clone()),
@@ -800,8 +788,10 @@ impl SchedulerCore {
     }
 
     fn post(&mut self, now: Millis, message: Message) {
-        self.actions
-            .push_back(SchedulerAction::Post(BoardLine::new(when(now), message)));
+        self.actions.push_back(SchedulerAction::Post(BoardLine::new(
+            BoardTime::from_unix_ms(now),
+            message,
+        )));
     }
 
     fn event(&mut self, task: TaskId, event: TaskEvent) {

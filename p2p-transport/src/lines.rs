@@ -25,6 +25,28 @@ pub struct LinePump {
     pub from_driver: mpsc::Receiver<String>,
 }
 
+/// The board connection is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the board connection closed")]
+pub struct BoardClosed;
+
+/// Writes `line` to the board through a driver's outgoing channel.
+///
+/// A line that cannot be encoded is a bug in the core that made it (cores only build
+/// valid messages): it is logged and skipped rather than taking the driver down.
+pub async fn post_line(
+    outgoing: &mpsc::Sender<String>,
+    line: &p2p_proto::message::BoardLine,
+) -> Result<(), BoardClosed> {
+    match line.encode() {
+        Ok(text) => outgoing.send(text).await.map_err(|_| BoardClosed),
+        Err(err) => {
+            tracing::error!(%err, "cannot encode a board line");
+            Ok(())
+        }
+    }
+}
+
 /// A connected pair: the driver's end and the pump's end, each buffering `capacity` lines.
 pub fn line_channel(capacity: usize) -> (LineChannel, LinePump) {
     let (to_driver, incoming) = mpsc::channel(capacity);
@@ -39,48 +61,7 @@ pub fn line_channel(capacity: usize) -> (LineChannel, LinePump) {
 }
 
 /// Lines buffered between a topic and its driver.
-const CHANNEL_LINES: usize = 4096;
-
-/// Pumps an open board [`Topic`](crate::board::client::Topic) into a [`LineChannel`].
-///
-/// Malformed lines are skipped (the framer already recovered), disconnections are logged
-/// (the topic reconnects by itself; lines sent meanwhile are lost, which the protocol
-/// tolerates: requests are re-posted, hellos repeated), and when the topic closes for good
-/// the channel closes, which stops the driver.
-pub fn topic_lines(mut topic: crate::board::client::Topic) -> LineChannel {
-    use crate::board::client::TopicEvent;
-    let (channel, mut pump) = line_channel(CHANNEL_LINES);
-    let sender = topic.sender();
-    tokio::spawn(async move {
-        while let Some(line) = pump.from_driver.recv().await {
-            if let Err(err) = sender.send_line(&line).await {
-                tracing::warn!(%err, "cannot write to the board");
-            }
-        }
-    });
-    tokio::spawn(async move {
-        while let Some(event) = topic.recv().await {
-            match event {
-                TopicEvent::Line(line) => {
-                    if pump.to_driver.send(line).await.is_err() {
-                        break;
-                    }
-                }
-                TopicEvent::Malformed(err) => tracing::debug!(%err, "skipping a board line"),
-                TopicEvent::Disconnected { reason, retry_in } => {
-                    tracing::warn!(%reason, ?retry_in, "board disconnected; reconnecting");
-                }
-                TopicEvent::Reconnected => tracing::info!("board reconnected"),
-                TopicEvent::Closed { status, message } => {
-                    tracing::warn!(?status, %message, "board topic closed");
-                    break;
-                }
-            }
-        }
-        topic.close().await;
-    });
-    channel
-}
+pub const TOPIC_LINES: usize = 4096;
 
 /// Why a peer could not join a cluster's board.
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +96,7 @@ pub fn local_peer_id(user: &str) -> Result<p2p_proto::id::PeerId, JoinError> {
 }
 
 /// Opens `cluster`'s topic on `board` as the board's user, and returns that user's peer id
-/// and the topic as a [`LineChannel`].
+/// and the topic as a [`LineChannel`] (see [`Topic::into_lines`](crate::board::client::Topic::into_lines)).
 ///
 /// The username comes from the board's `user` command (the hub, and pico.sh's main host);
 /// `user` overrides it for boards without that command (pipe.pico.sh).
@@ -135,5 +116,5 @@ pub async fn join_cluster(
             &crate::board::client::PipeOptions::default(),
         )
         .await?;
-    Ok((me, topic_lines(topic)))
+    Ok((me, topic.into_lines(TOPIC_LINES)))
 }

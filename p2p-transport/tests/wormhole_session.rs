@@ -3,12 +3,13 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use p2p_proto::frame::{Frame, Outcome, Task, TaskResult};
 use p2p_transport::wormhole::{
-    Session, SessionConfig, SessionError, SessionRole, WormholeCode, WormholeConfig,
+    Session, SessionConfig, SessionError, SessionPath, SessionRole, WormholeCode, WormholeConfig,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -67,9 +68,20 @@ async fn recv(session: &mut Session) -> Result<Frame, SessionError> {
         .expect("frame or error in time")
 }
 
-async fn exchange(config: &WormholeConfig, frames: u64) {
-    let (mut client, mut worker) =
-        pair(config, SessionConfig::default(), SessionConfig::default()).await;
+async fn exchange(config: &WormholeConfig, frames: u64, follower: SessionConfig, direct: bool) {
+    let (mut client, mut worker) = pair(config, SessionConfig::default(), follower).await;
+    assert_eq!(
+        matches!(client.path(), SessionPath::Direct(_)),
+        direct,
+        "{:?}",
+        client.path()
+    );
+    assert_eq!(
+        matches!(worker.path(), SessionPath::Direct(_)),
+        direct,
+        "{:?}",
+        worker.path()
+    );
     // Both directions at once, from separate tasks, as client and worker really run.
     let client_tx = client.sender();
     let send_tasks = tokio::spawn(async move {
@@ -106,7 +118,18 @@ async fn exchange(config: &WormholeConfig, frames: u64) {
 async fn ten_thousand_frames_both_ways_through_our_servers() {
     common::init_tracing();
     let (_mailbox, _relay, config) = common::our_servers().await;
-    exchange(&config, 10_000).await;
+    exchange(&config, 10_000, SessionConfig::default(), false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_frames_both_ways_direct() {
+    common::init_tracing();
+    let (_mailbox, _relay, config) = common::our_servers().await;
+    let listening = SessionConfig {
+        listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..SessionConfig::default()
+    };
+    exchange(&config, 10_000, listening, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,7 +138,8 @@ async fn session_through_the_reference_servers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_mailbox, mailbox_url) = common::python_mailbox(dir.path());
     let (_relay, relay_url) = common::python_relay();
-    exchange(&WormholeConfig::new(mailbox_url, relay_url), 500).await;
+    let config = WormholeConfig::new(mailbox_url, relay_url);
+    exchange(&config, 500, SessionConfig::default(), false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,10 +178,16 @@ async fn peer_killed_mid_transfer_ends_recv_with_an_error() {
         future: "big-1".parse().expect("id"),
         payload: Bytes::from(vec![7u8; 4 << 20]),
     });
-    for _ in 0..3 {
-        client.send(&big).await.expect("send");
-    }
-    assert_eq!(recv(&mut worker).await.expect("first"), big);
+    // More than the socket buffers hold, so the sender is mid-transfer when the peer dies.
+    let sender = client.sender();
+    let sending = tokio::spawn(async move {
+        for _ in 0..8 {
+            sender.send(&big).await?;
+        }
+        Ok::<(), SessionError>(())
+    });
+    let first = recv(&mut worker).await.expect("first");
+    assert!(matches!(first, Frame::Task(_)));
     // Kill the worker mid-stream: no close, the connection just vanishes.
     drop(worker);
     let got = recv(&mut client).await;
@@ -165,6 +195,11 @@ async fn peer_killed_mid_transfer_ends_recv_with_an_error() {
         got.is_err(),
         "client must learn the worker is gone: {got:?}"
     );
+    let sent = tokio::time::timeout(LIMIT, sending)
+        .await
+        .expect("a blocked send must end when the peer dies")
+        .expect("join");
+    assert!(sent.is_err(), "sending to a dead peer must fail: {sent:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,4 +262,18 @@ async fn connect_without_peer_times_out_or_cancels() {
     )
     .await;
     assert!(matches!(got, Err(SessionError::Cancelled)), "{got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_sent_together_arrive_in_order() {
+    common::init_tracing();
+    let (_mailbox, _relay, config) = common::our_servers().await;
+    let (client, mut worker) =
+        pair(&config, SessionConfig::default(), SessionConfig::default()).await;
+    let batch: Vec<Frame> = (0..100).map(task).collect();
+    client.sender().send_all(&batch).await.expect("batch sent");
+    client.send(&task(100)).await.expect("single frame sent");
+    for i in 0..=100 {
+        assert_eq!(recv(&mut worker).await.expect("frame"), task(i));
+    }
 }

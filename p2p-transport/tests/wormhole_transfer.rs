@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{Proc, payload, python_mailbox, python_receive, python_relay, python_send};
 use p2p_transport::wormhole::{
-    TransferError, TransferOptions, WormholeCode, WormholeConfig, receive_bytes, receive_file,
-    send_bytes, send_file,
+    TransferError, TransferOptions, TransitMode, WormholeCode, WormholeConfig, receive_bytes,
+    receive_file, send_bytes, send_file,
 };
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -45,7 +45,11 @@ fn options() -> TransferOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_to_rust_receiver_first_with_progress() {
-    let env = reference();
+    let mut env = reference();
+    // Rust peers on one host meet through the relay: magic-wormhole 0.8.1 can panic when
+    // both try direct candidates and one closes the loser ("socket must be IP"), and
+    // Rust-to-Rust direct attempts only add that race here (loopback is never offered).
+    env.config.transit = TransitMode::RelayOnly;
     let code = WormholeCode::generate().future();
     let data = Bytes::from(payload(300_000, 1));
 

@@ -19,7 +19,7 @@ use futures::stream::FuturesUnordered;
 use p2p_proto::id::ClusterName;
 use p2p_proto::message::{Message, Role};
 use p2p_scheduler::{Scheduler, SchedulerOptions, SubmitError};
-use p2p_transport::lines::{LineChannel, line_channel};
+use p2p_transport::lines::{LineChannel, TOPIC_LINES, line_channel};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -229,7 +229,7 @@ fn unreachable_advice(cluster: &ClusterName, user: &str, host: &str, waited: Dur
 /// Passes the topic's lines through to the scheduler and flags the host's
 /// `type=cluster` hellos.
 fn watch_for_host(topic: LineChannel) -> (LineChannel, watch::Receiver<bool>) {
-    let (lines, mut pump) = line_channel(4096);
+    let (lines, mut pump) = line_channel(TOPIC_LINES);
     let (seen_tx, seen) = watch::channel(false);
     let LineChannel {
         mut incoming,

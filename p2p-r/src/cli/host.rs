@@ -11,7 +11,7 @@ use p2p_proto::id::{ClusterName, PeerId};
 use p2p_proto::message::{BoardLine, Hello, Message, Role};
 use p2p_proto::time::{BoardTime, Expiry};
 use p2p_transport::board::client::PipeOptions;
-use p2p_transport::lines::topic_lines;
+use p2p_transport::lines::TOPIC_LINES;
 
 use super::CliError;
 use super::connect::BoardArgs;
@@ -84,7 +84,10 @@ pub async fn run(args: HostArgs) -> Result<(), CliError> {
         access: args.users.clone(),
         ..PipeOptions::default()
     };
-    let mut lines = topic_lines(board.open(cluster.name(), &options).await?);
+    let mut lines = board
+        .open(cluster.name(), &options)
+        .await?
+        .into_lines(TOPIC_LINES);
     println!("hosting {topic} for {}", args.users.join(", "));
     let stop = async {
         match args.duration {

@@ -12,6 +12,7 @@
 //!   WebSocket driver ([`MailboxServer`]);
 //! - [`relay`]: the transit relay ([`TransitRelay`]).
 
+pub mod channel;
 pub mod code;
 pub mod config;
 pub mod mailbox;
@@ -20,6 +21,7 @@ pub mod relay;
 pub mod session;
 pub mod transfer;
 
+pub use channel::SessionPath;
 pub use code::{CodeError, WormholeCode};
 pub use config::{
     DEFAULT_MAILBOX_URL, DEFAULT_RELAY_URL, RelayUrlError, TransitMode, WormholeConfig,

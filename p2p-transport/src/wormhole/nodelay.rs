@@ -2,9 +2,11 @@
 //!
 //! magic-wormhole 0.8.1 writes every transit record as three writes (length, nonce,
 //! ciphertext) on a socket that keeps Nagle's algorithm on, and exposes no way to reach
-//! that socket. With small records in both directions (session frames, small payloads),
+//! that socket. With small records in both directions (small payloads, acks),
 //! the second write waits for the ACK of the first, which the peer delays by up to 40 ms:
-//! measured here, a warm session ran 353 tasks/s before and 15,253 tasks/s after.
+//! measured here, a warm session ran 353 tasks/s before and 15,253 tasks/s after. Sessions
+//! have since moved to their own channel (`channel.rs`, TCP_NODELAY from the start); one-shot
+//! transfers still go through the crate and need this.
 //!
 //! The crate reports the transit's peer address once connected ([`TransitInfo`]); this
 //! module finds this process's sockets connected to that address and sets TCP_NODELAY on

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::task::JoinHandle;
@@ -287,17 +288,8 @@ async fn handle(
             if stream.write_all(b"ok\n").await.is_err() || other.write_all(b"ok\n").await.is_err() {
                 return;
             }
-            match tokio::io::copy_bidirectional_with_sizes(
-                &mut stream,
-                &mut other,
-                64 << 10,
-                64 << 10,
-            )
-            .await
-            {
-                Ok((up, down)) => tracing::debug!(%peer, up, down, "relay session ended"),
-                Err(error) => tracing::debug!(%peer, %error, "relay session failed"),
-            }
+            let (up, down) = splice(stream, other).await;
+            tracing::debug!(%peer, up, down, "relay session ended");
         }
         Ok(Err(_)) | Err(_) => {
             let mut pending = inner.pending();
@@ -311,6 +303,38 @@ async fn handle(
             tracing::debug!(%peer, "unpaired relay connection timed out");
         }
     }
+}
+
+/// Copy both ways until both sides have finished; returns the bytes moved each way.
+async fn splice(a: TcpStream, b: TcpStream) -> (u64, u64) {
+    let (a_read, a_write) = a.into_split();
+    let (b_read, b_write) = b.into_split();
+    tokio::join!(forward(a_read, b_write), forward(b_read, a_write))
+}
+
+/// One direction of a relayed connection.
+///
+/// Transit peers write each record as several small writes (length, nonce, ciphertext)
+/// with Nagle's algorithm on, so each write after the first waits for our ACK. With delayed
+/// ACKs that costs up to 40 ms per record; re-arming TCP_QUICKACK after every read makes
+/// the relay acknowledge at once, which is what keeps warm round trips in microseconds.
+async fn forward(mut from: OwnedReadHalf, mut to: OwnedWriteHalf) -> u64 {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let _ = from.as_ref().set_quickack(true);
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        total += n as u64;
+    }
+    // Pass the end of stream on, so the other peer sees the close.
+    let _ = to.shutdown().await;
+    total
 }
 
 async fn read_handshake(stream: &mut TcpStream) -> Result<RelayRequest, HandshakeError> {

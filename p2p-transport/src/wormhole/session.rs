@@ -1,65 +1,70 @@
-//! Warm sessions: one PAKE, then a long-lived encrypted transit channel carrying p2p-proto
+//! Warm sessions: one PAKE, then a long-lived encrypted channel carrying p2p-proto
 //! [`Frame`]s both ways, so a client and a worker exchange many tasks and results without
 //! a new rendezvous.
 //!
 //! Set-up: both peers claim the code's nameplate under this project's own appid (sessions
 //! are negotiated through `protocols` on the board, so only our peers ever join), run the
-//! PAKE, swap transit hints as one encrypted mailbox message, connect transit (direct or via
-//! a relay) and close the mailbox. Afterwards each transit record holds one or more encoded
-//! frames (frames queued together go out as one record).
+//! PAKE, swap connection hints as one encrypted mailbox message, connect (see
+//! [`super::channel`]: direct if the follower listens, else via the leader's relays) and
+//! close the mailbox. Afterwards each record carries one encoded frame.
 //!
-//! Liveness: each side sends [`Frame::Heartbeat`] every `heartbeat_interval`; a side that
-//! hears nothing (frames or heartbeats) for `dead_after` reports [`SessionError::PeerDead`].
-//! Reading and writing run in separate tasks, so two peers sending large frames at each
-//! other at once cannot deadlock on full socket buffers.
+//! Liveness: a background task sends [`Frame::Heartbeat`] every `heartbeat_interval`;
+//! [`Session::recv`] reports [`SessionError::PeerDead`] when nothing (frames or heartbeats)
+//! arrives for `dead_after`. Sending and receiving are independent (a [`SessionSender`] per
+//! task), so two peers pushing large frames at each other do not deadlock as long as each
+//! keeps receiving.
 
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
-use futures::{SinkExt, StreamExt};
-use magic_wormhole::transit::{
-    self, Abilities, Hints, TransitConnectError, TransitError, TransitInfo, TransitKey, TransitRole,
-};
+use bytes::{Buf, BytesMut};
 use magic_wormhole::{AppConfig, AppID, MailboxConnection, Wormhole, WormholeError};
-use p2p_proto::frame::{Frame, FrameDecoder, FrameError, Heartbeat};
-use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use p2p_proto::frame::{Frame, FrameError, Heartbeat};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::channel::{
+    self, Opener, RECORD_OVERHEAD, Sealer, SessionHints, SessionKeys, SessionPath,
+};
 use super::code::WormholeCode;
-use super::config::{RelayUrlError, WormholeConfig};
+use super::config::WormholeConfig;
 
-/// How long `close` waits for queued frames to go out.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest piece of a record written under one stall timeout.
+const WRITE_CHUNK: usize = 256 << 10;
 
 /// The appid of session rendezvous: separate from file transfer, so a future.p2p peer that
 /// mistypes a code can never be mistaken for a session peer.
 pub const SESSION_APPID: &str = "future-p2p.org/session-v1";
 
-/// Which end of the transit handshake this peer plays. The two peers must differ.
+/// Which end of the session set-up this peer plays. The two peers must differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionRole {
-    /// The side that picked the code (the client).
+    /// The side that picked the code (the client); it connects.
     Leader,
-    /// The side that was given the code (the worker).
+    /// The side that was given the code (the worker); it may listen.
     Follower,
 }
 
 /// Session timing and limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionConfig {
-    /// Upper bound for rendezvous plus transit connection.
+    /// Upper bound for rendezvous plus connection.
     pub connect_timeout: Duration,
     /// How often to send a heartbeat.
     pub heartbeat_interval: Duration,
-    /// Silence after which the peer is declared dead (several heartbeat intervals).
+    /// Silence after which the peer is declared dead (several heartbeat intervals); also
+    /// how long a send may wait without progress for a peer that stopped reading.
     pub dead_after: Duration,
     /// Largest frame accepted from the peer.
     pub max_frame_len: usize,
-    /// Frames buffered per direction before `send` waits (backpressure).
-    pub queue_len: usize,
+    /// Follower only: listen here for a direct connection and advertise it to the leader
+    /// (a concrete, reachable address; port 0 picks one). `None`: relays only.
+    pub listen: Option<SocketAddr>,
 }
 
 impl Default for SessionConfig {
@@ -69,7 +74,7 @@ impl Default for SessionConfig {
             heartbeat_interval: Duration::from_secs(5),
             dead_after: Duration::from_secs(20),
             max_frame_len: 256 << 20,
-            queue_len: 64,
+            listen: None,
         }
     }
 }
@@ -77,7 +82,7 @@ impl Default for SessionConfig {
 /// How a session failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SessionError {
-    /// Rendezvous and transit did not complete within `connect_timeout`.
+    /// Rendezvous and connection did not complete within `connect_timeout`.
     #[error("session set-up timed out after {0:?}")]
     Timeout(Duration),
     /// Set-up was cancelled.
@@ -86,20 +91,20 @@ pub enum SessionError {
     /// Key confirmation failed: the peer used another code.
     #[error("wrong wormhole code: key confirmation with the peer failed")]
     WrongCode,
-    /// The relay configuration is unusable.
-    #[error("invalid relay configuration: {0}")]
+    /// The configuration is unusable (relay URL, listen address).
+    #[error("invalid session configuration: {0}")]
     Config(String),
     /// The mailbox server or the PAKE exchange failed.
     #[error("mailbox: {0}")]
     Mailbox(String),
-    /// The peer's hint message was not what a session peer sends.
+    /// The peer's hints or proof were not what a session peer sends.
     #[error("session handshake: {0}")]
     Handshake(String),
-    /// No transit connection could be made (no common path, relay unreachable, ...).
-    #[error("transit connection failed: {0}")]
+    /// No connection could be made (no common path, relay unreachable, ...).
+    #[error("session connection failed: {0}")]
     Connect(String),
     /// The encrypted channel failed (I/O error, decryption or ordering failure).
-    #[error("transit channel failed: {0}")]
+    #[error("session channel failed: {0}")]
     Transit(String),
     /// A frame could not be encoded, or the peer sent one we cannot decode.
     #[error(transparent)]
@@ -131,76 +136,111 @@ impl From<WormholeError> for SessionError {
     }
 }
 
-impl From<RelayUrlError> for SessionError {
-    fn from(err: RelayUrlError) -> Self {
-        SessionError::Config(err.to_string())
-    }
+/// State shared by the session, its senders and the heartbeat task.
+struct Shared {
+    writer: Mutex<Writer>,
+    /// The first failure, reported by every later call.
+    failure: SyncMutex<Option<SessionError>>,
+    /// Cancelled on the first failure or on close.
+    done: CancellationToken,
+    /// A write that makes no progress for this long means the peer stopped reading.
+    stall_limit: Duration,
 }
 
-impl From<TransitConnectError> for SessionError {
-    fn from(err: TransitConnectError) -> Self {
-        SessionError::Connect(err.to_string())
-    }
+struct Writer {
+    half: OwnedWriteHalf,
+    sealer: Sealer,
+    buf: Vec<u8>,
 }
 
-impl From<TransitError> for SessionError {
-    fn from(err: TransitError) -> Self {
-        match err {
-            // The crate reports the peer's end of stream as an I/O error while reading the
-            // next record's length; that is a closed session, not a broken channel.
-            TransitError::IO(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                SessionError::Closed
-            }
-            TransitError::IO(io) => SessionError::Transit(io.to_string()),
-            other => SessionError::Transit(other.to_string()),
+impl Shared {
+    fn fail(&self, error: SessionError) -> SessionError {
+        let mut slot = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        let first = slot.get_or_insert(error).clone();
+        self.done.cancel();
+        first
+    }
+
+    fn failure(&self) -> Option<SessionError> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    async fn send(&self, frames: &[Frame]) -> Result<(), SessionError> {
+        let plaintexts = frames
+            .iter()
+            .map(Frame::encode)
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(error) = self.failure() {
+            return Err(error);
         }
+        let mut writer = self.writer.lock().await;
+        let Writer { half, sealer, buf } = &mut *writer;
+        buf.clear();
+        // Several frames sealed back to back leave in one write (and, when small, one
+        // segment): under load that is one syscall for many tasks instead of one each.
+        for plaintext in &plaintexts {
+            sealer.seal(plaintext, buf)?;
+        }
+        // One write per small record: with TCP_NODELAY it leaves in one segment. Large
+        // records go in chunks, each bounded, so a peer that stops reading (hung or dead
+        // without closing) fails the send instead of blocking it forever.
+        for chunk in buf.chunks(WRITE_CHUNK) {
+            match tokio::time::timeout(self.stall_limit, half.write_all(chunk)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => return Err(self.fail(SessionError::Transit(error.to_string()))),
+                Err(_) => return Err(self.fail(SessionError::PeerDead(self.stall_limit))),
+            }
+        }
+        Ok(())
     }
-}
-
-/// The one mailbox message of the session handshake.
-#[derive(Debug, Serialize, Deserialize)]
-struct SessionHints {
-    abilities: Abilities,
-    hints: Hints,
 }
 
 /// An open session. Receive with [`Session::recv`], send with [`Session::send`] or a
-/// cloned [`SessionSender`]. Dropping it tears the connection down.
-#[derive(Debug)]
+/// cloned [`SessionSender`]. Dropping it closes the connection abruptly.
 pub struct Session {
-    sender: SessionSender,
-    inbound: mpsc::Receiver<Result<Frame, SessionError>>,
-    info: TransitInfo,
-    /// Asks the writer to flush what is queued and close the connection.
-    closing: CancellationToken,
-    writer: Option<JoinHandle<()>>,
-    reader: JoinHandle<()>,
+    shared: Arc<Shared>,
+    reader: OwnedReadHalf,
+    opener: Opener,
+    buf: BytesMut,
+    dead_after: Duration,
+    max_record: usize,
+    path: SessionPath,
+    heartbeat: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("path", &self.path)
+            .field("failure", &self.shared.failure())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A cloneable handle that sends frames on a session.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionSender {
-    outbound: mpsc::Sender<Box<[u8]>>,
-    done: CancellationToken,
-    failure: Arc<Mutex<Option<SessionError>>>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SessionSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionSender").finish_non_exhaustive()
+    }
 }
 
 impl SessionSender {
-    /// Queue `frame` for sending; waits while the queue is full.
+    /// Send one frame; waits while the socket is full (backpressure).
     pub async fn send(&self, frame: &Frame) -> Result<(), SessionError> {
-        let record: Box<[u8]> = frame.encode()?.as_ref().into();
-        if self.done.is_cancelled() {
-            return Err(self.failure());
-        }
-        self.outbound.send(record).await.map_err(|_| self.failure())
+        self.shared.send(std::slice::from_ref(frame)).await
     }
 
-    fn failure(&self) -> SessionError {
-        self.failure
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .clone()
-            .unwrap_or(SessionError::Closed)
+    /// Send several frames in order, in one write.
+    pub async fn send_all(&self, frames: &[Frame]) -> Result<(), SessionError> {
+        self.shared.send(frames).await
     }
 }
 
@@ -214,111 +254,182 @@ impl Session {
         session: &SessionConfig,
         cancel: CancellationToken,
     ) -> Result<Session, SessionError> {
-        let setup = super::transfer::catch_panic(establish(config, code, role));
-        let (transit, info) = tokio::select! {
+        // The rendezvous runs inside magic-wormhole, whose panics must not kill our caller.
+        let setup = super::transfer::catch_panic(establish(config, code, role, session));
+        let (stream, path, keys) = tokio::select! {
             result = tokio::time::timeout(session.connect_timeout, setup) => {
                 result.map_err(|_| SessionError::Timeout(session.connect_timeout))??
             }
             () = cancel.cancelled() => return Err(SessionError::Cancelled),
         };
-        tracing::debug!(?role, "session transit connected");
-        super::nodelay::on_transit_connected(&info);
-        Ok(Session::start(transit, info, session))
-    }
-
-    fn start(transit: transit::Transit, info: TransitInfo, config: &SessionConfig) -> Session {
-        let (sink, stream) = transit.split();
-        let (out_tx, out_rx) = mpsc::channel(config.queue_len.max(1));
-        let (in_tx, in_rx) = mpsc::channel(config.queue_len.max(1));
-        let done = CancellationToken::new();
-        let failure = Arc::new(Mutex::new(None));
-        let closing = CancellationToken::new();
-        let writer = tokio::spawn(write_loop(
-            Box::pin(sink),
-            out_rx,
-            config.heartbeat_interval,
-            WriterSignals {
-                closing: closing.clone(),
-                done: done.clone(),
-                failure: Arc::clone(&failure),
-            },
+        tracing::debug!(?path, ?role, "session connected");
+        let (send_key, recv_key) = keys.directional(role);
+        let (reader, half) = stream.into_split();
+        let shared = Arc::new(Shared {
+            writer: Mutex::new(Writer {
+                half,
+                sealer: Sealer::new(&send_key),
+                buf: Vec::new(),
+            }),
+            failure: SyncMutex::new(None),
+            done: CancellationToken::new(),
+            stall_limit: session.dead_after,
+        });
+        let heartbeat = tokio::spawn(heartbeat_loop(
+            Arc::clone(&shared),
+            session.heartbeat_interval,
         ));
-        let reader = tokio::spawn(read_loop(
-            Box::pin(stream),
-            in_tx,
-            ReadLimits {
-                dead_after: config.dead_after,
-                max_frame_len: config.max_frame_len,
-            },
-            done.clone(),
-            Arc::clone(&failure),
-        ));
-        Session {
-            sender: SessionSender {
-                outbound: out_tx,
-                done,
-                failure,
-            },
-            inbound: in_rx,
-            info,
-            closing,
-            writer: Some(writer),
+        Ok(Session {
+            shared,
             reader,
-        }
+            opener: Opener::new(&recv_key),
+            buf: BytesMut::with_capacity(64 << 10),
+            dead_after: session.dead_after,
+            max_record: session
+                .max_frame_len
+                .saturating_add(p2p_proto::frame::HEADER_LEN + RECORD_OVERHEAD),
+            path,
+            heartbeat,
+        })
     }
 
     /// Send one frame (see [`SessionSender::send`]).
     pub async fn send(&self, frame: &Frame) -> Result<(), SessionError> {
-        self.sender.send(frame).await
+        self.shared.send(std::slice::from_ref(frame)).await
     }
 
     /// A handle for sending from other tasks.
     pub fn sender(&self) -> SessionSender {
-        self.sender.clone()
+        SessionSender {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// How the connection was made.
+    pub fn path(&self) -> SessionPath {
+        self.path
     }
 
     /// The next frame from the peer (heartbeats are consumed here, never returned).
     ///
-    /// After the first error every further call returns [`SessionError::Closed`].
+    /// Cancel-safe: bytes read before a cancelled call stay buffered for the next one.
+    /// After the first error every call returns that error.
     pub async fn recv(&mut self) -> Result<Frame, SessionError> {
-        match self.inbound.recv().await {
-            Some(result) => result,
-            None => Err(SessionError::Closed),
+        loop {
+            if let Some(error) = self.shared.failure() {
+                return Err(error);
+            }
+            match self.next_record() {
+                Ok(Some(Frame::Heartbeat(_))) => continue,
+                Ok(Some(frame)) => return Ok(frame),
+                Ok(None) => {}
+                Err(error) => return Err(self.shared.fail(error)),
+            }
+            let read = tokio::time::timeout(self.dead_after, self.reader.read_buf(&mut self.buf));
+            let error = match read.await {
+                Ok(Ok(0)) => SessionError::Closed,
+                Ok(Ok(_)) => continue,
+                Ok(Err(error)) => SessionError::Transit(error.to_string()),
+                Err(_) => SessionError::PeerDead(self.dead_after),
+            };
+            return Err(self.shared.fail(error));
         }
     }
 
-    /// How the transit connection was made (direct or relay, and to where).
-    pub fn transit_info(&self) -> &TransitInfo {
-        &self.info
+    /// Decode one complete record from the buffer, if there is one.
+    fn next_record(&mut self) -> Result<Option<Frame>, SessionError> {
+        if self.buf.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        if len > self.max_record {
+            return Err(SessionError::Frame(FrameError::TooLarge {
+                len,
+                max: self.max_record,
+            }));
+        }
+        if self.buf.len() < 4 + len {
+            self.buf.reserve(4 + len - self.buf.len());
+            return Ok(None);
+        }
+        self.buf.advance(4);
+        let mut body = self.buf.split_to(len);
+        let plaintext = self.opener.open(&mut body)?;
+        Ok(Some(Frame::decode(plaintext)?))
     }
 
-    /// Send what is queued, then close the connection; the peer's `recv` sees `Closed`.
-    pub async fn close(mut self) {
-        self.closing.cancel();
-        if let Some(writer) = self.writer.take() {
-            // Bounded: a peer that stopped reading must not hang our close.
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer).await;
-        }
+    /// Stop heartbeats and close our direction; the peer's `recv` then sees `Closed`.
+    pub async fn close(self) {
+        self.heartbeat.abort();
+        let mut writer = self.shared.writer.lock().await;
+        let _ = writer.half.shutdown().await;
+        drop(writer);
+        self.shared.fail(SessionError::Closed);
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        // Dropping without `close` is an abort: the peer sees the connection vanish.
-        self.sender.done.cancel();
-        self.reader.abort();
-        if let Some(writer) = &self.writer {
-            writer.abort();
+        self.heartbeat.abort();
+        // Senders still alive get `Closed`; the socket closes when the last one goes.
+        self.shared.fail(SessionError::Closed);
+    }
+}
+
+async fn heartbeat_loop(shared: Arc<Shared>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seq = 0u64;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = shared.done.cancelled() => return,
+        }
+        seq += 1;
+        if shared
+            .send(&[Frame::Heartbeat(Heartbeat { seq })])
+            .await
+            .is_err()
+        {
+            return;
         }
     }
 }
 
-/// Rendezvous, PAKE, hint exchange and transit connection.
+/// Rendezvous, PAKE, hint exchange and connection.
 async fn establish(
     config: &WormholeConfig,
     code: &WormholeCode,
     role: SessionRole,
-) -> Result<(transit::Transit, TransitInfo), SessionError> {
+    session: &SessionConfig,
+) -> Result<(tokio::net::TcpStream, SessionPath, SessionKeys), SessionError> {
+    // Bind before the rendezvous so the address can go into our hints.
+    let listener = match (role, session.listen) {
+        (SessionRole::Follower, Some(addr)) => {
+            if addr.ip().is_unspecified() {
+                return Err(SessionError::Config(format!(
+                    "listen address {addr} must be a concrete address the leader can reach"
+                )));
+            }
+            Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|err| SessionError::Config(format!("listen on {addr}: {err}")))?,
+            )
+        }
+        _ => None,
+    };
+    let ours = SessionHints {
+        direct: match &listener {
+            Some(listener) => vec![
+                listener
+                    .local_addr()
+                    .map_err(|err| SessionError::Config(err.to_string()))?,
+            ],
+            None => Vec::new(),
+        },
+        relays: config.relay_urls.clone(),
+    };
     let app = AppConfig {
         id: AppID::new(SESSION_APPID),
         rendezvous_url: config.mailbox_url.clone().into(),
@@ -326,172 +437,19 @@ async fn establish(
     };
     let mailbox = MailboxConnection::connect(app, code.to_crate(), true).await?;
     let mut wormhole = Wormhole::connect(mailbox).await?;
-    let connector = transit::init(config.transit.abilities(), None, config.relay_hints()?)
-        .await
-        .map_err(|err| SessionError::Connect(err.to_string()))?;
-    let ours = SessionHints {
-        abilities: *connector.our_abilities(),
-        hints: (**connector.our_hints()).clone(),
-    };
     wormhole.send_json(&ours).await?;
     let theirs: SessionHints = wormhole
         .receive_json()
         .await?
         .map_err(|err| SessionError::Handshake(err.to_string()))?;
-    let key = wormhole
-        .key()
-        .derive_subkey_from_purpose::<TransitKey>(&format!("{SESSION_APPID}/transit-key"));
-    let transit_role = match role {
-        SessionRole::Leader => TransitRole::Leader,
-        SessionRole::Follower => TransitRole::Follower,
-    };
-    let connected = connector
-        .connect(transit_role, key, theirs.abilities, Arc::new(theirs.hints))
-        .await;
-    // The mailbox has done its job either way; free it on the server.
+    let keys = SessionKeys::derive(wormhole.key());
+    // The mailbox has done its job; free it on the server before connecting.
     if let Err(error) = wormhole.close().await {
         tracing::debug!(%error, "closing session mailbox failed");
     }
-    Ok(connected?)
-}
-
-type RecordSink = std::pin::Pin<Box<dyn futures::Sink<Box<[u8]>, Error = TransitError> + Send>>;
-type RecordStream =
-    std::pin::Pin<Box<dyn futures::Stream<Item = Result<Box<[u8]>, TransitError>> + Send>>;
-
-fn record_failure(slot: &Mutex<Option<SessionError>>, error: SessionError) {
-    let mut slot = slot.lock().unwrap_or_else(|poison| poison.into_inner());
-    slot.get_or_insert(error);
-}
-
-struct WriterSignals {
-    closing: CancellationToken,
-    done: CancellationToken,
-    failure: Arc<Mutex<Option<SessionError>>>,
-}
-
-/// Most bytes of queued frames joined into one record.
-const COALESCE_LIMIT: usize = 64 * 1024;
-
-/// Joins the frames already queued behind `first` into one record (up to
-/// [`COALESCE_LIMIT`]): under load that is one encryption and one set of socket writes for
-/// many frames instead of one per frame. The reader decodes frames from the byte stream,
-/// not per record, so it needs nothing for this.
-fn coalesce(first: Box<[u8]>, outbound: &mut mpsc::Receiver<Box<[u8]>>) -> Box<[u8]> {
-    if first.len() >= COALESCE_LIMIT {
-        return first;
-    }
-    let mut batch: Option<Vec<u8>> = None;
-    while batch.as_ref().map_or(first.len(), Vec::len) < COALESCE_LIMIT {
-        let Ok(next) = outbound.try_recv() else {
-            break;
-        };
-        batch
-            .get_or_insert_with(|| first.to_vec())
-            .extend_from_slice(&next);
-    }
-    batch.map_or(first, Vec::into_boxed_slice)
-}
-
-async fn write_loop(
-    mut sink: RecordSink,
-    mut outbound: mpsc::Receiver<Box<[u8]>>,
-    heartbeat_interval: Duration,
-    signals: WriterSignals,
-) {
-    let mut ticker = tokio::time::interval(heartbeat_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut seq = 0u64;
-    let result: Result<(), SessionError> = async {
-        loop {
-            tokio::select! {
-                record = outbound.recv() => match record {
-                    Some(record) => sink.send(coalesce(record, &mut outbound)).await?,
-                    None => break,
-                },
-                _ = ticker.tick() => {
-                    seq += 1;
-                    let beat = Frame::Heartbeat(Heartbeat { seq }).encode()?;
-                    sink.send(beat.as_ref().into()).await?;
-                }
-                () = signals.closing.cancelled() => break,
-                () = signals.done.cancelled() => return Ok(()),
-            }
-        }
-        // Graceful close: what was queued before `close` still goes out.
-        while let Ok(record) = outbound.try_recv() {
-            sink.send(record).await?;
-        }
-        sink.close().await?;
-        Ok(())
-    }
-    .await;
-    if let Err(error) = result {
-        tracing::debug!(%error, "session writer failed");
-        record_failure(&signals.failure, error);
-    }
-    signals.done.cancel();
-}
-
-struct ReadLimits {
-    dead_after: Duration,
-    max_frame_len: usize,
-}
-
-async fn read_loop(
-    mut stream: RecordStream,
-    inbound: mpsc::Sender<Result<Frame, SessionError>>,
-    limits: ReadLimits,
-    done: CancellationToken,
-    failure: Arc<Mutex<Option<SessionError>>>,
-) {
-    let mut decoder = FrameDecoder::new(limits.max_frame_len);
-    let mut buffer = BytesMut::new();
-    let error = loop {
-        let next = tokio::select! {
-            next = tokio::time::timeout(limits.dead_after, stream.next()) => next,
-            () = done.cancelled() => break None,
-        };
-        let record = match next {
-            Err(_) => break Some(SessionError::PeerDead(limits.dead_after)),
-            Ok(None) => break Some(SessionError::Closed),
-            Ok(Some(Err(error))) => break Some(error.into()),
-            Ok(Some(Ok(record))) => record,
-        };
-        buffer.extend_from_slice(&record);
-        let mut delivered = true;
-        loop {
-            match decoder.decode(&mut buffer) {
-                Ok(Some(Frame::Heartbeat(_))) => {}
-                Ok(Some(frame)) => {
-                    if inbound.send(Ok(frame)).await.is_err() {
-                        delivered = false; // Nobody is listening any more.
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    let _ = inbound.send(Err(error.clone().into())).await;
-                    record_failure(&failure, error.into());
-                    done.cancel();
-                    return;
-                }
-            }
-        }
-        if !delivered {
-            break None;
-        }
+    let (stream, path) = match role {
+        SessionRole::Leader => channel::connect_leader(&keys, &theirs, &ours.relays).await?,
+        SessionRole::Follower => channel::connect_follower(&keys, listener, &theirs.relays).await?,
     };
-    let error = error.or_else(|| {
-        failure
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .clone()
-    });
-    if let Some(error) = error {
-        tracing::debug!(%error, "session reader stopped");
-        record_failure(&failure, error.clone());
-        let _ = inbound.send(Err(error)).await;
-    }
-    done.cancel();
+    Ok((stream, path, keys))
 }
