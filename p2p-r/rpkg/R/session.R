@@ -164,6 +164,11 @@ bridge_file <- function(bridge, reply) {
     bridge$failure <- reply$message
     return()
   }
+  ## The cluster is unreachable from this bridge (e.g. it joined before the host, and the
+  ## board put it on a topic of its own): the next plan() or future starts a new one.
+  if (identical(reply$type, "error") && identical(reply$kind, "cluster")) {
+    bridge$failure <- reply$message
+  }
   box <- mailbox(bridge, reply$id)
   if (is.null(box)) return()
   switch(reply$type,

@@ -24,4 +24,6 @@ test_that("a cluster the user may not join gives a FutureError saying what to do
   plan(future.p2p::pico_p2p, cluster = cluster_name)
   f <- future(1)
   expect_error(value(f), "not on its access list", class = "FutureError")
+  ## That bridge is done: the next future starts a new one, which may reach the cluster.
+  expect_false(future.p2p:::bridge_usable(f$bridge))
 })
