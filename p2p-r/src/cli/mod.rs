@@ -22,7 +22,12 @@ pub use connect::BoardArgs;
 
 /// A peer-to-peer compute cluster for R futures.
 #[derive(Debug, Parser)]
-#[command(name = "future-p2p", version, about, long_about = None)]
+#[command(
+    name = "future-p2p",
+    version,
+    about = "A peer-to-peer compute cluster for R futures: hub, host, worker, and the bridge R sessions use",
+    long_about = None
+)]
 pub struct Cli {
     /// Log more (info level; RUST_LOG overrides).
     #[arg(long, short, global = true, env = "FUTURE_P2P_VERBOSE")]
