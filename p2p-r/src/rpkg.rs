@@ -58,9 +58,13 @@ pub async fn install(r: &Path, library: &Path) -> Result<PathBuf, InstallError> 
         std::fs::write(&target, contents).map_err(InstallError::Write)?;
     }
     std::fs::create_dir_all(library).map_err(InstallError::Write)?;
+    // `--library=DIR` in one word: R CMD INSTALL takes `--library DIR` as an unknown
+    // option and a package named DIR, and installs into the site library instead.
+    let mut library_option = std::ffi::OsString::from("--library=");
+    library_option.push(library);
     let output = Command::new(r)
-        .args(["CMD", "INSTALL", "--no-docs", "--no-multiarch", "--library"])
-        .arg(library)
+        .args(["CMD", "INSTALL", "--no-docs", "--no-multiarch"])
+        .arg(library_option)
         .arg(&package)
         .stdin(Stdio::null())
         .output()
@@ -121,6 +125,20 @@ pub async fn install_cached(r: &Path, cache: &Path) -> Result<PathBuf, InstallEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The package lands in the library asked for, not in R's site library.
+    #[tokio::test]
+    async fn installs_into_the_given_library() {
+        let library = tempfile::tempdir().unwrap();
+        install(Path::new("R"), library.path()).await.unwrap();
+        assert!(
+            library
+                .path()
+                .join("future.p2p")
+                .join("DESCRIPTION")
+                .is_file()
+        );
+    }
 
     /// Every file of rpkg/ is bundled, so an installed package is never missing one.
     #[test]
