@@ -10,17 +10,13 @@
 //! the same paths as across the world: SSH to the board, magic wormhole (here through the
 //! hub's relay) for payloads and results.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
+use future_p2p::local::LocalHub;
 use future_p2p::proto::id::ClusterName;
 use future_p2p::scheduler::{Scheduler, SchedulerOptions};
-use future_p2p::transport::board::client::{Board, BoardConfig, PipeOptions};
-use future_p2p::transport::board::server::hostkey::generate_key_file;
-use future_p2p::transport::hub::{Hub, HubConfig};
-use future_p2p::transport::lines::{join_cluster, local_peer_id, topic_lines};
 use future_p2p::worker::core::WorkerConfig;
 use future_p2p::worker::{FnExecutor, Job, Worker, WorkerOptions, fresh_secret};
 
@@ -42,40 +38,6 @@ fn reverse(job: Job) -> Result<Bytes, future_p2p::proto::frame::RemoteError> {
     Ok(Bytes::from(bytes))
 }
 
-/// Writes a fresh key for `user` and returns its path and `name key` registry line.
-fn new_user(dir: &Path, user: &str) -> Result<(PathBuf, String), Box<dyn std::error::Error>> {
-    let path = dir.join(format!("{user}_ed25519"));
-    let key = generate_key_file(&path)?;
-    let public = key.public_key().to_openssh()?;
-    let mut words = public.split_whitespace();
-    let line = format!(
-        "{user} {} {}\n",
-        words.next().unwrap_or_default(),
-        words.next().unwrap_or_default()
-    );
-    Ok((path, line))
-}
-
-fn board_config(
-    hub: &Hub,
-    key: &Path,
-    known_hosts: &Path,
-) -> Result<BoardConfig, Box<dyn std::error::Error>> {
-    let port = hub.board_addr().port().to_string();
-    let args = [
-        "-p".to_owned(),
-        port,
-        "-i".to_owned(),
-        key.display().to_string(),
-        "-o".to_owned(),
-        format!("UserKnownHostsFile={}", known_hosts.display()),
-    ];
-    let mut config = BoardConfig::from_ssh_args("127.0.0.1", &args)?;
-    // Only the key made here: the user's own agent keys are none of this demo's business.
-    config.use_agent = false;
-    Ok(config)
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
@@ -87,27 +49,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
 
-    let dir = tempfile::tempdir()?;
-    let state = dir.path().join("hub");
-    let mut registry = String::new();
-    let mut keys = Vec::new();
-    for user in ["alice", "bob", "carol"] {
-        let (key, line) = new_user(dir.path(), user)?;
-        registry.push_str(&line);
-        keys.push(key);
-    }
-    std::fs::create_dir_all(&state)?;
-    std::fs::write(state.join("users"), registry)?;
-    let hub = Hub::start(HubConfig::localhost(&state)).await?;
-    let known_hosts = dir.path().join("known_hosts");
-    std::fs::write(
-        &known_hosts,
-        format!(
-            "[127.0.0.1]:{} {}\n",
-            hub.board_addr().port(),
-            hub.board.host_key().to_openssh()?
-        ),
-    )?;
+    let local = LocalHub::start(&["alice", "bob", "carol"]).await?;
+    let hub = &local.hub;
     println!(
         "hub: board ssh://127.0.0.1:{}, mailbox {}, relay {}",
         hub.board_addr().port(),
@@ -115,35 +58,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         hub.relay_url()
     );
 
-    // alice hosts the cluster and is its client.
-    let alice = Board::connect(board_config(&hub, &keys[0], &known_hosts)?).await?;
-    let access = PipeOptions {
-        access: vec!["bob".into(), "carol".into()],
-        ..PipeOptions::default()
-    };
-    let topic = alice.open("p2p", &access).await?;
-    let me = local_peer_id("alice")?;
-    let scheduler = Scheduler::start(
-        topic_lines(topic),
-        SchedulerOptions::new(me, hub.wormhole()),
-    );
+    // alice hosts the cluster for bob and carol, and is its client.
+    let (_alice, me, lines) = local.host("alice", "p2p", &["bob", "carol"]).await?;
+    let scheduler = Scheduler::start(lines, SchedulerOptions::new(me, local.wormhole()));
 
     // bob and carol contribute a worker each.
     let cluster: ClusterName = "alice/p2p".parse()?;
     let mut workers = Vec::new();
-    for key in &keys[1..] {
-        let board = Board::connect(board_config(&hub, key, &known_hosts)?).await?;
-        let (id, lines) = join_cluster(&board, &cluster, None).await?;
+    for user in ["bob", "carol"] {
+        let (board, id, lines) = local.join(user, &cluster).await?;
         let mut config = WorkerConfig::new(id);
         config.sessions = true;
         config.secret = Some(fresh_secret());
+        let options = WorkerOptions::new(config, local.wormhole());
         workers.push((
             board,
-            Worker::start(
-                lines,
-                FnExecutor::new(reverse),
-                WorkerOptions::new(config, hub.wormhole()),
-            ),
+            Worker::start(lines, FnExecutor::new(reverse), options),
         ));
     }
 

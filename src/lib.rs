@@ -13,6 +13,11 @@
 //!   worker      worker side: worker state machine, Executor trait, tokio driver
 //!   r           R evaluator, bridge, `future-p2p` command line, R package
 //! ```
+//!
+//! and adds [`local`]: a whole cluster on one machine (embedded hub, users with fresh keys)
+//! for the quickstart, the benchmarks and the end-to-end tests.
+
+pub mod local;
 
 pub use p2p_proto as proto;
 pub use p2p_r as r;

@@ -52,6 +52,11 @@ impl BoardTime {
         }
     }
 
+    /// The UTC civil time of a Unix time in milliseconds (the protocol cores' clock).
+    pub fn from_unix_ms(ms: u64) -> Self {
+        Self::from_unix((ms / 1000) as i64)
+    }
+
     /// Unix seconds, reading this civil time as UTC.
     pub fn to_unix_utc(self) -> i64 {
         days_from_civil(i64::from(self.year), self.month, self.day) * 86_400
@@ -140,6 +145,17 @@ impl Expiry {
             Expiry::Unix(secs) => secs,
             Expiry::Civil(time) => time.to_unix_utc(),
         }
+    }
+
+    /// The expiry written for a deadline in Unix milliseconds, rounded up to the second
+    /// (a message never expires earlier than its sender meant).
+    pub fn from_unix_ms(ms: u64) -> Self {
+        Expiry::Unix(ms.div_ceil(1000) as i64)
+    }
+
+    /// The deadline in Unix milliseconds (0 for deadlines before 1970).
+    pub fn unix_ms(self) -> u64 {
+        (self.unix_seconds().max(0) as u64).saturating_mul(1000)
     }
 
     /// Whether the message has expired at `now` (Unix seconds).
@@ -241,6 +257,23 @@ mod tests {
         ] {
             assert!(bad.parse::<BoardTime>().is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn millisecond_conversions_round_deadlines_up() {
+        assert_eq!(
+            Expiry::from_unix_ms(1_759_312_800_001),
+            Expiry::Unix(1_759_312_801)
+        );
+        assert_eq!(
+            Expiry::from_unix_ms(1_759_312_800_000).unix_ms(),
+            1_759_312_800_000
+        );
+        assert_eq!(Expiry::Unix(-5).unix_ms(), 0);
+        assert_eq!(
+            BoardTime::from_unix_ms(1_753_020_191_999).to_string(),
+            "2025-07-20T14:03:11"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //! Time is Unix milliseconds from the caller; randomness (wormhole codes, sealing) comes
 //! from a seeded CSPRNG the caller provides, so runs replay exactly in tests.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use p2p_proto::id::{FutureId, PeerId, WormholeCode};
 use p2p_proto::message::{
@@ -205,26 +205,19 @@ pub struct SchedulerCore {
     rng: ChaCha20Rng,
     next_task: TaskId,
     tasks: BTreeMap<TaskId, Task>,
-    /// Queued tasks in submission order (retried tasks go first).
+    /// Queued tasks in submission order (retried tasks go first). Entries of tasks that
+    /// left the queue are skipped when reached rather than searched for and removed, so
+    /// no step costs time in proportion to the queue.
     queue: VecDeque<TaskId>,
+    /// Tasks with a timer: a standing request, a start deadline, or a file-route worker
+    /// whose hellos are its heartbeat. Timers only look here, not at every task.
+    watched: BTreeSet<TaskId>,
     by_future: HashMap<FutureId, TaskId>,
     workers: BTreeMap<PeerId, WorkerInfo>,
     /// Open sessions and the tasks in flight on each, oldest first.
     sessions: BTreeMap<PeerId, Vec<TaskId>>,
     next_hello: Millis,
     actions: VecDeque<SchedulerAction>,
-}
-
-fn when(now: Millis) -> BoardTime {
-    BoardTime::from_unix((now / 1000) as i64)
-}
-
-fn expiry(at: Millis) -> Expiry {
-    Expiry::Unix(at.div_ceil(1000) as i64)
-}
-
-fn expires_ms(expiry: Expiry) -> Millis {
-    (expiry.unix_seconds().max(0) as u64).saturating_mul(1000)
 }
 
 impl SchedulerCore {
@@ -237,6 +230,7 @@ impl SchedulerCore {
             next_task: 1,
             tasks: BTreeMap::new(),
             queue: VecDeque::new(),
+            watched: BTreeSet::new(),
             by_future: HashMap::new(),
             workers: BTreeMap::new(),
             sessions: BTreeMap::new(),
@@ -267,16 +261,72 @@ impl SchedulerCore {
 
     /// When [`SchedulerCore::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        let tasks = self.tasks.values().filter_map(|t| match &t.phase {
+        let tasks = self.watched.iter().filter_map(|task| self.timer_of(*task));
+        tasks.chain([self.next_hello]).min()
+    }
+
+    /// When `task` next needs attention, if it has a timer at all.
+    fn timer_of(&self, task: TaskId) -> Option<Millis> {
+        match &self.tasks.get(&task)?.phase {
             Phase::Queued { request } => *request,
             Phase::Assigned {
                 start_by: Some(deadline),
                 ..
             } => Some(*deadline),
-            // A running task's worker is lost when its hello expires.
-            Phase::Assigned { worker, .. } => self.workers.get(worker).map(|w| w.expires),
-        });
-        tasks.chain([self.next_hello]).min()
+            // A file-route task's worker is lost when its hello expires.
+            Phase::Assigned { worker, .. } if !self.sessions.contains_key(worker) => {
+                self.workers.get(worker).map(|w| w.expires)
+            }
+            Phase::Assigned { .. } => None,
+        }
+    }
+
+    /// Moves `task` to `phase`, keeping the timer set in step.
+    fn set_phase(&mut self, task: TaskId, phase: Phase) {
+        if let Some(state) = self.tasks.get_mut(&task) {
+            state.phase = phase;
+            self.rewatch(task);
+        }
+    }
+
+    /// Re-decides whether `task` has a timer (its phase or its worker's session changed).
+    fn rewatch(&mut self, task: TaskId) {
+        let timed = match self.tasks.get(&task).map(|t| &t.phase) {
+            Some(Phase::Queued { request }) => request.is_some(),
+            Some(Phase::Assigned { worker, start_by }) => {
+                start_by.is_some() || !self.sessions.contains_key(worker)
+            }
+            None => false,
+        };
+        if timed {
+            self.watched.insert(task);
+        } else {
+            self.watched.remove(&task);
+        }
+    }
+
+    /// The next task really waiting in the queue (skipping entries of tasks that left it).
+    fn pop_queued(&mut self) -> Option<TaskId> {
+        while let Some(task) = self.queue.pop_front() {
+            if matches!(
+                self.tasks.get(&task).map(|t| &t.phase),
+                Some(Phase::Queued { .. })
+            ) {
+                return Some(task);
+            }
+        }
+        None
+    }
+
+    /// Whether a task is waiting in the queue (dropping stale entries at its front).
+    fn has_queued(&mut self) -> bool {
+        match self.pop_queued() {
+            Some(task) => {
+                self.queue.push_front(task);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Adds a task whose payload has `size` bytes; the driver keeps the payload.
@@ -338,7 +388,7 @@ impl SchedulerCore {
                 self.workers.insert(
                     hello.from.clone(),
                     WorkerInfo {
-                        expires: expires_ms(hello.expires),
+                        expires: hello.expires.unix_ms(),
                         protocols: hello.protocols.clone().unwrap_or_default(),
                     },
                 );
@@ -359,7 +409,7 @@ impl SchedulerCore {
                 });
                 if !queued
                     || (state.tried.contains(&offer.from) && untried_elsewhere)
-                    || expires_ms(offer.expires) < now
+                    || offer.expires.unix_ms() < now
                     || self.sessions.contains_key(&offer.from)
                 {
                     return;
@@ -420,20 +470,21 @@ impl SchedulerCore {
             Route::Files { code }
         };
         let worker = offer.from.clone();
-        let Some(state) = self.tasks.get_mut(&task) else {
+        let Some(future) = self.tasks.get(&task).map(|t| t.future.clone()) else {
             return;
         };
-        state.phase = Phase::Assigned {
-            worker: worker.clone(),
-            start_by: Some(now + self.config.accept_ttl),
-        };
-        let future = state.future.clone();
-        self.queue.retain(|&t| t != task);
+        self.set_phase(
+            task,
+            Phase::Assigned {
+                worker: worker.clone(),
+                start_by: Some(now + self.config.accept_ttl),
+            },
+        );
         self.post(
             now,
             Message::Accept(Accept {
                 from: self.config.me.clone(),
-                expires: expiry(now + self.config.accept_ttl),
+                expires: Expiry::from_unix_ms(now + self.config.accept_ttl),
                 to: worker.clone(),
                 future: future.clone(),
                 via,
@@ -471,60 +522,41 @@ impl SchedulerCore {
                 Message::Hello(Hello {
                     role: Role::Client,
                     from: self.config.me.clone(),
-                    expires: expiry(now + 2 * self.config.hello_interval),
+                    expires: Expiry::from_unix_ms(now + 2 * self.config.hello_interval),
                     protocols: Some(self.protocols.clone()),
                 }),
             );
         }
-        let late: Vec<(TaskId, PeerId)> = self
-            .tasks
+        let due: Vec<TaskId> = self
+            .watched
             .iter()
-            .filter_map(|(&task, state)| match &state.phase {
-                Phase::Assigned {
+            .copied()
+            .filter(|&task| self.timer_of(task).is_some_and(|at| at <= now))
+            .collect();
+        for task in due {
+            match self.tasks.get(&task).map(|t| t.phase.clone()) {
+                // The request expired unanswered: post it again (in pump).
+                Some(Phase::Queued { .. }) => self.set_phase(task, Phase::Queued { request: None }),
+                Some(Phase::Assigned {
                     worker,
-                    start_by: Some(deadline),
-                } if *deadline <= now => Some((task, worker.clone())),
-                _ => None,
-            })
-            .collect();
-        for (task, worker) in late {
-            self.task_failed(
-                now,
-                task,
-                &worker,
-                "worker did not start the transfer in time",
-            );
-        }
-        // A worker says nothing on the board while it runs a file-route task; its hellos,
-        // repeated well within their expiry, are its heartbeat. (Sessions have their own.)
-        let vanished: Vec<(TaskId, PeerId)> = self
-            .tasks
-            .iter()
-            .filter_map(|(&task, state)| match &state.phase {
-                Phase::Assigned { worker, .. }
-                    if !self.sessions.contains_key(worker)
-                        && self.workers.get(worker).is_some_and(|w| w.expires <= now) =>
-                {
-                    Some((task, worker.clone()))
+                    start_by: Some(_),
+                }) => self.task_failed(
+                    now,
+                    task,
+                    &worker,
+                    "worker did not start the transfer in time",
+                ),
+                // A worker says nothing on the board while it runs a file-route task; its
+                // hellos, repeated well within their expiry, are its heartbeat.
+                Some(Phase::Assigned { worker, .. }) => self.task_failed(
+                    now,
+                    task,
+                    &worker,
+                    "worker vanished from the board (its hello expired)",
+                ),
+                None => {
+                    self.watched.remove(&task);
                 }
-                _ => None,
-            })
-            .collect();
-        for (task, worker) in vanished {
-            self.task_failed(
-                now,
-                task,
-                &worker,
-                "worker vanished from the board (its hello expired)",
-            );
-        }
-        for state in self.tasks.values_mut() {
-            if let Phase::Queued {
-                request: Some(expires),
-            } = state.phase
-                && expires <= now
-            {
-                state.phase = Phase::Queued { request: None };
             }
         }
         self.workers.retain(|_, w| w.expires > now);
@@ -544,6 +576,7 @@ impl SchedulerCore {
             && w == worker
         {
             *start_by = None;
+            self.rewatch(task);
             let worker = worker.clone();
             self.event(task, TaskEvent::Running { worker });
         }
@@ -552,6 +585,7 @@ impl SchedulerCore {
     /// A warm session with `worker` is up, carrying `task`.
     pub fn session_opened(&mut self, now: Millis, worker: &PeerId, task: TaskId) {
         self.sessions.insert(worker.clone(), vec![task]);
+        self.rewatch(task);
         self.pump(now);
     }
 
@@ -595,7 +629,7 @@ impl SchedulerCore {
                 }),
             );
         } else {
-            state.phase = Phase::Queued { request: None };
+            self.set_phase(task, Phase::Queued { request: None });
             self.queue.push_front(task);
             self.event(
                 task,
@@ -621,7 +655,7 @@ impl SchedulerCore {
     fn finish(&mut self, task: TaskId, outcome: Result<PeerId, TaskError>) {
         if let Some(state) = self.tasks.remove(&task) {
             self.by_future.remove(&state.future);
-            self.queue.retain(|&t| t != task);
+            self.watched.remove(&task);
             self.actions
                 .push_back(SchedulerAction::Finished { task, outcome });
         }
@@ -638,16 +672,16 @@ impl SchedulerCore {
                 .filter(|(_, in_flight)| in_flight.len() < self.config.session_window)
                 .map(|(w, _)| w.clone())
                 .collect();
-            if open.is_empty() || self.queue.is_empty() {
+            if open.is_empty() || !self.has_queued() {
                 break;
             }
             for worker in open {
-                if let Some(task) = self.queue.pop_front() {
+                if let Some(task) = self.pop_queued() {
                     self.dispatch_on_session(now, task, worker);
                 }
             }
         }
-        if self.queue.is_empty() {
+        if !self.has_queued() {
             let idle: Vec<PeerId> = self
                 .sessions
                 .iter()
@@ -661,31 +695,49 @@ impl SchedulerCore {
             }
         }
         let open = self
-            .tasks
-            .values()
-            .filter(|t| matches!(t.phase, Phase::Queued { request: Some(_) }))
+            .watched
+            .iter()
+            .filter(|t| {
+                matches!(
+                    self.tasks.get(t).map(|t| &t.phase),
+                    Some(Phase::Queued { request: Some(_) })
+                )
+            })
             .count();
         let to_post: Vec<TaskId> = self
             .queue
             .iter()
             .copied()
-            .filter(|t| matches!(self.tasks[t].phase, Phase::Queued { request: None }))
+            .filter(|t| {
+                matches!(
+                    self.tasks.get(t).map(|t| &t.phase),
+                    Some(Phase::Queued { request: None })
+                )
+            })
             .take(self.config.max_open_requests.saturating_sub(open))
             .collect();
         for task in to_post {
             let expires = now + self.config.request_ttl;
-            let Some(state) = self.tasks.get_mut(&task) else {
+            // A task listed twice in the queue is posted once.
+            let Some((future, size)) = self
+                .tasks
+                .get(&task)
+                .filter(|t| matches!(t.phase, Phase::Queued { request: None }))
+                .map(|t| (t.future.clone(), t.size))
+            else {
                 continue;
             };
-            state.phase = Phase::Queued {
-                request: Some(expires),
-            };
-            let (future, size) = (state.future.clone(), state.size);
+            self.set_phase(
+                task,
+                Phase::Queued {
+                    request: Some(expires),
+                },
+            );
             self.post(
                 now,
                 Message::Request(Request {
                     from: self.config.me.clone(),
-                    expires: expiry(expires),
+                    expires: Expiry::from_unix_ms(expires),
                     future,
                     size,
                     protocols: Some(self.protocols.clone()),
@@ -710,15 +762,17 @@ impl SchedulerCore {
                 }),
             );
         }
-        let Some(state) = self.tasks.get_mut(&task) else {
+        let Some(future) = self.tasks.get(&task).map(|t| t.future.clone()) else {
             return;
         };
-        state.phase = Phase::Assigned {
-            worker: worker.clone(),
-            start_by: None,
-        };
-        let future = state.future.clone();
         self.sessions.entry(worker.clone()).or_default().push(task);
+        self.set_phase(
+            task,
+            Phase::Assigned {
+                worker: worker.clone(),
+                start_by: None,
+            },
+        );
         self.event(
             task,
             TaskEvent::Running {
@@ -734,8 +788,10 @@ impl SchedulerCore {
     }
 
     fn post(&mut self, now: Millis, message: Message) {
-        self.actions
-            .push_back(SchedulerAction::Post(BoardLine::new(when(now), message)));
+        self.actions.push_back(SchedulerAction::Post(BoardLine::new(
+            BoardTime::from_unix_ms(now),
+            message,
+        )));
     }
 
     fn event(&mut self, task: TaskId, event: TaskEvent) {

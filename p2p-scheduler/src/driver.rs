@@ -20,7 +20,7 @@ use bytes::Bytes;
 use p2p_proto::frame::{Cancel, Frame, Hello, Outcome, RemoteError, Task, TaskResult};
 use p2p_proto::id::{FutureId, PeerId};
 use p2p_proto::line;
-use p2p_transport::lines::LineChannel;
+use p2p_transport::lines::{LineChannel, post_line};
 use p2p_transport::wormhole::{
     Session, SessionConfig, SessionError, SessionRole, SessionSender, TransferOptions,
     WormholeCode as TransferCode, WormholeConfig, receive_bytes, send_bytes,
@@ -161,6 +161,7 @@ impl Scheduler {
             results: HashMap::new(),
             waiters: HashMap::new(),
             tasks_by_future: HashMap::new(),
+            futures: HashMap::new(),
             transfers: HashMap::new(),
             sessions: HashMap::new(),
             updates: updates.clone(),
@@ -233,6 +234,7 @@ struct Driver {
     results: HashMap<TaskId, Bytes>,
     waiters: HashMap<TaskId, oneshot::Sender<Result<Bytes, SubmitError>>>,
     tasks_by_future: HashMap<FutureId, TaskId>,
+    futures: HashMap<TaskId, FutureId>,
     /// Cancels the file transfer of a task.
     transfers: HashMap<TaskId, CancellationToken>,
     sessions: HashMap<PeerId, (SessionSender, CancellationToken)>,
@@ -298,7 +300,8 @@ impl Driver {
                     .submit(now_ms(), future.clone(), payload.len() as u64);
                 self.payloads.insert(task, payload);
                 self.waiters.insert(task, tx);
-                self.tasks_by_future.insert(future, task);
+                self.tasks_by_future.insert(future.clone(), task);
+                self.futures.insert(task, future);
                 // The caller may have given up waiting; the task runs regardless.
                 let _ = reply.send(TaskHandle {
                     id: task,
@@ -376,20 +379,15 @@ impl Driver {
     async fn apply(&mut self) -> Result<(), String> {
         while let Some(action) = self.core.poll_action() {
             match action {
-                SchedulerAction::Post(line) => match line.encode() {
-                    Ok(text) => self
-                        .board_out
-                        .send(text)
-                        .await
-                        .map_err(|_| "the board connection closed".to_owned())?,
-                    Err(err) => tracing::error!(%err, "cannot encode a board line"),
-                },
+                SchedulerAction::Post(line) => post_line(&self.board_out, &line)
+                    .await
+                    .map_err(|closed| closed.to_string())?,
                 SchedulerAction::Dispatch(dispatch) => self.dispatch(dispatch),
                 SchedulerAction::Interrupt { task, worker } => {
                     if let Some(cancel) = self.transfers.remove(&task) {
                         cancel.cancel();
                     }
-                    let future = self.future_of(task);
+                    let future = self.futures.get(&task).cloned();
                     if let (Some((sender, _)), Some(future)) = (self.sessions.get(&worker), future)
                     {
                         let sender = sender.clone();
@@ -419,17 +417,12 @@ impl Driver {
         Ok(())
     }
 
-    fn future_of(&self, task: TaskId) -> Option<FutureId> {
-        self.tasks_by_future
-            .iter()
-            .find(|(_, t)| **t == task)
-            .map(|(f, _)| f.clone())
-    }
-
     fn finished(&mut self, task: TaskId, outcome: Result<PeerId, TaskError>) {
         self.payloads.remove(&task);
         self.transfers.remove(&task);
-        self.tasks_by_future.retain(|_, t| *t != task);
+        if let Some(future) = self.futures.remove(&task) {
+            self.tasks_by_future.remove(&future);
+        }
         let result = match outcome {
             Ok(_) => self
                 .results

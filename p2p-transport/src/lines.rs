@@ -25,6 +25,28 @@ pub struct LinePump {
     pub from_driver: mpsc::Receiver<String>,
 }
 
+/// The board connection is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the board connection closed")]
+pub struct BoardClosed;
+
+/// Writes `line` to the board through a driver's outgoing channel.
+///
+/// A line that cannot be encoded is a bug in the core that made it (cores only build
+/// valid messages): it is logged and skipped rather than taking the driver down.
+pub async fn post_line(
+    outgoing: &mpsc::Sender<String>,
+    line: &p2p_proto::message::BoardLine,
+) -> Result<(), BoardClosed> {
+    match line.encode() {
+        Ok(text) => outgoing.send(text).await.map_err(|_| BoardClosed),
+        Err(err) => {
+            tracing::error!(%err, "cannot encode a board line");
+            Ok(())
+        }
+    }
+}
+
 /// A connected pair: the driver's end and the pump's end, each buffering `capacity` lines.
 pub fn line_channel(capacity: usize) -> (LineChannel, LinePump) {
     let (to_driver, incoming) = mpsc::channel(capacity);

@@ -26,7 +26,7 @@ fn config(hub: &Hub, key: &Path, user: &str, known_hosts: &Path) -> BoardConfig 
         format!("UserKnownHostsFile={}", known_hosts.display()),
     ];
     let mut c = BoardConfig::from_ssh_args("127.0.0.1", &args).expect("ssh args");
-    c.use_agent = false;
+    c.agent = None;
     c
 }
 
@@ -87,6 +87,30 @@ async fn until_listed(board: &Board, needle: &str) -> String {
     tokio::time::timeout(STEP, fut).await.expect("never listed")
 }
 
+/// Waits until alice's `ls` mentions `needle` at least `n` times (clients of one user).
+async fn until_count(board: &Board, needle: &str, n: usize) {
+    let fut = async {
+        while board.ls().await.expect("ls").matches(needle).count() < n {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(STEP, fut)
+        .await
+        .expect("clients never joined");
+}
+
+/// Waits until alice's `ls` no longer mentions `needle`.
+async fn until_gone(board: &Board, needle: &str) {
+    let fut = async {
+        while board.ls().await.expect("ls").contains(needle) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(STEP, fut)
+        .await
+        .expect("client never left");
+}
+
 #[tokio::test]
 async fn board_api_open_send_receive_ls_user() {
     let p = people();
@@ -143,7 +167,7 @@ async fn board_api_open_send_receive_ls_user() {
     assert_eq!(me.id.len(), 36);
 
     worker.close().await;
-    until_listed(&alice, "Pipes").await;
+    until_gone(&alice, "(bob@").await;
     host.close().await;
 }
 
@@ -261,7 +285,7 @@ async fn ten_thousand_lines_keep_their_order() {
                 .expect("reader"),
         );
     }
-    until_listed(&alice, "Pipes").await;
+    until_count(&alice, "(alice@", 3).await;
     let mut writers = Vec::new();
     for w in 0..WRITERS {
         let b = board(&hub, &p.alice, "alice").await;
@@ -349,8 +373,7 @@ async fn chunked_and_interleaved_input() {
         .open("chunks", &PipeOptions::default())
         .await
         .expect("writer");
-    until_listed(&alice, "(alice@").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until_count(&alice, "(alice@", 3).await;
     for part in [
         &b"when=1,ty"[..],
         b"pe=cl",
@@ -395,7 +418,7 @@ async fn binary_garbage_is_relayed_and_rejected_line_by_line() {
         .await
         .expect("reader");
     let mut raw = ssh(hub.port(), &p.alice, "alice", "sub junk -k");
-    until_listed(&alice, "Subs").await;
+    until_count(&alice, "(alice@", 2).await;
     let mut garbage: Vec<u8> = (0..=255u8)
         .cycle()
         .take(3000)
@@ -435,7 +458,7 @@ async fn slow_reader_is_cut_off_and_the_others_keep_up() {
         .expect("fast reader");
     // A real OpenSSH reader whose stdout nobody reads.
     let mut slow = ssh(hub.port(), &p.alice, "alice", "sub flood -k");
-    until_listed(&alice, "Subs").await;
+    until_count(&alice, "(alice@", 2).await;
     let writer_board = board(&hub, &p.alice, "alice").await;
     let writer = writer_board
         .open("flood", &PipeOptions::default())
@@ -495,7 +518,7 @@ async fn reader_vanishing_mid_line_does_not_disturb_the_topic() {
         .await
         .expect("reader");
     let mut doomed = ssh(hub.port(), &p.alice, "alice", "sub vanish -k");
-    until_listed(&alice, "Subs").await;
+    until_count(&alice, "(alice@", 2).await;
     let writer = board(&hub, &p.alice, "alice")
         .await
         .open("vanish", &PipeOptions::default())
@@ -527,18 +550,17 @@ async fn reader_vanishing_mid_line_does_not_disturb_the_topic() {
             after += 1;
         }
     }
-    let ls = until_listed(&alice, "Pipes").await;
-    assert!(
-        !ls.contains("Subs:"),
-        "the dead reader is still listed: {ls:?}"
-    );
+    // The killed reader leaves the topic; the steady one is still there.
+    until_gone(&alice, "Subs:").await;
+    assert!(alice.ls().await.expect("ls").contains("Pipes:"));
 }
 
-/// A TCP relay on 127.0.0.1:0 whose connections the test can cut, to drop a Board's
-/// connection without stopping the server.
+/// A TCP relay on 127.0.0.1:0 whose connections the test can cut (both ends see the close)
+/// or freeze (sockets stay open, nothing flows: a peer that silently vanished).
 struct Relay {
     port: u16,
     cut: tokio::sync::watch::Sender<u64>,
+    freeze: tokio::sync::watch::Sender<bool>,
 }
 
 async fn relay(target: u16) -> Relay {
@@ -546,11 +568,13 @@ async fn relay(target: u16) -> Relay {
         .await
         .expect("bind relay");
     let port = listener.local_addr().expect("addr").port();
-    let (cut, watch) = tokio::sync::watch::channel(0u64);
+    let (cut, cut_rx) = tokio::sync::watch::channel(0u64);
+    let (freeze, freeze_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         while let Ok((mut inbound, _)) = listener.accept().await {
-            let mut watch = watch.clone();
-            watch.borrow_and_update();
+            let mut cut_rx = cut_rx.clone();
+            cut_rx.borrow_and_update();
+            let mut freeze_rx = freeze_rx.clone();
             tokio::spawn(async move {
                 let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
                 else {
@@ -558,12 +582,16 @@ async fn relay(target: u16) -> Relay {
                 };
                 tokio::select! {
                     _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                    _ = watch.changed() => {}
+                    _ = cut_rx.changed() => {}
+                    _ = async { freeze_rx.wait_for(|frozen| *frozen).await.is_ok() } => {
+                        // Keep both sockets open and silent until the test ends.
+                        let _ = cut_rx.changed().await;
+                    }
                 }
             });
         }
     });
-    Relay { port, cut }
+    Relay { port, cut, freeze }
 }
 
 #[tokio::test]
@@ -687,4 +715,164 @@ async fn system_ssh_backend_has_the_same_api() {
         Ok(ls) => assert_eq!(ls, "no pubsub channels found\n"),
         Err(e) => panic!("ls failed: {e}"),
     }
+}
+
+/// A real `ssh-agent` holding alice's key: tried before the (encrypted) key file.
+#[tokio::test]
+async fn ssh_agent_keys_come_first() {
+    let p = people();
+    let hub = hub_for(&p).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("agent.sock");
+    let _agent = tokio::process::Command::new(require("ssh-agent"))
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn ssh-agent");
+    let ready = async {
+        while !socket.exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(STEP, ready)
+        .await
+        .expect("ssh-agent did not start");
+    let added = tokio::process::Command::new(require("ssh-add"))
+        .arg(&p.alice)
+        .env("SSH_AUTH_SOCK", &socket)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run ssh-add");
+    assert!(
+        added.status.success(),
+        "ssh-add: {}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let locked = keygen_with(dir.path(), "locked", "ed25519", "passphrase");
+    let kh = hub.known_hosts();
+    let mut c = config(&hub, &locked, "alice", &kh);
+    c.agent = Some(socket);
+    let board = Board::connect(c).await.expect("agent login");
+    assert_eq!(board.user().await.expect("user").name, "alice");
+}
+
+/// The server's keepalives (every `keepalive_interval`, dropped after three unanswered)
+/// remove a client that vanished without closing its TCP connection from its topics.
+#[tokio::test]
+async fn silent_client_is_dropped_by_server_keepalives() {
+    let p = people();
+    let hub = Hub::start_with(&[("alice", &p.alice), ("bob", &p.bob)], |c| {
+        c.keepalive_interval = Duration::from_millis(200);
+    })
+    .await;
+    let relay = relay(hub.port()).await;
+    let line = std::fs::read_to_string(hub.known_hosts()).expect("kh");
+    let kh = hub.dir.path().join("relay_known_hosts");
+    std::fs::write(
+        &kh,
+        line.replace(&format!(":{} ", hub.port()), &format!(":{} ", relay.port)),
+    )
+    .expect("kh");
+    let mut c = config(&hub, &p.bob, "bob", &kh);
+    c.ssh.port = Some(relay.port);
+    let bob = Board::connect(c).await.expect("connect through relay");
+    let alice = board(&hub, &p.alice, "alice").await;
+    let _host = alice
+        .open(
+            "p2p",
+            &PipeOptions {
+                access: vec!["bob".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("host");
+    until_listed(&alice, "(alice@").await;
+    let _worker = bob
+        .open("alice/p2p", &PipeOptions::default())
+        .await
+        .expect("worker");
+    until_listed(&alice, "(bob@").await;
+    relay.freeze.send_replace(true);
+    let gone = async {
+        while alice.ls().await.expect("ls").contains("(bob@") {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(STEP, gone)
+        .await
+        .expect("the silent client was never dropped");
+}
+
+/// A topic handed to the protocol drivers as a `LineChannel`.
+#[tokio::test]
+async fn topic_as_line_channel() {
+    let p = people();
+    let hub = hub_for(&p).await;
+    let alice = board(&hub, &p.alice, "alice").await;
+    let bob = board(&hub, &p.bob, "bob").await;
+    let opts = PipeOptions {
+        access: vec!["bob".into()],
+        ..Default::default()
+    };
+    let mut host = alice.open("p2p", &opts).await.expect("host").into_lines(16);
+    until_listed(&alice, "(alice@").await;
+    let mut worker = bob
+        .open("alice/p2p", &PipeOptions::default())
+        .await
+        .expect("worker");
+    until_listed(&alice, "(bob@").await;
+    worker.send_line("when=1,type=worker").await.expect("send");
+    let got = tokio::time::timeout(STEP, host.incoming.recv())
+        .await
+        .expect("in time");
+    assert_eq!(got.as_deref(), Some("when=1,type=worker"));
+    host.outgoing
+        .send("when=2,type=cluster".into())
+        .await
+        .expect("queue");
+    assert_eq!(next_line(&mut worker).await, "when=2,type=cluster");
+    // Dropping the driver's outgoing end leaves the topic.
+    drop(host.outgoing);
+    let gone = async {
+        while alice.ls().await.expect("ls").contains("(alice@") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(STEP, gone)
+        .await
+        .expect("host never left");
+}
+
+/// Closing a topic whose events nobody read does not hang.
+#[tokio::test]
+async fn close_with_unread_events_returns() {
+    let p = people();
+    let hub = hub_for(&p).await;
+    let alice = board(&hub, &p.alice, "alice").await;
+    let reader = alice
+        .open("unread", &PipeOptions::default())
+        .await
+        .expect("reader");
+    until_count(&alice, "(alice@", 1).await;
+    let writer = alice
+        .open("unread", &PipeOptions::default())
+        .await
+        .expect("writer");
+    until_count(&alice, "(alice@", 2).await;
+    for i in 0..2000 {
+        writer.send_line(&format!("line {i}")).await.expect("send");
+    }
+    tokio::time::timeout(STEP, reader.close())
+        .await
+        .expect("close hung");
+    tokio::time::timeout(STEP, writer.close())
+        .await
+        .expect("close hung");
+    until_gone(&alice, "(alice@").await;
 }

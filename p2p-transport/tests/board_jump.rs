@@ -97,7 +97,7 @@ fn config(jump: &str, hub: &Hub, key: &Path, known_hosts: &Path) -> BoardConfig 
         format!("UserKnownHostsFile={}", known_hosts.display()),
     ];
     let mut c = BoardConfig::from_ssh_args("bob@127.0.0.1", &args).expect("ssh args");
-    c.use_agent = false;
+    c.agent = None;
     c
 }
 
@@ -150,7 +150,7 @@ async fn board_through_openssh_jump_hosts() {
             format!("UserKnownHostsFile={}", kh.display()),
         ];
         let mut c = BoardConfig::from_ssh_args("alice@127.0.0.1", &args).expect("args");
-        c.use_agent = false;
+        c.agent = None;
         Board::connect(c).await.expect("alice connects directly")
     };
     let opts = PipeOptions {

@@ -161,9 +161,8 @@ async fn sub_keepalive_stays_and_public_topics_mix_anonymous_users() {
     let hub = hub(&k).await;
     let port = hub.port();
     let mut sub = ssh(port, &k.anon, "x", "sub -k board");
-    wait_for_ls(port, &k.alice, "alice", |_| true).await;
-    // Anonymous `board` is public/board, the same as a registered user's `-p board`.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Anonymous `board` is public/board, the same as a registered user's `-p board`. The pubs
+    // block until the sub is there, so no wait is needed.
     for line in ["one\n", "two\n"] {
         let mut p = ssh(port, &k.alice, "alice", "pub board -p -c");
         p.write(line.as_bytes()).await;
@@ -282,14 +281,71 @@ async fn bad_commands_and_flags() {
         (Some(1), "access denied\n\r".to_owned())
     );
 
-    // A public ACL topic refuses an unlisted sub.
-    let mut owner = ssh(port, &k.alice, "alice", "sub -p -k -a bob room");
-    wait_for_ls(port, &k.bob, "bob", |_| true).await;
-    let _ = &mut owner;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let denied = run(port, &k.dave, "dave", "sub -p room").await;
+    // A public ACL topic refuses an unlisted sub. Nothing lists public topics, so poll: until
+    // alice's ACL exists, dave's sub simply joins and waits, and is killed after a moment.
+    let _owner = ssh(port, &k.alice, "alice", "sub -p -k -a bob room");
+    let denied = tokio::time::timeout(STEP, async {
+        loop {
+            let attempt = ssh(port, &k.dave, "dave", "sub -p room");
+            if let Ok(done) =
+                tokio::time::timeout(Duration::from_millis(500), attempt.finish()).await
+            {
+                return done;
+            }
+        }
+    })
+    .await
+    .expect("dave was never refused");
     assert_eq!(
         (denied.code, denied.stderr()),
         (Some(1), "access denied\n\r".to_owned())
     );
+}
+
+#[tokio::test]
+async fn empty_message_replay_and_round_robin() {
+    let k = keys();
+    let hub = hub(&k).await;
+    let port = hub.port();
+
+    // -e publishes one NUL byte and finishes with "msg sent!".
+    let sub = ssh(port, &k.alice, "alice", "sub ping");
+    wait_for_ls(port, &k.alice, "alice", |s| s.contains("Subs:")).await;
+    let empty = run(port, &k.alice, "alice", "pub ping -e").await;
+    assert_eq!(empty.code, Some(0));
+    assert!(
+        empty.stdout().ends_with("sending msg ...\nmsg sent!\n"),
+        "{empty:?}"
+    );
+    assert_eq!(sub.finish().await.stdout, [0u8]);
+
+    // -r: a pipe sees its own bytes; without it, it does not.
+    let mut echo = ssh(port, &k.alice, "alice", "pipe mirror -r");
+    wait_for_ls(port, &k.alice, "alice", |s| s.contains("- alice/mirror:")).await;
+    echo.write(b"self\n").await;
+    assert_eq!(echo.read_until(b"\n").await, b"self\n");
+
+    // -d round_robin: each chunk goes to exactly one of the readers, in turn.
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        readers.push(ssh(port, &k.alice, "alice", "sub jobs -k"));
+    }
+    wait_for_ls(port, &k.alice, "alice", |s| {
+        s.matches("(alice@").count() >= 3 && s.contains("- alice/jobs:")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut publ = ssh(port, &k.alice, "alice", "pub jobs -d round_robin -c");
+    for job in ["job1\n", "job2\n", "job3\n", "job4\n"] {
+        publ.write(job.as_bytes()).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(publ.finish().await.code, Some(0));
+    let a = readers[0].read_exact(10).await;
+    let b = readers[1].read_exact(10).await;
+    let mut all = [a, b].concat();
+    all.sort();
+    let mut expected = b"job1\njob2\njob3\njob4\n".to_vec();
+    expected.sort();
+    assert_eq!(all, expected, "every job exactly once");
 }

@@ -144,18 +144,6 @@ pub struct WorkerCore {
     actions: VecDeque<WorkerAction>,
 }
 
-fn when(now: Millis) -> BoardTime {
-    BoardTime::from_unix((now / 1000) as i64)
-}
-
-fn expiry(at: Millis) -> Expiry {
-    Expiry::Unix(at.div_ceil(1000) as i64)
-}
-
-fn expires_ms(expiry: Expiry) -> Millis {
-    (expiry.unix_seconds().max(0) as u64).saturating_mul(1000)
-}
-
 impl WorkerCore {
     /// A worker that will say hello at `now`.
     pub fn new(config: WorkerConfig, now: Millis) -> Self {
@@ -237,15 +225,17 @@ impl WorkerCore {
             Message::Hello(Hello {
                 role: Role::Worker,
                 from: self.config.me.clone(),
-                expires: expiry(expires),
+                expires: Expiry::from_unix_ms(expires),
                 protocols: Some(self.protocols.clone()),
             }),
         );
     }
 
     fn post(&mut self, now: Millis, message: Message) {
-        self.actions
-            .push_back(WorkerAction::Post(BoardLine::new(when(now), message)));
+        self.actions.push_back(WorkerAction::Post(BoardLine::new(
+            BoardTime::from_unix_ms(now),
+            message,
+        )));
     }
 
     /// A line from the board.
@@ -294,7 +284,7 @@ impl WorkerCore {
         if self.is_over(now) {
             return;
         }
-        let expires = expires_ms(request.expires);
+        let expires = request.expires.unix_ms();
         if expires <= now
             || self.running.contains_key(&request.future)
             || self.offers.contains_key(&request.future)
@@ -368,7 +358,7 @@ impl WorkerCore {
                 now,
                 Message::Offer(Offer {
                     from: self.config.me.clone(),
-                    expires: expiry(expires),
+                    expires: Expiry::from_unix_ms(expires),
                     to: request.client.clone(),
                     future: request.future.clone(),
                     protocols: Some(self.protocols.clone()),

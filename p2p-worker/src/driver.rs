@@ -18,7 +18,7 @@ use bytes::Bytes;
 use p2p_proto::frame::{Frame, Hello, Outcome, Progress, RemoteError, RemoteErrorKind, TaskResult};
 use p2p_proto::id::{FutureId, PeerId};
 use p2p_proto::line;
-use p2p_transport::lines::LineChannel;
+use p2p_transport::lines::{LineChannel, post_line};
 use p2p_transport::wormhole::{
     Session, SessionConfig, SessionRole, TransferOptions, WormholeCode as TransferCode,
     WormholeConfig, receive_bytes, send_bytes,
@@ -177,14 +177,9 @@ impl<E: Executor> Driver<E> {
     async fn apply(&mut self) -> Result<bool, String> {
         while let Some(action) = self.core.poll_action() {
             match action {
-                WorkerAction::Post(line) => match line.encode() {
-                    Ok(text) => self
-                        .board_out
-                        .send(text)
-                        .await
-                        .map_err(|_| "the board connection closed".to_owned())?,
-                    Err(err) => tracing::error!(%err, "cannot encode a board line"),
-                },
+                WorkerAction::Post(line) => post_line(&self.board_out, &line)
+                    .await
+                    .map_err(|closed| closed.to_string())?,
                 WorkerAction::Run(assignment) => self.run_job(assignment),
                 WorkerAction::Interrupt { future, .. } => {
                     if let Some(cancel) = self.jobs.get(&future) {

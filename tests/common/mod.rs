@@ -1,92 +1,95 @@
-//! Shared pieces of the end-to-end tests: a hub on 127.0.0.1 with port 0, and peers on it.
+//! Shared pieces of the end-to-end tests: a real hub on 127.0.0.1 (free ports) where alice
+//! hosts the cluster `alice/p2p` and is its client, and members join it over SSH.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 use std::time::Duration;
 
-use future_p2p::transport::lines::{LineChannel, LinePump, line_channel};
-use future_p2p::transport::wormhole::{
-    MailboxConfig, MailboxHandle, MailboxServer, RelayConfig, RelayHandle, TransitRelay,
-    WormholeConfig,
-};
-use tokio::sync::mpsc;
+use future_p2p::local::LocalHub;
+use future_p2p::proto::id::ClusterName;
+use future_p2p::scheduler::{Scheduler, SchedulerOptions};
+use future_p2p::transport::board::client::Board;
+use future_p2p::transport::lines::LineChannel;
+use future_p2p::worker::core::WorkerConfig;
+use future_p2p::worker::{Executor, Worker, WorkerOptions, fresh_secret};
 
-/// The rendezvous half of the hub: mailbox server and transit relay.
-pub struct Rendezvous {
-    pub mailbox: MailboxHandle,
-    pub relay: RelayHandle,
+/// Everyone who may appear in a test; alice owns the cluster.
+pub const MEMBERS: [&str; 5] = ["bob", "carol", "dave", "erin", "mallory"];
+
+pub async fn hub() -> LocalHub {
+    let mut users = vec!["alice"];
+    users.extend(MEMBERS);
+    within("the hub to start", 30, LocalHub::start(&users))
+        .await
+        .expect("local hub")
 }
 
-impl Rendezvous {
-    pub async fn start() -> Rendezvous {
-        let any = "127.0.0.1:0".parse().unwrap();
-        Rendezvous {
-            mailbox: MailboxServer::bind(any, MailboxConfig::default())
-                .await
-                .unwrap(),
-            relay: TransitRelay::bind(any, RelayConfig::default())
-                .await
-                .unwrap(),
-        }
-    }
+pub fn cluster() -> ClusterName {
+    "alice/p2p".parse().unwrap()
+}
 
-    pub fn wormhole(&self) -> WormholeConfig {
-        WormholeConfig::new(
-            self.mailbox.url(),
-            format!("tcp://{}", self.relay.local_addr()),
-        )
+/// A peer on the board; the board connection lives as long as the peer.
+pub struct Peer<T> {
+    pub board: Board,
+    pub peer: T,
+}
+
+/// alice hosts `alice/p2p` for every member and runs a client on it.
+pub async fn alice(hub: &LocalHub, tweak: impl FnOnce(&mut SchedulerOptions)) -> Peer<Scheduler> {
+    let (board, me, lines) = within("alice to host", 30, hub.host("alice", "p2p", &MEMBERS))
+        .await
+        .expect("alice hosts the cluster");
+    let mut options = SchedulerOptions::new(me, hub.wormhole());
+    tweak(&mut options);
+    Peer {
+        board,
+        peer: Scheduler::start(lines, options),
     }
 }
 
-/// A topic shared by in-process peers: every line one peer writes reaches all the others,
-/// in one order, as a pico pipe does.
-pub struct Topic {
-    join: mpsc::UnboundedSender<LinePump>,
+/// A member joins `alice/p2p` (its topic as lines). alice must host it first: as on
+/// pico.sh, a member who comes earlier lands on a private topic of their own.
+pub async fn member(
+    hub: &LocalHub,
+    user: &str,
+) -> (Board, future_p2p::proto::id::PeerId, LineChannel) {
+    within("a member to join", 30, hub.join(user, &cluster()))
+        .await
+        .expect("member joins the cluster")
 }
 
-impl Topic {
-    pub fn new() -> Topic {
-        let (join, mut joins) = mpsc::unbounded_channel::<LinePump>();
-        tokio::spawn(async move {
-            let (lines_tx, mut lines) = mpsc::unbounded_channel::<(usize, String)>();
-            let mut readers: Vec<Option<mpsc::Sender<String>>> = Vec::new();
-            loop {
-                tokio::select! {
-                    Some(pump) = joins.recv() => {
-                        let id = readers.len();
-                        readers.push(Some(pump.to_driver));
-                        let lines_tx = lines_tx.clone();
-                        let mut from = pump.from_driver;
-                        tokio::spawn(async move {
-                            while let Some(line) = from.recv().await {
-                                if lines_tx.send((id, line)).is_err() {
-                                    return;
-                                }
-                            }
-                        });
-                    }
-                    Some((from, line)) = lines.recv() => {
-                        for (id, reader) in readers.iter_mut().enumerate() {
-                            if id == from {
-                                continue;
-                            }
-                            if let Some(tx) = reader
-                                && tx.send(line.clone()).await.is_err()
-                            {
-                                *reader = None;
-                            }
-                        }
-                    }
-                    else => return,
-                }
-            }
-        });
-        Topic { join }
+/// A member runs a client on `alice/p2p`.
+pub async fn client(
+    hub: &LocalHub,
+    user: &str,
+    tweak: impl FnOnce(&mut SchedulerOptions),
+) -> Peer<Scheduler> {
+    let (board, me, lines) = member(hub, user).await;
+    let mut options = SchedulerOptions::new(me, hub.wormhole());
+    tweak(&mut options);
+    Peer {
+        board,
+        peer: Scheduler::start(lines, options),
     }
+}
 
-    pub fn join(&self) -> LineChannel {
-        let (channel, pump) = line_channel(1024);
-        self.join.send(pump).unwrap();
-        channel
+/// A member contributes a worker; `ours` turns on sessions and sealed codes.
+pub async fn worker<E: Executor>(
+    hub: &LocalHub,
+    user: &str,
+    executor: E,
+    ours: bool,
+    tweak: impl FnOnce(&mut WorkerConfig),
+) -> Peer<Worker> {
+    let (board, me, lines) = member(hub, user).await;
+    let mut config = WorkerConfig::new(me);
+    if ours {
+        config.sessions = true;
+        config.secret = Some(fresh_secret());
+    }
+    tweak(&mut config);
+    Peer {
+        board,
+        peer: Worker::start(lines, executor, WorkerOptions::new(config, hub.wormhole())),
     }
 }
 

@@ -56,8 +56,8 @@ pub enum AuthError {
 pub struct Credentials {
     /// `-i` files; if empty, the OpenSSH defaults that exist.
     pub identity_files: Vec<PathBuf>,
-    /// Ask the ssh-agent first.
-    pub use_agent: bool,
+    /// The ssh-agent socket to ask first (usually `$SSH_AUTH_SOCK`); `None`: no agent.
+    pub agent: Option<PathBuf>,
 }
 
 /// `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`.
@@ -92,8 +92,8 @@ pub(crate) async fn authenticate<H: Handler>(
 ) -> Result<(), AuthError> {
     let mut tried = Vec::new();
     let mut agent_keys = 0usize;
-    if creds.use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
-        match AgentClient::connect_env().await {
+    if let Some(socket) = &creds.agent {
+        match AgentClient::connect_uds(socket).await {
             Ok(mut agent) => {
                 let identities = agent.request_identities().await.unwrap_or_default();
                 for identity in identities {

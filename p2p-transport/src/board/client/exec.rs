@@ -48,6 +48,8 @@ pub(crate) struct Exec {
 /// reading pushes back on the SSH window (and, past the server's bound, gets cut off).
 const INPUT_DEPTH: usize = 64;
 const OUTPUT_DEPTH: usize = 256;
+/// Largest SSH message assembled from queued lines (OpenSSH's maximum packet payload).
+const WRITE_BATCH: usize = 32 * 1024;
 
 /// Both ends of a command's input queue.
 pub(crate) type InputQueue = (mpsc::Sender<Input>, mpsc::Receiver<Input>);
@@ -69,9 +71,32 @@ pub(crate) async fn exec_channel<H: Handler>(
     let (mut rx, tx) = channel.split();
     let ((in_tx, mut in_rx), (out_tx, out_rx)) = queues();
     tokio::spawn(async move {
-        while let Some(input) = in_rx.recv().await {
+        let mut held: Option<Input> = None;
+        loop {
+            let input = match held.take() {
+                Some(input) => input,
+                None => match in_rx.recv().await {
+                    Some(input) => input,
+                    None => break,
+                },
+            };
             let sent = match input {
-                Input::Data(data) => tx.data_bytes(data).await,
+                Input::Data(first) => {
+                    // Join lines already queued into one SSH message: whole lines stay
+                    // whole, and a busy writer sends one packet instead of hundreds.
+                    let mut batch = first.to_vec();
+                    while batch.len() < WRITE_BATCH {
+                        match in_rx.try_recv() {
+                            Ok(Input::Data(more)) => batch.extend_from_slice(&more),
+                            Ok(other) => {
+                                held = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    tx.data_bytes(Bytes::from(batch)).await
+                }
                 Input::Eof => tx.eof().await,
                 Input::Close => {
                     let _ = tx.close().await;

@@ -37,6 +37,8 @@ use p2p_proto::framer::{FramerError, LineFramer, MAX_LINE_LEN};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::lines::{LineChannel, line_channel};
+
 use self::auth::{AuthError, Credentials};
 use self::exec::{Ending, Exec, Input, Output};
 use self::known_hosts::{HostKeyError, HostKeyPolicy};
@@ -167,8 +169,9 @@ pub struct BoardConfig {
     pub raw_ssh_args: Vec<String>,
     /// Backend.
     pub backend: Backend,
-    /// Ask the ssh-agent for keys (native backend).
-    pub use_agent: bool,
+    /// The ssh-agent socket asked for keys first (native backend); from `SSH_AUTH_SOCK` by
+    /// default, `None` to use key files only.
+    pub agent: Option<PathBuf>,
     /// Reconnect policy for topics.
     pub backoff: Backoff,
 }
@@ -184,7 +187,7 @@ impl BoardConfig {
             ssh: parse_ssh_args(ssh_args)?,
             raw_ssh_args: ssh_args.iter().map(|s| s.as_ref().to_owned()).collect(),
             backend: Backend::Native,
-            use_agent: true,
+            agent: std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from),
             backoff: Backoff::default(),
         })
     }
@@ -198,7 +201,7 @@ impl BoardConfig {
             backend: Backend::SystemSsh {
                 program: PathBuf::from("ssh"),
             },
-            use_agent: true,
+            agent: std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from),
             backoff: Backoff::default(),
         }
     }
@@ -245,7 +248,7 @@ impl BoardConfig {
                     .iter()
                     .map(|p| expand_tilde(p))
                     .collect(),
-                use_agent: self.use_agent,
+                agent: self.agent.clone(),
             },
             connect_timeout: self.ssh.connect_timeout.unwrap_or(Duration::from_secs(30)),
             keepalive: match self.ssh.alive_interval {
@@ -509,8 +512,8 @@ pub enum TopicEvent {
     },
     /// The pipe is open again after a disconnection (lines sent meanwhile are lost).
     Reconnected,
-    /// The pipe ended for good: the server closed it (exit status, stderr), the caller
-    /// closed it, or reconnecting gave up. No more events follow.
+    /// The pipe ended for good: the server closed it (exit status, stderr) or reconnecting
+    /// gave up. No more events follow. ([`Topic::close`] ends it without this event.)
     Closed {
         /// Exit status if one was sent (a missing one or 255 means the stream just ended).
         status: Option<u32>,
@@ -585,6 +588,49 @@ impl Topic {
         self.events.recv().await
     }
 
+    /// Hands the topic to the protocol drivers as a [`LineChannel`] (`capacity` lines each
+    /// way). Malformed lines are logged and skipped, reconnects are logged; `incoming` closes
+    /// when the topic ends for good, and dropping `outgoing` leaves the topic.
+    pub fn into_lines(mut self, capacity: usize) -> LineChannel {
+        let (channel, mut pump) = line_channel(capacity);
+        let sender = self.sender();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    event = self.events.recv() => match event {
+                        Some(TopicEvent::Line(line)) => {
+                            if pump.to_driver.send(line).await.is_err() {
+                                break;
+                            }
+                        }
+                        Some(TopicEvent::Malformed(error)) => {
+                            tracing::warn!(%error, "skipped a malformed board line");
+                        }
+                        Some(TopicEvent::Disconnected { reason, retry_in }) => {
+                            tracing::warn!(%reason, ?retry_in, "board topic disconnected");
+                        }
+                        Some(TopicEvent::Reconnected) => tracing::info!("board topic reconnected"),
+                        Some(TopicEvent::Closed { status, message }) => {
+                            tracing::info!(?status, %message, "board topic closed");
+                            return;
+                        }
+                        None => return,
+                    },
+                    line = pump.from_driver.recv() => match line {
+                        Some(line) => {
+                            if let Err(error) = sender.send_line(&line).await {
+                                tracing::warn!(%error, "board line not sent");
+                            }
+                        }
+                        None => break,
+                    },
+                }
+            }
+            self.close().await;
+        });
+        channel
+    }
+
     /// Leaves the topic and waits until the channel is closed.
     pub async fn close(self) {
         let (tx, rx) = oneshot::channel();
@@ -628,9 +674,10 @@ impl TopicTask {
     async fn run(mut self, mut exec: Exec) {
         loop {
             let reason = match self.pump(&mut exec).await {
+                // `Topic::close` consumed the receiver's owner: no Closed event is wanted,
+                // and waiting for room in a full event queue would never end.
                 Pumped::ClosedByCaller(done) => {
                     let _ = exec.input.send(Input::Close).await;
-                    self.closed(None, String::new()).await;
                     let _ = done.send(());
                     return;
                 }
@@ -750,7 +797,6 @@ impl TopicTask {
                             let _ = ack.send(Err(BoardError::NotConnected("disconnected")));
                         }
                         Some(TopicCommand::Close(done)) => {
-                            self.closed(None, String::new()).await;
                             let _ = done.send(());
                             return None;
                         }

@@ -137,7 +137,8 @@ pub struct Member {
 #[derive(Debug)]
 struct Channel {
     members: BTreeMap<ClientId, Member>,
-    dispatcher: Dispatcher,
+    /// Set by the first writer; `None` (multicast) until one joins.
+    dispatcher: Option<Dispatcher>,
     next_rr: usize,
 }
 
@@ -176,6 +177,11 @@ impl Broker {
         }
     }
 
+    /// The per-reader backlog bound in bytes.
+    pub fn backlog_limit(&self) -> usize {
+        self.backlog_limit
+    }
+
     /// A fresh client id.
     pub fn next_client_id(&mut self) -> ClientId {
         let id = self.next_id;
@@ -183,8 +189,11 @@ impl Broker {
         id
     }
 
-    /// Adds `member` to `topic`, creating the channel with `dispatcher` if it does not exist
-    /// (a channel's dispatcher is fixed by whoever creates it; subs create multicast ones).
+    /// Adds `member` to `topic`, creating the channel if it does not exist. The first writer
+    /// (pub or pipe) on a channel fixes its dispatcher. Upstream fixes it when the channel is
+    /// created, so subs that arrive before a blocking `pub -d round_robin` (the usual order:
+    /// a blocking pub waits outside the channel) silently turn it into multicast; subs never
+    /// choose a dispatcher, so here they leave it open.
     pub fn join(&mut self, topic: &str, id: ClientId, member: Member, dispatcher: Dispatcher) {
         self.waiting.remove(&id);
         let channel = self
@@ -192,13 +201,12 @@ impl Broker {
             .entry(topic.to_owned())
             .or_insert_with(|| Channel {
                 members: BTreeMap::new(),
-                dispatcher: if member.role == Role::Sub {
-                    Dispatcher::Multicast
-                } else {
-                    dispatcher
-                },
+                dispatcher: None,
                 next_rr: 0,
             });
+        if member.role != Role::Sub && channel.dispatcher.is_none() {
+            channel.dispatcher = Some(dispatcher);
+        }
         channel.members.insert(id, member);
     }
 
@@ -274,17 +282,18 @@ impl Broker {
         if eligible.is_empty() {
             return out;
         }
-        let targets: Vec<ClientId> = match channel.dispatcher {
-            Dispatcher::Multicast => eligible,
-            Dispatcher::RoundRobin => {
-                let start = channel.next_rr % eligible.len();
-                channel.next_rr = channel.next_rr.wrapping_add(1);
-                eligible[start..]
-                    .iter()
-                    .chain(&eligible[..start])
-                    .copied()
-                    .collect()
-            }
+        let round_robin = channel.dispatcher == Some(Dispatcher::RoundRobin);
+        let targets: Vec<ClientId> = if round_robin {
+            // Start at the next reader in turn; the others are fallbacks if it is evicted.
+            let start = channel.next_rr % eligible.len();
+            channel.next_rr = channel.next_rr.wrapping_add(1);
+            eligible[start..]
+                .iter()
+                .chain(&eligible[..start])
+                .copied()
+                .collect()
+        } else {
+            eligible
         };
         for id in targets {
             let Some(member) = channel.members.get_mut(&id) else {
@@ -308,7 +317,7 @@ impl Broker {
             if outbox.data.send(data.clone()).is_ok() {
                 outbox.backlog.fetch_add(data.len(), Ordering::AcqRel);
                 out.delivered += 1;
-                if channel.dispatcher == Dispatcher::RoundRobin {
+                if round_robin {
                     break;
                 }
             }
@@ -402,9 +411,12 @@ mod tests {
         let mut b = Broker::new(1024);
         let (o1, mut i1) = queue();
         let (o2, mut i2) = queue();
-        b.join("a/t", 1, member(Role::Pub, None), Dispatcher::RoundRobin);
+        // Subs first, as when a blocking pub waits for them: the pub still decides.
         b.join("a/t", 2, member(Role::Sub, Some(o1)), Dispatcher::Multicast);
         b.join("a/t", 3, member(Role::Sub, Some(o2)), Dispatcher::Multicast);
+        b.join("a/t", 1, member(Role::Pub, None), Dispatcher::RoundRobin);
+        // A later writer does not change it.
+        b.join("a/t", 4, member(Role::Pub, None), Dispatcher::Multicast);
         for c in [b"a", b"b", b"c", b"d"] {
             assert_eq!(b.publish("a/t", 1, Bytes::copy_from_slice(c)).delivered, 1);
         }

@@ -44,9 +44,9 @@ pub const DENY_LIST: &[&str] = &[
 /// Why a username is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum UsernameError {
-    /// Not 1 to 50 ASCII letters and digits.
-    #[error("invalid username {0:?}: use 1 to 50 letters and digits")]
-    Syntax(String),
+    /// Not 1 to 50 ASCII letters and digits (p2p-proto's rule, pico.sh's).
+    #[error(transparent)]
+    Syntax(#[from] p2p_proto::id::IdError),
     /// Reserved.
     #[error("username {0:?} is reserved")]
     Reserved(String),
@@ -54,9 +54,7 @@ pub enum UsernameError {
 
 /// Checks a username (`^[a-zA-Z0-9]{1,50}$`, not on the deny-list) and lower-cases it.
 pub fn validate_username(name: &str) -> Result<String, UsernameError> {
-    if name.is_empty() || name.len() > 50 || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(UsernameError::Syntax(name.to_owned()));
-    }
+    p2p_proto::id::check_username(name)?;
     let lower = name.to_ascii_lowercase();
     if DENY_LIST.contains(&lower.as_str()) {
         return Err(UsernameError::Reserved(lower));
@@ -85,6 +83,9 @@ pub enum RegistryError {
         /// What was wrong.
         reason: String,
     },
+    /// A key could not be written in OpenSSH format.
+    #[error("cannot encode public key: {0}")]
+    Encode(String),
     /// The name is taken (by another key).
     #[error("username {0:?} is already registered")]
     Taken(String),
@@ -292,11 +293,9 @@ impl Registry {
         let mut key = key.clone();
         let key_name = AsRef::<str>::as_ref(key.comment()).to_owned();
         key.set_comment("");
-        let key_text = key.to_openssh().map_err(|e| RegistryError::Parse {
-            file: "users",
-            line: 0,
-            reason: format!("cannot encode key: {e}"),
-        })?;
+        let key_text = key
+            .to_openssh()
+            .map_err(|e| RegistryError::Encode(e.to_string()))?;
         let account = Account::new(user.clone());
         append(&self.dir.join("accounts"), &account.line())?;
         append(&self.dir.join("users"), &format!("{user} {key_text}\n"))?;

@@ -158,11 +158,13 @@ async fn execute(
 ) -> Result<(), End> {
     let command = match parse_command(line) {
         Ok(c) => c,
-        Err(CommandError::InvalidArgs { stdout, .. }) => {
-            out.status(stdout).await?;
-            return Err(End::Fail("invalid cmd args".to_owned()));
+        Err(e) => {
+            // Go's flag package prints the error and the usage on stdout before failing.
+            if let CommandError::InvalidArgs { stdout, .. } = &e {
+                out.status(stdout.clone()).await?;
+            }
+            return Err(End::Fail(e.to_string()));
         }
-        Err(e) => return Err(End::Fail(e.to_string())),
     };
     match command {
         Command::Help => out.status(super::command::help_text(&state.ssh_cmd)).await,
@@ -220,7 +222,9 @@ fn resolve(state: &State, peer: &Peer, args: &TopicArgs) -> Resolved {
     let target = match resolution {
         Resolution::Channel(name) => Target {
             name,
-            shown: if args.access.is_empty() {
+            // Others reach a private ACL topic as `owner/topic`. (Upstream prints that for
+            // `-p -a` too, which then names the wrong topic; a public one is shown as typed.)
+            shown: if args.access.is_empty() || args.public {
                 topic
             } else {
                 to_topic(&peer.user, &topic)
@@ -281,7 +285,8 @@ async fn wait_for_reader(
     eof: &mut bool,
 ) -> Result<bool, End> {
     let mut changes = state.members_changed.subscribe();
-    let stash_limit = super::broker::DEFAULT_BACKLOG_LIMIT;
+    // A waiting pub holds at most what one reader may lag; then SSH flow control takes over.
+    let stash_limit = lock(&state.broker).backlog_limit();
     loop {
         if lock(&state.broker).has_readers(topic) {
             return Ok(true);
@@ -300,8 +305,10 @@ async fn wait_for_reader(
                     return Err(End::Gone);
                 }
             }
-            msg = rx.wait(), if !*eof && stashed < stash_limit => match msg {
-                Some(ChannelMsg::Data { data }) => stash.push(data),
+            // After EOF only Close can come, so the channel stays watched for a vanishing client.
+            msg = rx.wait(), if stashed < stash_limit => match msg {
+                // `pub -e` starts at "EOF": it publishes its NUL byte and ignores stdin.
+                Some(ChannelMsg::Data { data }) if !*eof => stash.push(data),
                 Some(ChannelMsg::Eof) => *eof = true,
                 Some(ChannelMsg::Close) | None => return Err(End::Gone),
                 Some(_) => {}
@@ -498,7 +505,7 @@ fn spawn_writer(mut inbox: Inbox, out: Arc<Output>) -> JoinHandle<WriterEnd> {
                     continue;
                 }
                 chunk = inbox.data.recv() => match chunk {
-                    Some(chunk) => chunk,
+                    Some(chunk) => coalesce(chunk, &mut inbox.data),
                     None if writers_gone => return WriterEnd::Evicted(Eviction::WritersGone),
                     None => return WriterEnd::Closed,
                 },
@@ -531,6 +538,32 @@ fn spawn_writer(mut inbox: Inbox, out: Arc<Output>) -> JoinHandle<WriterEnd> {
     })
 }
 
+/// Largest write assembled from queued chunks: one SSH packet's worth.
+const WRITE_BATCH: usize = 32 * 1024;
+
+/// Appends whatever else is already queued (up to [`WRITE_BATCH`]) to `first`. Under load
+/// this turns many small chunks into one SSH packet per reader, which is what makes wide
+/// fan-out affordable (encryption and syscalls are per packet); an idle topic still writes
+/// each chunk at once. Order is kept, and chunks are joined, never split.
+fn coalesce(first: Bytes, queue: &mut tokio::sync::mpsc::UnboundedReceiver<Bytes>) -> Bytes {
+    if first.len() >= WRITE_BATCH {
+        return first;
+    }
+    let mut batch: Option<Vec<u8>> = None;
+    while batch.as_ref().map_or(first.len(), Vec::len) < WRITE_BATCH {
+        let Ok(next) = queue.try_recv() else {
+            break;
+        };
+        let buf = batch.get_or_insert_with(|| {
+            let mut v = Vec::with_capacity(WRITE_BATCH + next.len());
+            v.extend_from_slice(&first);
+            v
+        });
+        buf.extend_from_slice(&next);
+    }
+    batch.map_or(first, Bytes::from)
+}
+
 /// Reads the client's channel until it closes or the writer ends; `on_data` gets stdin.
 async fn read_until_done(
     rx: &mut ChannelReadHalf,
@@ -560,5 +593,33 @@ async fn read_until_done(
                 Some(_) => {}
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pty_output_gets_crlf_once() {
+        assert_eq!(&crlf(b"a\nb\r\nc\n")[..], b"a\r\nb\r\nc\r\n");
+        assert_eq!(&crlf(b"\n\n")[..], b"\r\n\r\n");
+        assert_eq!(&crlf(b"")[..], b"");
+    }
+
+    #[test]
+    fn coalesce_joins_queued_chunks_in_order_up_to_a_packet() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for chunk in [&b"b"[..], b"c"] {
+            tx.send(Bytes::copy_from_slice(chunk)).unwrap();
+        }
+        assert_eq!(&coalesce(Bytes::from_static(b"a"), &mut rx)[..], b"abc");
+        tx.send(Bytes::from(vec![1u8; WRITE_BATCH])).unwrap();
+        tx.send(Bytes::from_static(b"z")).unwrap();
+        assert_eq!(
+            coalesce(Bytes::from_static(b"y"), &mut rx).len(),
+            WRITE_BATCH + 1
+        );
+        assert_eq!(&coalesce(Bytes::from_static(b"x"), &mut rx)[..], b"xz");
     }
 }

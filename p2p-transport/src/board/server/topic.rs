@@ -60,7 +60,7 @@ pub struct AclEntry {
     pub owner: String,
     /// The creator's key fingerprint (identifies anonymous owners, who share a name).
     pub owner_fingerprint: String,
-    /// Allowed usernames and fingerprints; empty means no restriction.
+    /// Allowed usernames and fingerprints (never empty: see [`AccessTable::claim`]).
     pub list: Vec<String>,
 }
 
@@ -98,9 +98,6 @@ impl AccessTable {
             let Some(entry) = self.entries.get(key.as_str()) else {
                 continue;
             };
-            if entry.list.is_empty() {
-                continue;
-            }
             if Self::allowed(entry, caller) {
                 return Resolution::Channel(key.clone());
             }
@@ -125,8 +122,12 @@ impl AccessTable {
     }
 
     /// Stores `list` under `name` unless an entry exists (upstream's `LoadOrStore`): the
-    /// first session on a name sets its ACL, later `-a` values are ignored. Returns whether
-    /// this call created the entry.
+    /// first session with `-a` on a name sets its ACL, later `-a` values are ignored.
+    /// Returns whether this call created the entry.
+    ///
+    /// Upstream also stores an empty list, so whoever touches a name first without `-a`
+    /// (anyone, on a public topic) keeps the owner from ever restricting it. Here only a
+    /// non-empty list is stored.
     pub fn claim(
         &mut self,
         name: &str,
@@ -134,7 +135,7 @@ impl AccessTable {
         caller: Caller<'_>,
         list: &[String],
     ) -> bool {
-        if self.entries.contains_key(name) {
+        if list.is_empty() || self.entries.contains_key(name) {
             return false;
         }
         self.entries.insert(
@@ -154,12 +155,9 @@ impl AccessTable {
         self.entries.retain(|_, e| e.session != session);
     }
 
-    /// The non-empty access list stored under exactly `name`, for `ls`.
+    /// The access list stored under exactly `name`, for `ls`.
     pub fn list(&self, name: &str) -> Option<&[String]> {
-        self.entries
-            .get(name)
-            .map(|e| e.list.as_slice())
-            .filter(|l| !l.is_empty())
+        self.entries.get(name).map(|e| e.list.as_slice())
     }
 }
 
@@ -213,7 +211,9 @@ mod tests {
         assert_eq!(t.resolve(alice, "alice/p2p", false), chan("alice/p2p"));
         // Bob's bare name is his own namespace.
         assert_eq!(t.resolve(user("bob"), "p2p", false), chan("bob/p2p"));
-        // A later -a does not replace the first ACL.
+        // A session without -a stores nothing; a later -a does not replace the first ACL.
+        assert!(!t.claim("alice/other", 3, alice, &[]));
+        assert!(t.claim("alice/other", 4, alice, &strings(&["carol"])));
         assert!(!t.claim("alice/p2p", 2, user("bob"), &strings(&["dave"])));
         assert_eq!(
             t.list("alice/p2p"),

@@ -1,0 +1,107 @@
+## The bridge protocol between this R session and its future-p2p child process, which
+## carries many futures at once. Frames are those of protocol.R; the frame id is the
+## future's id (chosen by this session, unique within it), 0 for session-wide messages.
+## The kinds and body layouts must match p2p-r/src/bridge/protocol.rs.
+
+## R session -> child
+BRIDGE_HELLO <- 1L         # body: "key=value" lines (protocol, r, future, api, pid)
+BRIDGE_SUBMIT <- 2L        # body: label length (int32), label (UTF-8), payload
+BRIDGE_CANCEL <- 3L
+BRIDGE_POLL <- 4L          # id 0: asks for the worker counts
+
+## child -> R session
+BRIDGE_SERVER_HELLO <- 10L # body: "key=value" lines (protocol, version, cluster)
+BRIDGE_STATUS <- 11L       # body: state (1 byte), detail (UTF-8)
+BRIDGE_CONDITION <- 12L    # body: a serialized immediate condition
+BRIDGE_RESULT <- 13L       # body: the serialized FutureResult
+BRIDGE_ERROR <- 14L        # body: error kind (1 byte), message (UTF-8)
+BRIDGE_WORKERS <- 15L      # body: total, free (int32 each)
+
+BRIDGE_PROTOCOL <- 1L
+
+## Codes of the status states and error kinds, in wire order (code 1 first).
+BRIDGE_STATES <- c("queued", "sent", "running", "requeued")
+BRIDGE_ERROR_KINDS <- c(
+  "refused", "payload_too_large", "time_limit", "cancelled", "crashed",
+  "unsupported", "failed", "exhausted", "cluster", "protocol"
+)
+
+bridge_hello <- function() {
+  encode_frame(BRIDGE_HELLO, 0L, c(
+    sprintf("protocol=%d", BRIDGE_PROTOCOL),
+    sprintf("r=%s", format(getRversion())),
+    sprintf("future=%s", format(packageVersion("future"))),
+    sprintf("api=%s", future_api()),
+    sprintf("pid=%d", Sys.getpid())
+  ))
+}
+
+## `payload` is what future_payload() made; `label` the future's label (NULL for none).
+bridge_submit <- function(id, payload, label = NULL) {
+  stopifnot(is.raw(payload))
+  label <- if (is.null(label) || is.na(label)) raw(0L) else charToRaw(enc2utf8(as.character(label)))
+  encode_frame(BRIDGE_SUBMIT, id, c(
+    writeBin(length(label), raw(), size = 4L, endian = "big"),
+    label,
+    payload
+  ))
+}
+
+bridge_cancel <- function(id) encode_frame(BRIDGE_CANCEL, id)
+
+bridge_poll <- function(id = 0L) encode_frame(BRIDGE_POLL, id)
+
+utf8_text <- function(bytes) {
+  text <- rawToChar(bytes)
+  Encoding(text) <- "UTF-8"
+  text
+}
+
+parse_hello_lines <- function(bytes) {
+  lines <- strsplit(utf8_text(bytes), "\n", fixed = TRUE)[[1L]]
+  lines <- lines[nzchar(lines)]
+  keys <- sub("=.*", "", lines)
+  values <- sub("^[^=]*=", "", lines)
+  fields <- as.list(values)
+  names(fields) <- keys
+  fields
+}
+
+## A frame from the child (see decode_frames()) as a list with `type` and `id`, plus:
+## hello: protocol, version, cluster; status: state, detail; condition: condition (raw);
+## result: result (raw); error: kind, message; workers: total, free.
+bridge_reply <- function(frame) {
+  kind <- frame$kind
+  id <- frame$job
+  body <- frame$body
+  code_and_text <- function(what, names) {
+    if (length(body) < 1L) stop(sprintf("bridge frame kind %d has no %s", kind, what))
+    code <- as.integer(body[1L])
+    if (code < 1L || code > length(names)) {
+      stop(sprintf("bridge frame kind %d has an unknown %s %d", kind, what, code))
+    }
+    list(names[code], utf8_text(body[-1L]))
+  }
+  if (kind == BRIDGE_SERVER_HELLO) {
+    fields <- parse_hello_lines(body)
+    list(type = "hello", id = id, protocol = as.integer(fields$protocol),
+         version = fields$version, cluster = fields$cluster)
+  } else if (kind == BRIDGE_STATUS) {
+    x <- code_and_text("state", BRIDGE_STATES)
+    list(type = "status", id = id, state = x[[1L]], detail = x[[2L]])
+  } else if (kind == BRIDGE_CONDITION) {
+    list(type = "condition", id = id, condition = body)
+  } else if (kind == BRIDGE_RESULT) {
+    list(type = "result", id = id, result = body)
+  } else if (kind == BRIDGE_ERROR) {
+    x <- code_and_text("error kind", BRIDGE_ERROR_KINDS)
+    list(type = "error", id = id, kind = x[[1L]], message = x[[2L]])
+  } else if (kind == BRIDGE_WORKERS) {
+    if (length(body) != 8L) stop(sprintf("bridge workers frame of %d bytes instead of 8", length(body)))
+    list(type = "workers", id = id,
+         total = readBin(body[1:4], what = "integer", size = 4L, endian = "big"),
+         free = readBin(body[5:8], what = "integer", size = 4L, endian = "big"))
+  } else {
+    stop(sprintf("unknown bridge frame kind %d", kind))
+  }
+}

@@ -1,0 +1,657 @@
+//! The bridge protocol between an R session (the future.p2p package, `rpkg/R/bridge.R`)
+//! and its `future-p2p` child process (sans-IO).
+//!
+//! One long-lived child per R session carries many futures at once: R submits payloads
+//! under ids it chooses (unique within the session), and the child reports, per id, status
+//! changes, relayed conditions, and finally a result or an error. Frames are those of
+//! [`crate::frame`]; the frame id is the future's id, 0 for session-wide messages.
+//!
+//! ```text
+//!   R -> child   Hello (id 0)  Submit(id, label, payload)  Cancel(id)  Poll(id; 0: workers)
+//!   child -> R   Hello (id 0)  Status(id, state, detail)   Condition(id, bytes)
+//!                Result(id, bytes)  Error(id or 0, kind, message)  Workers(total, free)
+//! ```
+//!
+//! Bodies are laid out for base R's `readBin`/`writeBin`: big-endian 32-bit integers,
+//! UTF-8 text, raw bytes; hellos are `key=value` lines.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use p2p_proto::frame::RemoteErrorKind;
+use thiserror::Error;
+
+use crate::frame::{self, BodyTooLarge, RawFrame, put_frame};
+
+/// Version of the bridge frames; both hellos carry it.
+pub const BRIDGE_PROTOCOL_VERSION: u32 = 1;
+
+mod kind {
+    pub const HELLO: u8 = 1;
+    pub const SUBMIT: u8 = 2;
+    pub const CANCEL: u8 = 3;
+    pub const POLL: u8 = 4;
+    pub const SERVER_HELLO: u8 = 10;
+    pub const STATUS: u8 = 11;
+    pub const CONDITION: u8 = 12;
+    pub const RESULT: u8 = 13;
+    pub const ERROR: u8 = 14;
+    pub const WORKERS: u8 = 15;
+}
+
+/// What the R session sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// First frame of a session: who the R side is.
+    Hello(ClientHello),
+    /// Run a future. `payload` is what `future.p2p:::future_payload()` made; its length is
+    /// the size announced on the board.
+    Submit {
+        id: u32,
+        label: String,
+        payload: Bytes,
+    },
+    /// Withdraw the future, or interrupt it on its worker.
+    Cancel { id: u32 },
+    /// Ask for the status of future `id`, or with id 0 for the worker counts.
+    Poll { id: u32 },
+}
+
+/// What the `future-p2p` child sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Answer to the R session's hello.
+    Hello(ServerHello),
+    /// Where future `id` is.
+    Status {
+        id: u32,
+        state: FutureState,
+        /// Free text for the user, e.g. the worker it went to.
+        detail: String,
+    },
+    /// A serialized immediate condition relayed while future `id` runs.
+    Condition { id: u32, condition: Bytes },
+    /// The serialized `FutureResult` of future `id`; the last message about it.
+    Result { id: u32, result: Bytes },
+    /// Future `id` failed without a result (the last message about it), or with id 0,
+    /// the session has a problem.
+    Error {
+        id: u32,
+        kind: ErrorKind,
+        message: String,
+    },
+    /// How many worker slots the cluster has, and how many are idle.
+    Workers { total: u32, free: u32 },
+}
+
+/// The lifecycle of a submitted future, as the R backend shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FutureState {
+    /// Posted; waiting for a worker's offer.
+    Queued = 1,
+    /// Accepted by a worker; the payload is on its way.
+    Sent = 2,
+    /// The worker is evaluating it.
+    Running = 3,
+    /// Its worker was lost; it is queued again.
+    Requeued = 4,
+}
+
+/// Why a future (or the session) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// A worker's own failure class.
+    Remote(RemoteErrorKind),
+    /// No worker could run it within the retry budget.
+    Exhausted,
+    /// The child's connection to the cluster failed.
+    Cluster,
+    /// The R session sent something the child does not understand.
+    Protocol,
+}
+
+/// The R session's hello.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientHello {
+    pub protocol: u32,
+    pub r_version: String,
+    pub future_version: String,
+    /// Payload generation the session makes (`expr` or `evalFuture`).
+    pub api: String,
+    pub pid: u32,
+}
+
+/// The child's hello.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerHello {
+    pub protocol: u32,
+    /// The `future-p2p` version.
+    pub version: String,
+    /// The cluster it connected to, e.g. `alice/p2p`.
+    pub cluster: String,
+}
+
+/// A bridge frame that cannot be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BridgeError {
+    #[error(transparent)]
+    BodyTooLarge(#[from] BodyTooLarge),
+    #[error("unknown bridge frame kind {0}")]
+    UnknownKind(u8),
+    #[error("bridge frame kind {kind} must not be sent in this direction")]
+    WrongDirection { kind: u8 },
+    #[error("bridge frame kind {kind} has a malformed body: {reason}")]
+    MalformedBody { kind: u8, reason: String },
+    #[error("bridge frame kind {kind} must have an empty body, got {len} bytes")]
+    UnexpectedBody { kind: u8, len: usize },
+    #[error("malformed hello: {0}")]
+    MalformedHello(String),
+    #[error("message text of {0} bytes does not fit a frame")]
+    TextTooLong(usize),
+}
+
+impl FutureState {
+    fn code(self) -> u8 {
+        self as u8
+    }
+
+    fn from_code(code: u8) -> Option<FutureState> {
+        [
+            FutureState::Queued,
+            FutureState::Sent,
+            FutureState::Running,
+            FutureState::Requeued,
+        ]
+        .into_iter()
+        .find(|state| state.code() == code)
+    }
+}
+
+/// Error kinds on the wire, 1 to [`ErrorKind::LAST_CODE`]; R maps them to future's
+/// error classes (`rpkg/R/bridge.R`).
+impl ErrorKind {
+    /// The highest error code on the wire; codes run from 1.
+    pub const LAST_CODE: u8 = 10;
+
+    fn code(self) -> u8 {
+        match self {
+            ErrorKind::Remote(RemoteErrorKind::Refused) => 1,
+            ErrorKind::Remote(RemoteErrorKind::PayloadTooLarge) => 2,
+            ErrorKind::Remote(RemoteErrorKind::TimeLimit) => 3,
+            ErrorKind::Remote(RemoteErrorKind::Cancelled) => 4,
+            ErrorKind::Remote(RemoteErrorKind::Crashed) => 5,
+            ErrorKind::Remote(RemoteErrorKind::Unsupported) => 6,
+            ErrorKind::Remote(RemoteErrorKind::Failed) => 7,
+            ErrorKind::Exhausted => 8,
+            ErrorKind::Cluster => 9,
+            ErrorKind::Protocol => 10,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<ErrorKind> {
+        Some(match code {
+            1 => ErrorKind::Remote(RemoteErrorKind::Refused),
+            2 => ErrorKind::Remote(RemoteErrorKind::PayloadTooLarge),
+            3 => ErrorKind::Remote(RemoteErrorKind::TimeLimit),
+            4 => ErrorKind::Remote(RemoteErrorKind::Cancelled),
+            5 => ErrorKind::Remote(RemoteErrorKind::Crashed),
+            6 => ErrorKind::Remote(RemoteErrorKind::Unsupported),
+            7 => ErrorKind::Remote(RemoteErrorKind::Failed),
+            8 => ErrorKind::Exhausted,
+            9 => ErrorKind::Cluster,
+            10 => ErrorKind::Protocol,
+            _ => return None,
+        })
+    }
+}
+
+impl From<RemoteErrorKind> for ErrorKind {
+    fn from(kind: RemoteErrorKind) -> Self {
+        ErrorKind::Remote(kind)
+    }
+}
+
+fn malformed(kind: u8, reason: impl Into<String>) -> BridgeError {
+    BridgeError::MalformedBody {
+        kind,
+        reason: reason.into(),
+    }
+}
+
+fn utf8(kind: u8, bytes: &[u8]) -> Result<String, BridgeError> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| malformed(kind, "text is not UTF-8"))
+}
+
+fn empty(raw: &RawFrame) -> Result<(), BridgeError> {
+    if raw.body.is_empty() {
+        Ok(())
+    } else {
+        Err(BridgeError::UnexpectedBody {
+            kind: raw.kind,
+            len: raw.body.len(),
+        })
+    }
+}
+
+/// Splits the bridge byte stream into frames.
+#[derive(Debug, Clone, Default)]
+pub struct BridgeDecoder {
+    frames: frame::FrameDecoder,
+}
+
+impl BridgeDecoder {
+    /// A decoder accepting bodies up to `max_body` bytes (e.g. the largest payload the
+    /// child accepts, plus a little for the label).
+    pub fn new(max_body: usize) -> Self {
+        BridgeDecoder {
+            frames: frame::FrameDecoder::new(max_body),
+        }
+    }
+
+    /// The next request in `src`, or `None` if it does not hold a whole frame yet.
+    pub fn decode_request(&self, src: &mut BytesMut) -> Result<Option<Request>, BridgeError> {
+        self.frames.decode(src)?.map(Request::try_from).transpose()
+    }
+
+    /// The next reply in `src`, or `None` if it does not hold a whole frame yet.
+    pub fn decode_reply(&self, src: &mut BytesMut) -> Result<Option<Reply>, BridgeError> {
+        self.frames.decode(src)?.map(Reply::try_from).transpose()
+    }
+}
+
+impl Request {
+    /// Appends the frame to `dst`.
+    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), BridgeError> {
+        match self {
+            Request::Hello(hello) => put_frame(dst, kind::HELLO, 0, hello.to_lines().as_bytes())?,
+            Request::Submit { id, label, payload } => {
+                let label_len = u32::try_from(label.len())
+                    .map_err(|_| BridgeError::TextTooLong(label.len()))?;
+                let mut body = BytesMut::with_capacity(4 + label.len() + payload.len());
+                body.put_u32(label_len);
+                body.put_slice(label.as_bytes());
+                body.put_slice(payload);
+                put_frame(dst, kind::SUBMIT, *id, &body)?
+            }
+            Request::Cancel { id } => put_frame(dst, kind::CANCEL, *id, &[])?,
+            Request::Poll { id } => put_frame(dst, kind::POLL, *id, &[])?,
+        }
+        Ok(())
+    }
+}
+
+impl TryFrom<RawFrame> for Request {
+    type Error = BridgeError;
+
+    fn try_from(raw: RawFrame) -> Result<Self, BridgeError> {
+        let id = raw.id;
+        match raw.kind {
+            kind::HELLO => {
+                let text = utf8(raw.kind, &raw.body)?;
+                ClientHello::from_lines(&text).map(Request::Hello)
+            }
+            kind::SUBMIT => {
+                let mut body = raw.body;
+                if body.len() < 4 {
+                    return Err(malformed(raw.kind, "no label length"));
+                }
+                let label_len = body.get_u32() as usize;
+                if label_len > body.len() {
+                    return Err(malformed(
+                        raw.kind,
+                        format!("label of {label_len} bytes in a body of {}", body.len()),
+                    ));
+                }
+                let label = utf8(raw.kind, &body.split_to(label_len))?;
+                Ok(Request::Submit {
+                    id,
+                    label,
+                    payload: body,
+                })
+            }
+            kind::CANCEL => empty(&raw).map(|()| Request::Cancel { id }),
+            kind::POLL => empty(&raw).map(|()| Request::Poll { id }),
+            kind::SERVER_HELLO..=kind::WORKERS => {
+                Err(BridgeError::WrongDirection { kind: raw.kind })
+            }
+            other => Err(BridgeError::UnknownKind(other)),
+        }
+    }
+}
+
+impl Reply {
+    /// Appends the frame to `dst`.
+    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), BridgeError> {
+        match self {
+            Reply::Hello(hello) => {
+                put_frame(dst, kind::SERVER_HELLO, 0, hello.to_lines().as_bytes())?
+            }
+            Reply::Status { id, state, detail } => {
+                let mut body = BytesMut::with_capacity(1 + detail.len());
+                body.put_u8(state.code());
+                body.put_slice(detail.as_bytes());
+                put_frame(dst, kind::STATUS, *id, &body)?
+            }
+            Reply::Condition { id, condition } => put_frame(dst, kind::CONDITION, *id, condition)?,
+            Reply::Result { id, result } => put_frame(dst, kind::RESULT, *id, result)?,
+            Reply::Error { id, kind, message } => {
+                let mut body = BytesMut::with_capacity(1 + message.len());
+                body.put_u8(kind.code());
+                body.put_slice(message.as_bytes());
+                put_frame(dst, kind::ERROR, *id, &body)?
+            }
+            Reply::Workers { total, free } => {
+                let mut body = [0u8; 8];
+                body[..4].copy_from_slice(&total.to_be_bytes());
+                body[4..].copy_from_slice(&free.to_be_bytes());
+                put_frame(dst, kind::WORKERS, 0, &body)?
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TryFrom<RawFrame> for Reply {
+    type Error = BridgeError;
+
+    fn try_from(raw: RawFrame) -> Result<Self, BridgeError> {
+        let id = raw.id;
+        let code_and_text = |what: &str| -> Result<(u8, String), BridgeError> {
+            let (&code, text) = raw
+                .body
+                .split_first()
+                .ok_or_else(|| malformed(raw.kind, format!("no {what}")))?;
+            Ok((code, utf8(raw.kind, text)?))
+        };
+        match raw.kind {
+            kind::SERVER_HELLO => {
+                let text = utf8(raw.kind, &raw.body)?;
+                ServerHello::from_lines(&text).map(Reply::Hello)
+            }
+            kind::STATUS => {
+                let (code, detail) = code_and_text("state")?;
+                let state = FutureState::from_code(code)
+                    .ok_or_else(|| malformed(raw.kind, format!("unknown state {code}")))?;
+                Ok(Reply::Status { id, state, detail })
+            }
+            kind::CONDITION => Ok(Reply::Condition {
+                id,
+                condition: raw.body,
+            }),
+            kind::RESULT => Ok(Reply::Result {
+                id,
+                result: raw.body,
+            }),
+            kind::ERROR => {
+                let (code, message) = code_and_text("error kind")?;
+                let kind = ErrorKind::from_code(code)
+                    .ok_or_else(|| malformed(raw.kind, format!("unknown error kind {code}")))?;
+                Ok(Reply::Error { id, kind, message })
+            }
+            kind::WORKERS => {
+                let mut body = raw.body.clone();
+                if body.len() != 8 {
+                    return Err(malformed(
+                        raw.kind,
+                        format!("{} bytes instead of 8", body.len()),
+                    ));
+                }
+                Ok(Reply::Workers {
+                    total: body.get_u32(),
+                    free: body.get_u32(),
+                })
+            }
+            kind::HELLO..=kind::POLL => Err(BridgeError::WrongDirection { kind: raw.kind }),
+            other => Err(BridgeError::UnknownKind(other)),
+        }
+    }
+}
+
+fn hello_fields(text: &str) -> Result<Vec<(&str, &str)>, BridgeError> {
+    frame::parse_lines(text).map_err(BridgeError::MalformedHello)
+}
+
+fn required<'a>(fields: &[(&str, &'a str)], key: &str) -> Result<&'a str, BridgeError> {
+    fields
+        .iter()
+        .rev()
+        .find(|(k, _)| *k == key)
+        .map(|(_, value)| *value)
+        .ok_or_else(|| BridgeError::MalformedHello(format!("no {key}=")))
+}
+
+fn number(fields: &[(&str, &str)], key: &str) -> Result<u32, BridgeError> {
+    let value = required(fields, key)?;
+    value
+        .parse()
+        .map_err(|_| BridgeError::MalformedHello(format!("{key} {value:?}")))
+}
+
+impl ClientHello {
+    /// The `key=value` lines `bridge_hello()` in `bridge.R` writes.
+    pub fn to_lines(&self) -> String {
+        format!(
+            "protocol={}\nr={}\nfuture={}\napi={}\npid={}",
+            self.protocol, self.r_version, self.future_version, self.api, self.pid
+        )
+    }
+
+    /// Parses the hello lines; unknown keys are ignored.
+    pub fn from_lines(text: &str) -> Result<ClientHello, BridgeError> {
+        let fields = hello_fields(text)?;
+        Ok(ClientHello {
+            protocol: number(&fields, "protocol")?,
+            r_version: required(&fields, "r")?.to_owned(),
+            future_version: required(&fields, "future")?.to_owned(),
+            api: required(&fields, "api")?.to_owned(),
+            pid: number(&fields, "pid")?,
+        })
+    }
+}
+
+impl ServerHello {
+    pub fn to_lines(&self) -> String {
+        format!(
+            "protocol={}\nversion={}\ncluster={}",
+            self.protocol, self.version, self.cluster
+        )
+    }
+
+    /// Parses the hello lines; unknown keys are ignored.
+    pub fn from_lines(text: &str) -> Result<ServerHello, BridgeError> {
+        let fields = hello_fields(text)?;
+        Ok(ServerHello {
+            protocol: number(&fields, "protocol")?,
+            version: required(&fields, "version")?.to_owned(),
+            cluster: required(&fields, "cluster")?.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_bytes() -> impl Strategy<Value = Bytes> {
+        proptest::collection::vec(any::<u8>(), 0..128).prop_map(Bytes::from)
+    }
+
+    /// Hello values: no newline or `=`-free constraint beyond what the lines allow.
+    fn arb_word() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9./_-]{1,16}"
+    }
+
+    fn arb_request() -> impl Strategy<Value = Request> {
+        prop_oneof![
+            (
+                any::<u32>(),
+                arb_word(),
+                arb_word(),
+                arb_word(),
+                any::<u32>()
+            )
+                .prop_map(|(protocol, r_version, future_version, api, pid)| {
+                    Request::Hello(ClientHello {
+                        protocol,
+                        r_version,
+                        future_version,
+                        api,
+                        pid,
+                    })
+                }),
+            (any::<u32>(), "\\PC{0,30}", arb_bytes())
+                .prop_map(|(id, label, payload)| Request::Submit { id, label, payload }),
+            any::<u32>().prop_map(|id| Request::Cancel { id }),
+            any::<u32>().prop_map(|id| Request::Poll { id }),
+        ]
+    }
+
+    fn arb_state() -> impl Strategy<Value = FutureState> {
+        prop_oneof![
+            Just(FutureState::Queued),
+            Just(FutureState::Sent),
+            Just(FutureState::Running),
+            Just(FutureState::Requeued),
+        ]
+    }
+
+    fn arb_error_kind() -> impl Strategy<Value = ErrorKind> {
+        (1..=ErrorKind::LAST_CODE).prop_map(|code| ErrorKind::from_code(code).unwrap())
+    }
+
+    fn arb_reply() -> impl Strategy<Value = Reply> {
+        prop_oneof![
+            (any::<u32>(), arb_word(), arb_word()).prop_map(|(protocol, version, cluster)| {
+                Reply::Hello(ServerHello {
+                    protocol,
+                    version,
+                    cluster,
+                })
+            }),
+            (any::<u32>(), arb_state(), "\\PC{0,30}")
+                .prop_map(|(id, state, detail)| Reply::Status { id, state, detail }),
+            (any::<u32>(), arb_bytes())
+                .prop_map(|(id, condition)| Reply::Condition { id, condition }),
+            (any::<u32>(), arb_bytes()).prop_map(|(id, result)| Reply::Result { id, result }),
+            (any::<u32>(), arb_error_kind(), "\\PC{0,30}")
+                .prop_map(|(id, kind, message)| Reply::Error { id, kind, message }),
+            (any::<u32>(), any::<u32>()).prop_map(|(total, free)| Reply::Workers { total, free }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn requests_round_trip(requests in proptest::collection::vec(arb_request(), 1..5)) {
+            let mut stream = BytesMut::new();
+            for request in &requests {
+                request.encode(&mut stream).unwrap();
+            }
+            let decoder = BridgeDecoder::default();
+            for request in &requests {
+                prop_assert_eq!(decoder.decode_request(&mut stream).unwrap(), Some(request.clone()));
+            }
+            prop_assert!(stream.is_empty());
+        }
+
+        #[test]
+        fn replies_round_trip(replies in proptest::collection::vec(arb_reply(), 1..5)) {
+            let mut stream = BytesMut::new();
+            for reply in &replies {
+                reply.encode(&mut stream).unwrap();
+            }
+            let decoder = BridgeDecoder::default();
+            for reply in &replies {
+                prop_assert_eq!(decoder.decode_reply(&mut stream).unwrap(), Some(reply.clone()));
+            }
+            prop_assert!(stream.is_empty());
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let decoder = BridgeDecoder::new(128);
+            let mut stream = BytesMut::from(&bytes[..]);
+            while let Ok(Some(_)) = decoder.decode_request(&mut stream) {}
+            let mut stream = BytesMut::from(&bytes[..]);
+            while let Ok(Some(_)) = decoder.decode_reply(&mut stream) {}
+        }
+    }
+
+    fn raw(kind: u8, id: u32, body: &[u8]) -> BytesMut {
+        let mut buf = BytesMut::new();
+        put_frame(&mut buf, kind, id, body).unwrap();
+        buf
+    }
+
+    #[test]
+    fn malformed_requests_are_typed_errors() {
+        let decoder = BridgeDecoder::new(64);
+        let cases = [
+            (raw(kind::SUBMIT, 1, &[0, 0]), "no label length"),
+            (
+                raw(kind::SUBMIT, 1, &[0, 0, 0, 9, b'a']),
+                "label of 9 bytes",
+            ),
+            (raw(kind::SUBMIT, 1, &[0, 0, 0, 1, 0xff]), "not UTF-8"),
+        ];
+        for (mut bytes, reason) in cases {
+            let err = decoder.decode_request(&mut bytes).unwrap_err();
+            assert!(
+                matches!(&err, BridgeError::MalformedBody { reason: r, .. } if r.contains(reason)),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            decoder.decode_request(&mut raw(kind::CANCEL, 1, b"x")),
+            Err(BridgeError::UnexpectedBody {
+                kind: kind::CANCEL,
+                len: 1
+            })
+        );
+        assert_eq!(
+            decoder.decode_request(&mut raw(kind::RESULT, 1, b"")),
+            Err(BridgeError::WrongDirection { kind: kind::RESULT })
+        );
+        assert_eq!(
+            decoder.decode_request(&mut raw(77, 1, b"")),
+            Err(BridgeError::UnknownKind(77))
+        );
+        assert_eq!(
+            decoder.decode_request(&mut raw(kind::HELLO, 0, b"protocol=1\nr=4.2.2")),
+            Err(BridgeError::MalformedHello("no future=".into()))
+        );
+        assert!(matches!(
+            decoder.decode_request(&mut raw(kind::SUBMIT, 1, &[0; 65])),
+            Err(BridgeError::BodyTooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn malformed_replies_are_typed_errors() {
+        let decoder = BridgeDecoder::default();
+        for (mut bytes, reason) in [
+            (raw(kind::STATUS, 1, &[]), "no state"),
+            (raw(kind::STATUS, 1, &[9]), "unknown state 9"),
+            (raw(kind::ERROR, 1, &[0, b'x']), "unknown error kind 0"),
+            (raw(kind::WORKERS, 0, &[0; 7]), "7 bytes instead of 8"),
+        ] {
+            let err = decoder.decode_reply(&mut bytes).unwrap_err();
+            assert!(
+                matches!(&err, BridgeError::MalformedBody { reason: r, .. } if r.contains(reason)),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            decoder.decode_reply(&mut raw(kind::SUBMIT, 1, b"")),
+            Err(BridgeError::WrongDirection { kind: kind::SUBMIT })
+        );
+    }
+
+    #[test]
+    fn error_codes_are_one_to_one() {
+        for code in 0..=u8::MAX {
+            match ErrorKind::from_code(code) {
+                Some(kind) => assert_eq!(kind.code(), code),
+                None => assert!(code == 0 || code > ErrorKind::LAST_CODE),
+            }
+        }
+    }
+}

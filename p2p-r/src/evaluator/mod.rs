@@ -1,0 +1,194 @@
+//! The R evaluator: an [`Executor`] that evaluates future payloads in a pool of
+//! persistent R processes, one per slot.
+//!
+//! ```text
+//!   execute(job) --request--> shared queue --> slot task 1 -- frames --> Rscript (evaluator_loop)
+//!        ^                                 \--> slot task 2 -- frames --> Rscript
+//!        '--- result / RemoteError (oneshot), conditions (ProgressSink) ---'
+//! ```
+//!
+//! Each slot task owns one R process ([`process`]) and runs one job at a time on it
+//! ([`slot`]); an idle slot takes the next request from the shared queue. R starts once
+//! per slot (about 150 ms plus loading future), not once per job. The frames are those
+//! of [`protocol`].
+//!
+//! - Cancelling (dropping the future `execute` returned) sends R a SIGINT; the loop
+//!   reports the interruption and the process is reused. One that does not answer within
+//!   [`REvaluatorConfig::interrupt_grace`] is killed and replaced.
+//! - A process that dies mid-job (killed, segfault, `quit()`) fails the job with
+//!   [`RemoteErrorKind::Crashed`], its exit status and last output lines, and is replaced.
+//! - Time limits are the caller's (it drops the future); the memory limit is a per-process
+//!   `RLIMIT_AS` ([`REvaluatorConfig::memory_limit`]): R then fails allocations with
+//!   "cannot allocate vector of size ...", which comes back as the future's error.
+//! - Payloads that need a newer future than the worker's (the FutureBackend API, future
+//!   >= 1.40) are refused by the R loop with [`RemoteErrorKind::Unsupported`].
+
+pub mod process;
+pub mod protocol;
+mod slot;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use p2p_proto::frame::{RemoteError, RemoteErrorKind};
+use p2p_worker::executor::{Executor, Job, ProgressSink};
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+pub use process::SpawnError;
+pub use protocol::Hello;
+
+use process::RProcess;
+use slot::{Request, Slot};
+
+/// How an [`REvaluator`] runs R.
+#[derive(Debug, Clone)]
+pub struct REvaluatorConfig {
+    /// Number of R processes, i.e. of jobs evaluated at once.
+    pub slots: usize,
+    /// The `Rscript` to run.
+    pub rscript: PathBuf,
+    /// R libraries searched first (prepended to `R_LIBS`), e.g. where the future.p2p
+    /// package was installed by [`crate::rpkg::install`].
+    pub library_paths: Vec<PathBuf>,
+    /// Address-space limit per R process, in bytes (`RLIMIT_AS`); `None` for none.
+    pub memory_limit: Option<u64>,
+    /// How long an interrupted R process has to report back before it is killed.
+    pub interrupt_grace: Duration,
+    /// How long R has to start and say hello.
+    pub startup_timeout: Duration,
+    /// Largest frame body accepted from R (a result or a condition), in bytes.
+    pub max_frame: usize,
+}
+
+impl Default for REvaluatorConfig {
+    fn default() -> Self {
+        REvaluatorConfig {
+            slots: 1,
+            rscript: PathBuf::from("Rscript"),
+            library_paths: Vec::new(),
+            memory_limit: None,
+            interrupt_grace: Duration::from_secs(5),
+            startup_timeout: Duration::from_secs(60),
+            max_frame: protocol::MAX_BODY_LEN,
+        }
+    }
+}
+
+/// The R and future versions of the evaluator's processes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RWorkerInfo {
+    pub r_version: String,
+    pub future_version: String,
+    /// Payload generations the processes evaluate: `expr`, plus `evalFuture` when
+    /// future >= 1.40.
+    pub apis: Vec<String>,
+}
+
+/// Evaluates R future payloads in persistent R processes; see the module docs.
+///
+/// Dropping it lets the processes finish their current job and exit; [`shutdown`]
+/// (Self::shutdown) also waits for that.
+#[derive(Debug)]
+pub struct REvaluator {
+    requests: mpsc::UnboundedSender<Request>,
+    slots: Vec<JoinHandle<()>>,
+    info: RWorkerInfo,
+}
+
+impl REvaluator {
+    /// Starts `config.slots` R processes and waits until each has said hello, so that a
+    /// missing R or future.p2p package is an error here rather than on the first job.
+    pub async fn start(config: REvaluatorConfig) -> Result<REvaluator, SpawnError> {
+        let config = Arc::new(config);
+        let processes =
+            futures::future::join_all((0..config.slots.max(1)).map(|_| RProcess::spawn(&config)))
+                .await;
+        let mut started = Vec::with_capacity(processes.len());
+        let mut failure = None;
+        for process in processes {
+            match process {
+                Ok(process) => started.push(process),
+                Err(err) => failure = failure.or(Some(err)),
+            }
+        }
+        if let Some(err) = failure {
+            for process in started {
+                process.shutdown().await;
+            }
+            return Err(err);
+        }
+        let hello = started[0].hello();
+        let info = RWorkerInfo {
+            r_version: hello.r_version.clone(),
+            future_version: hello.future_version.clone(),
+            apis: hello.apis.clone(),
+        };
+        let (requests, queue) = mpsc::unbounded_channel();
+        let queue = Arc::new(Mutex::new(queue));
+        let slots = started
+            .into_iter()
+            .enumerate()
+            .map(|(index, process)| {
+                tokio::spawn(Slot::new(index, config.clone(), process, queue.clone()).run())
+            })
+            .collect();
+        Ok(REvaluator {
+            requests,
+            slots,
+            info,
+        })
+    }
+
+    /// The R and future versions the processes reported.
+    pub fn info(&self) -> &RWorkerInfo {
+        &self.info
+    }
+
+    /// Number of R processes.
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Stops taking jobs, lets the running ones finish and waits for the R processes to
+    /// exit.
+    pub async fn shutdown(self) {
+        drop(self.requests);
+        for slot in self.slots {
+            if let Err(err) = slot.await {
+                tracing::warn!(%err, "an R evaluator slot task failed");
+            }
+        }
+    }
+}
+
+impl Executor for REvaluator {
+    fn execute(
+        &self,
+        job: Job,
+        progress: ProgressSink,
+    ) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
+        let requests = self.requests.clone();
+        Box::pin(async move {
+            let (reply, result) = oneshot::channel();
+            requests
+                .send(Request {
+                    job,
+                    progress,
+                    reply,
+                })
+                .map_err(|_| RemoteError {
+                    kind: RemoteErrorKind::Failed,
+                    message: "the R evaluator has shut down".to_owned(),
+                })?;
+            // Dropping `result` (this future) is what tells the slot to cancel the job.
+            result.await.map_err(|_| RemoteError {
+                kind: RemoteErrorKind::Failed,
+                message: "the R evaluator stopped before the job ended".to_owned(),
+            })?
+        })
+    }
+}

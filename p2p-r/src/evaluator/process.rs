@@ -1,0 +1,323 @@
+//! One persistent R process running `future.p2p:::evaluator_loop()`: spawning it, moving
+//! frames in and out, interrupting and killing it, and saying how it died.
+
+use std::collections::VecDeque;
+use std::io;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use thiserror::Error;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::task::JoinHandle;
+
+use super::REvaluatorConfig;
+use super::protocol::{FrameDecoder, FromR, Hello, PROTOCOL_VERSION, ProtocolError, ToR};
+
+/// How many of the last output lines of R are kept for crash reports.
+const TAIL_LINES: usize = 20;
+/// Longest output line kept, in characters; R can print megabytes on one line.
+const TAIL_LINE_CHARS: usize = 500;
+/// How long a dead R process gets to be reaped and to flush its last output.
+const REAP_WAIT: Duration = Duration::from_secs(2);
+
+/// The shell wrapper that gives R its channels: jobs on fd 4 and replies on fd 3, while
+/// R's own stdout and stderr both go to the output pipe and its stdin is /dev/null, so
+/// nothing user code prints or reads can touch a frame. `exec` keeps R's pid the child's
+/// pid, which is what a SIGINT is sent to. `$1` is the `ulimit -v` command or `:`.
+const WRAPPER: &str = r#"eval "$1"; shift; exec "$@" 3>&1 4<&0 1>&2 0</dev/null"#;
+
+/// The R process could not be started.
+#[derive(Debug, Error)]
+pub enum SpawnError {
+    #[error("cannot start {rscript}: {source}")]
+    Spawn {
+        rscript: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("R did not start the evaluator loop within {0:?}; its output: {1}")]
+    Timeout(Duration, String),
+    #[error(
+        "R exited before starting the evaluator loop (is the future.p2p package installed? \
+         see p2p_r::rpkg::install); its output: {0}"
+    )]
+    Exited(String),
+    #[error("the evaluator loop sent a malformed frame: {0}")]
+    Protocol(#[from] ProtocolError),
+    #[error("the evaluator loop sent {0:?} instead of its hello")]
+    NoHello(Box<FromR>),
+    #[error(
+        "the installed future.p2p R package speaks evaluator protocol {found}, this program \
+         speaks {PROTOCOL_VERSION}: reinstall the package (p2p_r::rpkg::install)"
+    )]
+    ProtocolVersion { found: u32 },
+    #[error("reading from R: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The R process stopped being a usable peer.
+#[derive(Debug, Error)]
+pub enum ProcessError {
+    #[error("the R process closed its reply channel")]
+    Closed,
+    #[error("the R process sent a malformed frame: {0}")]
+    Protocol(#[from] ProtocolError),
+    #[error("talking to the R process: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The last lines R printed (stdout and stderr), for post-mortems.
+#[derive(Debug, Default)]
+struct OutputTail {
+    lines: VecDeque<String>,
+}
+
+impl OutputTail {
+    fn push(&mut self, line: &str) {
+        if self.lines.len() == TAIL_LINES {
+            self.lines.pop_front();
+        }
+        self.lines
+            .push_back(line.chars().take(TAIL_LINE_CHARS).collect());
+    }
+
+    fn render(&self) -> String {
+        if self.lines.is_empty() {
+            "(no output)".to_owned()
+        } else {
+            self.lines.iter().cloned().collect::<Vec<_>>().join("\n")
+        }
+    }
+}
+
+/// A running R evaluator process that has said hello.
+#[derive(Debug)]
+pub struct RProcess {
+    child: Child,
+    hello: Hello,
+    jobs: ChildStdin,
+    replies: ChildStdout,
+    decoder: FrameDecoder,
+    buffer: BytesMut,
+    tail: Arc<Mutex<OutputTail>>,
+    output: JoinHandle<()>,
+}
+
+impl RProcess {
+    /// Starts R and waits for the evaluator loop's hello.
+    pub async fn spawn(config: &REvaluatorConfig) -> Result<RProcess, SpawnError> {
+        let limit = match config.memory_limit {
+            // ulimit -v counts KiB; RLIMIT_AS covers all of R's address space.
+            Some(bytes) => format!("ulimit -v {}", (bytes / 1024).max(1)),
+            None => ":".to_owned(),
+        };
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(WRAPPER)
+            .arg("future-p2p-r")
+            .arg(limit)
+            .arg(&config.rscript)
+            .arg("-e")
+            .arg("future.p2p:::evaluator_loop()")
+            // One thread per evaluator: parallelism comes from the number of slots.
+            .env("OMP_NUM_THREADS", "1")
+            .env("OPENBLAS_NUM_THREADS", "1")
+            .env("R_PARALLELLY_AVAILABLECORES_FALLBACK", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if !config.library_paths.is_empty() {
+            let mut paths: Vec<_> = config.library_paths.iter().map(|p| p.as_os_str()).collect();
+            let inherited = std::env::var_os("R_LIBS");
+            if let Some(inherited) = inherited.as_deref().filter(|v| !v.is_empty()) {
+                paths.push(inherited);
+            }
+            command.env(
+                "R_LIBS",
+                std::env::join_paths(paths).map_err(io::Error::other)?,
+            );
+        }
+        let mut child = command.spawn().map_err(|source| SpawnError::Spawn {
+            rscript: config.rscript.display().to_string(),
+            source,
+        })?;
+        let (Some(jobs), Some(replies), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(SpawnError::Io(io::Error::other("R's pipes are missing")));
+        };
+        let tail = Arc::new(Mutex::new(OutputTail::default()));
+        let output = tokio::spawn(drain_output(stderr, tail.clone(), child.id()));
+        let mut process = RProcess {
+            child,
+            hello: Hello {
+                protocol: 0,
+                r_version: String::new(),
+                future_version: String::new(),
+                pid: 0,
+                apis: Vec::new(),
+            },
+            jobs,
+            replies,
+            decoder: FrameDecoder::new(config.max_frame),
+            buffer: BytesMut::new(),
+            tail,
+            output,
+        };
+        let first = match tokio::time::timeout(config.startup_timeout, process.next_frame()).await {
+            Err(_) => {
+                return Err(SpawnError::Timeout(
+                    config.startup_timeout,
+                    process.kill().await,
+                ));
+            }
+            Ok(Err(ProcessError::Closed)) => {
+                return Err(SpawnError::Exited(process.exit_report().await));
+            }
+            Ok(Err(ProcessError::Protocol(err))) => return Err(err.into()),
+            Ok(Err(ProcessError::Io(err))) => return Err(err.into()),
+            Ok(Ok(frame)) => frame,
+        };
+        match first {
+            FromR::Hello(hello) if hello.protocol == PROTOCOL_VERSION => process.hello = hello,
+            FromR::Hello(hello) => {
+                return Err(SpawnError::ProtocolVersion {
+                    found: hello.protocol,
+                });
+            }
+            other => return Err(SpawnError::NoHello(Box::new(other))),
+        }
+        tracing::debug!(
+            pid = process.hello.pid,
+            r = %process.hello.r_version,
+            future = %process.hello.future_version,
+            "R evaluator started"
+        );
+        Ok(process)
+    }
+
+    pub fn hello(&self) -> &Hello {
+        &self.hello
+    }
+
+    /// Sends one frame. Not cancel-safe: a frame cut in the middle leaves R mid-read, so
+    /// a caller that gives up on a send must kill the process.
+    pub async fn send(&mut self, frame: &ToR) -> Result<(), ProcessError> {
+        self.jobs.write_all(&frame.header()?).await?;
+        if let ToR::Job { payload, .. } = frame {
+            self.jobs.write_all(payload).await?;
+        }
+        self.jobs.flush().await?;
+        Ok(())
+    }
+
+    /// The next frame from R. Cancel-safe: bytes read so far stay buffered.
+    pub async fn next_frame(&mut self) -> Result<FromR, ProcessError> {
+        loop {
+            if let Some(frame) = self.decoder.decode_from_r(&mut self.buffer)? {
+                return Ok(frame);
+            }
+            if self.replies.read_buf(&mut self.buffer).await? == 0 {
+                return Err(ProcessError::Closed);
+            }
+        }
+    }
+
+    /// Sends SIGINT to R, which interrupts the running evaluation.
+    pub fn interrupt(&self) -> io::Result<()> {
+        let pid = self
+            .child
+            .id()
+            .and_then(|pid| rustix::process::Pid::from_raw(pid as i32))
+            .ok_or_else(|| io::Error::other("the R process has exited"))?;
+        rustix::process::kill_process(pid, rustix::process::Signal::INT)?;
+        Ok(())
+    }
+
+    /// Kills R and returns its post-mortem.
+    pub async fn kill(&mut self) -> String {
+        if let Err(err) = self.child.start_kill() {
+            tracing::debug!(%err, "killing R");
+        }
+        self.exit_report().await
+    }
+
+    /// Ends R politely: end of input makes the loop return and R exit; killed if it
+    /// does not within a moment.
+    pub async fn shutdown(self) {
+        let RProcess {
+            mut child, jobs, ..
+        } = self;
+        drop(jobs);
+        match tokio::time::timeout(REAP_WAIT, child.wait()).await {
+            Ok(Ok(status)) => tracing::debug!(%status, "R evaluator exited"),
+            _ => {
+                if let Err(err) = child.start_kill() {
+                    tracing::debug!(%err, "killing R at shutdown");
+                }
+            }
+        }
+    }
+
+    /// Waits (briefly) for R to be gone and describes how it ended, with its last output.
+    pub async fn exit_report(&mut self) -> String {
+        let pid = self.hello.pid;
+        let status = match tokio::time::timeout(REAP_WAIT, self.child.wait()).await {
+            Ok(Ok(status)) => describe(status),
+            Ok(Err(err)) => format!("in an unknown way ({err})"),
+            Err(_) => {
+                if let Err(err) = self.child.start_kill() {
+                    tracing::debug!(%err, "killing R");
+                }
+                "without exiting; it was killed".to_owned()
+            }
+        };
+        // Its last words may still be in the pipe: let the reader catch up, briefly (a
+        // grandchild that inherited the pipe can keep it open forever).
+        let _ = tokio::time::timeout(Duration::from_millis(500), &mut self.output).await;
+        let tail = self
+            .tail
+            .lock()
+            .map(|tail| tail.render())
+            .unwrap_or_else(|_| "(output unavailable)".to_owned());
+        format!("R process {pid} ended {status}; its last output:\n{tail}")
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("with exit status {code}"),
+        (None, Some(signal)) => format!("by signal {signal}"),
+        _ => format!("({status})"),
+    }
+}
+
+async fn drain_output(stderr: ChildStderr, tail: Arc<Mutex<OutputTail>>, pid: Option<u32>) {
+    let mut reader = BufReader::new(stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                let text = text.trim_end();
+                tracing::debug!(target: "p2p_r::r_output", pid, "{text}");
+                if let Ok(mut tail) = tail.lock() {
+                    tail.push(text);
+                }
+            }
+            // The pipe broke: what was kept is all there will be.
+            Err(err) => {
+                tracing::debug!(pid, %err, "reading R's output");
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,441 @@
+//! The evaluator protocol between an [`REvaluator`](super::REvaluator) and the R loop
+//! `future.p2p:::evaluator_loop()` it runs (sans-IO).
+//!
+//! Frames are those of [`crate::frame`], their id a job id. The hello is plain
+//! `key=value` lines rather than a serialized R object, so Rust can read it.
+//!
+//! Rust sends [`ToR`] frames on R's file descriptor 4 and reads [`FromR`] frames from R's
+//! file descriptor 3; both directions share one codec so either side can be faked in tests.
+
+use bytes::{Bytes, BytesMut};
+use thiserror::Error;
+
+use crate::frame::{self, BodyTooLarge, RawFrame, put_frame};
+pub use crate::frame::{HEADER_LEN, MAX_BODY_LEN};
+
+/// Version of the frame layout and kinds; the R loop reports its own in the hello.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+mod kind {
+    pub const JOB: u8 = 1;
+    pub const PING: u8 = 2;
+    pub const HELLO: u8 = 10;
+    pub const STARTED: u8 = 11;
+    pub const CONDITION: u8 = 12;
+    pub const RESULT: u8 = 13;
+    pub const INTERRUPTED: u8 = 14;
+    pub const UNSUPPORTED: u8 = 15;
+    pub const FAILED: u8 = 16;
+    pub const PONG: u8 = 17;
+}
+
+/// A frame Rust sends to the R loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToR {
+    /// Evaluate a payload made by `future.p2p:::future_payload()`.
+    Job { job: u32, payload: Bytes },
+    /// Asks for a [`FromR::Pong`]; wakes a loop blocked reading while a SIGINT is pending.
+    Ping { nonce: u32 },
+}
+
+/// A frame the R loop sends to Rust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromR {
+    /// First frame of every R process: who it is.
+    Hello(Hello),
+    /// The job was read in full and its evaluation begins; from now on a SIGINT
+    /// interrupts the evaluation rather than the reading of a frame.
+    Started { job: u32 },
+    /// A serialized immediate condition (e.g. progressr's progression), sent while the
+    /// job runs.
+    Condition { job: u32, condition: Bytes },
+    /// The serialized `FutureResult` of the job.
+    Result { job: u32, result: Bytes },
+    /// The job, or the loop between jobs, was interrupted by a SIGINT.
+    Interrupted { job: u32 },
+    /// This R process cannot evaluate the payload (e.g. future too old for it).
+    Unsupported { job: u32, message: String },
+    /// The evaluation infrastructure failed (unreadable payload, package missing, ...).
+    Failed { job: u32, message: String },
+    /// Answer to a [`ToR::Ping`].
+    Pong { nonce: u32 },
+}
+
+/// What an R evaluator process says about itself when it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    pub protocol: u32,
+    /// R version, e.g. `4.2.2`.
+    pub r_version: String,
+    /// Version of the future package, e.g. `1.31.0`.
+    pub future_version: String,
+    pub pid: u32,
+    /// Payload generations it evaluates (`expr`, and `evalFuture` with future >= 1.40).
+    pub apis: Vec<String>,
+}
+
+/// A frame that cannot be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProtocolError {
+    #[error(transparent)]
+    BodyTooLarge(#[from] BodyTooLarge),
+    #[error("unknown frame kind {0}")]
+    UnknownKind(u8),
+    #[error("frame kind {kind} must not be sent in this direction")]
+    WrongDirection { kind: u8 },
+    #[error("frame kind {kind} must have an empty body, got {len} bytes")]
+    UnexpectedBody { kind: u8, len: usize },
+    #[error("the message in frame kind {kind} is not UTF-8")]
+    NotUtf8 { kind: u8 },
+    #[error("malformed hello: {0}")]
+    MalformedHello(String),
+}
+
+/// Splits the byte stream from (or to) R into frames.
+#[derive(Debug, Clone, Default)]
+pub struct FrameDecoder {
+    frames: frame::FrameDecoder,
+}
+
+impl FrameDecoder {
+    /// A decoder accepting bodies up to `max_body` bytes (capped at [`MAX_BODY_LEN`]).
+    pub fn new(max_body: usize) -> Self {
+        FrameDecoder {
+            frames: frame::FrameDecoder::new(max_body),
+        }
+    }
+
+    /// The next frame from R in `src`, or `None` if `src` does not hold a whole frame yet.
+    /// Consumed bytes are removed from `src`.
+    pub fn decode_from_r(&self, src: &mut BytesMut) -> Result<Option<FromR>, ProtocolError> {
+        self.frames.decode(src)?.map(FromR::try_from).transpose()
+    }
+
+    /// The next frame for R in `src` (what the R loop decodes; used by fakes and tests).
+    pub fn decode_to_r(&self, src: &mut BytesMut) -> Result<Option<ToR>, ProtocolError> {
+        self.frames.decode(src)?.map(ToR::try_from).transpose()
+    }
+}
+
+fn empty(raw: &RawFrame) -> Result<(), ProtocolError> {
+    if raw.body.is_empty() {
+        Ok(())
+    } else {
+        Err(ProtocolError::UnexpectedBody {
+            kind: raw.kind,
+            len: raw.body.len(),
+        })
+    }
+}
+
+fn text(raw: &RawFrame) -> Result<String, ProtocolError> {
+    String::from_utf8(raw.body.to_vec()).map_err(|_| ProtocolError::NotUtf8 { kind: raw.kind })
+}
+
+impl ToR {
+    /// Appends the frame to `dst`.
+    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+        match self {
+            ToR::Job { job, payload } => put_frame(dst, kind::JOB, *job, payload)?,
+            ToR::Ping { nonce } => put_frame(dst, kind::PING, *nonce, &[])?,
+        }
+        Ok(())
+    }
+
+    /// The frame header alone, for writing a large payload without copying it.
+    pub fn header(&self) -> Result<[u8; HEADER_LEN], ProtocolError> {
+        let header = match self {
+            ToR::Job { job, payload } => frame::header(kind::JOB, *job, payload.len())?,
+            ToR::Ping { nonce } => frame::header(kind::PING, *nonce, 0)?,
+        };
+        Ok(header)
+    }
+}
+
+impl TryFrom<RawFrame> for ToR {
+    type Error = ProtocolError;
+
+    fn try_from(raw: RawFrame) -> Result<Self, ProtocolError> {
+        match raw.kind {
+            kind::JOB => Ok(ToR::Job {
+                job: raw.id,
+                payload: raw.body,
+            }),
+            kind::PING => empty(&raw).map(|()| ToR::Ping { nonce: raw.id }),
+            kind::HELLO..=kind::PONG => Err(ProtocolError::WrongDirection { kind: raw.kind }),
+            other => Err(ProtocolError::UnknownKind(other)),
+        }
+    }
+}
+
+impl FromR {
+    /// Appends the frame to `dst` (what the R loop encodes; used by fakes and tests).
+    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+        let hello;
+        let (kind, job, body): (u8, u32, &[u8]) = match self {
+            FromR::Hello(h) => {
+                hello = h.to_lines();
+                (kind::HELLO, 0, hello.as_bytes())
+            }
+            FromR::Started { job } => (kind::STARTED, *job, &[]),
+            FromR::Condition { job, condition } => (kind::CONDITION, *job, condition),
+            FromR::Result { job, result } => (kind::RESULT, *job, result),
+            FromR::Interrupted { job } => (kind::INTERRUPTED, *job, &[]),
+            FromR::Unsupported { job, message } => (kind::UNSUPPORTED, *job, message.as_bytes()),
+            FromR::Failed { job, message } => (kind::FAILED, *job, message.as_bytes()),
+            FromR::Pong { nonce } => (kind::PONG, *nonce, &[]),
+        };
+        put_frame(dst, kind, job, body)?;
+        Ok(())
+    }
+}
+
+impl TryFrom<RawFrame> for FromR {
+    type Error = ProtocolError;
+
+    fn try_from(raw: RawFrame) -> Result<Self, ProtocolError> {
+        let job = raw.id;
+        match raw.kind {
+            kind::HELLO => Hello::from_lines(&text(&raw)?).map(FromR::Hello),
+            kind::STARTED => empty(&raw).map(|()| FromR::Started { job }),
+            kind::CONDITION => Ok(FromR::Condition {
+                job,
+                condition: raw.body,
+            }),
+            kind::RESULT => Ok(FromR::Result {
+                job,
+                result: raw.body,
+            }),
+            kind::INTERRUPTED => empty(&raw).map(|()| FromR::Interrupted { job }),
+            kind::UNSUPPORTED => Ok(FromR::Unsupported {
+                job,
+                message: text(&raw)?,
+            }),
+            kind::FAILED => Ok(FromR::Failed {
+                job,
+                message: text(&raw)?,
+            }),
+            kind::PONG => empty(&raw).map(|()| FromR::Pong { nonce: job }),
+            kind::JOB | kind::PING => Err(ProtocolError::WrongDirection { kind: raw.kind }),
+            other => Err(ProtocolError::UnknownKind(other)),
+        }
+    }
+}
+
+impl Hello {
+    /// The `key=value` lines the R loop writes (`hello_lines()` in `evaluator_loop.R`).
+    pub fn to_lines(&self) -> String {
+        format!(
+            "protocol={}\nr={}\nfuture={}\npid={}\napi={}",
+            self.protocol,
+            self.r_version,
+            self.future_version,
+            self.pid,
+            self.apis.join(";")
+        )
+    }
+
+    /// Parses the hello lines; unknown keys are ignored so the R side can add some.
+    pub fn from_lines(text: &str) -> Result<Hello, ProtocolError> {
+        let (mut protocol, mut r_version, mut future_version, mut pid, mut apis) =
+            (None, None, None, None, Vec::new());
+        for (key, value) in frame::parse_lines(text).map_err(ProtocolError::MalformedHello)? {
+            let number = |what: &str| {
+                value
+                    .parse::<u32>()
+                    .map_err(|_| ProtocolError::MalformedHello(format!("{what} {value:?}")))
+            };
+            match key {
+                "protocol" => protocol = Some(number("protocol")?),
+                "r" => r_version = Some(value.to_owned()),
+                "future" => future_version = Some(value.to_owned()),
+                "pid" => pid = Some(number("pid")?),
+                "api" => {
+                    apis = value
+                        .split(';')
+                        .filter(|api| !api.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                }
+                _ => {}
+            }
+        }
+        let missing = |key: &str| ProtocolError::MalformedHello(format!("no {key}="));
+        Ok(Hello {
+            protocol: protocol.ok_or_else(|| missing("protocol"))?,
+            r_version: r_version.ok_or_else(|| missing("r"))?,
+            future_version: future_version.ok_or_else(|| missing("future"))?,
+            pid: pid.ok_or_else(|| missing("pid"))?,
+            apis,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_bytes() -> impl Strategy<Value = Bytes> {
+        proptest::collection::vec(any::<u8>(), 0..256).prop_map(Bytes::from)
+    }
+
+    fn arb_to_r() -> impl Strategy<Value = ToR> {
+        prop_oneof![
+            (any::<u32>(), arb_bytes()).prop_map(|(job, payload)| ToR::Job { job, payload }),
+            any::<u32>().prop_map(|nonce| ToR::Ping { nonce }),
+        ]
+    }
+
+    fn arb_hello() -> impl Strategy<Value = Hello> {
+        (
+            any::<u32>(),
+            "[0-9.]{1,10}",
+            "[0-9.-]{1,12}",
+            any::<u32>(),
+            proptest::collection::vec("[a-zA-Z]{1,10}", 0..3),
+        )
+            .prop_map(|(protocol, r_version, future_version, pid, apis)| Hello {
+                protocol,
+                r_version,
+                future_version,
+                pid,
+                apis,
+            })
+    }
+
+    fn arb_from_r() -> impl Strategy<Value = FromR> {
+        prop_oneof![
+            arb_hello().prop_map(FromR::Hello),
+            any::<u32>().prop_map(|job| FromR::Started { job }),
+            (any::<u32>(), arb_bytes())
+                .prop_map(|(job, condition)| FromR::Condition { job, condition }),
+            (any::<u32>(), arb_bytes()).prop_map(|(job, result)| FromR::Result { job, result }),
+            any::<u32>().prop_map(|job| FromR::Interrupted { job }),
+            (any::<u32>(), "\\PC{0,40}")
+                .prop_map(|(job, message)| FromR::Unsupported { job, message }),
+            (any::<u32>(), "\\PC{0,40}").prop_map(|(job, message)| FromR::Failed { job, message }),
+            any::<u32>().prop_map(|nonce| FromR::Pong { nonce }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn frames_to_r_round_trip(frames in proptest::collection::vec(arb_to_r(), 1..5)) {
+            let mut stream = BytesMut::new();
+            for frame in &frames {
+                frame.encode(&mut stream).unwrap();
+            }
+            let decoder = FrameDecoder::default();
+            for frame in &frames {
+                prop_assert_eq!(decoder.decode_to_r(&mut stream).unwrap(), Some(frame.clone()));
+            }
+            prop_assert!(stream.is_empty());
+        }
+
+        #[test]
+        fn frames_from_r_round_trip(frames in proptest::collection::vec(arb_from_r(), 1..5)) {
+            let mut stream = BytesMut::new();
+            for frame in &frames {
+                frame.encode(&mut stream).unwrap();
+            }
+            let decoder = FrameDecoder::default();
+            for frame in &frames {
+                prop_assert_eq!(decoder.decode_from_r(&mut stream).unwrap(), Some(frame.clone()));
+            }
+            prop_assert!(stream.is_empty());
+        }
+
+        #[test]
+        fn a_frame_arriving_in_pieces_decodes_once_whole(frame in arb_from_r(), cut in any::<usize>()) {
+            let mut whole = BytesMut::new();
+            frame.encode(&mut whole).unwrap();
+            let cut = cut % whole.len();
+            let decoder = FrameDecoder::default();
+            let mut stream = BytesMut::from(&whole[..cut]);
+            prop_assert_eq!(decoder.decode_from_r(&mut stream).unwrap(), None);
+            stream.extend_from_slice(&whole[cut..]);
+            prop_assert_eq!(decoder.decode_from_r(&mut stream).unwrap(), Some(frame));
+        }
+
+        #[test]
+        fn the_header_alone_matches_the_encoding(frame in arb_to_r()) {
+            let mut whole = BytesMut::new();
+            frame.encode(&mut whole).unwrap();
+            prop_assert_eq!(&frame.header().unwrap()[..], &whole[..HEADER_LEN]);
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let decoder = FrameDecoder::new(128);
+            let mut stream = BytesMut::from(&bytes[..]);
+            while let Ok(Some(_)) = decoder.decode_from_r(&mut stream) {}
+            let mut stream = BytesMut::from(&bytes[..]);
+            while let Ok(Some(_)) = decoder.decode_to_r(&mut stream) {}
+        }
+    }
+
+    fn raw(kind: u8, job: u32, body: &[u8]) -> BytesMut {
+        let mut buf = BytesMut::new();
+        put_frame(&mut buf, kind, job, body).unwrap();
+        buf
+    }
+
+    #[test]
+    fn malformed_frames_are_typed_errors() {
+        let decoder = FrameDecoder::new(32);
+        let cases: Vec<(BytesMut, ProtocolError)> = vec![
+            (
+                raw(kind::RESULT, 1, &[0; 33]),
+                ProtocolError::BodyTooLarge(BodyTooLarge { len: 33, max: 32 }),
+            ),
+            (raw(99, 1, b""), ProtocolError::UnknownKind(99)),
+            (
+                raw(kind::JOB, 1, b""),
+                ProtocolError::WrongDirection { kind: kind::JOB },
+            ),
+            (
+                raw(kind::STARTED, 1, b"x"),
+                ProtocolError::UnexpectedBody {
+                    kind: kind::STARTED,
+                    len: 1,
+                },
+            ),
+            (
+                raw(kind::FAILED, 1, &[0xff, 0xfe]),
+                ProtocolError::NotUtf8 { kind: kind::FAILED },
+            ),
+            (
+                raw(kind::HELLO, 0, b"protocol=1\nr=4.2.2"),
+                ProtocolError::MalformedHello("no future=".into()),
+            ),
+            (
+                raw(kind::HELLO, 0, b"protocol=one"),
+                ProtocolError::MalformedHello("protocol \"one\"".into()),
+            ),
+        ];
+        for (mut bytes, expected) in cases {
+            assert_eq!(decoder.decode_from_r(&mut bytes), Err(expected));
+        }
+        assert_eq!(
+            decoder.decode_to_r(&mut raw(kind::PONG, 1, b"")),
+            Err(ProtocolError::WrongDirection { kind: kind::PONG })
+        );
+    }
+
+    #[test]
+    fn the_hello_of_the_r_loop_parses() {
+        let hello =
+            Hello::from_lines("protocol=1\nr=4.2.2\nfuture=1.31.0\npid=17766\napi=expr\n").unwrap();
+        assert_eq!(
+            hello,
+            Hello {
+                protocol: 1,
+                r_version: "4.2.2".into(),
+                future_version: "1.31.0".into(),
+                pid: 17766,
+                apis: vec!["expr".into()],
+            }
+        );
+    }
+}

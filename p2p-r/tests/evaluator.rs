@@ -1,0 +1,281 @@
+//! The R evaluator with real R: payloads made by R's future package go through an
+//! REvaluator and come back as what value() needs.
+
+mod client;
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use client::{Case, WAIT, evaluator};
+use p2p_proto::frame::{RemoteError, RemoteErrorKind};
+use p2p_r::evaluator::{REvaluator, REvaluatorConfig, SpawnError};
+use p2p_worker::executor::Executor;
+use tokio::sync::mpsc;
+
+/// Runs a case to its result, collecting the conditions relayed on the way.
+async fn run(evaluator: &REvaluator, case: &Case) -> (Result<Bytes, RemoteError>, Vec<Bytes>) {
+    let (progress, mut conditions) = mpsc::unbounded_channel();
+    let result = tokio::time::timeout(WAIT, evaluator.execute(case.job(), progress))
+        .await
+        .expect("the job ends in time");
+    let mut relayed = Vec::new();
+    while let Ok(condition) = conditions.try_recv() {
+        relayed.push(condition);
+    }
+    (result, relayed)
+}
+
+async fn value_of(evaluator: &REvaluator, case: &Case) -> String {
+    let (result, conditions) = run(evaluator, case).await;
+    case.client_value(&result.expect("a result"), &conditions)
+}
+
+async fn pid_of(evaluator: &REvaluator, case: &Case) -> String {
+    let value = value_of(evaluator, case).await;
+    value
+        .lines()
+        .find_map(|line| line.strip_prefix("value="))
+        .unwrap_or_else(|| panic!("no value in {value}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn values_and_globals_come_back() {
+    let case = Case::make("value");
+    let evaluator = evaluator(1).await;
+    assert_eq!(evaluator.info().future_version, "1.31.0");
+    assert!(value_of(&evaluator, &case).await.contains("value=42"));
+    evaluator.shutdown().await;
+}
+
+#[tokio::test]
+async fn stdout_messages_warnings_and_errors_travel_in_the_result() {
+    let chatty = Case::make("chatty");
+    let error = Case::make("error");
+    let evaluator = evaluator(1).await;
+    let value = value_of(&evaluator, &chatty).await;
+    for expected in [
+        "stdout=hello from the worker",
+        "message=a message",
+        "warning=a warning",
+        "value=\"done\"",
+    ] {
+        assert!(
+            value.contains(expected),
+            "{expected:?} missing in:\n{value}"
+        );
+    }
+    let value = value_of(&evaluator, &error).await;
+    assert!(value.contains("error=boom"), "{value}");
+    evaluator.shutdown().await;
+}
+
+#[tokio::test]
+async fn seeded_futures_give_what_they_give_locally() {
+    let case = Case::make("seed");
+    let evaluator = evaluator(1).await;
+    let value = value_of(&evaluator, &case).await;
+    assert!(value.contains("same_as_local=TRUE"), "{value}");
+    evaluator.shutdown().await;
+}
+
+#[tokio::test]
+async fn progress_arrives_while_the_future_runs() {
+    let case = Case::make("progress");
+    let evaluator = evaluator(1).await;
+    let (progress, mut conditions) = mpsc::unbounded_channel();
+    let mut job = evaluator.execute(case.job(), progress);
+    // The first progression must come while the job is still running (it sleeps between
+    // steps), not with the result.
+    let first = tokio::time::timeout(WAIT, async {
+        tokio::select! {
+            condition = conditions.recv() => condition.expect("a condition"),
+            result = &mut job => panic!("the result came before any progress: {result:?}"),
+        }
+    })
+    .await
+    .expect("progress in time");
+    let result = tokio::time::timeout(WAIT, job)
+        .await
+        .expect("the result in time")
+        .expect("a result");
+    let mut relayed = vec![first];
+    while let Ok(condition) = conditions.try_recv() {
+        relayed.push(condition);
+    }
+    assert_eq!(relayed.len(), 3, "one condition per progress step");
+    let value = case.client_value(&result, &relayed);
+    assert_eq!(value.matches("condition=progression").count(), 3, "{value}");
+    assert!(value.contains("value=\"progressed\""), "{value}");
+    evaluator.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancelling_interrupts_r_and_the_process_is_reused() {
+    let sleep = Case::make("sleep");
+    let pid = Case::make("pid");
+    let evaluator = evaluator(1).await;
+    let before = pid_of(&evaluator, &pid).await;
+    let (progress, _conditions) = mpsc::unbounded_channel();
+    let cancelled = tokio::time::timeout(
+        Duration::from_secs(2),
+        evaluator.execute(sleep.job(), progress),
+    )
+    .await;
+    assert!(cancelled.is_err(), "Sys.sleep(30) finished early");
+    // Cancelling is dropping the future; the next job waits for the interrupt to be
+    // acknowledged and runs in the same R process, long before the sleep would end.
+    let started = Instant::now();
+    let after = pid_of(&evaluator, &pid).await;
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(before, after, "the interrupted R process was replaced");
+    // The interrupted future left no sink or handler behind.
+    let value = value_of(&evaluator, &Case::make("chatty")).await;
+    assert!(value.contains("stdout=hello from the worker"), "{value}");
+    evaluator.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancelling_at_any_moment_leaves_the_evaluator_usable() {
+    let nap = Case::make("nap");
+    let value = Case::make("value");
+    let evaluator = evaluator(1).await;
+    // The nap takes 30 ms and more: some cancels land before R starts it, some during
+    // it, some just as it ends. None may leave an interrupt pending for the next job,
+    // which would then fail as interrupted.
+    let mut last = None;
+    for delay in (0..150).step_by(3) {
+        let (progress, _) = mpsc::unbounded_channel();
+        let job = evaluator.execute(nap.job(), progress);
+        let _ = tokio::time::timeout(Duration::from_millis(delay), job).await;
+        let (result, _) = run(&evaluator, &value).await;
+        last = Some(result.unwrap_or_else(|err| panic!("after a cancel at {delay} ms: {err}")));
+    }
+    let last = last.expect("a last result");
+    assert!(value.client_value(&last, &[]).contains("value=42"));
+    evaluator.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_process_whose_future_swallowed_the_interrupt_is_replaced() {
+    let swallow = Case::make("swallow");
+    let pid = Case::make("pid");
+    let evaluator = evaluator(1).await;
+    let before = pid_of(&evaluator, &pid).await;
+    let (progress, _) = mpsc::unbounded_channel();
+    let job = evaluator.execute(swallow.job(), progress);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), job)
+            .await
+            .is_err()
+    );
+    // The future caught the SIGINT and returned normally: R never acknowledged it, so
+    // the process cannot be trusted to have no interrupt pending and is replaced.
+    let after = pid_of(&evaluator, &pid).await;
+    assert_ne!(before, after);
+    evaluator.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_crash_of_r_is_reported_and_the_next_job_runs() {
+    let value = Case::make("value");
+    let evaluator = evaluator(1).await;
+    for (name, expected) in [("quit", "exit status 3"), ("pskill", "signal 15")] {
+        let case = Case::make(name);
+        let (result, _) = run(&evaluator, &case).await;
+        let err = result.expect_err("a crash");
+        assert_eq!(err.kind, RemoteErrorKind::Crashed, "{err}");
+        assert!(err.message.contains(expected), "{name}: {}", err.message);
+        assert!(value_of(&evaluator, &value).await.contains("value=42"));
+    }
+    evaluator.shutdown().await;
+}
+
+#[tokio::test]
+async fn payloads_needing_a_newer_future_are_unsupported() {
+    let case = Case::make("newapi");
+    let evaluator = evaluator(1).await;
+    let (result, _) = run(&evaluator, &case).await;
+    let err = result.expect_err("a refusal");
+    assert_eq!(err.kind, RemoteErrorKind::Unsupported, "{err}");
+    assert!(
+        err.message.contains("future 1.70.0") && err.message.contains("future 1.31.0"),
+        "{}",
+        err.message
+    );
+    evaluator.shutdown().await;
+}
+
+#[tokio::test]
+async fn output_on_file_descriptor_1_does_not_disturb_the_frames() {
+    let case = Case::make("noise");
+    let evaluator = evaluator(1).await;
+    assert!(value_of(&evaluator, &case).await.contains("value=7"));
+    evaluator.shutdown().await;
+}
+
+#[tokio::test]
+async fn large_globals_go_through() {
+    let case = Case::make("big");
+    assert!(case.payload.len() > 48_000_000);
+    let evaluator = evaluator(1).await;
+    let value = value_of(&evaluator, &case).await;
+    assert!(value.contains("value=6000000L"), "{value}");
+    evaluator.shutdown().await;
+}
+
+#[tokio::test]
+async fn many_jobs_share_two_slots() {
+    let pid = Case::make("pid");
+    let evaluator = evaluator(2).await;
+    assert_eq!(evaluator.slots(), 2);
+    let jobs = (0..20).map(|_| {
+        let (progress, _) = mpsc::unbounded_channel();
+        evaluator.execute(pid.job(), progress)
+    });
+    let results = tokio::time::timeout(WAIT, futures::future::join_all(jobs))
+        .await
+        .expect("20 jobs in time");
+    let results: Vec<Bytes> = results.into_iter().map(|r| r.expect("a result")).collect();
+    let pids = pid.client_values(&results);
+    assert_eq!(pids.len(), 20, "every result gives a value");
+    let distinct: HashSet<&String> = pids.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        2,
+        "jobs ran in exactly the two R processes: {pids:?}"
+    );
+    evaluator.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_memory_limit_fails_big_allocations_inside_the_future() {
+    let case = Case::make("bigalloc");
+    let evaluator = tokio::time::timeout(
+        WAIT,
+        REvaluator::start(REvaluatorConfig {
+            memory_limit: Some(2 << 30),
+            ..client::config(1)
+        }),
+    )
+    .await
+    .expect("R starts in time")
+    .expect("R starts under a memory limit");
+    let value = value_of(&evaluator, &case).await;
+    assert!(value.contains("error=cannot allocate vector"), "{value}");
+    evaluator.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_missing_r_is_a_clear_start_error() {
+    let err = REvaluator::start(REvaluatorConfig {
+        rscript: "/nonexistent/Rscript".into(),
+        ..REvaluatorConfig::default()
+    })
+    .await
+    .expect_err("no R there");
+    assert!(matches!(err, SpawnError::Exited(_)), "{err}");
+    assert!(err.to_string().contains("/nonexistent/Rscript"), "{err}");
+}
