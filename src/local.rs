@@ -11,7 +11,7 @@ use crate::proto::id::{ClusterName, PeerId};
 use crate::transport::board::client::{Board, BoardConfig, BoardError, PipeOptions};
 use crate::transport::board::server::hostkey::{HostKeyError, generate_key_file};
 use crate::transport::hub::{Hub, HubConfig, HubError};
-use crate::transport::lines::{JoinError, LineChannel, join_cluster, local_peer_id, topic_lines};
+use crate::transport::lines::{JoinError, LineChannel, TOPIC_LINES, join_cluster, local_peer_id};
 use crate::transport::wormhole::WormholeConfig;
 
 /// Why the local cluster could not be set up.
@@ -130,7 +130,7 @@ impl LocalHub {
             ..PipeOptions::default()
         };
         let topic = board.open(name, &access).await?;
-        Ok((board, local_peer_id(owner)?, topic_lines(topic)))
+        Ok((board, local_peer_id(owner)?, topic.into_lines(TOPIC_LINES)))
     }
 
     /// `user` joins `cluster`: returns the user's board connection, peer id and the topic.

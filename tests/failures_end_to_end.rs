@@ -27,8 +27,8 @@ fn answer(name: &str, delay: f64) -> CommandExecutor {
 
 /// A worker that says hello every second, so a lost one is noticed within seconds.
 async fn quick_worker(hub: &LocalHub, user: &str, delay: f64, ours: bool) -> common::Peer<Worker> {
-    worker(hub, user, answer(user, delay), ours, |config| {
-        config.hello_interval = 1_000
+    worker(hub, user, answer(user, delay), ours, |options| {
+        options.core.hello_interval = 1_000
     })
     .await
 }
@@ -242,4 +242,30 @@ async fn a_hostile_member_cannot_race_for_sealed_codes_nor_forge_results() {
     let (accepts, readable) = mallory_watches(&alice.peer, &hub).await;
     assert!(accepts >= 1);
     assert_eq!(readable, 0, "every accept was sealed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_refusal_reaches_the_client_with_its_reason() {
+    let hub = hub().await;
+    let alice = alice(&hub, |options| {
+        quick(false)(options);
+        options.core.max_retries = 0;
+    })
+    .await;
+    let _strict = worker(&hub, "bob", answer("bob", 5.0), false, |options| {
+        options.time_limit = Some(Duration::from_secs(1));
+    })
+    .await;
+    let handle = alice
+        .peer
+        .submit(fid("f-1"), Bytes::from_static(b"slow"))
+        .await
+        .unwrap();
+    match within("the refusal", 60, handle).await {
+        Err(SubmitError::Task(TaskError::Exhausted { tried, last_error })) => {
+            assert_eq!(tried.len(), 1);
+            assert!(last_error.contains("time-limit"), "{last_error}");
+        }
+        other => panic!("expected the worker's time limit, got {other:?}"),
+    }
 }

@@ -197,6 +197,8 @@ pub enum DeclineReason {
     TooLarge,
     /// The worker took the task but could not produce a result (its executor failed).
     Failed,
+    /// The task ran past the worker's time limit.
+    TimeLimit,
     /// A reason from a newer peer (a word of letters, digits and '-').
     Other(String),
 }
@@ -207,6 +209,7 @@ impl fmt::Display for DeclineReason {
             DeclineReason::NotAllowed => "not-allowed",
             DeclineReason::TooLarge => "too-large",
             DeclineReason::Failed => "failed",
+            DeclineReason::TimeLimit => "time-limit",
             DeclineReason::Other(reason) => reason,
         })
     }
@@ -220,6 +223,7 @@ impl FromStr for DeclineReason {
             "not-allowed" => Ok(DeclineReason::NotAllowed),
             "too-large" => Ok(DeclineReason::TooLarge),
             "failed" => Ok(DeclineReason::Failed),
+            "time-limit" => Ok(DeclineReason::TimeLimit),
             other
                 if !other.is_empty()
                     && other.len() <= 64

@@ -116,6 +116,7 @@ fn message() -> impl Strategy<Value = Message> {
                 Just(DeclineReason::NotAllowed),
                 Just(DeclineReason::TooLarge),
                 Just(DeclineReason::Failed),
+                Just(DeclineReason::TimeLimit),
                 "x[a-z0-9]{0,9}(-[a-z0-9]{1,10})?".prop_map(DeclineReason::Other),
             ]
         )

@@ -164,6 +164,7 @@ impl Scheduler {
             futures: HashMap::new(),
             transfers: HashMap::new(),
             sessions: HashMap::new(),
+            session_batches: HashMap::new(),
             updates: updates.clone(),
             workers: workers_tx,
             reports: reports_tx,
@@ -238,6 +239,9 @@ struct Driver {
     /// Cancels the file transfer of a task.
     transfers: HashMap<TaskId, CancellationToken>,
     sessions: HashMap<PeerId, (SessionSender, CancellationToken)>,
+    /// Tasks for open sessions collected during one round of actions, sent per worker in
+    /// one write when the round ends.
+    session_batches: HashMap<PeerId, Vec<(TaskId, Frame)>>,
     updates: broadcast::Sender<(TaskId, TaskUpdate)>,
     workers: watch::Sender<Vec<PeerId>>,
     reports: mpsc::UnboundedSender<Report>,
@@ -407,6 +411,7 @@ impl Driver {
                 SchedulerAction::Finished { task, outcome } => self.finished(task, outcome),
             }
         }
+        self.send_session_batches();
         let now = now_ms();
         let workers: Vec<PeerId> = self.core.workers(now).map(|(id, _)| id.clone()).collect();
         self.workers.send_if_modified(|seen| {
@@ -415,6 +420,32 @@ impl Driver {
             changed
         });
         Ok(())
+    }
+
+    fn send_session_batches(&mut self) {
+        for (worker, batch) in self.session_batches.drain() {
+            let Some((sender, _)) = self.sessions.get(&worker) else {
+                for (task, _) in batch {
+                    let _ = self.reports.send(Report::SendFailed(
+                        task,
+                        worker.clone(),
+                        "no open session".into(),
+                    ));
+                }
+                continue;
+            };
+            let sender = sender.clone();
+            let reports = self.reports.clone();
+            tokio::spawn(async move {
+                let (tasks, frames): (Vec<TaskId>, Vec<Frame>) = batch.into_iter().unzip();
+                if let Err(err) = sender.send_all(&frames).await {
+                    for task in tasks {
+                        let _ =
+                            reports.send(Report::SendFailed(task, worker.clone(), err.to_string()));
+                    }
+                }
+            });
+        }
     }
 
     fn finished(&mut self, task: TaskId, outcome: Result<PeerId, TaskError>) {
@@ -506,17 +537,15 @@ impl Driver {
                 });
             }
             Route::Session => {
-                let Some((sender, _)) = self.sessions.get(&worker) else {
+                if !self.sessions.contains_key(&worker) {
                     let _ =
                         reports.send(Report::SendFailed(task, worker, "no open session".into()));
                     return;
-                };
-                let sender = sender.clone();
-                tokio::spawn(async move {
-                    if let Err(err) = sender.send(&Frame::Task(Task { future, payload })).await {
-                        let _ = reports.send(Report::SendFailed(task, worker, err.to_string()));
-                    }
-                });
+                }
+                self.session_batches
+                    .entry(worker)
+                    .or_default()
+                    .push((task, Frame::Task(Task { future, payload })));
             }
         }
     }

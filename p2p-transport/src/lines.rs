@@ -61,48 +61,7 @@ pub fn line_channel(capacity: usize) -> (LineChannel, LinePump) {
 }
 
 /// Lines buffered between a topic and its driver.
-const CHANNEL_LINES: usize = 4096;
-
-/// Pumps an open board [`Topic`](crate::board::client::Topic) into a [`LineChannel`].
-///
-/// Malformed lines are skipped (the framer already recovered), disconnections are logged
-/// (the topic reconnects by itself; lines sent meanwhile are lost, which the protocol
-/// tolerates: requests are re-posted, hellos repeated), and when the topic closes for good
-/// the channel closes, which stops the driver.
-pub fn topic_lines(mut topic: crate::board::client::Topic) -> LineChannel {
-    use crate::board::client::TopicEvent;
-    let (channel, mut pump) = line_channel(CHANNEL_LINES);
-    let sender = topic.sender();
-    tokio::spawn(async move {
-        while let Some(line) = pump.from_driver.recv().await {
-            if let Err(err) = sender.send_line(&line).await {
-                tracing::warn!(%err, "cannot write to the board");
-            }
-        }
-    });
-    tokio::spawn(async move {
-        while let Some(event) = topic.recv().await {
-            match event {
-                TopicEvent::Line(line) => {
-                    if pump.to_driver.send(line).await.is_err() {
-                        break;
-                    }
-                }
-                TopicEvent::Malformed(err) => tracing::debug!(%err, "skipping a board line"),
-                TopicEvent::Disconnected { reason, retry_in } => {
-                    tracing::warn!(%reason, ?retry_in, "board disconnected; reconnecting");
-                }
-                TopicEvent::Reconnected => tracing::info!("board reconnected"),
-                TopicEvent::Closed { status, message } => {
-                    tracing::warn!(?status, %message, "board topic closed");
-                    break;
-                }
-            }
-        }
-        topic.close().await;
-    });
-    channel
-}
+pub const TOPIC_LINES: usize = 4096;
 
 /// Why a peer could not join a cluster's board.
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +96,7 @@ pub fn local_peer_id(user: &str) -> Result<p2p_proto::id::PeerId, JoinError> {
 }
 
 /// Opens `cluster`'s topic on `board` as the board's user, and returns that user's peer id
-/// and the topic as a [`LineChannel`].
+/// and the topic as a [`LineChannel`] (see [`Topic::into_lines`](crate::board::client::Topic::into_lines)).
 ///
 /// The username comes from the board's `user` command (the hub, and pico.sh's main host);
 /// `user` overrides it for boards without that command (pipe.pico.sh).
@@ -157,5 +116,5 @@ pub async fn join_cluster(
             &crate::board::client::PipeOptions::default(),
         )
         .await?;
-    Ok((me, topic_lines(topic)))
+    Ok((me, topic.into_lines(TOPIC_LINES)))
 }

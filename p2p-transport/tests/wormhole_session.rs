@@ -263,3 +263,17 @@ async fn connect_without_peer_times_out_or_cancels() {
     .await;
     assert!(matches!(got, Err(SessionError::Cancelled)), "{got:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_sent_together_arrive_in_order() {
+    common::init_tracing();
+    let (_mailbox, _relay, config) = common::our_servers().await;
+    let (client, mut worker) =
+        pair(&config, SessionConfig::default(), SessionConfig::default()).await;
+    let batch: Vec<Frame> = (0..100).map(task).collect();
+    client.sender().send_all(&batch).await.expect("batch sent");
+    client.send(&task(100)).await.expect("single frame sent");
+    for i in 0..=100 {
+        assert_eq!(recv(&mut worker).await.expect("frame"), task(i));
+    }
+}

@@ -421,9 +421,9 @@ impl WorkerCore {
         }
     }
 
-    /// A task this worker took could not produce a result: tell its client with a
+    /// A task this worker took could not produce a result: tell its client why with a
     /// `decline` line (so it retries elsewhere instead of waiting) and free the slot.
-    pub fn task_failed(&mut self, now: Millis, future: &FutureId) {
+    pub fn task_failed(&mut self, now: Millis, future: &FutureId, reason: DeclineReason) {
         if let Some(client) = self.running.get(future).cloned() {
             self.post(
                 now,
@@ -431,7 +431,7 @@ impl WorkerCore {
                     from: self.config.me.clone(),
                     to: client,
                     future: future.clone(),
-                    reason: DeclineReason::Failed,
+                    reason,
                 }),
             );
         }

@@ -18,10 +18,11 @@ use bytes::Bytes;
 use p2p_proto::frame::{Frame, Hello, Outcome, Progress, RemoteError, RemoteErrorKind, TaskResult};
 use p2p_proto::id::{FutureId, PeerId};
 use p2p_proto::line;
+use p2p_proto::message::DeclineReason;
 use p2p_transport::lines::{LineChannel, post_line};
 use p2p_transport::wormhole::{
-    Session, SessionConfig, SessionRole, TransferOptions, WormholeCode as TransferCode,
-    WormholeConfig, receive_bytes, send_bytes,
+    Session, SessionConfig, SessionRole, TransferError, TransferOptions,
+    WormholeCode as TransferCode, WormholeConfig, receive_bytes, send_bytes,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -62,8 +63,8 @@ pub fn fresh_secret() -> p2p_proto::seal::WorkerSecret {
 enum Report {
     /// A task arrived on a session and now takes a slot.
     SessionTask(PeerId, FutureId),
-    /// A task ended; `false` if it produced no result.
-    TaskEnded(FutureId, bool),
+    /// A task ended: delivered, or why not (told to its client with a `decline` line).
+    TaskEnded(FutureId, Result<(), DeclineReason>),
 }
 
 /// A running worker.
@@ -153,13 +154,13 @@ impl<E: Executor> Driver<E> {
                 },
                 Some(report) = reports.recv() => match report {
                     Report::SessionTask(client, future) => self.core.session_task_started(&client, &future),
-                    Report::TaskEnded(future, true) => {
+                    Report::TaskEnded(future, Ok(())) => {
                         self.jobs.remove(&future);
                         self.core.task_finished(now_ms(), &future);
                     }
-                    Report::TaskEnded(future, false) => {
+                    Report::TaskEnded(future, Err(reason)) => {
                         self.jobs.remove(&future);
-                        self.core.task_failed(now_ms(), &future);
+                        self.core.task_failed(now_ms(), &future, reason);
                     }
                 },
                 () = tokio::time::sleep(sleep) => self.core.handle_timeout(now_ms()),
@@ -207,15 +208,20 @@ impl<E: Executor> Driver<E> {
             let run = async {
                 match assignment.mode {
                     TransferMode::Files => job.files(assignment).await,
-                    TransferMode::Session => job.session(assignment).await,
+                    // A session reports its outcomes in frames; the board hears only
+                    // that it broke.
+                    TransferMode::Session => match job.session(assignment).await {
+                        true => Ok(()),
+                        false => Err(DeclineReason::Failed),
+                    },
                 }
             };
             // A panicking executor must not leak the slot: the task just failed.
-            let ok = std::panic::AssertUnwindSafe(run)
+            let outcome = std::panic::AssertUnwindSafe(run)
                 .catch_unwind()
                 .await
-                .unwrap_or(false);
-            let _ = job.reports.send(Report::TaskEnded(future, ok));
+                .unwrap_or(Err(DeclineReason::Failed));
+            let _ = job.reports.send(Report::TaskEnded(future, outcome));
         });
     }
 }
@@ -272,30 +278,38 @@ impl<E: Executor> JobContext<E> {
         }
     }
 
-    /// future.p2p's way: payload under `CODE-f`, result under `CODE-r`. `true` on success.
-    async fn files(&self, assignment: Assignment) -> bool {
+    /// future.p2p's way: payload under `CODE-f`, result under `CODE-r`.
+    async fn files(&self, assignment: Assignment) -> Result<(), DeclineReason> {
         let Ok(code) = TransferCode::from_peer(assignment.code.as_str()) else {
-            return false;
+            return Err(DeclineReason::Failed);
         };
         let options = self.transfer_options();
         let payload = match receive_bytes(&self.options.wormhole, &code.future(), &options).await {
             Ok(received) => received.data,
             Err(err) => {
                 tracing::warn!(future = %assignment.future, %err, "receiving the task failed");
-                return false;
+                return Err(match err {
+                    TransferError::TooLarge { .. } => DeclineReason::TooLarge,
+                    _ => DeclineReason::Failed,
+                });
             }
         };
         // future.p2p has no channel for progress: updates are dropped.
         let (progress, _) = mpsc::unbounded_channel();
         let result = tokio::select! {
             result = self.execute(&assignment.client, &assignment.future, payload, progress) => result,
-            () = self.cancel.cancelled() => return false,
+            () = self.cancel.cancelled() => return Err(DeclineReason::Failed),
         };
         let result = match result {
             Ok(result) => result,
             Err(err) => {
                 tracing::warn!(future = %assignment.future, %err, "task failed");
-                return false;
+                // future.p2p has no error channel: the reason goes on the board.
+                return Err(match err.kind {
+                    RemoteErrorKind::TimeLimit => DeclineReason::TimeLimit,
+                    RemoteErrorKind::PayloadTooLarge => DeclineReason::TooLarge,
+                    _ => DeclineReason::Failed,
+                });
             }
         };
         let name = format!("{}-FutureResult.rds", assignment.future);
@@ -308,10 +322,10 @@ impl<E: Executor> JobContext<E> {
         )
         .await
         {
-            Ok(()) => true,
+            Ok(()) => Ok(()),
             Err(err) => {
                 tracing::warn!(future = %assignment.future, %err, "sending the result failed");
-                false
+                Err(DeclineReason::Failed)
             }
         }
     }
@@ -405,7 +419,12 @@ impl<E: Executor> JobContext<E> {
             });
             let sent = session.send(&result).await.is_ok();
             if future != assignment.future {
-                let _ = self.reports.send(Report::TaskEnded(future, sent));
+                let outcome = if sent {
+                    Ok(())
+                } else {
+                    Err(DeclineReason::Failed)
+                };
+                let _ = self.reports.send(Report::TaskEnded(future, outcome));
             }
             if !sent {
                 return false;

@@ -78,7 +78,7 @@ pub async fn worker<E: Executor>(
     user: &str,
     executor: E,
     ours: bool,
-    tweak: impl FnOnce(&mut WorkerConfig),
+    tweak: impl FnOnce(&mut WorkerOptions),
 ) -> Peer<Worker> {
     let (board, me, lines) = member(hub, user).await;
     let mut config = WorkerConfig::new(me);
@@ -86,10 +86,11 @@ pub async fn worker<E: Executor>(
         config.sessions = true;
         config.secret = Some(fresh_secret());
     }
-    tweak(&mut config);
+    let mut options = WorkerOptions::new(config, hub.wormhole());
+    tweak(&mut options);
     Peer {
         board,
-        peer: Worker::start(lines, executor, WorkerOptions::new(config, hub.wormhole())),
+        peer: Worker::start(lines, executor, options),
     }
 }
 

@@ -405,10 +405,10 @@ fn a_failed_task_is_declined_to_its_client_and_frees_the_slot() {
         &accept(&client(), &me(), &fid(1), "wormhole://1-abcdefabcdef"),
     );
     drain(&mut core);
-    core.task_failed(T0 + 1, &fid(1));
+    core.task_failed(T0 + 1, &fid(1), DeclineReason::TimeLimit);
     let actions = drain(&mut core);
     assert!(
-        matches!(posted(&actions)[..], [Message::Decline(d)] if d.reason == DeclineReason::Failed && d.to == client() && d.future == fid(1))
+        matches!(posted(&actions)[..], [Message::Decline(d)] if d.reason == DeclineReason::TimeLimit && d.to == client() && d.future == fid(1))
     );
     assert_eq!(core.running(), 0);
 }
