@@ -3,8 +3,12 @@
 //! Client side (on the `magic-wormhole` crate, polled inside tokio):
 //! - [`code`]: sender-chosen codes in future.p2p's shape (`CODE-f`, `CODE-r`);
 //! - [`config`]: mailbox URL and transit relay hints;
-//! - [`transfer`]: one-shot byte/file transfers with timeout, cancel, progress, size limit;
-//! - [`session`]: one PAKE, then a long-lived encrypted record channel with heartbeats;
+//! - [`transfer`]: one-shot byte/file transfers with timeout, cancel, progress, size limit,
+//!   wire-compatible with future.p2p, the Python client and wormhole-william;
+//! - [`session`]: one PAKE (through the crate), then a long-lived encrypted channel carrying
+//!   p2p-proto frames with heartbeats;
+//! - [`channel`]: that channel (direct or via a transit relay), ours because only our
+//!   peers speak sessions and the crate's transit is slow for small records;
 //! - `nodelay`: TCP_NODELAY on the crate's transit sockets (a workaround, see there).
 //!
 //! Server side (the rendezvous half of the hub):

@@ -34,6 +34,9 @@ use super::channel::{
 use super::code::WormholeCode;
 use super::config::WormholeConfig;
 
+/// Room made in the receive buffer before each read.
+const READ_CHUNK: usize = 64 << 10;
+
 /// Largest piece of a record written under one stall timeout.
 const WRITE_CHUNK: usize = 256 << 10;
 
@@ -325,6 +328,9 @@ impl Session {
                 Ok(None) => {}
                 Err(error) => return Err(self.shared.fail(error)),
             }
+            // Without spare room `read_buf` reads 64 bytes at a time: a small record would
+            // cost several syscalls. Reserving reuses the buffer once earlier records are gone.
+            self.buf.reserve(READ_CHUNK);
             let read = tokio::time::timeout(self.dead_after, self.reader.read_buf(&mut self.buf));
             let error = match read.await {
                 Ok(Ok(0)) => SessionError::Closed,

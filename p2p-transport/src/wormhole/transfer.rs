@@ -96,7 +96,7 @@ pub enum TransferError {
     /// Local file I/O failed.
     #[error("local I/O: {0}")]
     Io(#[from] std::io::Error),
-    /// The `magic-wormhole` crate panicked (see [`catch_panic`]).
+    /// The `magic-wormhole` crate panicked; the panic was caught so the caller survives.
     #[error("the wormhole library failed internally: {0}")]
     Internal(String),
 }

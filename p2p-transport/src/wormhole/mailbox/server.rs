@@ -71,6 +71,9 @@ pub struct MailboxServer;
 impl MailboxServer {
     /// Listen on `addr` (port 0 for any) and serve the mailbox protocol at `ws://ADDR/v1`.
     ///
+    /// Any request path is accepted (clients differ in how they spell the URL); `/v1` is the
+    /// one [`MailboxHandle::url`] advertises.
+    ///
     /// The server runs on the current tokio runtime until the handle is shut down or dropped.
     pub async fn bind(addr: SocketAddr, config: MailboxConfig) -> std::io::Result<MailboxHandle> {
         let listener = TcpListener::bind(addr).await?;
