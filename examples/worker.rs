@@ -1,17 +1,20 @@
-//! A worker that lends this machine to a cluster, evaluating tasks with a shell command
-//! (the payload on its stdin, the result on its stdout).
+//! A worker that lends this machine to a cluster, evaluating R futures in persistent R
+//! processes (`--r`) or tasks with a shell command (`--exec`: the payload on its stdin, the
+//! result on its stdout).
 //!
 //! ```sh
-//! cargo run --example worker -- --cluster alice/p2p --exec 'Rscript eval.R'
+//! cargo run --example worker -- --cluster alice/p2p --r
 //! cargo run --example worker -- --cluster alice/p2p --host 127.0.0.1 \
 //!     --ssh-args "-p 2222 -i ~/.ssh/id_ed25519" --mailbox ws://127.0.0.1:4000/v1 \
 //!     --relay tcp://127.0.0.1:4001 --exec cat
 //! ```
 
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use future_p2p::proto::id::ClusterName;
+use future_p2p::r::evaluator::{REvaluator, REvaluatorConfig};
 use future_p2p::transport::board::client::ssh_args::split_words;
 use future_p2p::transport::board::client::{Backend, Board, BoardConfig};
 use future_p2p::transport::lines::join_cluster;
@@ -44,8 +47,11 @@ struct Args {
     #[arg(long, default_value = DEFAULT_RELAY_URL)]
     relay: String,
     /// The command that evaluates a task: payload on stdin, result on stdout.
+    #[arg(long, required_unless_present = "r", conflicts_with = "r")]
+    exec: Option<String>,
+    /// Evaluate R futures (sent by `plan(future.p2p::pico_p2p)`) in persistent R processes.
     #[arg(long)]
-    exec: String,
+    r: bool,
     /// Tasks run at once.
     #[arg(long, default_value_t = 1)]
     slots: usize,
@@ -92,7 +98,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut options = WorkerOptions::new(core, WormholeConfig::new(args.mailbox, args.relay));
     options.time_limit = args.time_limit.map(Duration::from_secs);
 
-    let mut worker = Worker::start(lines, CommandExecutor::new(args.exec), options);
+    let mut worker = match args.exec {
+        Some(command) => Worker::start(lines, CommandExecutor::new(command), options),
+        None => {
+            // The bundled future.p2p R package, installed once per build into a cache.
+            let cache = p2p_r::rpkg::default_cache_dir();
+            let library = p2p_r::rpkg::install_cached(Path::new("R"), &cache).await?;
+            let evaluator = REvaluator::start(REvaluatorConfig {
+                slots: args.slots.max(1),
+                library_paths: vec![library],
+                ..REvaluatorConfig::default()
+            })
+            .await?;
+            Worker::start(lines, evaluator, options)
+        }
+    };
     println!("worker {me} joined {cluster}");
     tokio::select! {
         reason = worker.stopped() => println!("worker stopped: {reason}"),

@@ -100,6 +100,17 @@ pub fn sources_fingerprint() -> String {
     format!("{hash:016x}")
 }
 
+/// Where workers keep the bundled package installed: `$XDG_CACHE_HOME/future-p2p/r`,
+/// `~/.cache/future-p2p/r`, or a directory in the temporary directory.
+pub fn default_cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::home_dir().map(|home| home.join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("future-p2p")
+        .join("r")
+}
+
 /// The R library under `cache` holding the bundled future.p2p, installed there first if
 /// needed. Installs go to a directory of their own and are renamed into place, so
 /// workers starting together never see a half-installed package.

@@ -55,16 +55,6 @@ fn now_ms() -> u64 {
         .unwrap_or_default()
 }
 
-/// `$XDG_CACHE_HOME/future-p2p/r`, `~/.cache/future-p2p/r`, or a directory in /tmp.
-fn default_cache() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::home_dir().map(|home| home.join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("future-p2p")
-        .join("r")
-}
-
 pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
     let cluster: ClusterName = args.cluster.parse()?;
     // R next to the Rscript used, so both come from the same installation.
@@ -72,8 +62,13 @@ pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
         Some(dir) if !dir.as_os_str().is_empty() => dir.join("R"),
         _ => PathBuf::from("R"),
     };
-    let library =
-        crate::rpkg::install_cached(&r, &args.r_library.unwrap_or_else(default_cache)).await?;
+    let library = crate::rpkg::install_cached(
+        &r,
+        &args
+            .r_library
+            .unwrap_or_else(crate::rpkg::default_cache_dir),
+    )
+    .await?;
     let evaluator = REvaluator::start(REvaluatorConfig {
         slots: args.slots.max(1),
         rscript: args.rscript.clone(),

@@ -1,0 +1,74 @@
+//! An R future travels the whole way, as `examples/worker.rs --r` serves it: made by real
+//! R, submitted by the scheduler over the real hub, evaluated by a worker whose executor is
+//! the R evaluator (persistent R processes with the bundled future.p2p package), and the
+//! result turned back into `value()` by real R.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bytes::Bytes;
+use common::{alice, hub, within, worker};
+use future_p2p::r::evaluator::{REvaluator, REvaluatorConfig};
+
+/// p2p-r's R client script: makes futures and payloads, reads results back.
+fn client_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("p2p-r/tests/r/client.R")
+}
+
+fn run_client(library: &Path, args: &[&str]) -> String {
+    let output = Command::new("Rscript")
+        .arg(client_script())
+        .args(args)
+        .env("R_LIBS", library)
+        .output()
+        .unwrap_or_else(|err| panic!("Rscript not found ({err}): run .ci/run, which installs R"));
+    assert!(
+        output.status.success(),
+        "client.R {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_r_future_is_evaluated_by_an_r_worker_over_the_hub() {
+    let library = tempfile::tempdir().expect("an R library");
+    within(
+        "installing the R package",
+        300,
+        future_p2p::r::rpkg::install(Path::new("R"), library.path()),
+    )
+    .await
+    .expect("the bundled future.p2p R package installs");
+    let case = tempfile::tempdir().expect("a case directory");
+    let dir = case.path().to_str().expect("a UTF-8 path");
+    run_client(library.path(), &["make", dir, "value"]);
+    let payload = std::fs::read(case.path().join("payload.bin")).expect("the payload R made");
+
+    let hub = hub().await;
+    let alice = alice(&hub, |_| {}).await;
+    let evaluator = within(
+        "R to start",
+        120,
+        REvaluator::start(REvaluatorConfig {
+            library_paths: vec![library.path().to_owned()],
+            ..REvaluatorConfig::default()
+        }),
+    )
+    .await
+    .expect("the R evaluator starts");
+    let _bob = worker(&hub, "bob", evaluator, true, |_| {}).await;
+
+    let handle = alice
+        .peer
+        .submit("r-future-1".parse().unwrap(), Bytes::from(payload))
+        .await
+        .unwrap();
+    let result = within("the R result", 120, handle).await.expect("a result");
+    std::fs::write(case.path().join("result.bin"), &result).expect("writing the result");
+    let value = run_client(library.path(), &["value", dir]);
+    assert!(value.contains("value=42"), "{value}");
+}
