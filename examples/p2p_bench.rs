@@ -19,9 +19,8 @@ use future_p2p::local::LocalHub;
 use future_p2p::proto::frame::RemoteError;
 use future_p2p::proto::id::ClusterName;
 use future_p2p::scheduler::{Scheduler, SchedulerOptions};
-use future_p2p::worker::core::WorkerConfig;
 use future_p2p::worker::executor::ProgressSink;
-use future_p2p::worker::{Executor, Job, Worker, WorkerOptions, fresh_secret};
+use future_p2p::worker::{Executor, Job};
 use futures::future::BoxFuture;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -96,12 +95,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cluster: ClusterName = "alice/p2p".parse()?;
     let mut workers = Vec::new();
     for user in ["bob", "carol"] {
-        let (board, id, lines) = local.join(user, &cluster).await?;
-        let mut config = WorkerConfig::new(id);
-        config.sessions = true;
-        config.secret = Some(fresh_secret());
-        let options = WorkerOptions::new(config, local.wormhole());
-        workers.push((board, Worker::start(lines, Identity, options)));
+        workers.push(local.worker(user, &cluster, Identity, |_| {}).await?);
     }
 
     // Cold: one task at a time; the session closes when the queue empties, so each task

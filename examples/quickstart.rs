@@ -17,8 +17,7 @@ use clap::Parser;
 use future_p2p::local::LocalHub;
 use future_p2p::proto::id::ClusterName;
 use future_p2p::scheduler::{Scheduler, SchedulerOptions};
-use future_p2p::worker::core::WorkerConfig;
-use future_p2p::worker::{FnExecutor, Job, Worker, WorkerOptions, fresh_secret};
+use future_p2p::worker::{FnExecutor, Job};
 
 #[derive(Parser)]
 #[command(about = "Run a whole future-p2p cluster on this machine and time 1,000 tasks")]
@@ -66,15 +65,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cluster: ClusterName = "alice/p2p".parse()?;
     let mut workers = Vec::new();
     for user in ["bob", "carol"] {
-        let (board, id, lines) = local.join(user, &cluster).await?;
-        let mut config = WorkerConfig::new(id);
-        config.sessions = true;
-        config.secret = Some(fresh_secret());
-        let options = WorkerOptions::new(config, local.wormhole());
-        workers.push((
-            board,
-            Worker::start(lines, FnExecutor::new(reverse), options),
-        ));
+        workers.push(
+            local
+                .worker(user, &cluster, FnExecutor::new(reverse), |_| {})
+                .await?,
+        );
     }
 
     let started = Instant::now();

@@ -13,6 +13,8 @@ use crate::transport::board::server::hostkey::{HostKeyError, generate_key_file};
 use crate::transport::hub::{Hub, HubConfig, HubError};
 use crate::transport::lines::{JoinError, LineChannel, TOPIC_LINES, join_cluster, local_peer_id};
 use crate::transport::wormhole::WormholeConfig;
+use crate::worker::core::WorkerConfig;
+use crate::worker::{Executor, Worker, WorkerOptions, fresh_secret};
 
 /// Why the local cluster could not be set up.
 #[derive(Debug, Error)]
@@ -144,6 +146,25 @@ impl LocalHub {
         let board = self.board(user).await?;
         let (me, lines) = join_cluster(&board, cluster, None).await?;
         Ok((board, me, lines))
+    }
+
+    /// `user` joins `cluster` with a worker evaluating tasks on `executor`, speaking
+    /// sessions and sealed codes; `tweak` adjusts its options first. Keep the returned
+    /// board as long as the worker runs.
+    pub async fn worker<E: Executor>(
+        &self,
+        user: &str,
+        cluster: &ClusterName,
+        executor: E,
+        tweak: impl FnOnce(&mut WorkerOptions),
+    ) -> Result<(Board, Worker), LocalError> {
+        let (board, me, lines) = self.join(user, cluster).await?;
+        let mut config = WorkerConfig::new(me);
+        config.sessions = true;
+        config.secret = Some(fresh_secret());
+        let mut options = WorkerOptions::new(config, self.wormhole());
+        tweak(&mut options);
+        Ok((board, Worker::start(lines, executor, options)))
     }
 
     /// Wormhole settings for this hub's mailbox and relay.

@@ -9,8 +9,7 @@ use future_p2p::proto::id::ClusterName;
 use future_p2p::scheduler::{Scheduler, SchedulerOptions};
 use future_p2p::transport::board::client::Board;
 use future_p2p::transport::lines::LineChannel;
-use future_p2p::worker::core::WorkerConfig;
-use future_p2p::worker::{Executor, Worker, WorkerOptions, fresh_secret};
+use future_p2p::worker::{Executor, Worker, WorkerOptions};
 
 /// Everyone who may appear in a test; alice owns the cluster.
 pub const MEMBERS: [&str; 5] = ["bob", "carol", "dave", "erin", "mallory"];
@@ -72,7 +71,8 @@ pub async fn client(
     }
 }
 
-/// A member contributes a worker; `ours` turns on sessions and sealed codes.
+/// A member contributes a worker; `ours` keeps sessions and sealed codes on, otherwise it
+/// speaks only future.p2p's protocol.
 pub async fn worker<E: Executor>(
     hub: &LocalHub,
     user: &str,
@@ -80,18 +80,20 @@ pub async fn worker<E: Executor>(
     ours: bool,
     tweak: impl FnOnce(&mut WorkerOptions),
 ) -> Peer<Worker> {
-    let (board, me, lines) = member(hub, user).await;
-    let mut config = WorkerConfig::new(me);
-    if ours {
-        config.sessions = true;
-        config.secret = Some(fresh_secret());
-    }
-    let mut options = WorkerOptions::new(config, hub.wormhole());
-    tweak(&mut options);
-    Peer {
-        board,
-        peer: Worker::start(lines, executor, options),
-    }
+    let (board, peer) = within(
+        "a worker to join",
+        30,
+        hub.worker(user, &cluster(), executor, |options| {
+            if !ours {
+                options.core.sessions = false;
+                options.core.secret = None;
+            }
+            tweak(options);
+        }),
+    )
+    .await
+    .expect("worker joins the cluster");
+    Peer { board, peer }
 }
 
 /// Bounds a wait in a test.
