@@ -12,7 +12,7 @@ use crate::transport::board::client::{Board, BoardConfig, BoardError, PipeOption
 use crate::transport::board::server::hostkey::{HostKeyError, generate_key_file};
 use crate::transport::hub::{Hub, HubConfig, HubError};
 use crate::transport::lines::{JoinError, LineChannel, TOPIC_LINES, join_cluster, local_peer_id};
-use crate::transport::wormhole::WormholeConfig;
+use crate::transport::wormhole::{TransitMode, WormholeConfig};
 use crate::worker::core::WorkerConfig;
 use crate::worker::{Executor, Worker, WorkerOptions, fresh_secret};
 
@@ -167,8 +167,14 @@ impl LocalHub {
         Ok((board, Worker::start(lines, executor, options)))
     }
 
-    /// Wormhole settings for this hub's mailbox and relay.
+    /// Wormhole settings for this hub's mailbox and relay. Transfers go through the relay
+    /// only: every peer is on this machine anyway, and magic-wormhole 0.8.1 sometimes
+    /// panics when a peer drops one of several direct candidate connections (the transfer
+    /// then fails and is retried; here it would only make runs uneven).
     pub fn wormhole(&self) -> WormholeConfig {
-        self.hub.wormhole()
+        WormholeConfig {
+            transit: TransitMode::RelayOnly,
+            ..self.hub.wormhole()
+        }
     }
 }
