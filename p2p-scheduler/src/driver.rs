@@ -14,12 +14,13 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use p2p_proto::frame::{Cancel, Frame, Hello, Outcome, RemoteError, Task, TaskResult};
 use p2p_proto::id::{FutureId, PeerId};
 use p2p_proto::line;
+use p2p_transport::clock::{sleep_until, unix_ms};
 use p2p_transport::lines::{LineChannel, post_line};
 use p2p_transport::wormhole::{
     Session, SessionConfig, SessionError, SessionRole, SessionSender, TransferOptions,
@@ -136,13 +137,6 @@ pub struct Scheduler {
     stopped: watch::Receiver<Option<String>>,
 }
 
-fn now_ms() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as Millis)
-        .unwrap_or_default()
-}
-
 impl Scheduler {
     /// Starts the driver on the current tokio runtime.
     pub fn start(board: LineChannel, options: SchedulerOptions) -> Scheduler {
@@ -154,7 +148,11 @@ impl Scheduler {
         let mut seed = [0u8; 32];
         OsRng.fill_bytes(&mut seed);
         let driver = Driver {
-            core: SchedulerCore::new(options.core.clone(), ChaCha20Rng::from_seed(seed), now_ms()),
+            core: SchedulerCore::new(
+                options.core.clone(),
+                ChaCha20Rng::from_seed(seed),
+                unix_ms(),
+            ),
             options,
             board_out: board.outgoing,
             payloads: HashMap::new(),
@@ -255,17 +253,16 @@ impl Driver {
         mut reports: mpsc::UnboundedReceiver<Report>,
         stopped: watch::Sender<Option<String>>,
     ) {
-        self.core.handle_timeout(now_ms());
+        self.core.handle_timeout(unix_ms());
         let reason = loop {
             if let Err(reason) = self.apply().await {
                 break reason;
             }
-            let deadline = self.core.poll_timeout().unwrap_or(now_ms() + 60_000);
-            let sleep = Duration::from_millis(deadline.saturating_sub(now_ms()));
+            let sleep = sleep_until(self.core.poll_timeout());
             tokio::select! {
                 line = board_in.recv() => match line {
                     Some(text) => match line::decode(&text) {
-                        Ok(line) => self.core.handle_line(now_ms(), &line),
+                        Ok(line) => self.core.handle_line(unix_ms(), &line),
                         Err(err) => tracing::trace!(%err, "skipping board line"),
                     },
                     None => break "the board connection closed".to_owned(),
@@ -275,7 +272,7 @@ impl Driver {
                     None => break "the scheduler was dropped".to_owned(),
                 },
                 Some(report) = reports.recv() => self.report(report),
-                () = tokio::time::sleep(sleep) => self.core.handle_timeout(now_ms()),
+                () = tokio::time::sleep(sleep) => self.core.handle_timeout(unix_ms()),
             }
         };
         tracing::info!(%reason, "scheduler stopped");
@@ -301,7 +298,7 @@ impl Driver {
                 let (tx, rx) = oneshot::channel();
                 let task = self
                     .core
-                    .submit(now_ms(), future.clone(), payload.len() as u64);
+                    .submit(unix_ms(), future.clone(), payload.len() as u64);
                 self.payloads.insert(task, payload);
                 self.waiters.insert(task, tx);
                 self.tasks_by_future.insert(future.clone(), task);
@@ -312,12 +309,12 @@ impl Driver {
                     result: rx,
                 });
             }
-            Command::Cancel(task) => self.core.cancel(now_ms(), task),
+            Command::Cancel(task) => self.core.cancel(unix_ms(), task),
         }
     }
 
     fn report(&mut self, report: Report) {
-        let now = now_ms();
+        let now = unix_ms();
         match report {
             Report::Started(task, worker) => self.core.task_started(task, &worker),
             Report::Done(task, worker, Ok(result)) => {
@@ -412,7 +409,7 @@ impl Driver {
             }
         }
         self.send_session_batches();
-        let now = now_ms();
+        let now = unix_ms();
         let workers: Vec<PeerId> = self.core.workers(now).map(|(id, _)| id.clone()).collect();
         self.workers.send_if_modified(|seen| {
             let changed = *seen != workers;

@@ -8,6 +8,7 @@
 //!         wormhole   magic-wormhole transfers and sessions, mailbox server, transit relay
 //!         lines      LineChannel: a topic as lines in / lines out, for the drivers
 //!         hub        Hub: pipe server + mailbox server + transit relay in one process
+//!         clock      the wall clock in Unix ms, as the drivers feed it to the cores
 //!          |
 //!       p2p-proto                       (sans-IO: messages, codecs, framer)
 //! ```
@@ -16,6 +17,7 @@
 //! moves bytes, owns timers and turns I/O failures into typed errors.
 
 pub mod board;
+pub mod clock;
 pub mod hub;
 pub mod lines;
 pub mod wormhole;

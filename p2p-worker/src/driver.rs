@@ -12,13 +12,14 @@
 //! all the time (a stalled reader would stall the whole topic for everyone).
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use p2p_proto::frame::{Frame, Hello, Outcome, Progress, RemoteError, RemoteErrorKind, TaskResult};
 use p2p_proto::id::{FutureId, PeerId};
 use p2p_proto::line;
 use p2p_proto::message::DeclineReason;
+use p2p_transport::clock::{sleep_until, unix_ms};
 use p2p_transport::lines::{LineChannel, post_line};
 use p2p_transport::wormhole::{
     Session, SessionConfig, SessionRole, TransferError, TransferOptions,
@@ -27,7 +28,7 @@ use p2p_transport::wormhole::{
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::core::{Assignment, Millis, TransferMode, WorkerAction, WorkerConfig, WorkerCore};
+use crate::core::{Assignment, TransferMode, WorkerAction, WorkerConfig, WorkerCore};
 use crate::executor::{Executor, Job};
 
 /// Everything the worker needs besides the board and the executor.
@@ -74,13 +75,6 @@ pub struct Worker {
     shutdown: CancellationToken,
 }
 
-fn now_ms() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as Millis)
-        .unwrap_or_default()
-}
-
 impl Worker {
     /// Starts the worker on the current tokio runtime.
     pub fn start<E: Executor>(board: LineChannel, executor: E, options: WorkerOptions) -> Worker {
@@ -88,7 +82,7 @@ impl Worker {
         let shutdown = CancellationToken::new();
         let (reports_tx, reports) = mpsc::unbounded_channel();
         let driver = Driver {
-            core: WorkerCore::new(options.core.clone(), now_ms()),
+            core: WorkerCore::new(options.core.clone(), unix_ms()),
             options,
             executor: std::sync::Arc::new(executor),
             board_out: board.outgoing,
@@ -135,19 +129,18 @@ impl<E: Executor> Driver<E> {
         shutdown: CancellationToken,
         stopped: watch::Sender<Option<String>>,
     ) {
-        self.core.handle_timeout(now_ms());
+        self.core.handle_timeout(unix_ms());
         let reason = loop {
             match self.apply().await {
                 Ok(true) => break "the worker's duration is over".to_owned(),
                 Ok(false) => {}
                 Err(reason) => break reason,
             }
-            let deadline = self.core.poll_timeout().unwrap_or(now_ms() + 60_000);
-            let sleep = Duration::from_millis(deadline.saturating_sub(now_ms()));
+            let sleep = sleep_until(self.core.poll_timeout());
             tokio::select! {
                 line = board_in.recv() => match line {
                     Some(text) => match line::decode(&text) {
-                        Ok(line) => self.core.handle_line(now_ms(), &line),
+                        Ok(line) => self.core.handle_line(unix_ms(), &line),
                         Err(err) => tracing::trace!(%err, "skipping board line"),
                     },
                     None => break "the board connection closed".to_owned(),
@@ -156,14 +149,14 @@ impl<E: Executor> Driver<E> {
                     Report::SessionTask(client, future) => self.core.session_task_started(&client, &future),
                     Report::TaskEnded(future, Ok(())) => {
                         self.jobs.remove(&future);
-                        self.core.task_finished(now_ms(), &future);
+                        self.core.task_finished(unix_ms(), &future);
                     }
                     Report::TaskEnded(future, Err(reason)) => {
                         self.jobs.remove(&future);
-                        self.core.task_failed(now_ms(), &future, reason);
+                        self.core.task_failed(unix_ms(), &future, reason);
                     }
                 },
-                () = tokio::time::sleep(sleep) => self.core.handle_timeout(now_ms()),
+                () = tokio::time::sleep(sleep) => self.core.handle_timeout(unix_ms()),
                 () = shutdown.cancelled() => break "shut down".to_owned(),
             }
         };

@@ -147,23 +147,14 @@ pub async fn send_bytes(
     options: &TransferOptions,
 ) -> Result<(), TransferError> {
     let size = data.len() as u64;
-    bounded(options, async {
-        let wormhole = rendezvous(config, code).await?;
-        let mut reader = futures::io::Cursor::new(data);
-        transfer::send_file(
-            wormhole,
-            config.relay_hints()?,
-            &mut reader,
-            name,
-            size,
-            config.transit.abilities(),
-            |info| super::nodelay::on_transit_connected(&info),
-            progress_handler(options),
-            options.cancel.clone().cancelled_owned(),
-        )
-        .await?;
-        Ok(())
-    })
+    send_reader(
+        config,
+        code,
+        name,
+        futures::io::Cursor::new(data),
+        size,
+        options,
+    )
     .await
 }
 
@@ -180,9 +171,21 @@ pub async fn send_file(
         .unwrap_or_else(|| "payload".to_owned());
     let file = tokio::fs::File::open(path).await?;
     let size = file.metadata().await?.len();
+    send_reader(config, code, &name, file.compat(), size, options).await?;
+    Ok(size)
+}
+
+/// The sending side of both: rendezvous, then the crate's file-transfer protocol.
+async fn send_reader(
+    config: &WormholeConfig,
+    code: &WormholeCode,
+    name: &str,
+    mut reader: impl futures::AsyncRead + Unpin + Send,
+    size: u64,
+    options: &TransferOptions,
+) -> Result<(), TransferError> {
     bounded(options, async {
         let wormhole = rendezvous(config, code).await?;
-        let mut reader = file.compat();
         transfer::send_file(
             wormhole,
             config.relay_hints()?,
@@ -195,7 +198,7 @@ pub async fn send_file(
             options.cancel.clone().cancelled_owned(),
         )
         .await?;
-        Ok(size)
+        Ok(())
     })
     .await
 }
