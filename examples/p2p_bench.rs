@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
-use future_p2p::local::LocalHub;
 use future_p2p::proto::frame::RemoteError;
 use future_p2p::proto::id::ClusterName;
 use future_p2p::scheduler::{Scheduler, SchedulerOptions};
 use future_p2p::worker::executor::ProgressSink;
 use future_p2p::worker::{Executor, Job};
 use futures::future::BoxFuture;
+use p2p_testkit::local::LocalHub;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Parser)]

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
-use future_p2p::local::LocalHub;
 use future_p2p::proto::id::ClusterName;
 use future_p2p::scheduler::{Scheduler, SchedulerOptions};
 use future_p2p::worker::{FnExecutor, Job};
+use p2p_testkit::local::LocalHub;
 
 #[derive(Parser)]
 #[command(about = "Run a whole future-p2p cluster on this machine and time 1,000 tasks")]

@@ -8,17 +8,17 @@
 //!
 //! ```text
 //!   proto       sans-IO: ids, board messages, line codec and framer, data-plane frames
-//!   transport   I/O: SSH board client and pipe server, wormhole transfers, mailbox, relay
+//!   transport   a peer's I/O: SSH board client, wormhole transfers and warm sessions
+//!   hub         the self-hosted servers: SSH pipe server, wormhole mailbox, transit relay
 //!   scheduler   client side: dispatch state machine and its tokio driver
 //!   worker      worker side: worker state machine, Executor trait, tokio driver
-//!   r           R evaluator, bridge, `future-p2p` command line, R package
+//!   r           R evaluator, the bridge protocol of R sessions, the R package
 //! ```
 //!
-//! and adds [`local`]: a whole cluster on one machine (embedded hub, users with fresh keys)
-//! for the quickstart, the benchmarks and the end-to-end tests.
+//! The `future-p2p` program is the `p2p-cli` crate. `examples/` and the end-to-end `tests/`
+//! run whole clusters on one machine with the `p2p-testkit` harness (a dev-dependency).
 
-pub mod local;
-
+pub use p2p_hub as hub;
 pub use p2p_proto as proto;
 pub use p2p_r as r;
 pub use p2p_scheduler as scheduler;

@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{alice, client, hub, member, within, worker};
-use future_p2p::local::LocalHub;
 use future_p2p::proto::id::{FutureId, PeerId};
 use future_p2p::proto::line;
-use future_p2p::proto::message::{Message, TransferUri};
-use future_p2p::scheduler::core::{TaskError, TaskEvent};
-use future_p2p::scheduler::{Scheduler, SchedulerOptions, SubmitError, TaskUpdate};
-use future_p2p::transport::wormhole::{TransferOptions, WormholeCode, send_bytes};
+use future_p2p::proto::message::{DeclineReason, Message, TransferUri};
+use future_p2p::scheduler::core::TaskEvent;
+use future_p2p::scheduler::{
+    AttemptError, Scheduler, SchedulerOptions, SubmitError, TaskError, TaskUpdate,
+};
+use future_p2p::transport::wormhole::{TransferOptions, send_bytes};
 use future_p2p::worker::{CommandExecutor, Worker};
+use p2p_testkit::local::LocalHub;
 
 fn fid(text: &str) -> FutureId {
     text.parse().unwrap()
@@ -201,14 +203,13 @@ async fn mallory_watches(scheduler: &Scheduler, hub: &LocalHub) -> (usize, usize
             accepts += 1;
             if let TransferUri::Wormhole(code) | TransferUri::BareWormhole(code) = accept.via {
                 readable += 1;
-                let code = WormholeCode::from_peer(code.as_str()).unwrap();
                 let options = TransferOptions {
                     timeout: Duration::from_secs(5),
                     ..TransferOptions::default()
                 };
                 let _ = send_bytes(
                     &wormhole,
-                    &code.result(),
+                    &code.result_code(),
                     "forged",
                     Bytes::from_static(b"forged"),
                     &options,
@@ -262,9 +263,12 @@ async fn a_worker_refusal_reaches_the_client_with_its_reason() {
         .await
         .unwrap();
     match within("the refusal", 60, handle).await {
-        Err(SubmitError::Task(TaskError::Exhausted { tried, last_error })) => {
+        Err(SubmitError::Task(TaskError::Exhausted { tried, last })) => {
             assert_eq!(tried.len(), 1);
-            assert!(last_error.contains("time-limit"), "{last_error}");
+            assert!(
+                matches!(last, AttemptError::Declined(DeclineReason::TimeLimit)),
+                "{last}"
+            );
         }
         other => panic!("expected the worker's time limit, got {other:?}"),
     }

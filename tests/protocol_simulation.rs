@@ -13,9 +13,9 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use future_p2p::proto::id::{FutureId, PeerId, WormholeCode};
 use future_p2p::proto::message::BoardLine;
 use future_p2p::proto::seal::WorkerSecret;
-use future_p2p::scheduler::core::{
-    Millis, Route, SchedulerAction, SchedulerConfig, SchedulerCore, TaskError, TaskId,
-};
+use future_p2p::proto::time::Millis;
+use future_p2p::scheduler::core::{Route, SchedulerAction, SchedulerConfig, SchedulerCore, TaskId};
+use future_p2p::scheduler::{AttemptError, TaskError};
 use future_p2p::worker::core::{WorkerAction, WorkerConfig, WorkerCore};
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
@@ -268,9 +268,10 @@ impl Sim {
                 }
                 Event::Lost(task, w) => {
                     let worker = self.ids[w].clone();
-                    self.client.session_closed(self.now, &worker);
                     self.client
-                        .task_failed(self.now, task, &worker, "worker lost");
+                        .session_closed(self.now, &worker, AttemptError::Vanished);
+                    self.client
+                        .task_failed(self.now, task, &worker, AttemptError::Vanished);
                 }
                 Event::Cancel(task) => self.client.cancel(self.now, task),
             }

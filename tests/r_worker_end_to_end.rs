@@ -35,17 +35,10 @@ fn run_client(library: &Path, args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_r_future_is_evaluated_by_an_r_worker_over_the_hub() {
-    let library = tempfile::tempdir().expect("an R library");
-    within(
-        "installing the R package",
-        300,
-        future_p2p::r::rpkg::install(Path::new("R"), library.path()),
-    )
-    .await
-    .expect("the bundled future.p2p R package installs");
+    let library = p2p_testkit::r::r_library();
     let case = tempfile::tempdir().expect("a case directory");
     let dir = case.path().to_str().expect("a UTF-8 path");
-    run_client(library.path(), &["make", dir, "value"]);
+    run_client(library, &["make", dir, "value"]);
     let payload = std::fs::read(case.path().join("payload.bin")).expect("the payload R made");
 
     let hub = hub().await;
@@ -54,7 +47,7 @@ async fn an_r_future_is_evaluated_by_an_r_worker_over_the_hub() {
         "R to start",
         120,
         REvaluator::start(REvaluatorConfig {
-            library_paths: vec![library.path().to_owned()],
+            library_paths: vec![library.to_owned()],
             ..REvaluatorConfig::default()
         }),
     )
@@ -69,6 +62,6 @@ async fn an_r_future_is_evaluated_by_an_r_worker_over_the_hub() {
         .unwrap();
     let result = within("the R result", 120, handle).await.expect("a result");
     std::fs::write(case.path().join("result.bin"), &result).expect("writing the result");
-    let value = run_client(library.path(), &["value", dir]);
+    let value = run_client(library, &["value", dir]);
     assert!(value.contains("value=42"), "{value}");
 }

@@ -190,6 +190,18 @@ pub struct Progress {
 }
 
 impl Frame {
+    /// The frame's kind in words, for error messages and logs.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Frame::Hello(_) => "hello",
+            Frame::Task(_) => "task",
+            Frame::Result(_) => "result",
+            Frame::Heartbeat(_) => "heartbeat",
+            Frame::Cancel(_) => "cancel",
+            Frame::Progress(_) => "progress",
+        }
+    }
+
     /// Encodes the frame, header included, into a new buffer.
     pub fn encode(&self) -> Result<Bytes, FrameError> {
         let mut buf = BytesMut::new();

@@ -303,8 +303,9 @@ impl fmt::Display for FutureId {
 /// sees) and a password of letters, digits and `-` (the whole code is the PAKE password).
 ///
 /// Entropy is not judged here: future.p2p's codes (`1234-0a3f9c1b2e4d`) must be usable as
-/// they are, and the wormhole crate applies its own policy to codes this project generates.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// they are; codes this project makes come from [`WormholeCode::from_random`]. `Debug`
+/// shows only the nameplate: the code is a secret until its transfer is done.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct WormholeCode {
     text: String,
     dash: usize,
@@ -317,6 +318,16 @@ impl WormholeCode {
     /// Builds a code from a nameplate number and a password.
     pub fn new(nameplate: u32, password: &str) -> Result<Self, IdError> {
         format!("{nameplate}-{password}").parse()
+    }
+
+    /// A fresh code from random numbers (the caller draws them from a CSPRNG): a nameplate
+    /// of 4 or 5 digits and 64 random bits of password as 16 hex digits, a shape every
+    /// wormhole client accepts.
+    pub fn from_random(nameplate: u32, password: u64) -> Self {
+        let nameplate = 1000 + nameplate % 99_000;
+        let text = format!("{nameplate}-{password:016x}");
+        let dash = text.find('-').unwrap_or(text.len());
+        WormholeCode { text, dash }
     }
 
     /// The nameplate, the digits before the first `-`.
@@ -393,6 +404,12 @@ impl FromStr for WormholeCode {
 impl fmt::Display for WormholeCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for WormholeCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WormholeCode({}-…)", self.nameplate())
     }
 }
 
@@ -481,6 +498,13 @@ mod tests {
             WormholeCode::new(4, "purple-sausages").unwrap().as_str(),
             "4-purple-sausages"
         );
+        assert_eq!(format!("{code:?}"), "WormholeCode(1234-…)");
+        let fresh = WormholeCode::from_random(u32::MAX, 0xabc);
+        assert_eq!(
+            fresh.as_str(),
+            format!("{}-0000000000000abc", 1000 + u32::MAX % 99_000)
+        );
+        assert_eq!(fresh.as_str().parse::<WormholeCode>().unwrap(), fresh);
         for bad in [
             "",
             "1234",

@@ -12,6 +12,10 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+/// Unix time in milliseconds: how the sans-IO cores take the time. A wall clock, because
+/// board expiries are Unix seconds shared with peers on other machines.
+pub type Millis = u64;
+
 /// A timestamp could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("invalid timestamp {value:?}: expected {expected}")]

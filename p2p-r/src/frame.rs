@@ -1,4 +1,5 @@
-//! The frame layout shared by the evaluator and bridge protocols (sans-IO).
+//! The frame layout, reader and errors shared by the evaluator and bridge protocols
+//! (sans-IO).
 //!
 //! ```text
 //!   kind: u8 | id: u32 (big endian) | body length: u32 (big endian, at most i32::MAX) | body
@@ -57,30 +58,92 @@ pub fn put_frame(dst: &mut BytesMut, kind: u8, id: u32, body: &[u8]) -> Result<(
     Ok(())
 }
 
-/// Splits a byte stream into frames; bodies longer than its limit are an error, so a
-/// corrupted length cannot make the reader buffer gigabytes.
-#[derive(Debug, Clone)]
-pub struct FrameDecoder {
-    max_body: usize,
+/// A frame of either protocol that cannot be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RFrameError {
+    #[error(transparent)]
+    BodyTooLarge(#[from] BodyTooLarge),
+    #[error("unknown frame kind {0}")]
+    UnknownKind(u8),
+    #[error("frame kind {kind} must not be sent in this direction")]
+    WrongDirection { kind: u8 },
+    #[error("frame kind {kind} must have an empty body, got {len} bytes")]
+    UnexpectedBody { kind: u8, len: usize },
+    #[error("frame kind {kind} has a malformed body: {reason}")]
+    MalformedBody { kind: u8, reason: String },
+    #[error("the text in frame kind {kind} is not UTF-8")]
+    NotUtf8 { kind: u8 },
+    #[error("malformed hello: {0}")]
+    MalformedHello(String),
+    #[error("message text of {0} bytes does not fit a frame")]
+    TextTooLong(usize),
 }
 
-impl Default for FrameDecoder {
-    fn default() -> Self {
-        FrameDecoder::new(MAX_BODY_LEN)
+impl RawFrame {
+    /// Checks that the frame has no body (a bare signal).
+    pub fn empty(&self) -> Result<(), RFrameError> {
+        if self.body.is_empty() {
+            Ok(())
+        } else {
+            Err(RFrameError::UnexpectedBody {
+                kind: self.kind,
+                len: self.body.len(),
+            })
+        }
+    }
+
+    /// The whole body as text.
+    pub fn text(&self) -> Result<String, RFrameError> {
+        utf8(self.kind, &self.body)
+    }
+
+    /// A body that does not have the layout its kind requires.
+    pub fn malformed(&self, reason: impl Into<String>) -> RFrameError {
+        RFrameError::MalformedBody {
+            kind: self.kind,
+            reason: reason.into(),
+        }
     }
 }
 
-impl FrameDecoder {
-    /// A decoder accepting bodies up to `max_body` bytes (capped at [`MAX_BODY_LEN`]).
+/// `bytes` (part of a body of frame `kind`) as text.
+pub fn utf8(kind: u8, bytes: &[u8]) -> Result<String, RFrameError> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| RFrameError::NotUtf8 { kind })
+}
+
+/// Splits a byte stream into frames of one protocol's direction (`T`: the evaluator's
+/// `FromR`/`ToR`, the bridge's `Request`/`Reply`); bodies longer than its limit are an
+/// error, so a corrupted length cannot make the reader buffer gigabytes.
+#[derive(Debug, Clone)]
+pub struct RFrameReader {
+    max_body: usize,
+}
+
+impl Default for RFrameReader {
+    fn default() -> Self {
+        RFrameReader::new(MAX_BODY_LEN)
+    }
+}
+
+impl RFrameReader {
+    /// A reader accepting bodies up to `max_body` bytes (capped at [`MAX_BODY_LEN`]).
     pub fn new(max_body: usize) -> Self {
-        FrameDecoder {
+        RFrameReader {
             max_body: max_body.min(MAX_BODY_LEN),
         }
     }
 
-    /// The next frame in `src`, or `None` if `src` does not hold a whole frame yet.
-    /// Consumed bytes are removed from `src`.
-    pub fn decode(&self, src: &mut BytesMut) -> Result<Option<RawFrame>, BodyTooLarge> {
+    /// The next frame in `src` as a `T`, or `None` if `src` does not hold a whole frame
+    /// yet. Consumed bytes are removed from `src`.
+    pub fn decode<T>(&self, src: &mut BytesMut) -> Result<Option<T>, RFrameError>
+    where
+        T: TryFrom<RawFrame, Error = RFrameError>,
+    {
+        self.decode_raw(src)?.map(T::try_from).transpose()
+    }
+
+    /// The next frame in `src` before its kind is interpreted.
+    pub fn decode_raw(&self, src: &mut BytesMut) -> Result<Option<RawFrame>, BodyTooLarge> {
         if src.len() < HEADER_LEN {
             return Ok(None);
         }
@@ -105,10 +168,13 @@ impl FrameDecoder {
 }
 
 /// Parses `key=value` lines (the hellos of both protocols); empty lines are skipped.
-pub fn parse_lines(text: &str) -> Result<Vec<(&str, &str)>, String> {
+pub fn parse_lines(text: &str) -> Result<Vec<(&str, &str)>, RFrameError> {
     text.lines()
         .filter(|line| !line.is_empty())
-        .map(|line| line.split_once('=').ok_or_else(|| format!("line {line:?}")))
+        .map(|line| {
+            line.split_once('=')
+                .ok_or_else(|| RFrameError::MalformedHello(format!("line {line:?}")))
+        })
         .collect()
 }
 
@@ -129,14 +195,14 @@ mod tests {
                 put_frame(&mut whole, *kind, *id, body).unwrap();
             }
             let cut = cut % whole.len();
-            let decoder = FrameDecoder::default();
+            let decoder = RFrameReader::default();
             let mut stream = BytesMut::from(&whole[..cut]);
             let mut decoded = Vec::new();
-            while let Some(frame) = decoder.decode(&mut stream).unwrap() {
+            while let Some(frame) = decoder.decode_raw(&mut stream).unwrap() {
                 decoded.push(frame);
             }
             stream.extend_from_slice(&whole[cut..]);
-            while let Some(frame) = decoder.decode(&mut stream).unwrap() {
+            while let Some(frame) = decoder.decode_raw(&mut stream).unwrap() {
                 decoded.push(frame);
             }
             let expected: Vec<RawFrame> = frames
@@ -159,7 +225,7 @@ mod tests {
     fn oversized_bodies_are_refused_before_they_are_buffered() {
         let mut stream = BytesMut::from(&header(1, 1, 33).unwrap()[..]);
         assert_eq!(
-            FrameDecoder::new(32).decode(&mut stream),
+            RFrameReader::new(32).decode_raw(&mut stream),
             Err(BodyTooLarge { len: 33, max: 32 })
         );
         assert!(header(1, 1, MAX_BODY_LEN + 1).is_err());

@@ -1,42 +1,33 @@
-//! R bindings of future-p2p: the R evaluator, the bridge an R session talks to, the
-//! `future-p2p` command line, and the R package `future.p2p` (sources in `rpkg/`).
+//! R bindings of future-p2p: the R evaluator a worker runs futures in, the bridge
+//! protocol an R session speaks with its `future-p2p bridge` child, and the R package
+//! `future.p2p` (sources in `rpkg/`).
 //!
 //! ```text
-//!   R session (future.p2p package)  --bridge-->  future-p2p binary
+//!   R session (future.p2p package)  --bridge frames-->  future-p2p bridge (p2p-cli)
+//!   future-p2p worker (p2p-cli)     --evaluator frames-->  R processes
 //!          |
 //!       p2p-r                           <- this crate
 //!          |
-//!       p2p-scheduler, p2p-worker
-//!          |
-//!       p2p-transport, p2p-proto
+//!       p2p-worker (Executor), p2p-scheduler (task outcomes), p2p-proto
 //! ```
 //!
 //! Layout of this crate:
 //!
 //! ```text
+//!   frame.rs              the frame layout, reader (RFrameReader) and errors both protocols
+//!                         share (sans-IO)
 //!   evaluator/            REvaluator: p2p_worker::Executor over persistent R processes
 //!     mod.rs              the pool, its config, execute()
 //!     slot.rs             one slot: one R process, one job at a time, cancel, crash, restart
 //!     process.rs          spawning R, frames in and out, SIGINT, post-mortems (tokio)
-//!     protocol.rs         the Rust <-> R frame codec (sans-IO)
-//!   bridge/protocol.rs    R session <-> future-p2p child frames (sans-IO)
-//!   bridge/session.rs     the child's bookkeeping: R future ids <-> scheduler tasks (sans-IO)
-//!   cli/                  the `future-p2p` command line (clap; tokio drivers)
-//!     mod.rs              subcommands, errors
-//!     connect.rs          board and wormhole options shared by the subcommands
-//!     units.rs            sizes and durations as typed (sans-IO)
-//!     hub.rs host.rs      the self-hosted hub; hosting a cluster (type=cluster hellos)
-//!     worker.rs           a worker evaluating R futures with REvaluator
-//!     status.rs           user, ls, status
-//!     bridge.rs           the child of an R session: stdin/stdout <-> Scheduler
-//!   main.rs               the `future-p2p` binary
-//!   frame.rs              the frame layout both protocols share (sans-IO)
+//!     protocol.rs         the Rust <-> R evaluator frames (sans-IO)
+//!   bridge/protocol.rs    R session <-> bridge frames (sans-IO)
+//!   bridge/session.rs     the bridge's bookkeeping: R future ids <-> scheduler tasks (sans-IO)
 //!   rpkg.rs               the bundled future.p2p R package and its installation
 //!   rpkg/                 the R package sources (payload builder, evaluator loop, bridge codec)
 //! ```
 
 pub mod bridge;
-pub mod cli;
 pub mod evaluator;
 pub mod frame;
 pub mod rpkg;

@@ -1,14 +1,12 @@
 //! The bridge codec against its R implementation (rpkg/R/bridge.R): frames R encodes
 //! decode in Rust, and frames Rust encodes decode in R.
 
-mod common;
-
 use std::process::Command;
 
 use bytes::{Bytes, BytesMut};
 use p2p_proto::frame::RemoteErrorKind;
 use p2p_r::bridge::protocol::{
-    BRIDGE_PROTOCOL_VERSION, BridgeDecoder, ErrorKind, FutureState, Reply, Request, ServerHello,
+    BRIDGE_PROTOCOL_VERSION, ErrorKind, FutureState, Reply, Request, ServerHello,
 };
 
 fn run_r(args: &[&str]) -> String {
@@ -16,7 +14,7 @@ fn run_r(args: &[&str]) -> String {
     let output = Command::new("Rscript")
         .arg(script)
         .args(args)
-        .env("R_LIBS", common::r_library())
+        .env("R_LIBS", p2p_testkit::r::r_library())
         .output()
         .expect("Rscript runs (installed by .ci/setup/40-r.sh)");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -35,9 +33,9 @@ fn requests_encoded_by_r_decode_in_rust() {
     run_r(&["requests", dir.path().to_str().unwrap()]);
     let payload = Bytes::from(std::fs::read(dir.path().join("payload.bin")).unwrap());
     let mut stream = BytesMut::from(&std::fs::read(dir.path().join("requests.bin")).unwrap()[..]);
-    let decoder = BridgeDecoder::default();
+    let decoder = p2p_r::frame::RFrameReader::default();
     let mut requests = Vec::new();
-    while let Some(request) = decoder.decode_request(&mut stream).expect("well-formed") {
+    while let Some(request) = decoder.decode::<Request>(&mut stream).expect("well-formed") {
         requests.push(request);
     }
     assert!(stream.is_empty());

@@ -2,7 +2,6 @@
 //! REvaluator and come back as what value() needs.
 
 mod client;
-mod common;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -1,8 +1,6 @@
 //! The payload builder of the future.p2p R package, checked in real R
 //! (tests/r/payload.R): small payloads, untouched RNG, emptied `where` environments.
 
-mod common;
-
 use std::process::Command;
 
 #[test]
@@ -10,9 +8,9 @@ fn payloads_are_small_and_leave_the_session_alone() {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/r/payload.R");
     let output = Command::new("Rscript")
         .arg(script)
-        .env("R_LIBS", common::r_library())
+        .env("R_LIBS", p2p_testkit::r::r_library())
         .output()
-        .unwrap_or_else(|err| panic!("{} ({err})", common::NO_R));
+        .unwrap_or_else(|err| panic!("{} ({err})", p2p_testkit::r::NO_R));
     assert!(
         output.status.success() && output.stdout.ends_with(b"ok\n"),
         "payload.R failed ({}):\n{}{}",

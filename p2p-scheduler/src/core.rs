@@ -28,13 +28,12 @@ use p2p_proto::message::{
 };
 use p2p_proto::protocols::{self, Protocols};
 use p2p_proto::seal;
-use p2p_proto::time::{BoardTime, Expiry};
+use p2p_proto::time::{BoardTime, Expiry, Millis};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::RngCore;
-use thiserror::Error;
 
-/// Unix time in milliseconds.
-pub type Millis = u64;
+use crate::error::{AttemptError, TaskError};
+
 /// A task's handle, unique within one scheduler.
 pub type TaskId = u64;
 
@@ -91,20 +90,6 @@ impl SchedulerConfig {
     }
 }
 
-/// Why a task has no result.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum TaskError {
-    /// The task was cancelled by its owner.
-    #[error("cancelled")]
-    Cancelled,
-    /// Every worker the task was given to failed it.
-    #[error("failed on {} worker(s) ({}); last error: {last_error}", tried.len(), tried.iter().map(PeerId::as_str).collect::<Vec<_>>().join(", "))]
-    Exhausted {
-        tried: Vec<PeerId>,
-        last_error: String,
-    },
-}
-
 /// How the payload of a dispatched task travels.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -146,7 +131,7 @@ pub enum TaskEvent {
     },
     Retried {
         worker: PeerId,
-        error: String,
+        error: AttemptError,
     },
 }
 
@@ -429,8 +414,8 @@ impl SchedulerCore {
                 if self.is_assigned_to(task, &decline.from) {
                     // The worker gave up on a task it had taken (its executor failed, or
                     // it refused the payload after all): try elsewhere.
-                    let error = format!("worker declined the task: {}", decline.reason);
-                    self.task_failed(now, task, &decline.from, &error);
+                    let error = AttemptError::Declined(decline.reason.clone());
+                    self.task_failed(now, task, &decline.from, error);
                 } else {
                     self.event(
                         task,
@@ -540,20 +525,12 @@ impl SchedulerCore {
                 Some(Phase::Assigned {
                     worker,
                     start_by: Some(_),
-                }) => self.task_failed(
-                    now,
-                    task,
-                    &worker,
-                    "worker did not start the transfer in time",
-                ),
+                }) => self.task_failed(now, task, &worker, AttemptError::NotStarted),
                 // A worker says nothing on the board while it runs a file-route task; its
                 // hellos, repeated well within their expiry, are its heartbeat.
-                Some(Phase::Assigned { worker, .. }) => self.task_failed(
-                    now,
-                    task,
-                    &worker,
-                    "worker vanished from the board (its hello expired)",
-                ),
+                Some(Phase::Assigned { worker, .. }) => {
+                    self.task_failed(now, task, &worker, AttemptError::Vanished)
+                }
                 None => {
                     self.watched.remove(&task);
                 }
@@ -589,10 +566,10 @@ impl SchedulerCore {
         self.pump(now);
     }
 
-    /// The session with `worker` ended; the tasks on it go back to the queue.
-    pub fn session_closed(&mut self, now: Millis, worker: &PeerId) {
+    /// The session with `worker` ended (`why`); the tasks on it go back to the queue.
+    pub fn session_closed(&mut self, now: Millis, worker: &PeerId, why: AttemptError) {
         for task in self.sessions.remove(worker).unwrap_or_default() {
-            self.task_failed(now, task, worker, "session closed");
+            self.task_failed(now, task, worker, why.clone());
         }
         self.pump(now);
     }
@@ -610,7 +587,7 @@ impl SchedulerCore {
     }
 
     /// `worker` failed the task (transfer error, lost worker, worker-side error).
-    pub fn task_failed(&mut self, now: Millis, task: TaskId, worker: &PeerId, error: &str) {
+    pub fn task_failed(&mut self, now: Millis, task: TaskId, worker: &PeerId, error: AttemptError) {
         if !self.is_assigned_to(task, worker) {
             return;
         }
@@ -621,13 +598,7 @@ impl SchedulerCore {
         state.tried.push(worker.clone());
         if state.tried.len() > self.config.max_retries as usize {
             let tried = state.tried.clone();
-            self.finish(
-                task,
-                Err(TaskError::Exhausted {
-                    tried,
-                    last_error: error.to_owned(),
-                }),
-            );
+            self.finish(task, Err(TaskError::Exhausted { tried, last: error }));
         } else {
             self.set_phase(task, Phase::Queued { request: None });
             self.queue.push_front(task);
@@ -635,7 +606,7 @@ impl SchedulerCore {
                 task,
                 TaskEvent::Retried {
                     worker: worker.clone(),
-                    error: error.to_owned(),
+                    error,
                 },
             );
         }

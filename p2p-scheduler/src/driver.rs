@@ -17,25 +17,28 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use p2p_proto::frame::{Cancel, Frame, Hello, Outcome, RemoteError, Task, TaskResult};
+use p2p_proto::frame::{Cancel, Frame, Hello, Outcome, Task, TaskResult};
+use p2p_proto::id::WormholeCode;
 use p2p_proto::id::{FutureId, PeerId};
 use p2p_proto::line;
+use p2p_proto::time::Millis;
 use p2p_transport::clock::{sleep_until, unix_ms};
 use p2p_transport::lines::{LineChannel, post_line};
 use p2p_transport::wormhole::{
     Session, SessionConfig, SessionError, SessionRole, SessionSender, TransferOptions,
-    WormholeCode as TransferCode, WormholeConfig, receive_bytes, send_bytes,
+    WormholeConfig, receive_bytes, send_bytes,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rand_core::{OsRng, RngCore};
-use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::core::{
-    Dispatch, Millis, Route, SchedulerAction, SchedulerConfig, SchedulerCore, TaskError, TaskEvent,
-    TaskId,
+    Dispatch, Route, SchedulerAction, SchedulerConfig, SchedulerCore, TaskEvent, TaskId,
+};
+use crate::error::{
+    AttemptError, HandshakeError, StopReason, SubmitError, TaskError, TransferStage,
 };
 
 /// Everything the scheduler needs besides the board.
@@ -61,17 +64,6 @@ impl SchedulerOptions {
             session: SessionConfig::default(),
         }
     }
-}
-
-/// Why a submitted task has no result.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum SubmitError {
-    /// The task failed or was cancelled.
-    #[error(transparent)]
-    Task(#[from] TaskError),
-    /// The scheduler stopped (board closed or shut down) before the task finished.
-    #[error("scheduler stopped before the task finished: {0}")]
-    Stopped(String),
 }
 
 /// A change in a task's life, for progress displays.
@@ -101,9 +93,9 @@ impl Future for TaskHandle {
     type Output = Result<Bytes, SubmitError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.result).poll(cx).map(|result| {
-            result.unwrap_or_else(|_| Err(SubmitError::Stopped("scheduler dropped".into())))
-        })
+        Pin::new(&mut self.result)
+            .poll(cx)
+            .map(|result| result.unwrap_or(Err(SubmitError::Stopped(StopReason::Aborted))))
     }
 }
 
@@ -119,13 +111,14 @@ enum Command {
 /// Reports from transfer and session tasks back to the driver.
 enum Report {
     Started(TaskId, PeerId),
-    /// A file-route task ended: the result bytes, or why not.
-    Done(TaskId, PeerId, Result<Bytes, String>),
+    /// A file-route task ended, or a session could not be opened for it: the result
+    /// bytes, or why not.
+    Done(TaskId, PeerId, Result<Bytes, AttemptError>),
     SessionUp(PeerId, TaskId, SessionSender, CancellationToken),
     SessionFrame(PeerId, Frame),
-    SessionEnded(PeerId, String),
+    SessionEnded(PeerId, SessionError),
     /// Sending a task on an open session failed.
-    SendFailed(TaskId, PeerId, String),
+    SendFailed(TaskId, PeerId, SessionError),
 }
 
 /// A running scheduler: submit payloads, get results.
@@ -134,7 +127,7 @@ pub struct Scheduler {
     commands: mpsc::UnboundedSender<Command>,
     updates: broadcast::Sender<(TaskId, TaskUpdate)>,
     workers: watch::Receiver<Vec<PeerId>>,
-    stopped: watch::Receiver<Option<String>>,
+    stopped: watch::Receiver<Option<StopReason>>,
 }
 
 impl Scheduler {
@@ -156,7 +149,6 @@ impl Scheduler {
             options,
             board_out: board.outgoing,
             payloads: HashMap::new(),
-            results: HashMap::new(),
             waiters: HashMap::new(),
             tasks_by_future: HashMap::new(),
             futures: HashMap::new(),
@@ -210,17 +202,12 @@ impl Scheduler {
     }
 
     /// Why the scheduler stopped, once it has.
-    pub fn stopped(&self) -> watch::Receiver<Option<String>> {
+    pub fn stopped(&self) -> watch::Receiver<Option<StopReason>> {
         self.stopped.clone()
     }
 
     fn stopped_error(&self) -> SubmitError {
-        SubmitError::Stopped(
-            self.stopped
-                .borrow()
-                .clone()
-                .unwrap_or_else(|| "scheduler stopped".into()),
-        )
+        SubmitError::Stopped(self.stopped.borrow().unwrap_or(StopReason::Aborted))
     }
 }
 
@@ -229,8 +216,6 @@ struct Driver {
     options: SchedulerOptions,
     board_out: mpsc::Sender<String>,
     payloads: HashMap<TaskId, Bytes>,
-    /// Results received and not yet confirmed by the core.
-    results: HashMap<TaskId, Bytes>,
     waiters: HashMap<TaskId, oneshot::Sender<Result<Bytes, SubmitError>>>,
     tasks_by_future: HashMap<FutureId, TaskId>,
     futures: HashMap<TaskId, FutureId>,
@@ -251,7 +236,7 @@ impl Driver {
         mut board_in: mpsc::Receiver<String>,
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut reports: mpsc::UnboundedReceiver<Report>,
-        stopped: watch::Sender<Option<String>>,
+        stopped: watch::Sender<Option<StopReason>>,
     ) {
         self.core.handle_timeout(unix_ms());
         let reason = loop {
@@ -265,11 +250,11 @@ impl Driver {
                         Ok(line) => self.core.handle_line(unix_ms(), &line),
                         Err(err) => tracing::trace!(%err, "skipping board line"),
                     },
-                    None => break "the board connection closed".to_owned(),
+                    None => break StopReason::BoardClosed,
                 },
                 command = commands.recv() => match command {
                     Some(command) => self.command(command),
-                    None => break "the scheduler was dropped".to_owned(),
+                    None => break StopReason::Dropped,
                 },
                 Some(report) = reports.recv() => self.report(report),
                 () = tokio::time::sleep(sleep) => self.core.handle_timeout(unix_ms()),
@@ -277,7 +262,7 @@ impl Driver {
         };
         tracing::info!(%reason, "scheduler stopped");
         for (_, waiter) in self.waiters.drain() {
-            let _ = waiter.send(Err(SubmitError::Stopped(reason.clone())));
+            let _ = waiter.send(Err(SubmitError::Stopped(reason)));
         }
         for (_, (_, close)) in self.sessions.drain() {
             close.cancel();
@@ -319,14 +304,15 @@ impl Driver {
             Report::Started(task, worker) => self.core.task_started(task, &worker),
             Report::Done(task, worker, Ok(result)) => {
                 self.transfers.remove(&task);
-                self.results.insert(task, result);
-                if !self.core.task_succeeded(now, task, &worker) {
-                    self.results.remove(&task);
-                }
+                self.succeeded(now, task, &worker, result);
             }
-            Report::Done(task, worker, Err(error)) | Report::SendFailed(task, worker, error) => {
+            Report::Done(task, worker, Err(error)) => {
                 self.transfers.remove(&task);
-                self.core.task_failed(now, task, &worker, &error);
+                self.core.task_failed(now, task, &worker, error);
+            }
+            Report::SendFailed(task, worker, error) => {
+                self.core
+                    .task_failed(now, task, &worker, AttemptError::Session(error));
             }
             Report::SessionUp(worker, task, sender, close) => {
                 self.sessions.insert(worker.clone(), (sender, close));
@@ -339,8 +325,20 @@ impl Driver {
                 if let Some((_, close)) = self.sessions.remove(&worker) {
                     close.cancel();
                 }
-                self.core.session_closed(now, &worker);
+                self.core
+                    .session_closed(now, &worker, AttemptError::Session(reason));
             }
+        }
+    }
+
+    /// `worker` returned `result`: it goes to the task's owner if the core says the task
+    /// is still this worker's (a late or duplicate result is dropped).
+    fn succeeded(&mut self, now: Millis, task: TaskId, worker: &PeerId, result: Bytes) {
+        if self.core.task_succeeded(now, task, worker)
+            && let Some(waiter) = self.waiters.remove(&task)
+        {
+            // The caller may have dropped its handle.
+            let _ = waiter.send(Ok(result));
         }
     }
 
@@ -351,15 +349,10 @@ impl Driver {
                     return;
                 };
                 match outcome {
-                    Outcome::Value(value) => {
-                        self.results.insert(task, value);
-                        if !self.core.task_succeeded(now, task, &worker) {
-                            self.results.remove(&task);
-                        }
-                    }
-                    Outcome::Error(RemoteError { kind, message }) => {
-                        let error = format!("{kind:?} on the worker: {message}");
-                        self.core.task_failed(now, task, &worker, &error);
+                    Outcome::Value(value) => self.succeeded(now, task, &worker, value),
+                    Outcome::Error(error) => {
+                        self.core
+                            .task_failed(now, task, &worker, AttemptError::Remote(error));
                     }
                 }
             }
@@ -377,12 +370,12 @@ impl Driver {
     }
 
     /// Carries out what the core asked for.
-    async fn apply(&mut self) -> Result<(), String> {
+    async fn apply(&mut self) -> Result<(), StopReason> {
         while let Some(action) = self.core.poll_action() {
             match action {
                 SchedulerAction::Post(line) => post_line(&self.board_out, &line)
                     .await
-                    .map_err(|closed| closed.to_string())?,
+                    .map_err(|_| StopReason::BoardClosed)?,
                 SchedulerAction::Dispatch(dispatch) => self.dispatch(dispatch),
                 SchedulerAction::Interrupt { task, worker } => {
                     if let Some(cancel) = self.transfers.remove(&task) {
@@ -426,7 +419,7 @@ impl Driver {
                     let _ = self.reports.send(Report::SendFailed(
                         task,
                         worker.clone(),
-                        "no open session".into(),
+                        SessionError::Closed,
                     ));
                 }
                 continue;
@@ -437,30 +430,24 @@ impl Driver {
                 let (tasks, frames): (Vec<TaskId>, Vec<Frame>) = batch.into_iter().unzip();
                 if let Err(err) = sender.send_all(&frames).await {
                     for task in tasks {
-                        let _ =
-                            reports.send(Report::SendFailed(task, worker.clone(), err.to_string()));
+                        let _ = reports.send(Report::SendFailed(task, worker.clone(), err.clone()));
                     }
                 }
             });
         }
     }
 
+    /// The task left the core: a success was delivered by [`Driver::succeeded`] already,
+    /// a failure goes to the task's owner now.
     fn finished(&mut self, task: TaskId, outcome: Result<PeerId, TaskError>) {
         self.payloads.remove(&task);
         self.transfers.remove(&task);
         if let Some(future) = self.futures.remove(&task) {
             self.tasks_by_future.remove(&future);
         }
-        let result = match outcome {
-            Ok(_) => self
-                .results
-                .remove(&task)
-                .ok_or_else(|| SubmitError::Stopped("result went missing".into())),
-            Err(err) => Err(SubmitError::Task(err)),
-        };
-        if let Some(waiter) = self.waiters.remove(&task) {
+        if let (Err(err), Some(waiter)) = (outcome, self.waiters.remove(&task)) {
             // The caller may have dropped its handle.
-            let _ = waiter.send(result);
+            let _ = waiter.send(Err(SubmitError::Task(err)));
         }
     }
 
@@ -487,17 +474,11 @@ impl Driver {
                     progress: None,
                 };
                 tokio::spawn(async move {
-                    let outcome = files_round_trip(
-                        &wormhole,
-                        code.as_str(),
-                        &future,
-                        payload,
-                        &options,
-                        || {
+                    let outcome =
+                        files_round_trip(&wormhole, &code, &future, payload, &options, || {
                             let _ = reports.send(Report::Started(task, worker.clone()));
-                        },
-                    )
-                    .await;
+                        })
+                        .await;
                     let _ = reports.send(Report::Done(task, worker, outcome));
                 });
             }
@@ -508,7 +489,7 @@ impl Driver {
                 tokio::spawn(async move {
                     let opened = open_session(
                         &wormhole,
-                        code.as_str(),
+                        &code,
                         &session_config,
                         close.clone(),
                         me,
@@ -535,8 +516,7 @@ impl Driver {
             }
             Route::Session => {
                 if !self.sessions.contains_key(&worker) {
-                    let _ =
-                        reports.send(Report::SendFailed(task, worker, "no open session".into()));
+                    let _ = reports.send(Report::SendFailed(task, worker, SessionError::Closed));
                     return;
                 }
                 self.session_batches
@@ -548,58 +528,61 @@ impl Driver {
     }
 }
 
-fn transfer_code(code: &str) -> Result<TransferCode, String> {
-    TransferCode::from_peer(code).map_err(|err| err.to_string())
-}
-
 /// future.p2p's transfers: the payload under `CODE-f`, then the result under `CODE-r`.
 async fn files_round_trip(
     wormhole: &WormholeConfig,
-    code: &str,
+    code: &WormholeCode,
     future: &FutureId,
     payload: Bytes,
     options: &TransferOptions,
     on_sent: impl FnOnce(),
-) -> Result<Bytes, String> {
-    let code = transfer_code(code)?;
+) -> Result<Bytes, AttemptError> {
+    let failed = |stage| {
+        move |err: p2p_transport::wormhole::TransferError| AttemptError::Transfer {
+            stage,
+            source: err.into(),
+        }
+    };
     let name = format!("{future}-Future.rds");
-    send_bytes(wormhole, &code.future(), &name, payload, options)
+    send_bytes(wormhole, &code.future_code(), &name, payload, options)
         .await
-        .map_err(|err| format!("sending the task: {err}"))?;
+        .map_err(failed(TransferStage::SendingTask))?;
     on_sent();
-    let received = receive_bytes(wormhole, &code.result(), options)
+    let received = receive_bytes(wormhole, &code.result_code(), options)
         .await
-        .map_err(|err| format!("receiving the result: {err}"))?;
+        .map_err(failed(TransferStage::ReceivingResult))?;
     Ok(received.data)
 }
 
 /// Opens a session as its leader, says hello, and sends the first task.
 async fn open_session(
     wormhole: &WormholeConfig,
-    code: &str,
+    code: &WormholeCode,
     config: &SessionConfig,
     cancel: CancellationToken,
     me: PeerId,
     future: &FutureId,
     payload: Bytes,
-) -> Result<Session, String> {
-    let code = transfer_code(code)?;
-    let mut session = Session::connect(wormhole, &code, SessionRole::Leader, config, cancel)
+) -> Result<Session, AttemptError> {
+    let mut session = Session::connect(wormhole, code, SessionRole::Leader, config, cancel)
         .await
-        .map_err(|err| format!("opening the session: {err}"))?;
+        .map_err(AttemptError::Session)?;
     let hello = Hello::new(me, p2p_proto::protocols::Protocols::ours());
     session
         .send(&Frame::Hello(hello.clone()))
         .await
-        .map_err(|err| format!("session hello: {err}"))?;
-    match session.recv().await {
-        Ok(Frame::Hello(theirs)) => {
+        .map_err(AttemptError::Session)?;
+    match session.recv().await.map_err(AttemptError::Session)? {
+        Frame::Hello(theirs) => {
             hello
                 .negotiate(&theirs)
-                .map_err(|err| format!("session hello: {err}"))?;
+                .map_err(|err| AttemptError::Handshake(HandshakeError::Incompatible(err)))?;
         }
-        Ok(other) => return Err(format!("session hello: expected hello, got {other:?}")),
-        Err(err) => return Err(format!("session hello: {err}")),
+        other => {
+            return Err(AttemptError::Handshake(HandshakeError::NotHello(
+                other.kind_name(),
+            )));
+        }
     }
     session
         .send(&Frame::Task(Task {
@@ -607,7 +590,7 @@ async fn open_session(
             payload,
         }))
         .await
-        .map_err(|err| format!("sending the task: {err}"))?;
+        .map_err(AttemptError::Session)?;
     Ok(session)
 }
 
@@ -627,11 +610,7 @@ async fn read_session(
                     }
                 }
                 Err(err) => {
-                    let reason = match err {
-                        SessionError::Closed => "closed by the worker".to_owned(),
-                        other => other.to_string(),
-                    };
-                    let _ = reports.send(Report::SessionEnded(worker, reason));
+                    let _ = reports.send(Report::SessionEnded(worker, err));
                     return;
                 }
             },

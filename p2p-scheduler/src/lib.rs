@@ -8,11 +8,17 @@
 //!                   time in; board posts, dispatches and task outcomes out
 //!         driver    Scheduler: the tokio task around the core; submit() -> TaskHandle,
 //!                   cancel(), workers(), updates(); moves payloads by wormhole
+//!         error     AttemptError, TaskError, StopReason, SubmitError: typed to the caller
 //!          |
 //!       p2p-transport, p2p-proto
 //! ```
 
 pub mod core;
 pub mod driver;
+pub mod error;
 
-pub use driver::{Scheduler, SchedulerOptions, SubmitError, TaskHandle, TaskUpdate};
+pub use driver::{Scheduler, SchedulerOptions, TaskHandle, TaskUpdate};
+pub use error::{
+    AttemptError, HandshakeError, StopReason, SubmitError, TaskError, TransferFailure,
+    TransferStage,
+};

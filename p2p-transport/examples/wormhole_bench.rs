@@ -13,11 +13,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use p2p_hub::mailbox::{MailboxConfig, MailboxServer};
+use p2p_hub::relay::{RelayConfig, TransitRelay};
 use p2p_proto::frame::{Frame, Outcome, Task, TaskResult};
+use p2p_testkit::peers;
 use p2p_transport::wormhole::{
-    MailboxConfig, MailboxServer, RelayConfig, Session, SessionConfig, SessionRole,
-    TransferOptions, TransitMode, TransitRelay, WormholeCode, WormholeConfig, receive_bytes,
-    send_bytes,
+    Session, SessionConfig, SessionRole, TransferOptions, TransitMode, WormholeConfig,
+    receive_bytes, send_bytes,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -153,7 +155,7 @@ async fn raw_tcp_copy(len: usize) -> Result<Duration, BoxError> {
 }
 
 async fn relayed_transfer(config: &WormholeConfig, len: usize) -> Result<Duration, BoxError> {
-    let code = WormholeCode::generate().future();
+    let code = peers::fresh_code().future_code();
     let data = Bytes::from(vec![0xa5u8; len]);
     let options = TransferOptions {
         max_size: len as u64,
@@ -177,7 +179,7 @@ async fn cold_transfers(config: &WormholeConfig) -> Result<(Duration, Duration),
     let options = TransferOptions::default();
     let mut samples = Vec::with_capacity(COLD_RUNS);
     for _ in 0..COLD_RUNS {
-        let code = WormholeCode::generate().future();
+        let code = peers::fresh_code().future_code();
         let start = Instant::now();
         let receiver = {
             let (config, code, options) = (config.clone(), code.clone(), options.clone());
@@ -220,7 +222,7 @@ async fn raw_tcp_rtt() -> Result<Duration, BoxError> {
 /// p50 round trip of a 64-byte task echoed as a result on a warm session; `direct` lets
 /// the follower listen on loopback, otherwise the frames go through the relay.
 async fn warm_session_rtt(config: &WormholeConfig, direct: bool) -> Result<Duration, BoxError> {
-    let code = WormholeCode::generate();
+    let code = peers::fresh_code();
     let session_config = SessionConfig {
         listen: direct.then_some(SocketAddr::from(([127, 0, 0, 1], 0))),
         ..SessionConfig::default()

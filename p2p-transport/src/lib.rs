@@ -1,13 +1,14 @@
-//! I/O layer of future-p2p: everything that touches a socket.
+//! I/O layer of future-p2p's peers (clients, workers, hosts): everything that touches a
+//! socket on their side. The servers they talk to (pipe server, mailbox, relay) are the
+//! `p2p-hub` crate; nothing here depends on it.
 //!
 //! ```text
 //!   p2p-scheduler   p2p-worker          (drivers: tokio tasks around sans-IO cores)
 //!          \          /
 //!       p2p-transport                   <- this crate
-//!         board      SSH pipe client (Board) and pico-compatible pipe server (russh), see board/
-//!         wormhole   magic-wormhole transfers and sessions, mailbox server, transit relay
+//!         board      the SSH pipe client: Board, Topic, join_cluster (see board/)
+//!         wormhole   magic-wormhole transfers and warm sessions (see wormhole/)
 //!         lines      LineChannel: a topic as lines in / lines out, for the drivers
-//!         hub        Hub: pipe server + mailbox server + transit relay in one process
 //!         clock      the wall clock in Unix ms, as the drivers feed it to the cores
 //!          |
 //!       p2p-proto                       (sans-IO: messages, codecs, framer)
@@ -18,6 +19,5 @@
 
 pub mod board;
 pub mod clock;
-pub mod hub;
 pub mod lines;
 pub mod wormhole;

@@ -1,20 +1,18 @@
 //! The Board client against the board server: API, authentication, host keys, ordering,
 //! slow and vanishing readers, garbage, reconnects.
 
-mod board_common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use board_common::*;
-use p2p_transport::board::client::auth::AuthError;
-use p2p_transport::board::client::known_hosts::HostKeyError;
-use p2p_transport::board::client::{
+use p2p_testkit::openssh::*;
+use p2p_transport::board::auth::AuthError;
+use p2p_transport::board::known_hosts::HostKeyError;
+use p2p_transport::board::{
     Backoff, Board, BoardConfig, BoardError, PipeOptions, Topic, TopicEvent,
 };
 use tokio::io::AsyncReadExt;
 
-fn config(hub: &Hub, key: &Path, user: &str, known_hosts: &Path) -> BoardConfig {
+fn config(hub: &TestBoard, key: &Path, user: &str, known_hosts: &Path) -> BoardConfig {
     let args = [
         "-p".to_owned(),
         hub.port().to_string(),
@@ -30,7 +28,7 @@ fn config(hub: &Hub, key: &Path, user: &str, known_hosts: &Path) -> BoardConfig 
     c
 }
 
-async fn board(hub: &Hub, key: &Path, user: &str) -> Board {
+async fn board(hub: &TestBoard, key: &Path, user: &str) -> Board {
     let kh = hub.known_hosts();
     tokio::time::timeout(STEP, Board::connect(config(hub, key, user, &kh)))
         .await
@@ -69,8 +67,8 @@ fn people() -> People {
     }
 }
 
-async fn hub_for(p: &People) -> Hub {
-    Hub::start(&[("alice", &p.alice), ("bob", &p.bob), ("carol", &p.carol)]).await
+async fn hub_for(p: &People) -> TestBoard {
+    TestBoard::start(&[("alice", &p.alice), ("bob", &p.bob), ("carol", &p.carol)]).await
 }
 
 /// Waits until alice's `ls` mentions `needle`.
@@ -174,7 +172,7 @@ async fn board_api_open_send_receive_ls_user() {
 #[tokio::test]
 async fn anonymous_ls_is_a_typed_command_error() {
     let p = people();
-    let hub = Hub::start(&[("alice", &p.alice)]).await;
+    let hub = TestBoard::start(&[("alice", &p.alice)]).await;
     let anon = board(&hub, &p.bob, "bob").await;
     match anon.ls().await {
         Err(BoardError::Command { status, stderr, .. }) => {
@@ -197,7 +195,7 @@ async fn host_keys_unknown_learned_changed() {
         other => panic!("unknown host accepted: {other:?}"),
     }
     let mut tofu = strict.clone();
-    tofu.ssh.strict = Some(p2p_transport::board::client::ssh_args::Strictness::AcceptNew);
+    tofu.ssh.strict = Some(p2p_transport::board::ssh_args::Strictness::AcceptNew);
     Board::connect(tofu.clone())
         .await
         .expect("trust on first use");
@@ -246,7 +244,7 @@ async fn rsa_and_ecdsa_keys_work() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rsa = keygen_with(dir.path(), "rsa", "rsa", "");
     let ecdsa = keygen_with(dir.path(), "ecdsa", "ecdsa", "");
-    let hub = Hub::start(&[("rsa", &rsa), ("ecdsa", &ecdsa)]).await;
+    let hub = TestBoard::start(&[("rsa", &rsa), ("ecdsa", &ecdsa)]).await;
     assert_eq!(
         board(&hub, &rsa, "x")
             .await
@@ -450,7 +448,7 @@ async fn binary_garbage_is_relayed_and_rejected_line_by_line() {
 #[tokio::test]
 async fn slow_reader_is_cut_off_and_the_others_keep_up() {
     let p = people();
-    let hub = Hub::start_with(&[("alice", &p.alice)], |c| c.backlog_limit = 256 * 1024).await;
+    let hub = TestBoard::start_with(&[("alice", &p.alice)], |c| c.backlog_limit = 256 * 1024).await;
     let alice = board(&hub, &p.alice, "alice").await;
     let mut fast = alice
         .open("flood", &PipeOptions::default())
@@ -766,7 +764,7 @@ async fn ssh_agent_keys_come_first() {
 #[tokio::test]
 async fn silent_client_is_dropped_by_server_keepalives() {
     let p = people();
-    let hub = Hub::start_with(&[("alice", &p.alice), ("bob", &p.bob)], |c| {
+    let hub = TestBoard::start_with(&[("alice", &p.alice), ("bob", &p.bob)], |c| {
         c.keepalive_interval = Duration::from_millis(200);
     })
     .await;

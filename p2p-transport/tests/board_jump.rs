@@ -3,15 +3,13 @@
 //! The test starts Debian's sshd as root on 127.0.0.1 with its own config, host key and
 //! authorized_keys in a tempdir, and kills it when done.
 
-mod board_common;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use board_common::*;
-use p2p_transport::board::client::known_hosts::HostKeyError;
-use p2p_transport::board::client::{Board, BoardConfig, BoardError, PipeOptions, TopicEvent};
+use p2p_testkit::openssh::*;
+use p2p_transport::board::known_hosts::HostKeyError;
+use p2p_transport::board::{Board, BoardConfig, BoardError, PipeOptions, TopicEvent};
 use tokio::process::{Child, Command};
 
 struct Sshd {
@@ -85,7 +83,7 @@ async fn start_sshd(dir: &Path, authorized: &Path) -> Sshd {
     }
 }
 
-fn config(jump: &str, hub: &Hub, key: &Path, known_hosts: &Path) -> BoardConfig {
+fn config(jump: &str, hub: &TestBoard, key: &Path, known_hosts: &Path) -> BoardConfig {
     let args = [
         "-J".to_owned(),
         jump.to_owned(),
@@ -101,7 +99,7 @@ fn config(jump: &str, hub: &Hub, key: &Path, known_hosts: &Path) -> BoardConfig 
     c
 }
 
-async fn line(topic: &mut p2p_transport::board::client::Topic) -> String {
+async fn line(topic: &mut p2p_transport::board::Topic) -> String {
     match tokio::time::timeout(STEP, topic.recv())
         .await
         .expect("no event")
@@ -120,7 +118,7 @@ async fn board_through_openssh_jump_hosts() {
     let sshd_dir = dir.path().join("sshd");
     std::fs::create_dir_all(&sshd_dir).expect("sshd dir");
     let sshd = start_sshd(&sshd_dir, &bob).await;
-    let hub = Hub::start(&[("alice", &alice), ("bob", &bob)]).await;
+    let hub = TestBoard::start(&[("alice", &alice), ("bob", &bob)]).await;
 
     // Without the jump host's key in known_hosts the jump is refused.
     let only_hub = hub.known_hosts();

@@ -1,15 +1,15 @@
 //! Warm sessions carrying p2p-proto frames: volume both ways, dead and killed peers, wrong
 //! codes; against our servers and against the Python reference servers.
 
-mod common;
-
+use p2p_testkit::peers;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use p2p_proto::frame::{Frame, Outcome, Task, TaskResult};
+use p2p_proto::id::WormholeCode;
 use p2p_transport::wormhole::{
-    Session, SessionConfig, SessionError, SessionPath, SessionRole, WormholeCode, WormholeConfig,
+    Session, SessionConfig, SessionError, SessionPath, SessionRole, WormholeConfig,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -35,7 +35,7 @@ async fn pair(
     leader: SessionConfig,
     follower: SessionConfig,
 ) -> (Session, Session) {
-    let code = WormholeCode::generate();
+    let code = peers::fresh_code();
     let worker = {
         let (config, code) = (config.clone(), code.clone());
         tokio::spawn(async move {
@@ -116,15 +116,15 @@ async fn exchange(config: &WormholeConfig, frames: u64, follower: SessionConfig,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_frames_both_ways_through_our_servers() {
-    common::init_tracing();
-    let (_mailbox, _relay, config) = common::our_servers().await;
+    p2p_testkit::init_tracing();
+    let (_mailbox, _relay, config) = peers::our_servers().await;
     exchange(&config, 10_000, SessionConfig::default(), false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_frames_both_ways_direct() {
-    common::init_tracing();
-    let (_mailbox, _relay, config) = common::our_servers().await;
+    p2p_testkit::init_tracing();
+    let (_mailbox, _relay, config) = peers::our_servers().await;
     let listening = SessionConfig {
         listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         ..SessionConfig::default()
@@ -134,18 +134,18 @@ async fn ten_thousand_frames_both_ways_direct() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_through_the_reference_servers() {
-    common::init_tracing();
+    p2p_testkit::init_tracing();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_mailbox, mailbox_url) = common::python_mailbox(dir.path());
-    let (_relay, relay_url) = common::python_relay();
+    let (_mailbox, mailbox_url) = peers::python_mailbox(dir.path());
+    let (_relay, relay_url) = peers::python_relay();
     let config = WormholeConfig::new(mailbox_url, relay_url);
     exchange(&config, 500, SessionConfig::default(), false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_peer_is_declared_dead() {
-    common::init_tracing();
-    let (_mailbox, _relay, config) = common::our_servers().await;
+    p2p_testkit::init_tracing();
+    let (_mailbox, _relay, config) = peers::our_servers().await;
     let watchful = SessionConfig {
         heartbeat_interval: Duration::from_millis(100),
         dead_after: Duration::from_millis(600),
@@ -170,8 +170,8 @@ async fn silent_peer_is_declared_dead() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_killed_mid_transfer_ends_recv_with_an_error() {
-    common::init_tracing();
-    let (_mailbox, _relay, config) = common::our_servers().await;
+    p2p_testkit::init_tracing();
+    let (_mailbox, _relay, config) = peers::our_servers().await;
     let (mut client, mut worker) =
         pair(&config, SessionConfig::default(), SessionConfig::default()).await;
     let big = Frame::Task(Task {
@@ -204,10 +204,12 @@ async fn peer_killed_mid_transfer_ends_recv_with_an_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_code_fails_both_sides() {
-    common::init_tracing();
-    let (_mailbox, _relay, config) = common::our_servers().await;
-    let code = WormholeCode::generate();
-    let wrong = WormholeCode::parse(&format!("{}-7d1e0b9c4a2f", code.nameplate())).expect("code");
+    p2p_testkit::init_tracing();
+    let (_mailbox, _relay, config) = peers::our_servers().await;
+    let code = peers::fresh_code();
+    let wrong = format!("{}-7d1e0b9c4a2f", code.nameplate())
+        .parse::<WormholeCode>()
+        .expect("code");
     let worker = {
         let config = config.clone();
         tokio::spawn(async move {
@@ -236,15 +238,15 @@ async fn wrong_code_fails_both_sides() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_without_peer_times_out_or_cancels() {
-    common::init_tracing();
-    let (_mailbox, _relay, config) = common::our_servers().await;
+    p2p_testkit::init_tracing();
+    let (_mailbox, _relay, config) = peers::our_servers().await;
     let short = SessionConfig {
         connect_timeout: Duration::from_millis(500),
         ..SessionConfig::default()
     };
     let got = Session::connect(
         &config,
-        &WormholeCode::generate(),
+        &peers::fresh_code(),
         SessionRole::Leader,
         &short,
         CancellationToken::new(),
@@ -255,7 +257,7 @@ async fn connect_without_peer_times_out_or_cancels() {
     cancel.cancel();
     let got = Session::connect(
         &config,
-        &WormholeCode::generate(),
+        &peers::fresh_code(),
         SessionRole::Leader,
         &SessionConfig::default(),
         cancel,
@@ -266,8 +268,8 @@ async fn connect_without_peer_times_out_or_cancels() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_sent_together_arrive_in_order() {
-    common::init_tracing();
-    let (_mailbox, _relay, config) = common::our_servers().await;
+    p2p_testkit::init_tracing();
+    let (_mailbox, _relay, config) = peers::our_servers().await;
     let (client, mut worker) =
         pair(&config, SessionConfig::default(), SessionConfig::default()).await;
     let batch: Vec<Frame> = (0..100).map(task).collect();

@@ -1,17 +1,19 @@
 //! Our transfer client against the Python reference mailbox server and transit relay, and
 //! against the Python client: every client-side behaviour proven against the reference.
 
-mod common;
-
+use p2p_testkit::peers;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Proc, payload, python_mailbox, python_receive, python_relay, python_send};
+use p2p_proto::id::WormholeCode;
+use p2p_testkit::peers::{
+    Proc, payload, python_mailbox, python_receive, python_relay, python_send,
+};
 use p2p_transport::wormhole::{
-    TransferError, TransferOptions, TransitMode, WormholeCode, WormholeConfig, receive_bytes,
-    receive_file, send_bytes, send_file,
+    TransferError, TransferOptions, TransitMode, WormholeConfig, receive_bytes, receive_file,
+    send_bytes, send_file,
 };
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -24,7 +26,7 @@ struct Reference {
 }
 
 fn reference() -> Reference {
-    common::init_tracing();
+    p2p_testkit::init_tracing();
     let dir = tempfile::tempdir().expect("tempdir");
     let (mailbox, mailbox_url) = python_mailbox(dir.path());
     let (relay, relay_url) = python_relay();
@@ -50,7 +52,7 @@ async fn rust_to_rust_receiver_first_with_progress() {
     // both try direct candidates and one closes the loser ("socket must be IP"), and
     // Rust-to-Rust direct attempts only add that race here (loopback is never offered).
     env.config.transit = TransitMode::RelayOnly;
-    let code = WormholeCode::generate().future();
+    let code = peers::fresh_code().future_code();
     let data = Bytes::from(payload(300_000, 1));
 
     let seen = Arc::new(AtomicU64::new(0));
@@ -77,7 +79,7 @@ async fn rust_to_rust_receiver_first_with_progress() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_sends_python_receives() {
     let env = reference();
-    let code = WormholeCode::generate().result();
+    let code = peers::fresh_code().result_code();
     let src = env.dir.path().join("result.rds");
     let data = payload(100_000, 2);
     std::fs::write(&src, &data).expect("write");
@@ -91,7 +93,7 @@ async fn rust_sends_python_receives() {
         .await
         .expect("send");
     assert_eq!(sent, data.len() as u64);
-    common::wait_success(python, LIMIT).await;
+    peers::wait_success(python, LIMIT).await;
     assert_eq!(std::fs::read(&out).expect("output"), data);
 }
 
@@ -99,7 +101,7 @@ async fn rust_sends_python_receives() {
 async fn python_sends_rust_receives_future_p2p_code() {
     let env = reference();
     // A low-entropy code as a future.p2p peer might choose: accepted through from_peer.
-    let code = WormholeCode::from_peer("7351-abcdef-f").expect("peer code");
+    let code = "7351-abcdef-f".parse::<WormholeCode>().expect("peer code");
     let src = env.dir.path().join("future.rds");
     let data = payload(150_000, 3);
     std::fs::write(&src, &data).expect("write");
@@ -115,15 +117,17 @@ async fn python_sends_rust_receives_future_p2p_code() {
     assert_eq!(got.name, "future.rds");
     assert_eq!(got.size, data.len() as u64);
     assert_eq!(std::fs::read(&dest).expect("dest"), data);
-    common::wait_success(python, LIMIT).await;
+    peers::wait_success(python, LIMIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_code_is_a_typed_error_on_both_sides() {
     let env = reference();
-    let code = WormholeCode::generate();
+    let code = peers::fresh_code();
     // Same nameplate, different password.
-    let wrong = WormholeCode::parse(&format!("{}-9f3ac41b77e2", code.nameplate())).expect("code");
+    let wrong = format!("{}-9f3ac41b77e2", code.nameplate())
+        .parse::<WormholeCode>()
+        .expect("code");
     let sender = {
         let (config, code) = (env.config.clone(), code.clone());
         tokio::spawn(async move {
@@ -142,7 +146,7 @@ async fn wrong_code_is_a_typed_error_on_both_sides() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_offer_is_rejected_before_any_byte() {
     let env = reference();
-    let code = WormholeCode::generate().future();
+    let code = peers::fresh_code().future_code();
     let sender = {
         let (config, code) = (env.config.clone(), code.clone());
         tokio::spawn(async move {
@@ -186,13 +190,13 @@ async fn missing_peer_times_out_and_cancel_is_prompt() {
     let env = reference();
     let mut opts = options();
     opts.timeout = Duration::from_millis(800);
-    let code = WormholeCode::generate();
+    let code = peers::fresh_code();
     let got = receive_bytes(&env.config, &code, &opts).await;
     assert!(matches!(got, Err(TransferError::Timeout(_))), "{got:?}");
 
     let opts = options();
     let cancel = opts.cancel.clone();
-    let code = WormholeCode::generate();
+    let code = peers::fresh_code();
     let config = env.config.clone();
     let task = tokio::spawn(async move {
         send_bytes(&config, &code, "x", Bytes::from_static(b"abc"), &opts).await
@@ -209,7 +213,7 @@ async fn missing_peer_times_out_and_cancel_is_prompt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sender_killed_mid_transfer_fails_the_receiver() {
     let env = reference();
-    let code = WormholeCode::generate().future();
+    let code = peers::fresh_code().future_code();
     let src = env.dir.path().join("huge.bin");
     // Big enough that the transfer is still running when the sender is killed.
     let file = std::fs::File::create(&src).expect("create");

@@ -20,10 +20,7 @@ use p2p_proto::message::{
 };
 use p2p_proto::protocols::{self, Protocols};
 use p2p_proto::seal::WorkerSecret;
-use p2p_proto::time::{BoardTime, Expiry};
-
-/// Unix time in milliseconds.
-pub type Millis = u64;
+use p2p_proto::time::{BoardTime, Expiry, Millis};
 
 /// How long an offer stands, as in future.p2p 0.4.0.
 pub const OFFER_TTL: Millis = 15_000;

@@ -22,8 +22,8 @@ use p2p_proto::message::DeclineReason;
 use p2p_transport::clock::{sleep_until, unix_ms};
 use p2p_transport::lines::{LineChannel, post_line};
 use p2p_transport::wormhole::{
-    Session, SessionConfig, SessionRole, TransferError, TransferOptions,
-    WormholeCode as TransferCode, WormholeConfig, receive_bytes, send_bytes,
+    Session, SessionConfig, SessionRole, TransferError, TransferOptions, WormholeConfig,
+    receive_bytes, send_bytes,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -68,10 +68,27 @@ enum Report {
     TaskEnded(FutureId, Result<(), DeclineReason>),
 }
 
+/// Why a worker stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StopReason {
+    /// The `until` time of its configuration passed.
+    #[error("the worker's duration is over")]
+    DurationOver,
+    /// The board connection ended for good.
+    #[error("the board connection closed")]
+    BoardClosed,
+    /// [`Worker::shutdown`] was called.
+    #[error("shut down")]
+    ShutDown,
+    /// The worker's task ended without saying why (its runtime shut down).
+    #[error("the worker's task ended abruptly")]
+    Aborted,
+}
+
 /// A running worker.
 #[derive(Debug)]
 pub struct Worker {
-    stopped: watch::Receiver<Option<String>>,
+    stopped: watch::Receiver<Option<StopReason>>,
     shutdown: CancellationToken,
 }
 
@@ -93,14 +110,14 @@ impl Worker {
         Worker { stopped, shutdown }
     }
 
-    /// Waits until the worker stops and says why (duration over, board closed, shut down).
-    pub async fn stopped(&mut self) -> String {
+    /// Waits until the worker stops and says why.
+    pub async fn stopped(&mut self) -> StopReason {
         loop {
-            if let Some(reason) = self.stopped.borrow().clone() {
+            if let Some(reason) = *self.stopped.borrow() {
                 return reason;
             }
             if self.stopped.changed().await.is_err() {
-                return "worker task ended".into();
+                return StopReason::Aborted;
             }
         }
     }
@@ -127,14 +144,12 @@ impl<E: Executor> Driver<E> {
         mut board_in: mpsc::Receiver<String>,
         mut reports: mpsc::UnboundedReceiver<Report>,
         shutdown: CancellationToken,
-        stopped: watch::Sender<Option<String>>,
+        stopped: watch::Sender<Option<StopReason>>,
     ) {
         self.core.handle_timeout(unix_ms());
         let reason = loop {
-            match self.apply().await {
-                Ok(true) => break "the worker's duration is over".to_owned(),
-                Ok(false) => {}
-                Err(reason) => break reason,
+            if let Some(reason) = self.apply().await {
+                break reason;
             }
             let sleep = sleep_until(self.core.poll_timeout());
             tokio::select! {
@@ -143,7 +158,7 @@ impl<E: Executor> Driver<E> {
                         Ok(line) => self.core.handle_line(unix_ms(), &line),
                         Err(err) => tracing::trace!(%err, "skipping board line"),
                     },
-                    None => break "the board connection closed".to_owned(),
+                    None => break StopReason::BoardClosed,
                 },
                 Some(report) = reports.recv() => match report {
                     Report::SessionTask(client, future) => self.core.session_task_started(&client, &future),
@@ -157,7 +172,7 @@ impl<E: Executor> Driver<E> {
                     }
                 },
                 () = tokio::time::sleep(sleep) => self.core.handle_timeout(unix_ms()),
-                () = shutdown.cancelled() => break "shut down".to_owned(),
+                () = shutdown.cancelled() => break StopReason::ShutDown,
             }
         };
         tracing::info!(%reason, "worker stopped");
@@ -167,23 +182,25 @@ impl<E: Executor> Driver<E> {
         let _ = stopped.send(Some(reason));
     }
 
-    /// Carries out the core's actions; `Ok(true)` when the worker is done.
-    async fn apply(&mut self) -> Result<bool, String> {
+    /// Carries out the core's actions; a reason when the worker must stop.
+    async fn apply(&mut self) -> Option<StopReason> {
         while let Some(action) = self.core.poll_action() {
             match action {
-                WorkerAction::Post(line) => post_line(&self.board_out, &line)
-                    .await
-                    .map_err(|closed| closed.to_string())?,
+                WorkerAction::Post(line) => {
+                    if post_line(&self.board_out, &line).await.is_err() {
+                        return Some(StopReason::BoardClosed);
+                    }
+                }
                 WorkerAction::Run(assignment) => self.run_job(assignment),
                 WorkerAction::Interrupt { future, .. } => {
                     if let Some(cancel) = self.jobs.get(&future) {
                         cancel.cancel();
                     }
                 }
-                WorkerAction::Stop => return Ok(true),
+                WorkerAction::Stop => return Some(StopReason::DurationOver),
             }
         }
-        Ok(false)
+        None
     }
 
     fn run_job(&mut self, assignment: Assignment) {
@@ -273,20 +290,19 @@ impl<E: Executor> JobContext<E> {
 
     /// future.p2p's way: payload under `CODE-f`, result under `CODE-r`.
     async fn files(&self, assignment: Assignment) -> Result<(), DeclineReason> {
-        let Ok(code) = TransferCode::from_peer(assignment.code.as_str()) else {
-            return Err(DeclineReason::Failed);
-        };
+        let code = &assignment.code;
         let options = self.transfer_options();
-        let payload = match receive_bytes(&self.options.wormhole, &code.future(), &options).await {
-            Ok(received) => received.data,
-            Err(err) => {
-                tracing::warn!(future = %assignment.future, %err, "receiving the task failed");
-                return Err(match err {
-                    TransferError::TooLarge { .. } => DeclineReason::TooLarge,
-                    _ => DeclineReason::Failed,
-                });
-            }
-        };
+        let payload =
+            match receive_bytes(&self.options.wormhole, &code.future_code(), &options).await {
+                Ok(received) => received.data,
+                Err(err) => {
+                    tracing::warn!(future = %assignment.future, %err, "receiving the task failed");
+                    return Err(match err {
+                        TransferError::TooLarge { .. } => DeclineReason::TooLarge,
+                        _ => DeclineReason::Failed,
+                    });
+                }
+            };
         // future.p2p has no channel for progress: updates are dropped.
         let (progress, _) = mpsc::unbounded_channel();
         let result = tokio::select! {
@@ -308,7 +324,7 @@ impl<E: Executor> JobContext<E> {
         let name = format!("{}-FutureResult.rds", assignment.future);
         match send_bytes(
             &self.options.wormhole,
-            &code.result(),
+            &code.result_code(),
             &name,
             result,
             &options,
@@ -325,12 +341,9 @@ impl<E: Executor> JobContext<E> {
 
     /// A warm session: tasks and results as frames until the client closes it.
     async fn session(&self, assignment: Assignment) -> bool {
-        let Ok(code) = TransferCode::from_peer(assignment.code.as_str()) else {
-            return false;
-        };
         let session = Session::connect(
             &self.options.wormhole,
-            &code,
+            &assignment.code,
             SessionRole::Follower,
             &self.options.session,
             self.cancel.clone(),

@@ -17,5 +17,5 @@ pub mod core;
 pub mod driver;
 pub mod executor;
 
-pub use driver::{Worker, WorkerOptions, fresh_secret};
+pub use driver::{StopReason, Worker, WorkerOptions, fresh_secret};
 pub use executor::{CommandExecutor, Executor, FnExecutor, Job};

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use future_p2p::local::LocalHub;
 use future_p2p::proto::id::ClusterName;
 use future_p2p::scheduler::{Scheduler, SchedulerOptions};
-use future_p2p::transport::board::client::Board;
+use future_p2p::transport::board::Board;
 use future_p2p::transport::lines::LineChannel;
 use future_p2p::worker::{Executor, Worker, WorkerOptions};
+use p2p_testkit::local::LocalHub;
 
 /// Everyone who may appear in a test; alice owns the cluster.
 pub const MEMBERS: [&str; 5] = ["bob", "carol", "dave", "erin", "mallory"];

@@ -17,9 +17,8 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use p2p_proto::frame::RemoteErrorKind;
-use thiserror::Error;
 
-use crate::frame::{self, BodyTooLarge, RawFrame, put_frame};
+use crate::frame::{self, RFrameError, RawFrame, put_frame};
 
 /// Version of the bridge frames; both hellos carry it.
 pub const BRIDGE_PROTOCOL_VERSION: u32 = 1;
@@ -129,25 +128,6 @@ pub struct ServerHello {
     pub cluster: String,
 }
 
-/// A bridge frame that cannot be encoded or decoded.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum BridgeError {
-    #[error(transparent)]
-    BodyTooLarge(#[from] BodyTooLarge),
-    #[error("unknown bridge frame kind {0}")]
-    UnknownKind(u8),
-    #[error("bridge frame kind {kind} must not be sent in this direction")]
-    WrongDirection { kind: u8 },
-    #[error("bridge frame kind {kind} has a malformed body: {reason}")]
-    MalformedBody { kind: u8, reason: String },
-    #[error("bridge frame kind {kind} must have an empty body, got {len} bytes")]
-    UnexpectedBody { kind: u8, len: usize },
-    #[error("malformed hello: {0}")]
-    MalformedHello(String),
-    #[error("message text of {0} bytes does not fit a frame")]
-    TextTooLong(usize),
-}
-
 impl FutureState {
     fn code(self) -> u8 {
         self as u8
@@ -209,62 +189,14 @@ impl From<RemoteErrorKind> for ErrorKind {
     }
 }
 
-fn malformed(kind: u8, reason: impl Into<String>) -> BridgeError {
-    BridgeError::MalformedBody {
-        kind,
-        reason: reason.into(),
-    }
-}
-
-fn utf8(kind: u8, bytes: &[u8]) -> Result<String, BridgeError> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| malformed(kind, "text is not UTF-8"))
-}
-
-fn empty(raw: &RawFrame) -> Result<(), BridgeError> {
-    if raw.body.is_empty() {
-        Ok(())
-    } else {
-        Err(BridgeError::UnexpectedBody {
-            kind: raw.kind,
-            len: raw.body.len(),
-        })
-    }
-}
-
-/// Splits the bridge byte stream into frames.
-#[derive(Debug, Clone, Default)]
-pub struct BridgeDecoder {
-    frames: frame::FrameDecoder,
-}
-
-impl BridgeDecoder {
-    /// A decoder accepting bodies up to `max_body` bytes (e.g. the largest payload the
-    /// child accepts, plus a little for the label).
-    pub fn new(max_body: usize) -> Self {
-        BridgeDecoder {
-            frames: frame::FrameDecoder::new(max_body),
-        }
-    }
-
-    /// The next request in `src`, or `None` if it does not hold a whole frame yet.
-    pub fn decode_request(&self, src: &mut BytesMut) -> Result<Option<Request>, BridgeError> {
-        self.frames.decode(src)?.map(Request::try_from).transpose()
-    }
-
-    /// The next reply in `src`, or `None` if it does not hold a whole frame yet.
-    pub fn decode_reply(&self, src: &mut BytesMut) -> Result<Option<Reply>, BridgeError> {
-        self.frames.decode(src)?.map(Reply::try_from).transpose()
-    }
-}
-
 impl Request {
     /// Appends the frame to `dst`.
-    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), BridgeError> {
+    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), RFrameError> {
         match self {
             Request::Hello(hello) => put_frame(dst, kind::HELLO, 0, hello.to_lines().as_bytes())?,
             Request::Submit { id, label, payload } => {
                 let label_len = u32::try_from(label.len())
-                    .map_err(|_| BridgeError::TextTooLong(label.len()))?;
+                    .map_err(|_| RFrameError::TextTooLong(label.len()))?;
                 let mut body = BytesMut::with_capacity(4 + label.len() + payload.len());
                 body.put_u32(label_len);
                 body.put_slice(label.as_bytes());
@@ -279,47 +211,48 @@ impl Request {
 }
 
 impl TryFrom<RawFrame> for Request {
-    type Error = BridgeError;
+    type Error = RFrameError;
 
-    fn try_from(raw: RawFrame) -> Result<Self, BridgeError> {
+    fn try_from(raw: RawFrame) -> Result<Self, RFrameError> {
         let id = raw.id;
         match raw.kind {
             kind::HELLO => {
-                let text = utf8(raw.kind, &raw.body)?;
+                let text = raw.text()?;
                 ClientHello::from_lines(&text).map(Request::Hello)
             }
             kind::SUBMIT => {
-                let mut body = raw.body;
+                // A cheap handle on the same bytes: `raw` stays whole for error messages.
+                let mut body = raw.body.clone();
                 if body.len() < 4 {
-                    return Err(malformed(raw.kind, "no label length"));
+                    return Err(raw.malformed("no label length"));
                 }
                 let label_len = body.get_u32() as usize;
                 if label_len > body.len() {
-                    return Err(malformed(
-                        raw.kind,
-                        format!("label of {label_len} bytes in a body of {}", body.len()),
-                    ));
+                    return Err(raw.malformed(format!(
+                        "label of {label_len} bytes in a body of {}",
+                        body.len()
+                    )));
                 }
-                let label = utf8(raw.kind, &body.split_to(label_len))?;
+                let label = frame::utf8(raw.kind, &body.split_to(label_len))?;
                 Ok(Request::Submit {
                     id,
                     label,
                     payload: body,
                 })
             }
-            kind::CANCEL => empty(&raw).map(|()| Request::Cancel { id }),
-            kind::POLL => empty(&raw).map(|()| Request::Poll { id }),
+            kind::CANCEL => raw.empty().map(|()| Request::Cancel { id }),
+            kind::POLL => raw.empty().map(|()| Request::Poll { id }),
             kind::SERVER_HELLO..=kind::WORKERS => {
-                Err(BridgeError::WrongDirection { kind: raw.kind })
+                Err(RFrameError::WrongDirection { kind: raw.kind })
             }
-            other => Err(BridgeError::UnknownKind(other)),
+            other => Err(RFrameError::UnknownKind(other)),
         }
     }
 }
 
 impl Reply {
     /// Appends the frame to `dst`.
-    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), BridgeError> {
+    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), RFrameError> {
         match self {
             Reply::Hello(hello) => {
                 put_frame(dst, kind::SERVER_HELLO, 0, hello.to_lines().as_bytes())?
@@ -350,26 +283,26 @@ impl Reply {
 }
 
 impl TryFrom<RawFrame> for Reply {
-    type Error = BridgeError;
+    type Error = RFrameError;
 
-    fn try_from(raw: RawFrame) -> Result<Self, BridgeError> {
+    fn try_from(raw: RawFrame) -> Result<Self, RFrameError> {
         let id = raw.id;
-        let code_and_text = |what: &str| -> Result<(u8, String), BridgeError> {
+        let code_and_text = |what: &str| -> Result<(u8, String), RFrameError> {
             let (&code, text) = raw
                 .body
                 .split_first()
-                .ok_or_else(|| malformed(raw.kind, format!("no {what}")))?;
-            Ok((code, utf8(raw.kind, text)?))
+                .ok_or_else(|| raw.malformed(format!("no {what}")))?;
+            Ok((code, frame::utf8(raw.kind, text)?))
         };
         match raw.kind {
             kind::SERVER_HELLO => {
-                let text = utf8(raw.kind, &raw.body)?;
+                let text = raw.text()?;
                 ServerHello::from_lines(&text).map(Reply::Hello)
             }
             kind::STATUS => {
                 let (code, detail) = code_and_text("state")?;
                 let state = FutureState::from_code(code)
-                    .ok_or_else(|| malformed(raw.kind, format!("unknown state {code}")))?;
+                    .ok_or_else(|| raw.malformed(format!("unknown state {code}")))?;
                 Ok(Reply::Status { id, state, detail })
             }
             kind::CONDITION => Ok(Reply::Condition {
@@ -383,46 +316,43 @@ impl TryFrom<RawFrame> for Reply {
             kind::ERROR => {
                 let (code, message) = code_and_text("error kind")?;
                 let kind = ErrorKind::from_code(code)
-                    .ok_or_else(|| malformed(raw.kind, format!("unknown error kind {code}")))?;
+                    .ok_or_else(|| raw.malformed(format!("unknown error kind {code}")))?;
                 Ok(Reply::Error { id, kind, message })
             }
             kind::WORKERS => {
                 let mut body = raw.body.clone();
                 if body.len() != 8 {
-                    return Err(malformed(
-                        raw.kind,
-                        format!("{} bytes instead of 8", body.len()),
-                    ));
+                    return Err(raw.malformed(format!("{} bytes instead of 8", body.len())));
                 }
                 Ok(Reply::Workers {
                     total: body.get_u32(),
                     free: body.get_u32(),
                 })
             }
-            kind::HELLO..=kind::POLL => Err(BridgeError::WrongDirection { kind: raw.kind }),
-            other => Err(BridgeError::UnknownKind(other)),
+            kind::HELLO..=kind::POLL => Err(RFrameError::WrongDirection { kind: raw.kind }),
+            other => Err(RFrameError::UnknownKind(other)),
         }
     }
 }
 
-fn hello_fields(text: &str) -> Result<Vec<(&str, &str)>, BridgeError> {
-    frame::parse_lines(text).map_err(BridgeError::MalformedHello)
+fn hello_fields(text: &str) -> Result<Vec<(&str, &str)>, RFrameError> {
+    frame::parse_lines(text)
 }
 
-fn required<'a>(fields: &[(&str, &'a str)], key: &str) -> Result<&'a str, BridgeError> {
+fn required<'a>(fields: &[(&str, &'a str)], key: &str) -> Result<&'a str, RFrameError> {
     fields
         .iter()
         .rev()
         .find(|(k, _)| *k == key)
         .map(|(_, value)| *value)
-        .ok_or_else(|| BridgeError::MalformedHello(format!("no {key}=")))
+        .ok_or_else(|| RFrameError::MalformedHello(format!("no {key}=")))
 }
 
-fn number(fields: &[(&str, &str)], key: &str) -> Result<u32, BridgeError> {
+fn number(fields: &[(&str, &str)], key: &str) -> Result<u32, RFrameError> {
     let value = required(fields, key)?;
     value
         .parse()
-        .map_err(|_| BridgeError::MalformedHello(format!("{key} {value:?}")))
+        .map_err(|_| RFrameError::MalformedHello(format!("{key} {value:?}")))
 }
 
 impl ClientHello {
@@ -435,7 +365,7 @@ impl ClientHello {
     }
 
     /// Parses the hello lines; unknown keys are ignored.
-    pub fn from_lines(text: &str) -> Result<ClientHello, BridgeError> {
+    pub fn from_lines(text: &str) -> Result<ClientHello, RFrameError> {
         let fields = hello_fields(text)?;
         Ok(ClientHello {
             protocol: number(&fields, "protocol")?,
@@ -456,7 +386,7 @@ impl ServerHello {
     }
 
     /// Parses the hello lines; unknown keys are ignored.
-    pub fn from_lines(text: &str) -> Result<ServerHello, BridgeError> {
+    pub fn from_lines(text: &str) -> Result<ServerHello, RFrameError> {
         let fields = hello_fields(text)?;
         Ok(ServerHello {
             protocol: number(&fields, "protocol")?,
@@ -469,6 +399,7 @@ impl ServerHello {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::RFrameReader;
     use proptest::prelude::*;
 
     fn arb_bytes() -> impl Strategy<Value = Bytes> {
@@ -545,9 +476,9 @@ mod tests {
             for request in &requests {
                 request.encode(&mut stream).unwrap();
             }
-            let decoder = BridgeDecoder::default();
+            let decoder = RFrameReader::default();
             for request in &requests {
-                prop_assert_eq!(decoder.decode_request(&mut stream).unwrap(), Some(request.clone()));
+                prop_assert_eq!(decoder.decode::<Request>(&mut stream).unwrap(), Some(request.clone()));
             }
             prop_assert!(stream.is_empty());
         }
@@ -558,20 +489,20 @@ mod tests {
             for reply in &replies {
                 reply.encode(&mut stream).unwrap();
             }
-            let decoder = BridgeDecoder::default();
+            let decoder = RFrameReader::default();
             for reply in &replies {
-                prop_assert_eq!(decoder.decode_reply(&mut stream).unwrap(), Some(reply.clone()));
+                prop_assert_eq!(decoder.decode::<Reply>(&mut stream).unwrap(), Some(reply.clone()));
             }
             prop_assert!(stream.is_empty());
         }
 
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let decoder = BridgeDecoder::new(128);
+            let decoder = RFrameReader::new(128);
             let mut stream = BytesMut::from(&bytes[..]);
-            while let Ok(Some(_)) = decoder.decode_request(&mut stream) {}
+            while let Ok(Some(_)) = decoder.decode::<Request>(&mut stream) {}
             let mut stream = BytesMut::from(&bytes[..]);
-            while let Ok(Some(_)) = decoder.decode_reply(&mut stream) {}
+            while let Ok(Some(_)) = decoder.decode::<Reply>(&mut stream) {}
         }
     }
 
@@ -583,65 +514,68 @@ mod tests {
 
     #[test]
     fn malformed_requests_are_typed_errors() {
-        let decoder = BridgeDecoder::new(64);
+        let decoder = RFrameReader::new(64);
         let cases = [
             (raw(kind::SUBMIT, 1, &[0, 0]), "no label length"),
             (
                 raw(kind::SUBMIT, 1, &[0, 0, 0, 9, b'a']),
                 "label of 9 bytes",
             ),
-            (raw(kind::SUBMIT, 1, &[0, 0, 0, 1, 0xff]), "not UTF-8"),
         ];
         for (mut bytes, reason) in cases {
-            let err = decoder.decode_request(&mut bytes).unwrap_err();
+            let err = decoder.decode::<Request>(&mut bytes).unwrap_err();
             assert!(
-                matches!(&err, BridgeError::MalformedBody { reason: r, .. } if r.contains(reason)),
+                matches!(&err, RFrameError::MalformedBody { reason: r, .. } if r.contains(reason)),
                 "{err}"
             );
         }
         assert_eq!(
-            decoder.decode_request(&mut raw(kind::CANCEL, 1, b"x")),
-            Err(BridgeError::UnexpectedBody {
+            decoder.decode::<Request>(&mut raw(kind::SUBMIT, 1, &[0, 0, 0, 1, 0xff])),
+            Err(RFrameError::NotUtf8 { kind: kind::SUBMIT })
+        );
+        assert_eq!(
+            decoder.decode::<Request>(&mut raw(kind::CANCEL, 1, b"x")),
+            Err(RFrameError::UnexpectedBody {
                 kind: kind::CANCEL,
                 len: 1
             })
         );
         assert_eq!(
-            decoder.decode_request(&mut raw(kind::RESULT, 1, b"")),
-            Err(BridgeError::WrongDirection { kind: kind::RESULT })
+            decoder.decode::<Request>(&mut raw(kind::RESULT, 1, b"")),
+            Err(RFrameError::WrongDirection { kind: kind::RESULT })
         );
         assert_eq!(
-            decoder.decode_request(&mut raw(77, 1, b"")),
-            Err(BridgeError::UnknownKind(77))
+            decoder.decode::<Request>(&mut raw(77, 1, b"")),
+            Err(RFrameError::UnknownKind(77))
         );
         assert_eq!(
-            decoder.decode_request(&mut raw(kind::HELLO, 0, b"protocol=1\nr=4.2.2")),
-            Err(BridgeError::MalformedHello("no future=".into()))
+            decoder.decode::<Request>(&mut raw(kind::HELLO, 0, b"protocol=1\nr=4.2.2")),
+            Err(RFrameError::MalformedHello("no future=".into()))
         );
         assert!(matches!(
-            decoder.decode_request(&mut raw(kind::SUBMIT, 1, &[0; 65])),
-            Err(BridgeError::BodyTooLarge(_))
+            decoder.decode::<Request>(&mut raw(kind::SUBMIT, 1, &[0; 65])),
+            Err(RFrameError::BodyTooLarge(_))
         ));
     }
 
     #[test]
     fn malformed_replies_are_typed_errors() {
-        let decoder = BridgeDecoder::default();
+        let decoder = RFrameReader::default();
         for (mut bytes, reason) in [
             (raw(kind::STATUS, 1, &[]), "no state"),
             (raw(kind::STATUS, 1, &[9]), "unknown state 9"),
             (raw(kind::ERROR, 1, &[0, b'x']), "unknown error kind 0"),
             (raw(kind::WORKERS, 0, &[0; 7]), "7 bytes instead of 8"),
         ] {
-            let err = decoder.decode_reply(&mut bytes).unwrap_err();
+            let err = decoder.decode::<Reply>(&mut bytes).unwrap_err();
             assert!(
-                matches!(&err, BridgeError::MalformedBody { reason: r, .. } if r.contains(reason)),
+                matches!(&err, RFrameError::MalformedBody { reason: r, .. } if r.contains(reason)),
                 "{err}"
             );
         }
         assert_eq!(
-            decoder.decode_reply(&mut raw(kind::SUBMIT, 1, b"")),
-            Err(BridgeError::WrongDirection { kind: kind::SUBMIT })
+            decoder.decode::<Reply>(&mut raw(kind::SUBMIT, 1, b"")),
+            Err(RFrameError::WrongDirection { kind: kind::SUBMIT })
         );
     }
 

@@ -11,8 +11,9 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use p2p_proto::frame::RemoteErrorKind;
 use p2p_proto::id::FutureId;
-use p2p_scheduler::core::{TaskError, TaskEvent, TaskId};
-use p2p_scheduler::{SubmitError, TaskUpdate};
+use p2p_proto::message::DeclineReason;
+use p2p_scheduler::core::{TaskEvent, TaskId};
+use p2p_scheduler::{AttemptError, SubmitError, TaskError, TaskUpdate};
 
 use super::protocol::{ErrorKind, FutureState, Reply};
 
@@ -147,20 +148,11 @@ impl BridgeSession {
         }
         Some(match outcome {
             Ok(result) => Reply::Result { id, result },
-            Err(err) => {
-                let kind = match &err {
-                    SubmitError::Task(TaskError::Cancelled) => {
-                        ErrorKind::Remote(RemoteErrorKind::Cancelled)
-                    }
-                    SubmitError::Task(TaskError::Exhausted { .. }) => ErrorKind::Exhausted,
-                    SubmitError::Stopped(_) => ErrorKind::Cluster,
-                };
-                Reply::Error {
-                    id,
-                    kind,
-                    message: err.to_string(),
-                }
-            }
+            Err(err) => Reply::Error {
+                id,
+                kind: error_kind(&err),
+                message: err.to_string(),
+            },
         })
     }
 
@@ -246,12 +238,77 @@ impl BridgeSession {
     }
 }
 
+/// The kind R sees for `err`: a task that failed the same way on every try is that kind of
+/// failure (a time limit stays a time limit); other exhausted retries, and a scheduler that
+/// stopped, have kinds of their own.
+fn error_kind(err: &SubmitError) -> ErrorKind {
+    match err {
+        SubmitError::Task(TaskError::Cancelled) => ErrorKind::Remote(RemoteErrorKind::Cancelled),
+        SubmitError::Task(TaskError::Exhausted { last, .. }) => match last {
+            AttemptError::Remote(remote) => ErrorKind::Remote(remote.kind),
+            AttemptError::Declined(DeclineReason::NotAllowed) => {
+                ErrorKind::Remote(RemoteErrorKind::Refused)
+            }
+            AttemptError::Declined(DeclineReason::TooLarge) => {
+                ErrorKind::Remote(RemoteErrorKind::PayloadTooLarge)
+            }
+            AttemptError::Declined(DeclineReason::TimeLimit) => {
+                ErrorKind::Remote(RemoteErrorKind::TimeLimit)
+            }
+            _ => ErrorKind::Exhausted,
+        },
+        SubmitError::Stopped(_) => ErrorKind::Cluster,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use p2p_proto::id::PeerId;
     use proptest::prelude::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn a_failure_of_one_kind_on_every_try_reaches_r_as_that_kind() {
+        let exhausted = |last| {
+            SubmitError::Task(TaskError::Exhausted {
+                tried: vec![worker()],
+                last,
+            })
+        };
+        let time_limit = AttemptError::Remote(p2p_proto::frame::RemoteError {
+            kind: RemoteErrorKind::TimeLimit,
+            message: "ran past 1s".into(),
+        });
+        assert_eq!(
+            error_kind(&exhausted(time_limit)),
+            ErrorKind::Remote(RemoteErrorKind::TimeLimit)
+        );
+        assert_eq!(
+            error_kind(&exhausted(AttemptError::Declined(DeclineReason::TimeLimit))),
+            ErrorKind::Remote(RemoteErrorKind::TimeLimit)
+        );
+        assert_eq!(
+            error_kind(&exhausted(AttemptError::Declined(
+                DeclineReason::NotAllowed
+            ))),
+            ErrorKind::Remote(RemoteErrorKind::Refused)
+        );
+        assert_eq!(
+            error_kind(&exhausted(AttemptError::NotStarted)),
+            ErrorKind::Exhausted
+        );
+        assert_eq!(
+            error_kind(&SubmitError::Task(TaskError::Cancelled)),
+            ErrorKind::Remote(RemoteErrorKind::Cancelled)
+        );
+        assert_eq!(
+            error_kind(&SubmitError::Stopped(
+                p2p_scheduler::StopReason::BoardClosed
+            )),
+            ErrorKind::Cluster
+        );
+    }
 
     #[derive(Debug, Clone)]
     enum Op {
@@ -328,7 +385,7 @@ mod tests {
                             1 => TaskEvent::Offered { worker: worker() },
                             2 => TaskEvent::Accepted { worker: worker() },
                             3 => TaskEvent::Running { worker: worker() },
-                            4 => TaskEvent::Retried { worker: worker(), error: "gone".into() },
+                            4 => TaskEvent::Retried { worker: worker(), error: AttemptError::Vanished },
                             _ => TaskEvent::Declined { worker: worker(), reason: p2p_proto::message::DeclineReason::TooLarge },
                         };
                         replies.extend(session.task_update(task, TaskUpdate::Event(event)));
@@ -341,8 +398,8 @@ mod tests {
                         let outcome = match o {
                             0 => Ok(Bytes::from_static(b"r")),
                             1 => Err(SubmitError::Task(TaskError::Cancelled)),
-                            2 => Err(SubmitError::Stopped("gone".into())),
-                            _ => Err(SubmitError::Task(TaskError::Exhausted { tried: vec![worker()], last_error: "x".into() })),
+                            2 => Err(SubmitError::Stopped(p2p_scheduler::StopReason::BoardClosed)),
+                            _ => Err(SubmitError::Task(TaskError::Exhausted { tried: vec![worker()], last: AttemptError::NotStarted })),
                         };
                         replies.extend(session.finished(id, outcome));
                     }

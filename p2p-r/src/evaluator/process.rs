@@ -14,7 +14,8 @@ use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
 use super::REvaluatorConfig;
-use super::protocol::{FrameDecoder, FromR, Hello, PROTOCOL_VERSION, ProtocolError, ToR};
+use super::protocol::{FromR, Hello, PROTOCOL_VERSION, ToR};
+use crate::frame::{RFrameError, RFrameReader};
 
 /// How many of the last output lines of R are kept for crash reports.
 const TAIL_LINES: usize = 20;
@@ -46,7 +47,7 @@ pub enum SpawnError {
     )]
     Exited(String),
     #[error("the evaluator loop sent a malformed frame: {0}")]
-    Protocol(#[from] ProtocolError),
+    Protocol(#[from] RFrameError),
     #[error("the evaluator loop sent {0:?} instead of its hello")]
     NoHello(Box<FromR>),
     #[error(
@@ -64,7 +65,7 @@ pub enum ProcessError {
     #[error("the R process closed its reply channel")]
     Closed,
     #[error("the R process sent a malformed frame: {0}")]
-    Protocol(#[from] ProtocolError),
+    Protocol(#[from] RFrameError),
     #[error("talking to the R process: {0}")]
     Io(#[from] io::Error),
 }
@@ -100,7 +101,7 @@ pub struct RProcess {
     hello: Hello,
     jobs: ChildStdin,
     replies: ChildStdout,
-    decoder: FrameDecoder,
+    decoder: RFrameReader,
     buffer: BytesMut,
     tail: Arc<Mutex<OutputTail>>,
     output: JoinHandle<()>,
@@ -164,7 +165,7 @@ impl RProcess {
             },
             jobs,
             replies,
-            decoder: FrameDecoder::new(config.max_frame),
+            decoder: RFrameReader::new(config.max_frame),
             buffer: BytesMut::new(),
             tail,
             output,
@@ -219,7 +220,7 @@ impl RProcess {
     /// The next frame from R. Cancel-safe: bytes read so far stay buffered.
     pub async fn next_frame(&mut self) -> Result<FromR, ProcessError> {
         loop {
-            if let Some(frame) = self.decoder.decode_from_r(&mut self.buffer)? {
+            if let Some(frame) = self.decoder.decode::<FromR>(&mut self.buffer)? {
                 return Ok(frame);
             }
             if self.replies.read_buf(&mut self.buffer).await? == 0 {

@@ -8,9 +8,8 @@
 //! file descriptor 3; both directions share one codec so either side can be faked in tests.
 
 use bytes::{Bytes, BytesMut};
-use thiserror::Error;
 
-use crate::frame::{self, BodyTooLarge, RawFrame, put_frame};
+use crate::frame::{self, RFrameError, RawFrame, put_frame};
 pub use crate::frame::{HEADER_LEN, MAX_BODY_LEN};
 
 /// Version of the frame layout and kinds; the R loop reports its own in the hello.
@@ -74,67 +73,9 @@ pub struct Hello {
     pub apis: Vec<String>,
 }
 
-/// A frame that cannot be encoded or decoded.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ProtocolError {
-    #[error(transparent)]
-    BodyTooLarge(#[from] BodyTooLarge),
-    #[error("unknown frame kind {0}")]
-    UnknownKind(u8),
-    #[error("frame kind {kind} must not be sent in this direction")]
-    WrongDirection { kind: u8 },
-    #[error("frame kind {kind} must have an empty body, got {len} bytes")]
-    UnexpectedBody { kind: u8, len: usize },
-    #[error("the message in frame kind {kind} is not UTF-8")]
-    NotUtf8 { kind: u8 },
-    #[error("malformed hello: {0}")]
-    MalformedHello(String),
-}
-
-/// Splits the byte stream from (or to) R into frames.
-#[derive(Debug, Clone, Default)]
-pub struct FrameDecoder {
-    frames: frame::FrameDecoder,
-}
-
-impl FrameDecoder {
-    /// A decoder accepting bodies up to `max_body` bytes (capped at [`MAX_BODY_LEN`]).
-    pub fn new(max_body: usize) -> Self {
-        FrameDecoder {
-            frames: frame::FrameDecoder::new(max_body),
-        }
-    }
-
-    /// The next frame from R in `src`, or `None` if `src` does not hold a whole frame yet.
-    /// Consumed bytes are removed from `src`.
-    pub fn decode_from_r(&self, src: &mut BytesMut) -> Result<Option<FromR>, ProtocolError> {
-        self.frames.decode(src)?.map(FromR::try_from).transpose()
-    }
-
-    /// The next frame for R in `src` (what the R loop decodes; used by fakes and tests).
-    pub fn decode_to_r(&self, src: &mut BytesMut) -> Result<Option<ToR>, ProtocolError> {
-        self.frames.decode(src)?.map(ToR::try_from).transpose()
-    }
-}
-
-fn empty(raw: &RawFrame) -> Result<(), ProtocolError> {
-    if raw.body.is_empty() {
-        Ok(())
-    } else {
-        Err(ProtocolError::UnexpectedBody {
-            kind: raw.kind,
-            len: raw.body.len(),
-        })
-    }
-}
-
-fn text(raw: &RawFrame) -> Result<String, ProtocolError> {
-    String::from_utf8(raw.body.to_vec()).map_err(|_| ProtocolError::NotUtf8 { kind: raw.kind })
-}
-
 impl ToR {
     /// Appends the frame to `dst`.
-    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), RFrameError> {
         match self {
             ToR::Job { job, payload } => put_frame(dst, kind::JOB, *job, payload)?,
             ToR::Ping { nonce } => put_frame(dst, kind::PING, *nonce, &[])?,
@@ -143,7 +84,7 @@ impl ToR {
     }
 
     /// The frame header alone, for writing a large payload without copying it.
-    pub fn header(&self) -> Result<[u8; HEADER_LEN], ProtocolError> {
+    pub fn header(&self) -> Result<[u8; HEADER_LEN], RFrameError> {
         let header = match self {
             ToR::Job { job, payload } => frame::header(kind::JOB, *job, payload.len())?,
             ToR::Ping { nonce } => frame::header(kind::PING, *nonce, 0)?,
@@ -153,24 +94,24 @@ impl ToR {
 }
 
 impl TryFrom<RawFrame> for ToR {
-    type Error = ProtocolError;
+    type Error = RFrameError;
 
-    fn try_from(raw: RawFrame) -> Result<Self, ProtocolError> {
+    fn try_from(raw: RawFrame) -> Result<Self, RFrameError> {
         match raw.kind {
             kind::JOB => Ok(ToR::Job {
                 job: raw.id,
                 payload: raw.body,
             }),
-            kind::PING => empty(&raw).map(|()| ToR::Ping { nonce: raw.id }),
-            kind::HELLO..=kind::PONG => Err(ProtocolError::WrongDirection { kind: raw.kind }),
-            other => Err(ProtocolError::UnknownKind(other)),
+            kind::PING => raw.empty().map(|()| ToR::Ping { nonce: raw.id }),
+            kind::HELLO..=kind::PONG => Err(RFrameError::WrongDirection { kind: raw.kind }),
+            other => Err(RFrameError::UnknownKind(other)),
         }
     }
 }
 
 impl FromR {
     /// Appends the frame to `dst` (what the R loop encodes; used by fakes and tests).
-    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), RFrameError> {
         let hello;
         let (kind, job, body): (u8, u32, &[u8]) = match self {
             FromR::Hello(h) => {
@@ -191,13 +132,13 @@ impl FromR {
 }
 
 impl TryFrom<RawFrame> for FromR {
-    type Error = ProtocolError;
+    type Error = RFrameError;
 
-    fn try_from(raw: RawFrame) -> Result<Self, ProtocolError> {
+    fn try_from(raw: RawFrame) -> Result<Self, RFrameError> {
         let job = raw.id;
         match raw.kind {
-            kind::HELLO => Hello::from_lines(&text(&raw)?).map(FromR::Hello),
-            kind::STARTED => empty(&raw).map(|()| FromR::Started { job }),
+            kind::HELLO => Hello::from_lines(&raw.text()?).map(FromR::Hello),
+            kind::STARTED => raw.empty().map(|()| FromR::Started { job }),
             kind::CONDITION => Ok(FromR::Condition {
                 job,
                 condition: raw.body,
@@ -206,18 +147,18 @@ impl TryFrom<RawFrame> for FromR {
                 job,
                 result: raw.body,
             }),
-            kind::INTERRUPTED => empty(&raw).map(|()| FromR::Interrupted { job }),
+            kind::INTERRUPTED => raw.empty().map(|()| FromR::Interrupted { job }),
             kind::UNSUPPORTED => Ok(FromR::Unsupported {
                 job,
-                message: text(&raw)?,
+                message: raw.text()?,
             }),
             kind::FAILED => Ok(FromR::Failed {
                 job,
-                message: text(&raw)?,
+                message: raw.text()?,
             }),
-            kind::PONG => empty(&raw).map(|()| FromR::Pong { nonce: job }),
-            kind::JOB | kind::PING => Err(ProtocolError::WrongDirection { kind: raw.kind }),
-            other => Err(ProtocolError::UnknownKind(other)),
+            kind::PONG => raw.empty().map(|()| FromR::Pong { nonce: job }),
+            kind::JOB | kind::PING => Err(RFrameError::WrongDirection { kind: raw.kind }),
+            other => Err(RFrameError::UnknownKind(other)),
         }
     }
 }
@@ -236,14 +177,14 @@ impl Hello {
     }
 
     /// Parses the hello lines; unknown keys are ignored so the R side can add some.
-    pub fn from_lines(text: &str) -> Result<Hello, ProtocolError> {
+    pub fn from_lines(text: &str) -> Result<Hello, RFrameError> {
         let (mut protocol, mut r_version, mut future_version, mut pid, mut apis) =
             (None, None, None, None, Vec::new());
-        for (key, value) in frame::parse_lines(text).map_err(ProtocolError::MalformedHello)? {
+        for (key, value) in frame::parse_lines(text)? {
             let number = |what: &str| {
                 value
                     .parse::<u32>()
-                    .map_err(|_| ProtocolError::MalformedHello(format!("{what} {value:?}")))
+                    .map_err(|_| RFrameError::MalformedHello(format!("{what} {value:?}")))
             };
             match key {
                 "protocol" => protocol = Some(number("protocol")?),
@@ -260,7 +201,7 @@ impl Hello {
                 _ => {}
             }
         }
-        let missing = |key: &str| ProtocolError::MalformedHello(format!("no {key}="));
+        let missing = |key: &str| RFrameError::MalformedHello(format!("no {key}="));
         Ok(Hello {
             protocol: protocol.ok_or_else(|| missing("protocol"))?,
             r_version: r_version.ok_or_else(|| missing("r"))?,
@@ -274,6 +215,7 @@ impl Hello {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::{BodyTooLarge, RFrameReader};
     use proptest::prelude::*;
 
     fn arb_bytes() -> impl Strategy<Value = Bytes> {
@@ -326,9 +268,9 @@ mod tests {
             for frame in &frames {
                 frame.encode(&mut stream).unwrap();
             }
-            let decoder = FrameDecoder::default();
+            let decoder = RFrameReader::default();
             for frame in &frames {
-                prop_assert_eq!(decoder.decode_to_r(&mut stream).unwrap(), Some(frame.clone()));
+                prop_assert_eq!(decoder.decode::<ToR>(&mut stream).unwrap(), Some(frame.clone()));
             }
             prop_assert!(stream.is_empty());
         }
@@ -339,9 +281,9 @@ mod tests {
             for frame in &frames {
                 frame.encode(&mut stream).unwrap();
             }
-            let decoder = FrameDecoder::default();
+            let decoder = RFrameReader::default();
             for frame in &frames {
-                prop_assert_eq!(decoder.decode_from_r(&mut stream).unwrap(), Some(frame.clone()));
+                prop_assert_eq!(decoder.decode::<FromR>(&mut stream).unwrap(), Some(frame.clone()));
             }
             prop_assert!(stream.is_empty());
         }
@@ -351,11 +293,11 @@ mod tests {
             let mut whole = BytesMut::new();
             frame.encode(&mut whole).unwrap();
             let cut = cut % whole.len();
-            let decoder = FrameDecoder::default();
+            let decoder = RFrameReader::default();
             let mut stream = BytesMut::from(&whole[..cut]);
-            prop_assert_eq!(decoder.decode_from_r(&mut stream).unwrap(), None);
+            prop_assert_eq!(decoder.decode::<FromR>(&mut stream).unwrap(), None);
             stream.extend_from_slice(&whole[cut..]);
-            prop_assert_eq!(decoder.decode_from_r(&mut stream).unwrap(), Some(frame));
+            prop_assert_eq!(decoder.decode::<FromR>(&mut stream).unwrap(), Some(frame));
         }
 
         #[test]
@@ -367,11 +309,11 @@ mod tests {
 
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let decoder = FrameDecoder::new(128);
+            let decoder = RFrameReader::new(128);
             let mut stream = BytesMut::from(&bytes[..]);
-            while let Ok(Some(_)) = decoder.decode_from_r(&mut stream) {}
+            while let Ok(Some(_)) = decoder.decode::<FromR>(&mut stream) {}
             let mut stream = BytesMut::from(&bytes[..]);
-            while let Ok(Some(_)) = decoder.decode_to_r(&mut stream) {}
+            while let Ok(Some(_)) = decoder.decode::<ToR>(&mut stream) {}
         }
     }
 
@@ -383,43 +325,43 @@ mod tests {
 
     #[test]
     fn malformed_frames_are_typed_errors() {
-        let decoder = FrameDecoder::new(32);
-        let cases: Vec<(BytesMut, ProtocolError)> = vec![
+        let decoder = RFrameReader::new(32);
+        let cases: Vec<(BytesMut, RFrameError)> = vec![
             (
                 raw(kind::RESULT, 1, &[0; 33]),
-                ProtocolError::BodyTooLarge(BodyTooLarge { len: 33, max: 32 }),
+                RFrameError::BodyTooLarge(BodyTooLarge { len: 33, max: 32 }),
             ),
-            (raw(99, 1, b""), ProtocolError::UnknownKind(99)),
+            (raw(99, 1, b""), RFrameError::UnknownKind(99)),
             (
                 raw(kind::JOB, 1, b""),
-                ProtocolError::WrongDirection { kind: kind::JOB },
+                RFrameError::WrongDirection { kind: kind::JOB },
             ),
             (
                 raw(kind::STARTED, 1, b"x"),
-                ProtocolError::UnexpectedBody {
+                RFrameError::UnexpectedBody {
                     kind: kind::STARTED,
                     len: 1,
                 },
             ),
             (
                 raw(kind::FAILED, 1, &[0xff, 0xfe]),
-                ProtocolError::NotUtf8 { kind: kind::FAILED },
+                RFrameError::NotUtf8 { kind: kind::FAILED },
             ),
             (
                 raw(kind::HELLO, 0, b"protocol=1\nr=4.2.2"),
-                ProtocolError::MalformedHello("no future=".into()),
+                RFrameError::MalformedHello("no future=".into()),
             ),
             (
                 raw(kind::HELLO, 0, b"protocol=one"),
-                ProtocolError::MalformedHello("protocol \"one\"".into()),
+                RFrameError::MalformedHello("protocol \"one\"".into()),
             ),
         ];
         for (mut bytes, expected) in cases {
-            assert_eq!(decoder.decode_from_r(&mut bytes), Err(expected));
+            assert_eq!(decoder.decode::<FromR>(&mut bytes), Err(expected));
         }
         assert_eq!(
-            decoder.decode_to_r(&mut raw(kind::PONG, 1, b"")),
-            Err(ProtocolError::WrongDirection { kind: kind::PONG })
+            decoder.decode::<ToR>(&mut raw(kind::PONG, 1, b"")),
+            Err(RFrameError::WrongDirection { kind: kind::PONG })
         );
     }
 

@@ -9,18 +9,10 @@ use bytes::Bytes;
 use p2p_r::evaluator::{REvaluator, REvaluatorConfig};
 use p2p_worker::executor::Job;
 
-use crate::common::{NO_R, r_library};
+use p2p_testkit::r::{NO_R, r_library};
 
 /// Bound on any one wait in the tests.
 pub const WAIT: Duration = Duration::from_secs(60);
-
-/// Logs of the code under test, shown for failing tests: `RUST_LOG=p2p_r=debug`.
-pub fn init_logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-}
 
 pub fn config(slots: usize) -> REvaluatorConfig {
     REvaluatorConfig {
@@ -31,7 +23,7 @@ pub fn config(slots: usize) -> REvaluatorConfig {
 }
 
 pub async fn evaluator(slots: usize) -> REvaluator {
-    init_logs();
+    p2p_testkit::init_tracing();
     tokio::time::timeout(WAIT, REvaluator::start(config(slots)))
         .await
         .expect("R starts in time")

@@ -2,6 +2,7 @@ use super::*;
 use p2p_proto::line;
 use p2p_proto::message::{Offer, WorkerKey};
 use p2p_proto::seal::WorkerSecret;
+use p2p_transport::wormhole::SessionError;
 use rand_chacha::rand_core::SeedableRng;
 
 const T0: Millis = 1_760_000_000_000;
@@ -229,7 +230,12 @@ fn failures_retry_on_other_workers_then_fail_naming_them() {
     drain(&mut core);
     core.handle_line(T0, &offer(&bob(), &fid(1), Some("wormhole"), None));
     drain(&mut core);
-    core.task_failed(T0 + 1, task, &bob(), "connection reset");
+    core.task_failed(
+        T0 + 1,
+        task,
+        &bob(),
+        AttemptError::Session(SessionError::Closed),
+    );
     let actions = drain(&mut core);
     assert!(actions.iter().any(|a| matches!(
         a,
@@ -258,13 +264,13 @@ fn failures_retry_on_other_workers_then_fail_naming_them() {
     core.handle_timeout(T0 + 2 + 60_000);
     let outcome = finished(&drain(&mut core));
     match &outcome[..] {
-        [(t, Err(TaskError::Exhausted { tried, last_error }))] => {
+        [(t, Err(TaskError::Exhausted { tried, last }))] => {
             assert_eq!(*t, task);
             assert_eq!(tried, &vec![bob(), carol()]);
-            assert!(last_error.contains("did not start"));
+            assert_eq!(last, &AttemptError::NotStarted);
             let message = TaskError::Exhausted {
                 tried: tried.clone(),
-                last_error: last_error.clone(),
+                last: last.clone(),
             }
             .to_string();
             assert!(
@@ -355,7 +361,7 @@ fn a_lone_worker_gets_a_failed_task_again() {
     drain(&mut core);
     core.handle_line(T0, &offer(&bob(), &fid(1), Some("wormhole"), None));
     drain(&mut core);
-    core.task_failed(T0 + 1, task, &bob(), "transient");
+    core.task_failed(T0 + 1, task, &bob(), AttemptError::Vanished);
     drain(&mut core);
     core.handle_line(T0 + 2, &offer(&bob(), &fid(1), Some("wormhole"), None));
     let actions = drain(&mut core);
@@ -380,5 +386,5 @@ fn a_worker_whose_hello_expires_mid_task_loses_the_task() {
     assert!(core.poll_timeout().is_some_and(|t| t <= T0 + 60_000));
     core.handle_timeout(T0 + 60_000);
     let actions = drain(&mut core);
-    assert!(actions.iter().any(|a| matches!(a, SchedulerAction::Event { event: TaskEvent::Retried { error, .. }, .. } if error.contains("vanished"))), "{actions:?}");
+    assert!(actions.iter().any(|a| matches!(a, SchedulerAction::Event { event: TaskEvent::Retried { error, .. }, .. } if *error == AttemptError::Vanished)), "{actions:?}");
 }

@@ -1,6 +1,6 @@
 //! One-shot payload transfers, wire-compatible with future.p2p (magic-wormhole file transfer v1).
 //!
-//! The sender picks the code ([`WormholeCode::future`] / [`WormholeCode::result`]); both
+//! The sender picks the code ([`WormholeCode::future_code`] / [`WormholeCode::result_code`]); both
 //! sides *claim* the nameplate, so the receiver may arrive before the sender. Every call is
 //! bounded by [`TransferOptions::timeout`], can be cancelled through
 //! [`TransferOptions::cancel`], reports progress, refuses offers above
@@ -17,8 +17,8 @@ use magic_wormhole::{MailboxConnection, Wormhole, WormholeError};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tokio_util::sync::CancellationToken;
 
-use super::code::WormholeCode;
 use super::config::{RelayUrlError, WormholeConfig};
+use p2p_proto::id::WormholeCode;
 
 /// How long a cancelled transfer may take to tell its peer before it is dropped.
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
@@ -272,7 +272,7 @@ pub(crate) async fn rendezvous(
     code: &WormholeCode,
 ) -> Result<Wormhole, TransferError> {
     let app = APP_CONFIG.rendezvous_url(config.mailbox_url.clone().into());
-    let mailbox = MailboxConnection::connect(app, code.to_crate(), true).await?;
+    let mailbox = MailboxConnection::connect(app, super::code::to_crate(code), true).await?;
     tracing::debug!(nameplate = %code.nameplate(), "mailbox claimed, waiting for peer");
     Ok(Wormhole::connect(mailbox).await?)
 }

@@ -1,0 +1,375 @@
+//! `future-p2p bridge`: the long-lived child of an R session. It speaks
+//! [`p2p_r::bridge::protocol`] on stdin/stdout, joins the cluster and runs a
+//! [`Scheduler`]; [`BridgeSession`] decides what each event means for R, this module only
+//! moves bytes.
+//!
+//! ```text
+//!   R --stdin--> requests --> session --> scheduler.submit / cancel
+//!   R <--stdout-- replies <-- session <-- task results, task updates, worker counts,
+//!                                          cluster hellos (the watchdog)
+//! ```
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use clap::Args;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use p2p_proto::id::ClusterName;
+use p2p_proto::message::{Message, Role};
+use p2p_scheduler::{Scheduler, SchedulerOptions, SubmitError};
+use p2p_transport::lines::{LineChannel, TOPIC_LINES, line_channel};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::CliError;
+use crate::connect::BoardArgs;
+use crate::units::{parse_duration, parse_size};
+use p2p_r::bridge::protocol::{BRIDGE_PROTOCOL_VERSION, ErrorKind, Reply, Request, ServerHello};
+use p2p_r::bridge::session::BridgeSession;
+use p2p_r::frame::{RFrameError, RFrameReader};
+
+#[derive(Debug, Args)]
+pub struct BridgeArgs {
+    #[command(flatten)]
+    pub board: BoardArgs,
+    /// The cluster, `OWNER/NAME` (or `NAME` for one of your own).
+    #[arg(long, env = "FUTURE_P2P_CLUSTER")]
+    pub cluster: String,
+    /// Largest future payload accepted from R (e.g. 500M, 2G).
+    #[arg(long, env = "FUTURE_P2P_MAX_PAYLOAD", value_parser = parse_size, default_value = "2G")]
+    pub max_payload: u64,
+    /// Fail waiting futures when neither the host nor a worker shows up within this long.
+    #[arg(long, env = "FUTURE_P2P_CLUSTER_TIMEOUT", value_parser = parse_duration, default_value = "60")]
+    pub cluster_timeout: Duration,
+    /// Speak the protocol on a loopback TCP connection instead of stdin/stdout: print
+    /// `port PORT` and accept one connection that starts with the line TOKEN (base R reads
+    /// binary frames from sockets, not from a child's pipes). The session still ends when
+    /// stdin closes, i.e. when the R session exits.
+    #[arg(long, value_name = "TOKEN", env = "FUTURE_P2P_BRIDGE_TOKEN")]
+    pub loopback: Option<String>,
+}
+
+/// How long R has to connect to the loopback port.
+const ACCEPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Room for the label and framing around the largest payload.
+const FRAME_OVERHEAD: u64 = 1 << 16;
+
+pub async fn run(args: BridgeArgs) -> Result<(), CliError> {
+    let max_body = usize::try_from(args.max_payload.saturating_add(FRAME_OVERHEAD))
+        .unwrap_or(usize::MAX)
+        .min(p2p_r::frame::MAX_BODY_LEN);
+    let (replies, reply_rx) = mpsc::unbounded_channel();
+    let (requests, writer) = match &args.loopback {
+        None => (
+            spawn_request_reader(tokio::io::stdin(), max_body),
+            tokio::spawn(write_replies(tokio::io::stdout(), reply_rx)),
+        ),
+        Some(token) => {
+            let (read, write) = accept_r_session(token).await?.into_split();
+            // R exiting closes our stdin: the session is over even if the socket lingers.
+            tokio::spawn(async {
+                let mut stdin = tokio::io::stdin();
+                let mut sink = [0u8; 256];
+                while matches!(stdin.read(&mut sink).await, Ok(n) if n > 0) {}
+                tracing::info!("stdin closed: the R session is gone");
+                std::process::exit(0);
+            });
+            (
+                spawn_request_reader(read, max_body),
+                tokio::spawn(write_replies(write, reply_rx)),
+            )
+        }
+    };
+    let outcome = serve(&args, requests, &replies).await;
+    if let Err(err) = &outcome {
+        let _ = replies.send(Reply::Error {
+            id: 0,
+            kind: ErrorKind::Cluster,
+            message: err.to_string(),
+        });
+    }
+    drop(replies);
+    // The last replies (e.g. the error above) reach R before we exit.
+    let _ = writer.await;
+    outcome
+}
+
+async fn serve(
+    args: &BridgeArgs,
+    mut requests: mpsc::Receiver<Result<Request, RFrameError>>,
+    replies: &mpsc::UnboundedSender<Reply>,
+) -> Result<(), CliError> {
+    let cluster: ClusterName = args.cluster.parse()?;
+    let (_board, user, me, topic) = args.board.join(&cluster).await?;
+    let (lines, mut host_seen) = watch_for_host(topic);
+    let _ = replies.send(Reply::Hello(ServerHello {
+        protocol: BRIDGE_PROTOCOL_VERSION,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        cluster: cluster.qualified(&user)?.to_string(),
+    }));
+    let scheduler = Scheduler::start(lines, SchedulerOptions::new(me, args.board.wormhole()));
+    let mut session = BridgeSession::new(format!("r{}", std::process::id()));
+    let mut updates = scheduler.updates();
+    let mut workers = scheduler.workers();
+    let mut running: FuturesUnordered<BoxFuture<'static, (u32, Result<Bytes, SubmitError>)>> =
+        FuturesUnordered::new();
+    let unreachable = unreachable_advice(&cluster, &user, &args.board.host, args.cluster_timeout);
+    let watchdog = tokio::time::sleep(args.cluster_timeout);
+    tokio::pin!(watchdog);
+    let mut watchdog_armed = true;
+
+    loop {
+        tokio::select! {
+            request = requests.recv() => match request {
+                // The R session is gone.
+                None => break,
+                Some(Err(err)) => return Err(err.into()),
+                Some(Ok(request)) => match request {
+                    Request::Hello(hello) => {
+                        if hello.protocol != BRIDGE_PROTOCOL_VERSION {
+                            let _ = replies.send(Reply::Error {
+                                id: 0,
+                                kind: ErrorKind::Protocol,
+                                message: format!(
+                                    "the R package speaks bridge protocol {} but this future-p2p speaks {}: install matching versions",
+                                    hello.protocol, BRIDGE_PROTOCOL_VERSION
+                                ),
+                            });
+                        }
+                        tracing::info!(r = %hello.r_version, future = %hello.future_version, pid = hello.pid, "R session");
+                    }
+                    Request::Submit { id, label, payload } => match session.submit(id) {
+                        Err(reply) => { let _ = replies.send(reply); }
+                        Ok(future) => {
+                            tracing::debug!(id, %label, size = payload.len(), "submit");
+                            match scheduler.submit(future, payload).await {
+                                Ok(handle) => {
+                                    if let Some(reply) = session.submitted(id, handle.id()) {
+                                        let _ = replies.send(reply);
+                                    }
+                                    running.push(Box::pin(async move { (id, handle.await) }));
+                                }
+                                Err(err) => {
+                                    if let Some(reply) = session.finished(id, Err(err)) {
+                                        let _ = replies.send(reply);
+                                    }
+                                }
+                            }
+                        }
+                    },
+                    Request::Cancel { id } => {
+                        let (task, reply) = session.cancel(id);
+                        if let Some(task) = task {
+                            scheduler.cancel(task);
+                        }
+                        if let Some(reply) = reply {
+                            let _ = replies.send(reply);
+                        }
+                    }
+                    Request::Poll { id } => { let _ = replies.send(session.poll(id)); }
+                },
+            },
+            Some((id, outcome)) = running.next(), if !running.is_empty() => {
+                if let Some(reply) = session.finished(id, outcome) {
+                    let _ = replies.send(reply);
+                }
+            }
+            update = updates.recv() => match update {
+                Ok((task, update)) => {
+                    if let Some(reply) = session.task_update(task, update) {
+                        let _ = replies.send(reply);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "task updates were dropped");
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            Ok(()) = workers.changed() => {
+                let seen = workers.borrow_and_update().len();
+                let _ = replies.send(session.workers_changed(seen));
+            }
+            Ok(()) = host_seen.changed() => session.cluster_seen(),
+            _ = &mut watchdog, if watchdog_armed => {
+                watchdog_armed = false;
+                if !*host_seen.borrow() && workers.borrow().is_empty() {
+                    tracing::warn!("{unreachable}");
+                    let (tasks, failed) = session.cluster_unreachable(&unreachable);
+                    for task in tasks {
+                        scheduler.cancel(task);
+                    }
+                    for reply in failed {
+                        let _ = replies.send(reply);
+                    }
+                }
+            }
+        }
+    }
+    tracing::info!(pending = session.pending(), "R session ended");
+    Ok(())
+}
+
+/// What to tell a user whose cluster shows neither a host nor a worker.
+fn unreachable_advice(cluster: &ClusterName, user: &str, host: &str, waited: Duration) -> String {
+    let owner = cluster.owner().unwrap_or(user);
+    format!(
+        "cluster {owner}/{name} on {host}: neither its host nor any worker showed up within {secs} s. \
+         Either nobody hosts it (its owner {owner} must start `future-p2p host --cluster {name} --users ...` \
+         or future.p2p::host_cluster() BEFORE members join), or you ({user}) are not on its access list \
+         (ask {owner} to add you). Then call plan() again.",
+        name = cluster.name(),
+        secs = waited.as_secs(),
+    )
+}
+
+/// Passes the topic's lines through to the scheduler and flags the host's
+/// `type=cluster` hellos.
+fn watch_for_host(topic: LineChannel) -> (LineChannel, watch::Receiver<bool>) {
+    let (lines, mut pump) = line_channel(TOPIC_LINES);
+    let (seen_tx, seen) = watch::channel(false);
+    let LineChannel {
+        mut incoming,
+        outgoing,
+    } = topic;
+    tokio::spawn(async move {
+        while let Some(line) = incoming.recv().await {
+            if !*seen_tx.borrow() && is_host_hello(&line) {
+                seen_tx.send_replace(true);
+            }
+            if pump.to_driver.send(line).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(line) = pump.from_driver.recv().await {
+            if outgoing.send(line).await.is_err() {
+                break;
+            }
+        }
+    });
+    (lines, seen)
+}
+
+fn is_host_hello(line: &str) -> bool {
+    matches!(
+        p2p_proto::line::decode(line).map(|l| l.message),
+        Ok(Message::Hello(hello)) if hello.role == Role::Cluster
+    )
+}
+
+/// Listens on a free loopback port, prints it, and returns the first connection that
+/// presents `token`.
+async fn accept_r_session(token: &str) -> Result<tokio::net::TcpStream, CliError> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    println!("port {}", listener.local_addr()?.port());
+    let expected = format!("{token}\n");
+    let accept = async {
+        loop {
+            let (mut stream, peer) = listener.accept().await?;
+            let mut presented = vec![0u8; expected.len()];
+            let read =
+                tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut presented))
+                    .await;
+            if matches!(read, Ok(Ok(_))) && presented == expected.as_bytes() {
+                stream.set_nodelay(true)?;
+                return Ok::<_, std::io::Error>(stream);
+            }
+            tracing::warn!(%peer, "a loopback connection without the session token was refused");
+        }
+    };
+    tokio::time::timeout(ACCEPT_TIMEOUT, accept)
+        .await
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the R session did not connect",
+            )
+        })?
+        .map_err(CliError::from)
+}
+
+/// Decodes requests from `input` until it closes or a frame is bad (then the stream cannot
+/// be resynchronised: the error is the last item).
+fn spawn_request_reader(
+    mut input: impl AsyncRead + Unpin + Send + 'static,
+    max_body: usize,
+) -> mpsc::Receiver<Result<Request, RFrameError>> {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        let decoder = RFrameReader::new(max_body);
+        let mut buffer = BytesMut::with_capacity(1 << 16);
+        loop {
+            loop {
+                match decoder.decode::<Request>(&mut buffer) {
+                    Ok(Some(request)) => {
+                        if tx.send(Ok(request)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(err) => {
+                        let _ = tx.send(Err(err)).await;
+                        return;
+                    }
+                }
+            }
+            match input.read_buf(&mut buffer).await {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(%err, "reading from the R session");
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Writes replies to `output`, flushing after each batch.
+async fn write_replies(
+    mut output: impl AsyncWrite + Unpin,
+    mut replies: mpsc::UnboundedReceiver<Reply>,
+) {
+    let mut buffer = BytesMut::new();
+    while let Some(reply) = replies.recv().await {
+        let mut next = Some(reply);
+        while let Some(reply) = next {
+            if let Err(err) = reply.encode(&mut buffer) {
+                tracing::warn!(%err, "cannot encode a reply for R");
+            }
+            next = replies.try_recv().ok();
+        }
+        if output.write_all(&buffer).await.is_err() || output.flush().await.is_err() {
+            return;
+        }
+        buffer.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advice_names_the_owner_and_the_user() {
+        let cluster: ClusterName = "alice/p2p".parse().unwrap();
+        let text = unreachable_advice(&cluster, "dave", "pipe.pico.sh", Duration::from_secs(60));
+        assert!(text.contains("alice/p2p"));
+        assert!(text.contains("ask alice to add you"));
+        assert!(text.contains("(dave)"));
+    }
+
+    #[test]
+    fn only_cluster_hellos_count_as_the_host() {
+        let me = p2p_proto::id::PeerId::new("alice", "box", 7).unwrap();
+        let line = crate::host::cluster_hello(&me, Duration::from_secs(5)).unwrap();
+        assert!(is_host_hello(&line));
+        assert!(!is_host_hello(&line.replace("type=cluster", "type=worker")));
+        assert!(!is_host_hello("garbage"));
+    }
+}

@@ -1,0 +1,89 @@
+//! How every subcommand but `hub` reaches the board and the wormhole servers.
+
+use clap::Args;
+use p2p_proto::id::{ClusterName, PeerId};
+use p2p_transport::board::ssh_args::split_words;
+use p2p_transport::board::{Backend, Board, BoardConfig};
+use p2p_transport::board::{join_cluster, local_peer_id};
+use p2p_transport::lines::LineChannel;
+use p2p_transport::wormhole::{DEFAULT_MAILBOX_URL, DEFAULT_RELAY_URL, WormholeConfig};
+
+use crate::CliError;
+
+/// The board and the wormhole servers (defaults: the public ones).
+#[derive(Debug, Clone, Args)]
+pub struct BoardArgs {
+    /// SSH host of the board (a pico pipe server, or a future-p2p hub).
+    #[arg(long, env = "FUTURE_P2P_HOST", default_value = "pipe.pico.sh")]
+    pub host: String,
+    /// SSH options as one string, as in R's ssh_args (e.g. "-J somehost -p 2222 -i KEY").
+    #[arg(
+        long,
+        env = "FUTURE_P2P_SSH_ARGS",
+        default_value = "",
+        allow_hyphen_values = true
+    )]
+    pub ssh_args: String,
+    /// Use the system `ssh` (for ~/.ssh/config, ProxyCommand, aliases) instead of the
+    /// built-in client.
+    #[arg(long, env = "FUTURE_P2P_SYSTEM_SSH")]
+    pub system_ssh: bool,
+    /// Your username, for boards without a `user` command (pipe.pico.sh); asked from the
+    /// board otherwise.
+    #[arg(long, env = "FUTURE_P2P_USER")]
+    pub user: Option<String>,
+    /// The magic-wormhole mailbox (rendezvous) server.
+    #[arg(long, env = "FUTURE_P2P_MAILBOX", default_value = DEFAULT_MAILBOX_URL)]
+    pub mailbox: String,
+    /// The magic-wormhole transit relay.
+    #[arg(long, env = "FUTURE_P2P_RELAY", default_value = DEFAULT_RELAY_URL)]
+    pub relay: String,
+}
+
+impl BoardArgs {
+    /// Connects to the board.
+    pub async fn connect(&self) -> Result<Board, CliError> {
+        let words = split_words(&self.ssh_args)?;
+        let config = if self.system_ssh {
+            let mut config = BoardConfig::system_ssh(&self.host, &words);
+            config.backend = Backend::SystemSsh {
+                program: "ssh".into(),
+            };
+            config
+        } else {
+            BoardConfig::from_ssh_args(&self.host, &words)?
+        };
+        Ok(Board::connect(config).await?)
+    }
+
+    /// Who we are on `board`: `--user`, or what its `user` command says.
+    pub async fn username(&self, board: &Board) -> Result<String, CliError> {
+        match &self.user {
+            Some(user) => Ok(user.clone()),
+            None => Ok(board.user().await?.name),
+        }
+    }
+
+    /// Connects and opens `cluster`'s topic: our board, peer id and the topic's lines.
+    pub async fn join(
+        &self,
+        cluster: &ClusterName,
+    ) -> Result<(Board, String, PeerId, LineChannel), CliError> {
+        let board = self.connect().await?;
+        let user = self.username(&board).await?;
+        let (me, lines) = join_cluster(&board, cluster, Some(&user)).await?;
+        Ok((board, user, me, lines))
+    }
+
+    /// Our peer id on `board`.
+    pub async fn peer_id(&self, board: &Board) -> Result<(String, PeerId), CliError> {
+        let user = self.username(board).await?;
+        let me = local_peer_id(&user)?;
+        Ok((user, me))
+    }
+
+    /// The wormhole servers.
+    pub fn wormhole(&self) -> WormholeConfig {
+        WormholeConfig::new(self.mailbox.clone(), self.relay.clone())
+    }
+}

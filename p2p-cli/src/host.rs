@@ -1,0 +1,148 @@
+//! `future-p2p host`: what future.p2p's `host_cluster()` does. The host opens the cluster's
+//! topic with its access list (`pipe NAME -a users`), which only lasts while it stays
+//! connected, and says hello as `type=cluster` so members can tell the cluster is up.
+//! It must come first: a member who opens `alice/p2p` before alice created it lands on a
+//! private topic of their own (pico's topic rules).
+
+use std::time::Duration;
+
+use clap::Args;
+use p2p_proto::id::{ClusterName, PeerId};
+use p2p_proto::message::{BoardLine, Hello, Message, Role};
+use p2p_proto::time::{BoardTime, Expiry};
+use p2p_transport::board::PipeOptions;
+use p2p_transport::clock::unix_ms;
+use p2p_transport::lines::TOPIC_LINES;
+
+use crate::CliError;
+use crate::connect::BoardArgs;
+use crate::units::parse_duration;
+
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    #[command(flatten)]
+    pub board: BoardArgs,
+    /// The cluster to host: `NAME` (or `YOU/NAME`).
+    #[arg(long, env = "FUTURE_P2P_CLUSTER")]
+    pub cluster: String,
+    /// Users who may join (comma-separated).
+    #[arg(long, env = "FUTURE_P2P_USERS", value_delimiter = ',')]
+    pub users: Vec<String>,
+    /// Stop hosting after this long (e.g. 3600, 90m, 8h); default: until interrupted.
+    #[arg(long, env = "FUTURE_P2P_DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// How often to say hello on the topic.
+    #[arg(long, env = "FUTURE_P2P_HELLO_INTERVAL", value_parser = parse_duration, default_value = "10")]
+    pub hello_interval: Duration,
+}
+
+/// The `ls` line of a hosted cluster: `- owner/name: (Access List: …)`.
+fn hosted_in_listing(listing: &str, topic: &str) -> bool {
+    let prefix = format!("- {topic}: (Access List:");
+    listing.lines().any(|line| line.starts_with(&prefix))
+}
+
+/// The `type=cluster` hello, valid for two intervals.
+pub fn cluster_hello(me: &PeerId, interval: Duration) -> Option<String> {
+    let now = (unix_ms() / 1000) as i64;
+    let expires = now + 2 * interval.as_secs().max(1) as i64;
+    BoardLine::new(
+        BoardTime::from_unix(now),
+        Message::Hello(Hello {
+            role: Role::Cluster,
+            from: me.clone(),
+            expires: Expiry::Unix(expires),
+            protocols: None,
+        }),
+    )
+    .encode()
+    .ok()
+}
+
+pub async fn run(args: HostArgs) -> Result<(), CliError> {
+    let board = args.board.connect().await?;
+    let (user, me) = args.board.peer_id(&board).await?;
+    let cluster: ClusterName = args.cluster.parse()?;
+    let cluster = cluster.qualified(&user)?;
+    if cluster.owner() != Some(user.as_str()) {
+        return Err(CliError::NotOwner {
+            user,
+            cluster: args.cluster,
+        });
+    }
+    let topic = format!("{user}/{}", cluster.name());
+    if hosted_in_listing(&board.ls().await?, &topic) {
+        return Err(CliError::AlreadyHosted { cluster: topic });
+    }
+    let options = PipeOptions {
+        access: args.users.clone(),
+        ..PipeOptions::default()
+    };
+    let mut lines = board
+        .open(cluster.name(), &options)
+        .await?
+        .into_lines(TOPIC_LINES);
+    println!("hosting {topic} for {}", args.users.join(", "));
+    let stop = async {
+        match args.duration {
+            Some(duration) => tokio::time::sleep(duration).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stop);
+    let mut hello = tokio::time::interval(args.hello_interval.max(Duration::from_secs(1)));
+    loop {
+        tokio::select! {
+            _ = hello.tick() => {
+                if let Some(line) = cluster_hello(&me, args.hello_interval)
+                    && lines.outgoing.send(line).await.is_err()
+                {
+                    break;
+                }
+            }
+            // Keep reading: on a pipe, a reader that stalls stalls everyone.
+            line = lines.incoming.recv() => match line {
+                Some(line) => tracing::debug!(%line, "board"),
+                None => {
+                    tracing::warn!("the board closed the topic");
+                    break;
+                }
+            },
+            _ = &mut stop => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    println!("stopped hosting {topic}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hosted_cluster_is_the_one_with_an_access_list() {
+        let listing = "Channel Information\r\n- alice/p2p: (Access List: bob, carol)\r\n  Pipes:\r\n  - x\r\n- alice/other:\r\n";
+        assert!(hosted_in_listing(listing, "alice/p2p"));
+        assert!(!hosted_in_listing(listing, "alice/other"));
+        assert!(!hosted_in_listing(listing, "alice/p2"));
+        assert!(!hosted_in_listing(
+            "no pubsub channels found\n",
+            "alice/p2p"
+        ));
+    }
+
+    #[test]
+    fn the_hello_decodes_as_a_cluster_hello() {
+        let me = PeerId::new("alice", "box", 7).unwrap();
+        let line = cluster_hello(&me, Duration::from_secs(10)).unwrap();
+        let decoded = p2p_proto::line::decode(&line).unwrap();
+        assert!(matches!(
+            decoded.message,
+            Message::Hello(Hello {
+                role: Role::Cluster,
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,147 @@
+//! The `future-p2p` command line: one subcommand per role. Every option can also come from
+//! a `FUTURE_P2P_*` environment variable.
+//!
+//! ```text
+//!   main.rs     the `future-p2p` binary: main_with_args(std::env::args_os())
+//!   lib.rs      Cli, Command, CliError, run(), main_with_args()
+//!   connect     board and wormhole options shared by the subcommands (BoardArgs)
+//!   units       sizes and durations as typed (sans-IO)
+//!   hub         the self-hosted hub (p2p-hub)
+//!   host        hosting a cluster: its topic with an access list, `type=cluster` hellos
+//!   worker      lending this machine: R futures (p2p-r's REvaluator) or a shell command
+//!   status      user, ls, status
+//!   bridge      the child of an R session: bridge frames on stdin/stdout <-> Scheduler
+//! ```
+//!
+//! `examples/hub.rs` and `examples/worker.rs` at the workspace root call
+//! [`main_with_args`] with their subcommand, so they are this program.
+
+pub mod bridge;
+pub mod connect;
+pub mod host;
+pub mod hub;
+pub mod status;
+pub mod units;
+pub mod worker;
+
+use clap::{Parser, Subcommand};
+use thiserror::Error;
+
+use p2p_hub::hub::HubError;
+use p2p_proto::id::IdError;
+use p2p_transport::board::BoardError;
+use p2p_transport::board::JoinError;
+use p2p_transport::board::ssh_args::SshArgsError;
+
+pub use connect::BoardArgs;
+
+/// A peer-to-peer compute cluster for R futures.
+#[derive(Debug, Parser)]
+#[command(
+    name = "future-p2p",
+    version,
+    about = "A peer-to-peer compute cluster for R futures: hub, host, worker, and the bridge R sessions use",
+    long_about = None
+)]
+pub struct Cli {
+    /// Log more (info level; RUST_LOG overrides).
+    #[arg(long, short, global = true, env = "FUTURE_P2P_VERBOSE")]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a self-hosted hub: SSH pipe server (board), wormhole mailbox and transit relay.
+    Hub(hub::HubArgs),
+    /// Host a cluster: keep its topic open with its access list (start it before members).
+    Host(host::HostArgs),
+    /// Lend this machine to a cluster: evaluate R futures in persistent R processes.
+    Worker(worker::WorkerArgs),
+    /// Print your username on the board.
+    User(status::UserArgs),
+    /// List the clusters you host.
+    Ls(status::UserArgs),
+    /// Show the host, workers and clients seen on a cluster.
+    Status(status::StatusArgs),
+    /// Serve one R session on stdin/stdout (started by the future.p2p R package).
+    Bridge(bridge::BridgeArgs),
+}
+
+/// Why a subcommand failed.
+#[derive(Debug, Error)]
+pub enum CliError {
+    #[error("bad --ssh-args: {0}")]
+    SshArgs(#[from] SshArgsError),
+    #[error(transparent)]
+    Board(#[from] BoardError),
+    #[error(transparent)]
+    Join(#[from] JoinError),
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    #[error("bad cluster name: {0}")]
+    Cluster(#[from] IdError),
+    #[error(
+        "cluster {cluster} is already hosted (`ls` shows it with an access list); stop the other host first"
+    )]
+    AlreadyHosted { cluster: String },
+    #[error("you ({user}) can only host your own clusters, not {cluster}")]
+    NotOwner { user: String, cluster: String },
+    #[error("the R evaluator: {0}")]
+    Evaluator(#[from] p2p_r::evaluator::SpawnError),
+    #[error("installing the future.p2p R package: {0}")]
+    Install(#[from] p2p_r::rpkg::InstallError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("the R session sent a bad frame: {0}")]
+    Bridge(#[from] p2p_r::frame::RFrameError),
+}
+
+/// Runs the parsed command line to its end.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Hub(args) => hub::run(args).await,
+        Command::Host(args) => host::run(args).await,
+        Command::Worker(args) => worker::run(args).await,
+        Command::User(args) => status::user(args).await,
+        Command::Ls(args) => status::ls(args).await,
+        Command::Status(args) => status::status(args).await,
+        Command::Bridge(args) => bridge::run(args).await,
+    }
+}
+
+/// Parses `args` (the program name first), runs the command on a new tokio runtime and
+/// says how it ended; errors are printed on stderr.
+pub fn main_with_args<I, T>(args: I) -> std::process::ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
+    let default = if cli.verbose { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("future-p2p: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(run(cli));
+    // A blocking read of stdin may still be pending: do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("future-p2p: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! `future-p2p worker`: lends this machine to a cluster. R futures are evaluated by an
+//! [`REvaluator`] in persistent R processes, with the bundled future.p2p R package
+//! installed (once per build) into a cache library; with `--exec`, each task is a shell
+//! command instead (payload on stdin, result on stdout), for Rust clients.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use p2p_proto::id::ClusterName;
+use p2p_r::evaluator::{REvaluator, REvaluatorConfig};
+use p2p_transport::clock::unix_ms;
+use p2p_worker::core::WorkerConfig;
+use p2p_worker::{CommandExecutor, Worker, WorkerOptions, fresh_secret};
+
+use crate::CliError;
+use crate::connect::BoardArgs;
+use crate::units::{parse_duration, parse_size};
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub board: BoardArgs,
+    /// The cluster, `OWNER/NAME` (or `NAME` for one of your own).
+    #[arg(long, env = "FUTURE_P2P_CLUSTER")]
+    pub cluster: String,
+    /// Stop after this long (e.g. 3600, 90m, 8h); default: until interrupted.
+    #[arg(long, env = "FUTURE_P2P_DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Futures evaluated at once (one R process each).
+    #[arg(long, env = "FUTURE_P2P_SLOTS", default_value_t = 1)]
+    pub slots: usize,
+    /// Only take futures from these users (comma-separated); default: any member.
+    #[arg(long, env = "FUTURE_P2P_ALLOW_USERS", value_delimiter = ',')]
+    pub allow_users: Vec<String>,
+    /// Largest future accepted (e.g. 500M, 2G).
+    #[arg(long, env = "FUTURE_P2P_MAX_PAYLOAD", value_parser = parse_size, default_value = "1G")]
+    pub max_payload: u64,
+    /// Longest a future may run (e.g. 600, 30m); default: no limit.
+    #[arg(long, env = "FUTURE_P2P_TIME_LIMIT", value_parser = parse_duration)]
+    pub time_limit: Option<Duration>,
+    /// How often to say hello on the board (clients count workers by their hellos).
+    #[arg(long, env = "FUTURE_P2P_HELLO_INTERVAL", value_parser = parse_duration, default_value = "30")]
+    pub hello_interval: Duration,
+    /// The Rscript that runs the R processes.
+    #[arg(long, env = "FUTURE_P2P_RSCRIPT", default_value = "Rscript")]
+    pub rscript: PathBuf,
+    /// Where the bundled future.p2p R package is installed; default: a cache directory.
+    #[arg(long, env = "FUTURE_P2P_R_LIBRARY")]
+    pub r_library: Option<PathBuf>,
+    /// Run each task as this shell command instead of R: the payload on its stdin, the
+    /// result from its stdout (tasks of Rust clients, e.g. `--exec cat`).
+    #[arg(long, env = "FUTURE_P2P_EXEC")]
+    pub exec: Option<String>,
+}
+
+pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
+    let cluster: ClusterName = args.cluster.parse()?;
+    match args.exec.clone() {
+        Some(command) => serve(&args, &cluster, CommandExecutor::new(command)).await,
+        None => {
+            let evaluator = r_evaluator(&args).await?;
+            serve(&args, &cluster, evaluator).await
+        }
+    }
+}
+
+/// Persistent R processes with the bundled future.p2p package, one per slot.
+async fn r_evaluator(args: &WorkerArgs) -> Result<REvaluator, CliError> {
+    // R next to the Rscript used, so both come from the same installation.
+    let r = match args.rscript.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join("R"),
+        _ => PathBuf::from("R"),
+    };
+    let cache = args
+        .r_library
+        .clone()
+        .unwrap_or_else(p2p_r::rpkg::default_cache_dir);
+    let library = p2p_r::rpkg::install_cached(&r, &cache).await?;
+    Ok(REvaluator::start(REvaluatorConfig {
+        slots: args.slots.max(1),
+        rscript: args.rscript.clone(),
+        library_paths: vec![library],
+        ..REvaluatorConfig::default()
+    })
+    .await?)
+}
+
+/// Joins the cluster and serves tasks on `executor` until the worker stops.
+async fn serve<E: p2p_worker::Executor>(
+    args: &WorkerArgs,
+    cluster: &ClusterName,
+    executor: E,
+) -> Result<(), CliError> {
+    let (_board, _user, me, lines) = args.board.join(cluster).await?;
+    let mut worker = Worker::start(lines, executor, options(args, me.clone()));
+    println!("worker {me} joined {cluster}");
+    tokio::select! {
+        reason = worker.stopped() => println!("worker stopped: {reason}"),
+        _ = tokio::signal::ctrl_c() => {
+            worker.shutdown();
+            println!("worker stopped: interrupted");
+        }
+    }
+    Ok(())
+}
+
+/// The worker's options from the command line.
+fn options(args: &WorkerArgs, me: p2p_proto::id::PeerId) -> WorkerOptions {
+    let mut core = WorkerConfig::new(me);
+    core.slots = args.slots.max(1);
+    core.until = args
+        .duration
+        .map(|duration| unix_ms() + duration.as_millis() as u64);
+    core.allow_users =
+        (!args.allow_users.is_empty()).then(|| args.allow_users.iter().cloned().collect());
+    core.max_payload = args.max_payload;
+    core.hello_interval = args.hello_interval.as_millis().max(1000) as u64;
+    core.sessions = true;
+    core.secret = Some(fresh_secret());
+    let mut options = WorkerOptions::new(core, args.board.wormhole());
+    options.time_limit = args.time_limit;
+    options
+}

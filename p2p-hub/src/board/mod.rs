@@ -1,0 +1,208 @@
+//! The board half of the self-hosted hub: a pico-compatible SSH pipe server.
+//!
+//! Behaviour follows `pipe.pico.sh` (see `shared/pico-pipe-spec.md`), with the intended
+//! rules where upstream has quirks (each module says which):
+//! - public-key authentication only; every key gets in, unknown keys as `public`;
+//! - commands `help`, `ls`, `user`, `pub`, `sub`, `pipe` ([`command`]);
+//! - topic names and access lists ([`topic`]), `ls` format ([`ls`]);
+//! - a multicast FIFO per topic where a slow reader is cut off instead of stalling everyone
+//!   ([`broker`]);
+//! - errors on stderr as `msg\n\r` with exit status 1; exit status 0, EOF and close (in that
+//!   order, after all output) otherwise.
+//!
+//! Keepalives: upstream sends the channel request `ping@pico.sh` every 5 s to notice dead
+//! clients. russh 0.65 has no API to send arbitrary channel requests, so the server sends
+//! the standard `keepalive@openssh.com` global request every 5 s instead (OpenSSH and russh
+//! clients answer it) and drops the connection after 3 unanswered ones, which cancels its
+//! sessions and removes them from their topics, the same effect. `keepalive@openssh.com`
+//! from clients is answered, so `ServerAliveInterval` works.
+
+pub mod broker;
+pub mod command;
+pub mod duration;
+pub mod flags;
+mod handler;
+pub mod hostkey;
+pub mod ls;
+pub mod registry;
+mod session;
+mod state;
+pub mod tokenize;
+pub mod topic;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::MethodKind;
+use russh::keys::PublicKey;
+use russh::server::Server as _;
+use thiserror::Error;
+use tokio::sync::watch;
+
+use self::broker::{Broker, DEFAULT_BACKLOG_LIMIT};
+use self::handler::Acceptor;
+use self::hostkey::HostKeyError;
+use self::registry::{Registry, RegistryError};
+use self::state::State;
+use self::topic::AccessTable;
+
+/// How to run the board server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on (tests: `127.0.0.1:0`).
+    pub listen: SocketAddr,
+    /// Holds the host key and the user registry.
+    pub state_dir: PathBuf,
+    /// Register the SSH login name for an unknown key when the name is free.
+    pub signup: bool,
+    /// Per-reader backlog bound in bytes (see [`broker`]).
+    pub backlog_limit: usize,
+    /// Host name used in hints (`ssh -p PORT HOST sub ...`).
+    pub public_host: String,
+    /// Interval of server keepalives.
+    pub keepalive_interval: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults: `127.0.0.1:2222`, no signup, [`DEFAULT_BACKLOG_LIMIT`], 5 s keepalives.
+    pub fn new(state_dir: impl Into<PathBuf>) -> ServerConfig {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 2222)),
+            state_dir: state_dir.into(),
+            signup: false,
+            backlog_limit: DEFAULT_BACKLOG_LIMIT,
+            public_host: "localhost".to_owned(),
+            keepalive_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// Host key problem.
+    #[error(transparent)]
+    HostKey(#[from] HostKeyError),
+    /// User registry problem.
+    #[error("user registry: {0}")]
+    Registry(#[from] RegistryError),
+    /// The state directory could not be created.
+    #[error("state directory {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Binding the listen address failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A running board server. Dropping it stops accepting and closes all connections.
+pub struct BoardServer {
+    local_addr: SocketAddr,
+    host_key: PublicKey,
+    task: tokio::task::JoinHandle<()>,
+    /// Disconnects every client (connections run in their own tasks).
+    shutdown: Option<russh::server::RunningServerHandle>,
+}
+
+impl std::fmt::Debug for BoardServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoardServer")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BoardServer {
+    /// Loads (or creates) the state, binds and starts serving in the background.
+    pub async fn start(config: ServerConfig) -> Result<BoardServer, ServerError> {
+        std::fs::create_dir_all(&config.state_dir).map_err(|source| ServerError::StateDir {
+            path: config.state_dir.clone(),
+            source,
+        })?;
+        let host_key = hostkey::load_or_generate(&config.state_dir)?;
+        let registry = Registry::open(&config.state_dir)?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let ssh_cmd = if local_addr.port() == 22 {
+            format!("ssh {}", config.public_host)
+        } else {
+            format!("ssh -p {} {}", local_addr.port(), config.public_host)
+        };
+        let state = Arc::new(State {
+            broker: Mutex::new(Broker::new(config.backlog_limit)),
+            access: Mutex::new(AccessTable::default()),
+            registry: Mutex::new(registry),
+            members_changed: watch::Sender::new(0),
+            signup: config.signup,
+            ssh_cmd,
+        });
+        let public = host_key.public_key().clone();
+        let ssh = russh::server::Config {
+            methods: russh::MethodSet::from(&[MethodKind::PublicKey][..]),
+            keys: vec![host_key],
+            // OpenSSH starts with a `none` attempt; rejecting it slowly only delays logins.
+            auth_rejection_time: Duration::from_millis(200),
+            auth_rejection_time_initial: Some(Duration::ZERO),
+            keepalive_interval: Some(config.keepalive_interval),
+            keepalive_max: 3,
+            nodelay: true,
+            ..Default::default()
+        };
+        let ssh = Arc::new(ssh);
+        let (handle_tx, handle_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut acceptor = Acceptor { state };
+            let running = acceptor.run_on_socket(ssh, &listener);
+            let _ = handle_tx.send(running.handle());
+            if let Err(error) = running.await {
+                tracing::error!(%error, "board server stopped accepting");
+            }
+        });
+        let shutdown = handle_rx.await.ok();
+        tracing::info!(addr = %local_addr, "board server listening");
+        Ok(BoardServer {
+            local_addr,
+            host_key: public,
+            task,
+            shutdown,
+        })
+    }
+
+    /// The bound address (with the real port when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The server's public host key, for clients' known_hosts.
+    pub fn host_key(&self) -> &PublicKey {
+        &self.host_key
+    }
+}
+
+impl Drop for BoardServer {
+    fn drop(&mut self) {
+        if let Some(handle) = &self.shutdown {
+            handle.shutdown("board server shutting down".to_owned());
+        }
+        self.task.abort();
+    }
+}
