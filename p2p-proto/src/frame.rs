@@ -36,13 +36,23 @@ pub const SESSION_VERSIONS: (u16, u16) = (1, 1);
 pub enum FrameError {
     /// The frame is larger than the limit in force.
     #[error("frame of {len} bytes exceeds the maximum of {max} bytes")]
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The header announced a frame format this build does not know.
     #[error("unsupported frame format version {0} (this build reads version {FORMAT_VERSION})")]
     UnsupportedFormat(u8),
     /// A complete frame was expected but the input ended early.
     #[error("truncated frame: {needed} bytes needed, {available} available")]
-    Truncated { needed: usize, available: usize },
+    Truncated {
+        /// Bytes the frame needs.
+        needed: usize,
+        /// Bytes there were.
+        available: usize,
+    },
     /// A complete frame was expected but bytes follow it.
     #[error("{0} unexpected bytes after the frame")]
     TrailingBytes(usize),
@@ -58,7 +68,9 @@ pub enum FrameError {
     /// The two sides share no session protocol version.
     #[error("no common session protocol version: ours {ours:?}, theirs {theirs:?}")]
     NoCommonVersion {
+        /// Our (lowest, highest) frame version.
         ours: (u16, u16),
+        /// The peer's (lowest, highest) frame version.
         theirs: (u16, u16),
     },
 }
@@ -122,14 +134,18 @@ impl Hello {
 /// A task: the future's id and its serialized payload (RDS for R, opaque for Rust).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
+    /// The future the payload belongs to.
     pub future: FutureId,
+    /// The serialized future (RDS for R, opaque for Rust).
     pub payload: Bytes,
 }
 
 /// The outcome of a task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskResult {
+    /// The future this is the outcome of.
     pub future: FutureId,
+    /// Its value, or why there is none.
     pub outcome: Outcome,
 }
 
@@ -146,6 +162,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Error)]
 #[error("{kind:?}: {message}")]
 pub struct RemoteError {
+    /// What kind of failure, for the retry policy and for R.
     pub kind: RemoteErrorKind,
     /// Human-readable explanation for the user who submitted the task.
     pub message: String,
@@ -173,19 +190,23 @@ pub enum RemoteErrorKind {
 /// Liveness signal with a sequence number, so a peer can tell how many it missed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Heartbeat {
+    /// Counts up from 0 on each side.
     pub seq: u64,
 }
 
 /// Asks the worker to stop a task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cancel {
+    /// The task to stop.
     pub future: FutureId,
 }
 
 /// An intermediate update from a running task, relayed to the client as it happens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
+    /// The running task.
     pub future: FutureId,
+    /// The update (for R, a serialized condition).
     pub payload: Bytes,
 }
 

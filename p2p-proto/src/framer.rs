@@ -21,10 +21,16 @@ pub const MAX_LINE_LEN: usize = 8 * 1024;
 pub enum FramerError {
     /// The line grew past the framer's limit before its newline arrived.
     #[error("board line longer than {max} bytes; skipped up to the next newline")]
-    LineTooLong { max: usize },
+    LineTooLong {
+        /// The limit.
+        max: usize,
+    },
     /// The line is not UTF-8 text (binary garbage on the board).
     #[error("board line is not valid UTF-8 ({len} bytes); skipped")]
-    NotUtf8 { len: usize },
+    NotUtf8 {
+        /// Its length.
+        len: usize,
+    },
 }
 
 /// Incremental line splitter: push chunks in, take lines out.

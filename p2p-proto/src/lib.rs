@@ -19,6 +19,8 @@
 //! decide what to send; everything here is pure functions and plain data, so it is tested
 //! exhaustively with proptest and golden lines from real future.p2p peers.
 
+#![warn(missing_docs)]
+
 pub mod frame;
 pub mod framer;
 pub mod id;

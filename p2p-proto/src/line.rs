@@ -34,7 +34,12 @@ pub enum LineError {
     NotAMessage,
     /// The line is longer than [`MAX_LINE_LEN`].
     #[error("board line of {len} bytes exceeds the maximum of {max}")]
-    TooLong { len: usize, max: usize },
+    TooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The line has more than [`MAX_PAIRS`] pairs.
     #[error("board line has more than {MAX_PAIRS} key=value pairs")]
     TooManyPairs,
@@ -46,13 +51,26 @@ pub enum LineError {
     DuplicateKey(String),
     /// A key the message type requires is absent.
     #[error("{kind} message without the required key {key:?}")]
-    MissingKey { kind: String, key: &'static str },
+    MissingKey {
+        /// The message type.
+        kind: String,
+        /// The key it lacks.
+        key: &'static str,
+    },
     /// A value does not parse as its key requires.
     #[error("bad value for {key:?}: {reason}")]
-    BadValue { key: String, reason: String },
+    BadValue {
+        /// The key.
+        key: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
     /// A value to be written contains `,`, `=`, CR or LF, which the line format cannot carry.
     #[error("value of {key:?} contains ',', '=' or a line break, which board lines cannot carry")]
-    ForbiddenCharacter { key: String },
+    ForbiddenCharacter {
+        /// The key whose value it is.
+        key: String,
+    },
 }
 
 fn is_key(key: &str) -> bool {

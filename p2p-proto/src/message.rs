@@ -32,6 +32,7 @@ use crate::time::{BoardTime, Expiry};
 pub struct BoardLine {
     /// Sender's wall-clock time (informational, sender's zone).
     pub when: BoardTime,
+    /// What the line says.
     pub message: Message,
     /// Unknown keys, in the order they appeared; written back after the known ones.
     pub extra: Vec<(String, String)>,
@@ -51,15 +52,23 @@ impl BoardLine {
 /// The typed content of a board line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
+    /// A peer announces itself (`type=worker`, `client` or `cluster`).
     Hello(Hello),
+    /// A client asks for a worker.
     Request(Request),
+    /// A worker offers to take a request.
     Offer(Offer),
+    /// A client accepts an offer and says how the payload travels.
     Accept(Accept),
+    /// A client takes a request or an accept back.
     Withdraw(Withdraw),
+    /// A worker says a result is ready (file route of the seed version).
     Result(ResultReady),
+    /// A worker refuses or gives up a task (this project's extension).
     Decline(Decline),
     /// A `type` this build does not know; its keys are in [`BoardLine::extra`].
     Unknown {
+        /// The `type` value.
         kind: String,
     },
 }
@@ -97,7 +106,9 @@ impl Message {
 /// Who says hello.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
+    /// Offers to run futures.
     Worker,
+    /// Submits futures.
     Client,
     /// The host holding the topic open (`future-p2p host`, future.p2p's `host_cluster()`).
     Cluster,
@@ -117,31 +128,43 @@ impl Role {
 /// A peer announces itself and how long it stays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello {
+    /// Worker, client or cluster host.
     pub role: Role,
+    /// Who says hello.
     pub from: PeerId,
+    /// When the hello lapses unless repeated.
     pub expires: Expiry,
+    /// Capabilities; `None` for the seed version, which sent none.
     pub protocols: Option<Protocols>,
 }
 
 /// A client has a future to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// The client.
     pub from: PeerId,
+    /// When the request lapses unless posted again.
     pub expires: Expiry,
+    /// The future asking for a worker.
     pub future: FutureId,
     /// Payload size in bytes.
     pub size: u64,
+    /// What the client speaks; `None` for the seed version.
     pub protocols: Option<Protocols>,
 }
 
 /// A worker offers to run a requested future.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Offer {
+    /// The worker.
     pub from: PeerId,
+    /// When the offer lapses.
     pub expires: Expiry,
     /// The requesting client.
     pub to: PeerId,
+    /// The requested future.
     pub future: FutureId,
+    /// What the worker speaks; `None` for the seed version.
     pub protocols: Option<Protocols>,
     /// Key to seal the accept's code to (this project's peers only).
     pub pk: Option<WorkerKey>,
@@ -150,41 +173,54 @@ pub struct Offer {
 /// The client picks a worker and says how the future will travel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accept {
+    /// The client.
     pub from: PeerId,
+    /// How long the worker has to start the transfer.
     pub expires: Expiry,
     /// The chosen worker.
     pub to: PeerId,
+    /// The future given to the worker.
     pub future: FutureId,
+    /// How the payload travels: a wormhole code, plain or sealed to the worker.
     pub via: TransferUri,
 }
 
 /// The client takes a request (or an accept) back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Withdraw {
+    /// The client.
     pub from: PeerId,
     /// The worker concerned, or the client itself for a request nobody was accepted for.
     pub to: PeerId,
+    /// The future taken back.
     pub future: FutureId,
 }
 
 /// A worker announces that a result is ready to be fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResultReady {
+    /// The worker.
     pub from: PeerId,
+    /// How long the result waits.
     pub expires: Expiry,
     /// The client the result belongs to.
     pub to: PeerId,
+    /// The future whose result is ready.
     pub future: FutureId,
+    /// Where to fetch the result.
     pub via: TransferUri,
 }
 
 /// A worker refuses a client's request, so that the client can tell its user why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decline {
+    /// The worker.
     pub from: PeerId,
     /// The requesting client.
     pub to: PeerId,
+    /// The future declined.
     pub future: FutureId,
+    /// Why.
     pub reason: DeclineReason,
 }
 

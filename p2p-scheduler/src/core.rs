@@ -95,10 +95,16 @@ impl SchedulerConfig {
 pub enum Route {
     /// future.p2p file transfers: send the payload under `CODE-f`, receive the result under
     /// `CODE-r`.
-    Files { code: WormholeCode },
+    Files {
+        /// The code the two transfers derive theirs from.
+        code: WormholeCode,
+    },
     /// Open a warm session under `CODE` and send the task on it; report
     /// [`SchedulerCore::session_opened`] once it is up.
-    NewSession { code: WormholeCode },
+    NewSession {
+        /// The code of the session's rendezvous.
+        code: WormholeCode,
+    },
     /// Send the task on the worker's open session.
     Session,
 }
@@ -106,31 +112,48 @@ pub enum Route {
 /// A task handed to a worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dispatch {
+    /// The task.
     pub task: TaskId,
+    /// Its future, as named on the board.
     pub future: FutureId,
+    /// The worker it goes to.
     pub worker: PeerId,
+    /// How its payload travels.
     pub route: Route,
 }
 
 /// Progress of a task, for progress displays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskEvent {
+    /// Waiting for a worker (a request stands on the board, or will).
     Queued,
+    /// A worker offered to take it.
     Offered {
+        /// The worker.
         worker: PeerId,
     },
+    /// Its offer was accepted; the worker is to start the transfer.
     Accepted {
+        /// The worker.
         worker: PeerId,
     },
+    /// The payload reached the worker.
     Running {
+        /// The worker.
         worker: PeerId,
     },
+    /// A worker refused it before taking it.
     Declined {
+        /// The worker.
         worker: PeerId,
+        /// Why.
         reason: DeclineReason,
     },
+    /// A try failed; the task is queued again.
     Retried {
+        /// The worker that failed it.
         worker: PeerId,
+        /// How.
         error: AttemptError,
     },
 }
@@ -143,15 +166,30 @@ pub enum SchedulerAction {
     /// Move the task's payload to the worker and its result back.
     Dispatch(Dispatch),
     /// Stop the task on the worker (session cancel frame, or abort the transfer).
-    Interrupt { task: TaskId, worker: PeerId },
+    Interrupt {
+        /// The task.
+        task: TaskId,
+        /// The worker running it.
+        worker: PeerId,
+    },
     /// Close the idle session with this worker: it returns to the board.
-    CloseSession { worker: PeerId },
+    CloseSession {
+        /// The worker.
+        worker: PeerId,
+    },
     /// Something happened to a task.
-    Event { task: TaskId, event: TaskEvent },
+    Event {
+        /// The task.
+        task: TaskId,
+        /// What happened.
+        event: TaskEvent,
+    },
     /// The task is over: `Ok(worker)` means the driver delivers the result it received
     /// from that worker; there will be no other outcome for this task.
     Finished {
+        /// The task.
         task: TaskId,
+        /// The worker whose result counts, or why there is none.
         outcome: Result<PeerId, TaskError>,
     },
 }
@@ -178,7 +216,9 @@ struct Task {
 /// A worker seen on the board.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerInfo {
+    /// When its last hello lapses.
     pub expires: Millis,
+    /// What it speaks.
     pub protocols: Protocols,
 }
 

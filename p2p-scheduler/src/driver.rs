@@ -44,12 +44,15 @@ use crate::error::{
 /// Everything the scheduler needs besides the board.
 #[derive(Debug, Clone)]
 pub struct SchedulerOptions {
+    /// The dispatch state machine.
     pub core: SchedulerConfig,
+    /// The mailbox and relays payloads go through.
     pub wormhole: WormholeConfig,
     /// Bound on one file transfer (payload out, result back), rendezvous included.
     pub transfer_timeout: Duration,
     /// Largest result accepted from a worker.
     pub max_result_size: u64,
+    /// Warm sessions: timeouts, heartbeats, frame size.
     pub session: SessionConfig,
 }
 

@@ -36,8 +36,10 @@ pub enum AttemptError {
     /// A file transfer with the worker failed.
     #[error("{stage}: {source}")]
     Transfer {
+        /// Which transfer.
         stage: TransferStage,
         #[source]
+        /// How it failed.
         source: TransferFailure,
     },
     /// The warm session with the worker failed or ended while the task was on it.
@@ -106,7 +108,9 @@ pub enum TaskError {
     /// Every worker the task was given to failed it; `last` is the last failure.
     #[error("failed on {} worker(s) ({}); last error: {last}", tried.len(), tried.iter().map(PeerId::as_str).collect::<Vec<_>>().join(", "))]
     Exhausted {
+        /// The workers that failed it, in order.
         tried: Vec<PeerId>,
+        /// The last failure.
         last: AttemptError,
     },
 }

@@ -91,10 +91,13 @@ pub enum TransferMode {
 /// A task the worker was accepted for: fetch the payload, run it, return the result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
+    /// The client that gave the task.
     pub client: PeerId,
+    /// The task.
     pub future: FutureId,
     /// The code, already unsealed.
     pub code: WormholeCode,
+    /// How the payload and result travel.
     pub mode: TransferMode,
 }
 
@@ -106,7 +109,12 @@ pub enum WorkerAction {
     /// Receive and run an accepted task; report its end with [`WorkerCore::task_finished`].
     Run(Assignment),
     /// The client withdrew a task that is running: stop it.
-    Interrupt { client: PeerId, future: FutureId },
+    Interrupt {
+        /// The client that withdrew it.
+        client: PeerId,
+        /// The task.
+        future: FutureId,
+    },
     /// The worker's duration is over and nothing runs any more.
     Stop,
 }

@@ -34,12 +34,15 @@ use crate::executor::{Executor, Job};
 /// Everything the worker needs besides the board and the executor.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
+    /// The board state machine.
     pub core: WorkerConfig,
+    /// The mailbox and relays payloads go through.
     pub wormhole: WormholeConfig,
     /// Bound on receiving a payload or sending a result, rendezvous included.
     pub transfer_timeout: Duration,
     /// Longest a task may run; `None` for no limit.
     pub time_limit: Option<Duration>,
+    /// Warm sessions: timeouts, heartbeats, frame size.
     pub session: SessionConfig,
 }
 

@@ -20,7 +20,9 @@ use tokio::sync::mpsc;
 /// One task for an executor.
 #[derive(Debug, Clone)]
 pub struct Job {
+    /// The task (its future, as named on the board).
     pub future: FutureId,
+    /// The client that submitted it.
     pub client: PeerId,
     /// What the client shipped (RDS for R, opaque bytes for Rust embedders).
     pub payload: Bytes,

@@ -13,6 +13,8 @@
 //!       p2p-transport, p2p-proto
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod core;
 pub mod driver;
 pub mod executor;

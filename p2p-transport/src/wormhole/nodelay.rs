@@ -12,7 +12,8 @@
 //! module finds this process's sockets connected to that address and sets TCP_NODELAY on
 //! them. Another socket to the same address (a second transfer through the same relay) gets
 //! it too, which is what it needs anyway; nothing else is touched. Linux only (it reads
-//! `/proc/self/fd`); elsewhere it does nothing and transfers are merely slower.
+//! `/proc/self/fd`); elsewhere it does nothing and transfers are merely slower. Reaching a
+//! socket the crate owns by its number is this module's one unsafe operation.
 //! Drop it when the crate sets TCP_NODELAY itself or buffers a record into one write.
 
 use std::net::SocketAddr;
@@ -27,64 +28,30 @@ pub(crate) fn on_transit_connected(info: &TransitInfo) {
 
 #[cfg(target_os = "linux")]
 fn set_nodelay_towards(peer: SocketAddr) -> usize {
+    use rustix::fd::{BorrowedFd, RawFd};
+
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
         return 0;
     };
     entries
         .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<libc::c_int>().ok())
-        .filter(|&fd| peer_of(fd) == Some(peer))
-        .filter(|&fd| {
-            let one: libc::c_int = 1;
-            // SAFETY: setsockopt only reads `one`; on a descriptor closed or reused since
-            // it was listed, it fails or sets a harmless option on a TCP socket to `peer`.
-            unsafe {
-                libc::setsockopt(
-                    fd,
-                    libc::IPPROTO_TCP,
-                    libc::TCP_NODELAY,
-                    (&one as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                ) == 0
-            }
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<RawFd>().ok())
+        .filter(|&raw| {
+            // SAFETY: the one unsafe operation of this module, justified: the wormhole crate
+            // owns the transit socket and offers no handle on it, so it is found by number.
+            // The borrow lives for this closure only, and the calls below merely query or
+            // set options: on a descriptor closed or reused since it was listed they fail,
+            // or set TCP_NODELAY on another TCP socket to `peer`, which is harmless.
+            #[allow(unsafe_code)]
+            let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+            let to_peer = rustix::net::getpeername(fd)
+                .ok()
+                .flatten()
+                .and_then(|addr| SocketAddr::try_from(addr).ok())
+                == Some(peer);
+            to_peer && rustix::net::sockopt::set_tcp_nodelay(fd, true).is_ok()
         })
         .count()
-}
-
-/// The address a descriptor is connected to, if it is a connected IP socket.
-#[cfg(target_os = "linux")]
-fn peer_of(fd: libc::c_int) -> Option<SocketAddr> {
-    // SAFETY: a zeroed sockaddr_storage is a valid buffer; getpeername writes at most `len`
-    // bytes into it and fails harmlessly on descriptors that are not sockets.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let ok = unsafe {
-        libc::getpeername(
-            fd,
-            (&mut storage as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-        )
-    } == 0;
-    if !ok {
-        return None;
-    }
-    match libc::c_int::from(storage.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in.
-            let addr: libc::sockaddr_in =
-                unsafe { *(&storage as *const libc::sockaddr_storage).cast() };
-            let ip = std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
-            Some(SocketAddr::from((ip, u16::from_be(addr.sin_port))))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says the storage holds a sockaddr_in6.
-            let addr: libc::sockaddr_in6 =
-                unsafe { *(&storage as *const libc::sockaddr_storage).cast() };
-            let ip = std::net::Ipv6Addr::from(addr.sin6_addr.s6_addr);
-            Some(SocketAddr::from((ip, u16::from_be(addr.sin6_port))))
-        }
-        _ => None,
-    }
 }
 
 #[cfg(not(target_os = "linux"))]
