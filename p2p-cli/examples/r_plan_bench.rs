@@ -3,8 +3,8 @@
 //! `future_lapply()` of 1,000 trivial elements, with ratios against sequential.
 //!
 //! ```sh
-//! cargo build --release -p p2p-r --bin future-p2p
-//! cargo run --release -p p2p-r --example r_plan_bench
+//! cargo build --release -p p2p-cli --bin future-p2p
+//! cargo run --release -p p2p-cli --example r_plan_bench
 //! ```
 //!
 //! The cluster is that of the R test suite (tests/common/cluster.rs): a hub on 127.0.0.1,
@@ -76,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bin = future_p2p_bin();
     if !bin.is_file() {
         return Err(format!(
-            "no future-p2p binary at {}: `cargo build --release -p p2p-r --bin future-p2p` first, or set FUTURE_P2P_BIN",
+            "no future-p2p binary at {}: `cargo build --release -p p2p-cli --bin future-p2p` first, or set FUTURE_P2P_BIN",
             bin.display()
         )
         .into());
