@@ -3,8 +3,8 @@
 //! `future_lapply()` of 1,000 trivial elements, with ratios against sequential.
 //!
 //! ```sh
-//! cargo build --release -p p2p-r --bin future-p2p
-//! cargo run --release -p p2p-r --example r_plan_bench
+//! cargo build --release -p p2p-cli --bin future-p2p
+//! cargo run --release -p p2p-cli --example r_plan_bench
 //! ```
 //!
 //! The cluster is that of the R test suite (tests/common/cluster.rs): a hub on 127.0.0.1,

@@ -1,6 +1,6 @@
 //! Board benchmark: one table, figures and ratios against a raw TCP baseline from the same run.
 //!
-//! `cargo run --release -p p2p-transport --example board_bench [-- --lines N --readers N]`
+//! `cargo run --release -p p2p-hub --example board_bench [-- --lines N --readers N]`
 //!
 //! Rows:
 //! - raw TCP round trip: a line to a tokio echo server on loopback and back (sampled
