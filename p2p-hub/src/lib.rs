@@ -17,7 +17,7 @@
 //! ```
 //!
 //! Where the pipe server knowingly differs from pipe.pico.sh is listed in
-//! `docs/pico-compat.md` and at the code that does it.
+//! `docs/pico-compat.md` §12 and at the code that does it.
 
 pub mod board;
 pub mod hub;

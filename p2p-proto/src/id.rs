@@ -90,7 +90,8 @@ impl ClusterName {
 
     /// The pipe topic of the board as seen by user `me`: `name` for the owner (a topic
     /// without a slash is in the caller's own namespace) and `owner/name` for everyone else,
-    /// which is how pico resolves topics and how the seed README opens them.
+    /// which is how pico resolves topics (docs/pico-compat.md §5, §6.1) and how the host and
+    /// the members open the cluster's topic (docs/ARCHITECTURE.md §5.1).
     pub fn topic_for(&self, me: &str) -> String {
         match &self.owner {
             Some(owner) if owner != me => format!("{owner}/{}", self.name),

@@ -1,8 +1,8 @@
 //! The `protocols` key: what a peer can do, `;`-separated (`wormhole;sealed-v1;session-v1`).
 //!
 //! future.p2p 0.4.0 advertises `wormhole`. Everything this project adds beyond it is a
-//! further token here, and is used only when both sides list it (DESIGN.md: negotiated,
-//! never assumed).
+//! further token here, and is used only when both sides list it: negotiated, never assumed
+//! (docs/ARCHITECTURE.md §5.5).
 
 use std::fmt;
 use std::str::FromStr;

@@ -5,8 +5,8 @@
 //! cargo run --release -p p2p-transport --example wormhole_bench
 //! ```
 //!
-//! Targets (issue 4): 64 MiB through our relay at >= 0.3x the raw copy rate; warm frame
-//! round trip <= 2x raw TCP; cold small transfer <= 30 ms p50 with the local hub.
+//! Targets (docs/ARCHITECTURE.md §9): 64 MiB through our relay at >= 0.3x the raw copy rate;
+//! warm frame round trip <= 2x raw TCP; cold small transfer <= 30 ms p50 with the local hub.
 //! Not a test: nothing here asserts timings.
 
 use std::net::SocketAddr;

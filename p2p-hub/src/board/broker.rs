@@ -1,4 +1,5 @@
-//! The per-topic multicast FIFO (spec §4), as synchronous bookkeeping with no I/O.
+//! The per-topic multicast FIFO, as synchronous bookkeeping with no I/O
+//! (docs/pico-compat.md §7).
 //!
 //! The session layer holds the broker under a mutex and calls it for every chunk; every
 //! call is short and never waits, which is what keeps a topic's order total: a chunk is
@@ -12,7 +13,7 @@
 //! reader instead ([`Eviction::TooSlow`]); the other readers and the publishers carry on.
 //! The bound is [`DEFAULT_BACKLOG_LIMIT`] unless configured.
 //!
-//! Termination follows upstream before 2026-08-15 (the rule the spec calls pre-c58eb5b),
+//! Termination follows upstream before 2026-08-15 (docs/pico-compat.md §7.6),
 //! chosen because a cluster host must survive its last worker leaving: a remaining pipe is
 //! never disconnected because a peer left. A `sub` without `-k` is evicted
 //! ([`Eviction::WritersGone`]) when a writer (pub or pipe) leaves and no writer remains.

@@ -1,4 +1,5 @@
-//! Command-line parsing for the pipe server: exec string -> typed [`Command`] (spec §1-§2).
+//! Command-line parsing for the pipe server: exec string -> typed [`Command`]
+//! (docs/pico-compat.md §3, §4).
 //!
 //! Sans-IO: the session layer prints what the parse returns and runs the command.
 //!
@@ -14,7 +15,7 @@ use super::duration::GoDuration;
 use super::flags::{self, FlagError, FlagKind, FlagSpec, ParsedFlags};
 use super::tokenize::{TokenizeError, tokenize};
 
-/// How a channel hands each chunk to its readers (spec §4.4).
+/// How a channel hands each chunk to its readers (docs/pico-compat.md §7.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Dispatcher {
     /// Every reader gets every chunk.
@@ -257,7 +258,7 @@ fn dispatcher(raw: &str) -> Result<Dispatcher, FlagError> {
     }
 }
 
-/// Topic split, flag parse and the single-leftover-positional rule (spec §1.3).
+/// Topic split, flag parse and the single-leftover-positional rule (docs/pico-compat.md §3.3).
 fn parse_topic_command(
     cmd: &str,
     args: &[String],

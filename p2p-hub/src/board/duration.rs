@@ -1,4 +1,5 @@
-//! Go `time.Duration` parsing and formatting, for the `-t` flag of `pub` (spec §2.2).
+//! Go `time.Duration` parsing and formatting, for the `-t` flag of `pub`
+//! (docs/pico-compat.md §3.3, §4.1).
 //!
 //! The status line `no subs found ... waiting 720h0m0s` and the usage text print durations
 //! the way Go's `Duration.String` does, so both directions are implemented exactly.

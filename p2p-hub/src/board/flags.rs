@@ -1,4 +1,5 @@
-//! Go `flag` package semantics (`ContinueOnError`) for the pub/sub/pipe flag sets (spec §1.3).
+//! Go `flag` package semantics (`ContinueOnError`) for the pub/sub/pipe flag sets
+//! (docs/pico-compat.md §3.3).
 //!
 //! Rules reproduced: `-x` and `--x` both work; values as `-x=v` or `-x v` (bools only with
 //! `=`); parsing stops at the first non-flag argument or after `--`; `-h`/`-help` request the

@@ -83,7 +83,8 @@ impl Connection {
 impl russh::server::Handler for Connection {
     type Error = russh::Error;
 
-    /// Every key is let in (spec §5): unknown keys are the anonymous user `public`.
+    /// Every key is let in (docs/pico-compat.md §2.1, §8.4): unknown keys are the anonymous
+    /// user `public`.
     async fn auth_publickey(
         &mut self,
         user: &str,

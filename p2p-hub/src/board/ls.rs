@@ -1,4 +1,5 @@
-//! `ls` output, byte-for-byte in the current upstream format (spec §6.3), sans-IO.
+//! `ls` output, byte-for-byte in the current upstream format, sans-IO
+//! (docs/pico-compat.md §9.1).
 //!
 //! Upstream prints channels and clients in Go map order (random); here channels are sorted by
 //! name and clients listed in join order, so the output is deterministic.

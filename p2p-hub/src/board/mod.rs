@@ -1,7 +1,7 @@
 //! The board half of the self-hosted hub: a pico-compatible SSH pipe server.
 //!
-//! Behaviour follows `pipe.pico.sh` (see `shared/pico-pipe-spec.md`), with the intended
-//! rules where upstream has quirks (each module says which):
+//! Behaviour follows `pipe.pico.sh` as `docs/pico-compat.md` describes it, with the intended
+//! rules where upstream has quirks (each module says which; §12 there lists them all):
 //! - public-key authentication only; every key gets in, unknown keys as `public`;
 //! - commands `help`, `ls`, `user`, `pub`, `sub`, `pipe` ([`command`]);
 //! - topic names and access lists ([`topic`]), `ls` format ([`ls`]);

@@ -1,4 +1,5 @@
-//! The hub's user registry: which SSH key belongs to which username (spec §5).
+//! The hub's user registry: which SSH key belongs to which username
+//! (docs/pico-compat.md §8).
 //!
 //! Persisted in the state directory as two plain-text files an admin can edit:
 //! - `users`: one `username key-type base64 [comment]` line per key (a user may have several
@@ -20,7 +21,8 @@ use thiserror::Error;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Names pico.sh refuses at registration (spec §5.1); `public` is the anonymous namespace.
+/// Names pico.sh refuses at registration (docs/pico-compat.md §8.3); `public` is the
+/// anonymous namespace.
 pub const DENY_LIST: &[&str] = &[
     "admin",
     "abuse",

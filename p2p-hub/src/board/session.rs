@@ -70,7 +70,7 @@ enum End {
     Gone,
 }
 
-/// The write side of a session channel, with the PTY newline rule (spec §4.7).
+/// The write side of a session channel, with the PTY newline rule (docs/pico-compat.md §2.3).
 struct Output {
     tx: ChannelWriteHalf<Msg>,
     pty: bool,
@@ -94,7 +94,7 @@ impl Output {
     }
 
     /// Exit status, then EOF, then close: russh sends EOF and CLOSE only after the data
-    /// queued before them, so nothing is cut off (spec §8.3's recommendation).
+    /// queued before them, so nothing is cut off (docs/pico-compat.md §10).
     async fn finish(&self, code: u32) {
         let _ = self.tx.exit_status(code).await;
         let _ = self.tx.eof().await;

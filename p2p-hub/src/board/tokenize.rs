@@ -1,4 +1,5 @@
-//! Exec-string tokenising, the way pipe.pico.sh splits `ssh host <command>` (spec §1.2).
+//! Exec-string tokenising, the way pipe.pico.sh splits `ssh host <command>`
+//! (docs/pico-compat.md §3.1).
 //!
 //! Upstream uses `go-andiamo/splitter` with a single-space separator, double and single quotes
 //! as enclosures and `StripQuotes`: a space inside quotes does not split, the quote characters

@@ -1,9 +1,10 @@
-//! Topic names and access lists (spec §3), sans-IO.
+//! Topic names and access lists (docs/pico-compat.md §5, §6), sans-IO.
 //!
 //! Every channel key is a full name: `alice/foo` or `public/foo`. A bare `foo` typed by alice
 //! means `alice/foo`; `-p foo` means `public/foo`; both mappings are idempotent.
 //!
-//! Access lists follow the *intended* rules (spec §3.3), not HEAD's bugs (§3.4):
+//! Access lists follow the *intended* rules (docs/pico-compat.md §6.1), not the quirks of
+//! upstream's code (§6.2):
 //! - the namespace owner (the user who created the ACL) is always let in, in every session;
 //! - a listed user (by name, or by `SHA256:` key fingerprint) joins `owner/topic`;
 //! - an unlisted user typing `owner/topic` of a *private* ACL topic is routed, silently, to

@@ -16,7 +16,7 @@ p2p_option <- function(name, default = NULL) {
 #' Where the future-p2p program is
 #'
 #' Option `future.p2p.bin`, environment variable `R_FUTURE_P2P_BIN`, or `future-p2p` on
-#' the PATH (`cargo install --path p2p-r` puts it in ~/.cargo/bin).
+#' the PATH (`cargo install --path p2p-cli` puts it in ~/.cargo/bin).
 #'
 #' @return The path of the future-p2p executable.
 #' @export

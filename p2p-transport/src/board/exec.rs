@@ -23,7 +23,8 @@ pub(crate) enum Ending {
     /// The server reported this exit status.
     Exit(u32),
     /// The channel closed without an exit status, or with 255 from OpenSSH: the server ended
-    /// the stream (pico.sh at HEAD closes pipes without an exit status, spec §8.3).
+    /// the stream (pico.sh since 2026-08-15 closes pipes without an exit status,
+    /// docs/pico-compat.md §10).
     NoStatus,
     /// The connection dropped (or ssh failed): worth reconnecting.
     Lost(String),
