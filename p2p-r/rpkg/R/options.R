@@ -27,7 +27,7 @@ future_p2p_bin <- function() {
     stop(future::FutureError(paste0(
       "cannot find the future-p2p program",
       if (nzchar(bin)) sprintf(" (%s does not exist)", bin) else "",
-      ": install it with `cargo install --path p2p-r` from the future-p2p sources, ",
+      ": install it with `cargo install --path p2p-cli` from the future-p2p sources, ",
       "and put it on the PATH or set options(future.p2p.bin = \"/path/to/future-p2p\") ",
       "or the environment variable R_FUTURE_P2P_BIN"
     )))
