@@ -124,6 +124,26 @@ async fn serve(
 
     loop {
         tokio::select! {
+            // In this order: a task's conditions (progress) reach R before its result,
+            // which the scheduler resolves only after broadcasting them; R drops what
+            // comes for a future after its result.
+            biased;
+            update = updates.recv() => match update {
+                Ok((task, update)) => {
+                    if let Some(reply) = session.task_update(task, update) {
+                        let _ = replies.send(reply);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "task updates were dropped");
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            Some((id, outcome)) = running.next(), if !running.is_empty() => {
+                if let Some(reply) = session.finished(id, outcome) {
+                    let _ = replies.send(reply);
+                }
+            }
             request = requests.recv() => match request {
                 // The R session is gone.
                 None => break,
@@ -172,22 +192,6 @@ async fn serve(
                     }
                     Request::Poll { id } => { let _ = replies.send(session.poll(id)); }
                 },
-            },
-            Some((id, outcome)) = running.next(), if !running.is_empty() => {
-                if let Some(reply) = session.finished(id, outcome) {
-                    let _ = replies.send(reply);
-                }
-            }
-            update = updates.recv() => match update {
-                Ok((task, update)) => {
-                    if let Some(reply) = session.task_update(task, update) {
-                        let _ = replies.send(reply);
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "task updates were dropped");
-                }
-                Err(broadcast::error::RecvError::Closed) => break,
             },
             Ok(()) = workers.changed() => {
                 let seen = workers.borrow_and_update().len();
