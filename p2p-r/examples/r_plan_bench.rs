@@ -87,8 +87,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?
         .block_on(p2p_r::rpkg::install(Path::new("R"), library.path()))?;
     let cluster = LocalCluster::start(&bin);
+    let name = cluster.host("p2p");
     let mut r = cluster
-        .rscript(&bin, library.path())
+        .rscript(library.path().as_os_str(), &name)
         .args(["-e", R_BENCH])
         .spawn()?;
     let status = wait_bounded(&mut r, Duration::from_secs(900));

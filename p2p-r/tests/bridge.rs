@@ -16,7 +16,7 @@ fn run_r(args: &[&str]) -> String {
     let output = Command::new("Rscript")
         .arg(script)
         .args(args)
-        .env("R_LIBS", common::r_library())
+        .env("R_LIBS", common::test_r_libs())
         .output()
         .expect("Rscript runs (installed by .ci/setup/40-r.sh)");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -45,8 +45,14 @@ fn requests_encoded_by_r_decode_in_rust() {
         panic!("no hello first: {requests:?}");
     };
     assert_eq!(hello.protocol, BRIDGE_PROTOCOL_VERSION);
-    assert_eq!(hello.future_version, "1.31.0");
-    assert_eq!(hello.api, "expr");
+    // The future R found: Debian's 1.31 (legacy API) or a CRAN one (FutureBackend API).
+    assert_eq!(hello.future_version, common::future_version());
+    let api = if common::future_has_backend_api() {
+        "evalFuture"
+    } else {
+        "expr"
+    };
+    assert_eq!(hello.api, api);
     assert_eq!(
         rest,
         [

@@ -35,7 +35,7 @@ test_that("Rscript -e future.p2p::pico_p2p_worker --cluster=... starts a worker"
 
 test_that("a second host of the same cluster is refused with a clear error", {
   out <- processx::run(future_p2p, c(
-    "host", "--cluster", "p2p", "--users", "bob", "--duration", "5",
+    "host", "--cluster", sub("^alice/", "", cluster_name), "--users", "bob", "--duration", "5",
     paste0("--ssh-args=", Sys.getenv("FP2P_TEST_ALICE_SSH_ARGS"))
   ), error_on_status = FALSE, timeout = 60)
   expect_false(out$status == 0L)
