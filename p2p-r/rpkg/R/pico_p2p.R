@@ -73,13 +73,25 @@ launch_on_bridge <- function(future, bridge, api) {
   }
   bridge$next_id <- bridge$next_id + 1L
   id <- bridge$next_id
-  mailbox_open(bridge, id)
+  mailbox_open(bridge, id, future)
   bridge_send(bridge, bridge_submit(id, payload, future$label))
   future$bridge <- bridge
   future$bridge_id <- id
+  future$timeout <- result_timeout()
+  future$deadline <- Sys.time() + future$timeout
   future$state <- "running"
   invisible(future)
 }
+
+## The longest a future may take from its launch to its result: option
+## future.p2p.timeout, else future's own future.wait.timeout, else 30 days. Past it,
+## resolved() says TRUE and value() fails: no loop of future's (resolve(), value() of a
+## list, future_lapply()) can wait for it forever.
+result_timeout <- function() {
+  p2p_option("timeout", getOption("future.wait.timeout", 30 * 24 * 3600))
+}
+
+future_overdue <- function(future) Sys.time() > future$deadline
 
 ## Relays the conditions that arrived for `future` (progress, immediate messages), once.
 relay_conditions <- function(future) {
@@ -97,6 +109,9 @@ future_settled <- function(future) {
   is.null(box) || !is.null(box$result) || !is.null(box$error) || !is.null(future$bridge$failure)
 }
 
+## Whether future's cancel() (future >= 1.49) has been called on the future.
+future_cancelled <- function(future) future$state %in% c("canceled", "interrupted")
+
 #' @keywords internal
 resolved.PicoP2PFuture <- function(x, ...) {
   if (!is.null(x[["result"]])) return(TRUE)
@@ -104,7 +119,19 @@ resolved.PicoP2PFuture <- function(x, ...) {
   if (is.null(x$bridge)) return(FALSE)
   bridge_pump(x$bridge, timeout = 0)
   relay_conditions(x)
-  future_settled(x)
+  future_settled(x) || future_cancelled(x) || future_overdue(x)
+}
+
+## What a future still waiting for its result is waiting for, in words.
+waiting_for <- function(box, cluster) {
+  if (is.null(box)) return(sprintf("a future on cluster %s", cluster))
+  switch(box$state,
+    queued = sprintf("a worker of cluster %s to take the future (none did)", cluster),
+    sent = sprintf("the future to reach worker %s", box$detail),
+    running = sprintf("the result of the future running on worker %s", box$detail),
+    requeued = sprintf("another worker of cluster %s after the future's worker was lost", cluster),
+    sprintf("the future on cluster %s (%s)", cluster, box$state)
+  )
 }
 
 #' @keywords internal
@@ -119,20 +146,25 @@ result.PicoP2PFuture <- function(future, ...) {
   if (is.null(bridge)) {
     stop(future::FutureError("the future has no result from a future.p2p worker yet", future = future))
   }
-  timeout <- p2p_option("timeout", Inf)
-  bridge_wait(bridge, function() future_settled(future), timeout = timeout,
-              each = function() relay_conditions(future))
+  left <- as.numeric(future$deadline - Sys.time(), units = "secs")
+  if (future_cancelled(future) || left <= 0) {
+    bridge_pump(bridge, timeout = 0)
+  } else {
+    bridge_wait(bridge, function() future_settled(future) || future_cancelled(future),
+                timeout = left, each = function() relay_conditions(future))
+  }
   relay_conditions(future)
   box <- mailbox(bridge, future$bridge_id)
-  mailbox_close(bridge, future$bridge_id)
   fail <- function(message, kind = "failed") {
+    mailbox_close(bridge, future$bridge_id)
     ex <- future_failure(kind, message, future)
     future$result <- ex
-    future$state <- "failed"
+    if (!future_cancelled(future)) future$state <- "failed"
     stop(ex)
   }
   if (is.null(box)) fail("future.p2p lost track of this future")
   if (!is.null(box$result)) {
+    mailbox_close(bridge, future$bridge_id)
     payload_result(box$result, future)
     return(future$result)
   }
@@ -140,30 +172,50 @@ result.PicoP2PFuture <- function(future, ...) {
     fail(sprintf("future.p2p: the future failed (%s): %s", box$error$kind, box$error$message),
          kind = box$error$kind)
   }
+  if (future_cancelled(future)) {
+    fail(sprintf("the future was cancelled (cancel()) while %s", waiting_for(box, bridge$cluster)),
+         kind = "cancelled")
+  }
   if (!is.null(bridge$failure)) {
     fail(sprintf("future.p2p lost its connection to cluster %s: %s. Call plan() again to reconnect.",
                  bridge$cluster, bridge$failure))
   }
-  p2p_cancel(future)
-  fail(sprintf("no result from cluster %s within %s s (option future.p2p.timeout)", bridge$cluster, timeout))
+  waited <- waiting_for(box, bridge$cluster)
+  send_cancel(future)
+  fail(sprintf("waited %s s (option future.p2p.timeout) for %s; the future is withdrawn",
+               format(future$timeout), waited))
 }
 
 #' Cancel a future sent to a future-p2p cluster
 #'
-#' Withdraws it from the board, or interrupts it on its worker; its value() then raises a
-#' FutureError. (future >= 1.40 also has `future::cancel()`, which does the same.)
+#' Withdraws it from the board, or interrupts it on its worker; its `value()` then
+#' raises a `FutureError` (a `FutureInterruptError` with future >= 1.49, where this is
+#' what `future::cancel()` does, and `future::reset()` makes the future launchable again).
 #'
-#' @param future A future created under [pico_p2p].
+#' @param future A future created under [pico_p2p()].
 #' @return The future, invisibly.
+#' @examples
+#' library(future)
+#' f <- future(42, lazy = TRUE)   # not under pico_p2p: cancelling it does nothing
+#' p2p_cancel(f)
 #' @export
 p2p_cancel <- function(future) {
-  if (inherits(future, "PicoP2PFuture") && !is.null(future$bridge) && is.null(future[["result"]])) {
-    box <- mailbox(future$bridge, future$bridge_id)
-    if (!is.null(box) && is.null(box$result) && is.null(box$error)) {
-      try(bridge_send(future$bridge, bridge_cancel(future$bridge_id)), silent = TRUE)
-    }
+  if (!inherits(future, "PicoP2PFuture")) return(invisible(future))
+  if (future_has("cancel") && inherits(future[["backend"]], "FutureBackend")) {
+    return(invisible(future_fn("cancel")(future, interrupt = TRUE)))
   }
+  send_cancel(future)
   invisible(future)
+}
+
+## Asks the bridge to withdraw or interrupt the future, unless its reply already came.
+send_cancel <- function(future) {
+  if (is.null(future$bridge) || !is.null(future[["result"]])) return(invisible())
+  box <- mailbox(future$bridge, future$bridge_id)
+  if (!is.null(box) && is.null(box$result) && is.null(box$error)) {
+    try(bridge_send(future$bridge, bridge_cancel(future$bridge_id)), silent = TRUE)
+  }
+  invisible()
 }
 
 ## The bridge of a plan function, from its (possibly tweaked) arguments.

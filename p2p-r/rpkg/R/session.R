@@ -9,15 +9,29 @@
 
 .bridges <- new.env(parent = emptyenv())
 
+bridge_key <- function(cluster, host, ssh_args) {
+  paste(cluster, host, ssh_args_string(ssh_args), sep = "\n")
+}
+
 ## The bridge for a cluster, started if there is none or the last one failed.
 bridge_for <- function(cluster, host, ssh_args) {
-  key <- paste(cluster, host, ssh_args_string(ssh_args), sep = "\n")
+  key <- bridge_key(cluster, host, ssh_args)
   bridge <- .bridges[[key]]
   if (!is.null(bridge) && bridge_usable(bridge)) return(bridge)
   if (!is.null(bridge)) bridge_stop(bridge)
   bridge <- bridge_start(cluster, host, ssh_args)
   assign(key, bridge, envir = .bridges)
   bridge
+}
+
+## Ends a bridge that its plan no longer uses; its futures keep what already arrived.
+bridge_retire <- function(bridge) {
+  bridge_stop(bridge)
+  if (is.null(bridge$failure)) bridge$failure <- "its plan was replaced by another one"
+  for (key in ls(.bridges)) {
+    if (identical(.bridges[[key]], bridge)) rm(list = key, envir = .bridges)
+  }
+  invisible()
 }
 
 bridge_usable <- function(bridge) {
@@ -134,8 +148,11 @@ mailbox <- function(bridge, id) {
   bridge$mail[[as.character(id)]]
 }
 
-mailbox_open <- function(bridge, id) {
+## A mailbox per future on the bridge, holding the future itself until its result is
+## collected (listFutures()).
+mailbox_open <- function(bridge, id, future) {
   box <- new.env(parent = emptyenv())
+  box$future <- future
   box$state <- "queued"
   box$detail <- ""
   box$conditions <- list()
@@ -143,6 +160,13 @@ mailbox_open <- function(bridge, id) {
   box$error <- NULL
   assign(as.character(id), box, envir = bridge$mail)
   box
+}
+
+## The futures whose mailboxes are open, in launch order.
+bridge_futures <- function(bridge) {
+  ids <- ls(bridge$mail)
+  ids <- ids[order(as.integer(ids))]
+  lapply(ids, function(id) bridge$mail[[id]]$future)
 }
 
 mailbox_close <- function(bridge, id) {

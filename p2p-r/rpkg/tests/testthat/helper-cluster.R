@@ -3,6 +3,9 @@
 ## variables. This R session is carol; the workers it starts are bob's.
 
 library(future)
+## Attached as users do: future's tweak() finds a backend's tweakable settings (e.g.
+## `interrupts`) through the attached plan function.
+suppressPackageStartupMessages(library(future.p2p))
 
 cluster_name <- Sys.getenv("FP2P_TEST_CLUSTER")
 future_p2p <- Sys.getenv("R_FUTURE_P2P_BIN")

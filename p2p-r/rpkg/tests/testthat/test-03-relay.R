@@ -46,6 +46,6 @@ test_that("future.globals.maxSize is respected", {
   use_cluster()
   old <- options(future.globals.maxSize = 1000)
   on.exit(options(old))
-  big <- as.numeric(1:10000)
+  big <- runif(10000)       # 80 kB (as.numeric(1:n) is a compact ALTREP of 134 bytes)
   expect_error(future(sum(big)), "future.globals.maxSize")
 })
