@@ -17,6 +17,16 @@ has_backend_api <- function() future_has("FutureBackend") && future_has("launchF
 ## arguments: the size limit of globals and whether futures may be interrupted.
 BACKEND_TWEAKABLE <- c("maxSizeOfObjects", "interrupts")
 
+#' The FutureBackend of the plan pico_p2p (future >= 1.40)
+#'
+#' future's [future::plan()] calls it (it is the `factory` of [pico_p2p()]) with the
+#' plan's arguments, and sends futures to the cluster through it. It starts the bridge,
+#' so that a wrong cluster or a missing `future-p2p` program is an error of `plan()`.
+#'
+#' @param cluster,host,ssh_args As for [pico_p2p()].
+#' @param ... Settings of future's `FutureBackend`, e.g. `interrupts`.
+#' @param expr,substitute Formals of the plan function that future passes along; unused.
+#' @return A `PicoP2PFutureBackend`.
 #' @keywords internal
 PicoP2PFutureBackend <- function(cluster = p2p_cluster_name(), host = default_host(),
                                  ssh_args = p2p_option("ssh_args", NULL), ...,

@@ -14,6 +14,14 @@ options(
   future.p2p.connect_timeout = 60
 )
 
+## Tests that need the cluster start with this: without one (R CMD check) they skip.
+skip_without_cluster <- function() {
+  testthat::skip_if_not(
+    nzchar(cluster_name),
+    "needs a future-p2p cluster (cargo test -p p2p-r --test r_cluster provides one)"
+  )
+}
+
 use_cluster <- function() plan(future.p2p::pico_p2p, cluster = cluster_name)
 
 ## Polls `condition()` every 0.1 s for up to `timeout` seconds.

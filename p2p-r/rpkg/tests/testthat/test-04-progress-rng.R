@@ -1,4 +1,5 @@
 test_that("progressr updates arrive before the future resolves", {
+  skip_without_cluster()
   use_cluster()
   f <- future({
     options(progressr.enable = TRUE)
@@ -26,6 +27,7 @@ test_that("progressr updates arrive before the future resolves", {
 })
 
 test_that("launching futures leaves the RNG alone; seed = TRUE is honoured", {
+  skip_without_cluster()
   ## A fresh bridge, so that starting its process happens under test too.
   for (name in ls(future.p2p:::.bridges)) {
     future.p2p:::bridge_stop(get(name, envir = future.p2p:::.bridges))

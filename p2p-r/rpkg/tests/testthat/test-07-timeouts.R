@@ -1,4 +1,5 @@
 test_that("a future past future.p2p.timeout is resolved, and value() says what it waited for", {
+  skip_without_cluster()
   use_cluster()
   old <- options(future.p2p.timeout = 3)
   on.exit(options(old))
@@ -13,6 +14,7 @@ test_that("a future past future.p2p.timeout is resolved, and value() says what i
 })
 
 test_that("future_lapply() ends at future.p2p.timeout instead of waiting forever", {
+  skip_without_cluster()
   use_cluster()
   old <- options(future.p2p.timeout = 3)
   on.exit(options(old))
@@ -26,6 +28,7 @@ test_that("future_lapply() ends at future.p2p.timeout instead of waiting forever
 })
 
 test_that("with_progress() under another plan, then future_lapply() with progress here", {
+  skip_without_cluster()
   old <- options(progressr.enable = TRUE)
   on.exit(options(old))
   plan(sequential)

@@ -5,6 +5,7 @@ has_api <- future.p2p:::has_backend_api()
 has_cancel <- exists("cancel", envir = asNamespace("future"), mode = "function")
 
 test_that("plan() builds a PicoP2PFutureBackend that knows its futures (future >= 1.40)", {
+  skip_without_cluster()
   skip_if_not(has_api, "future < 1.40 has no FutureBackend API")
   use_cluster()
   backend <- plan("backend")
@@ -22,6 +23,7 @@ test_that("plan() builds a PicoP2PFutureBackend that knows its futures (future >
 })
 
 test_that("tweaking the plan's backend settings is not an unknown argument", {
+  skip_without_cluster()
   expect_warning(
     plan(future.p2p::pico_p2p, cluster = cluster_name, interrupts = TRUE),
     regexp = if (has_api) NA else "unknown"
@@ -31,6 +33,7 @@ test_that("tweaking the plan's backend settings is not an unknown argument", {
 })
 
 test_that("changing the plan warns of nothing and cancels what still runs", {
+  skip_without_cluster()
   use_cluster()
   expect_equal(value(future(1)), 1)
   f <- future({
@@ -54,6 +57,7 @@ test_that("changing the plan warns of nothing and cancels what still runs", {
 })
 
 test_that("cancel() interrupts a future, and reset() launches it again (future >= 1.49)", {
+  skip_without_cluster()
   skip_if_not(has_cancel, "future < 1.49 has no cancel()")
   use_cluster()
   f <- future({
@@ -71,6 +75,7 @@ test_that("cancel() interrupts a future, and reset() launches it again (future >
 })
 
 test_that("with interrupts = FALSE, cancel() leaves the worker alone", {
+  skip_without_cluster()
   skip_if_not(has_cancel, "future < 1.49 has no cancel()")
   plan(future.p2p::pico_p2p, cluster = cluster_name, interrupts = FALSE)
   on.exit(plan(sequential))
