@@ -38,6 +38,9 @@ bridge_usable <- function(bridge) {
   is.null(bridge$failure) && bridge$proc$is_alive()
 }
 
+## Seconds as future-p2p reads a duration: a whole number.
+whole_seconds <- function(seconds) format(max(1, ceiling(seconds)), scientific = FALSE)
+
 bridge_start <- function(cluster, host, ssh_args) {
   bin <- future_p2p_bin()
   timeout <- p2p_option("connect_timeout", 60)
@@ -45,9 +48,12 @@ bridge_start <- function(cluster, host, ssh_args) {
   token <- basename(tempfile("t"))
   log <- tempfile("future-p2p-bridge-", fileext = ".log")
   args <- c("bridge", "--cluster", cluster, board_args(host, ssh_args))
-  env <- c("current", FUTURE_P2P_BRIDGE_TOKEN = token)
+  ## The bridge gives up joining the cluster at `timeout` and says why; R waits a little
+  ## longer for that message.
+  env <- c("current", FUTURE_P2P_BRIDGE_TOKEN = token,
+           FUTURE_P2P_CONNECT_TIMEOUT = whole_seconds(timeout))
   cluster_timeout <- p2p_option("cluster_timeout", NA_real_)
-  if (!is.na(cluster_timeout)) env <- c(env, FUTURE_P2P_CLUSTER_TIMEOUT = as.character(cluster_timeout))
+  if (!is.na(cluster_timeout)) env <- c(env, FUTURE_P2P_CLUSTER_TIMEOUT = whole_seconds(cluster_timeout))
   proc <- with_stealth_rng(processx::process$new(
     bin, args, env = env,
     stdin = "|", stdout = "|", stderr = log, cleanup = TRUE, cleanup_tree = TRUE
@@ -82,7 +88,7 @@ bridge_start <- function(cluster, host, ssh_args) {
   bridge$con <- socketConnection("127.0.0.1", port, blocking = FALSE, open = "a+b", timeout = timeout)
   writeBin(charToRaw(paste0(token, "\n")), bridge$con)
   bridge_send(bridge, bridge_hello())
-  bridge_wait(bridge, function() !is.null(bridge$hello), timeout = timeout)
+  bridge_wait(bridge, function() !is.null(bridge$hello), timeout = timeout + 5)
   if (is.null(bridge$hello)) {
     failure <- bridge$failure
     bridge_stop(bridge)

@@ -44,6 +44,9 @@ pub struct BridgeArgs {
     /// Fail waiting futures when neither the host nor a worker shows up within this long.
     #[arg(long, env = "FUTURE_P2P_CLUSTER_TIMEOUT", value_parser = parse_duration, default_value = "60")]
     pub cluster_timeout: Duration,
+    /// Give up when reaching the board and joining the cluster takes longer than this.
+    #[arg(long, env = "FUTURE_P2P_CONNECT_TIMEOUT", value_parser = parse_duration, default_value = "60")]
+    pub connect_timeout: Duration,
     /// Speak the protocol on a loopback TCP connection instead of stdin/stdout: print
     /// `port PORT` and accept one connection that starts with the line TOKEN (base R reads
     /// binary frames from sockets, not from a child's pipes). The session still ends when
@@ -104,7 +107,16 @@ async fn serve(
     replies: &mpsc::UnboundedSender<Reply>,
 ) -> Result<(), CliError> {
     let cluster: ClusterName = args.cluster.parse()?;
-    let (_board, user, me, topic) = args.board.join(&cluster).await?;
+    let (_board, user, me, topic) =
+        tokio::time::timeout(args.connect_timeout, args.board.join(&cluster))
+            .await
+            .map_err(|_| CliError::TimedOut {
+                what: format!(
+                    "reaching the board at {} and joining cluster {cluster}",
+                    args.board.host
+                ),
+                waited: args.connect_timeout,
+            })??;
     let (lines, mut host_seen) = watch_for_host(topic);
     let _ = replies.send(Reply::Hello(ServerHello {
         protocol: BRIDGE_PROTOCOL_VERSION,
