@@ -1,6 +1,7 @@
-## The cluster the suite runs on: a future-p2p hub, alice hosting alice/p2p for bob and
-## carol, started by p2p-r/tests/r_cluster.rs, which passes everything in environment
-## variables. This R session is carol; the workers it starts are bob's.
+## The cluster the suite runs on: a future-p2p hub, alice hosting a cluster for bob and
+## carol (FP2P_TEST_CLUSTER), started by p2p-r/tests/r_cluster.rs, which passes
+## everything in environment variables. This R session is carol; the workers it starts
+## are bob's. Without a cluster (R CMD check) the tests that need one skip.
 
 library(future)
 ## Attached as users do: future's tweak() finds a backend's tweakable settings (e.g.
