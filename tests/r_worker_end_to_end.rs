@@ -17,11 +17,20 @@ fn client_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("p2p-r/tests/r/client.R")
 }
 
+/// `library`, then the libraries of the inherited `R_LIBS` (which selects the futureverse
+/// the test runs on, as in p2p-r's tests; the worker's R gets the same).
+fn r_libs(library: &Path) -> std::ffi::OsString {
+    let inherited = std::env::var_os("R_LIBS").unwrap_or_default();
+    let paths = std::iter::once(library.to_path_buf())
+        .chain(std::env::split_paths(&inherited).filter(|p| !p.as_os_str().is_empty()));
+    std::env::join_paths(paths).expect("library paths without ':'")
+}
+
 fn run_client(library: &Path, args: &[&str]) -> String {
     let output = Command::new("Rscript")
         .arg(client_script())
         .args(args)
-        .env("R_LIBS", library)
+        .env("R_LIBS", r_libs(library))
         .output()
         .unwrap_or_else(|err| panic!("Rscript not found ({err}): run .ci/run, which installs R"));
     assert!(

@@ -5,8 +5,11 @@ mod common;
 
 use bytes::Bytes;
 use common::{alice, hub, within, worker};
-use future_p2p::scheduler::Scheduler;
-use future_p2p::worker::CommandExecutor;
+use future_p2p::proto::frame::RemoteError;
+use future_p2p::scheduler::{Scheduler, TaskUpdate};
+use future_p2p::worker::executor::ProgressSink;
+use future_p2p::worker::{CommandExecutor, Executor, Job};
+use futures::future::BoxFuture;
 
 async fn run_tasks(scheduler: &Scheduler, n: usize) {
     let mut handles = Vec::new();
@@ -55,4 +58,47 @@ async fn our_client_with_a_future_p2p_worker() {
     let alice = alice(&hub, |_| {}).await;
     let _bob = worker(&hub, "bob", echo(), false, |_| {}).await;
     run_tasks(&alice.peer, 3).await;
+}
+
+/// Sends its number of progress updates, then its result at once (as R does for a future that
+/// signals progress just before it ends).
+#[derive(Debug, Clone)]
+struct Chatty(usize);
+
+impl Executor for Chatty {
+    fn execute(
+        &self,
+        job: Job,
+        progress: ProgressSink,
+    ) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
+        let steps = self.0;
+        Box::pin(async move {
+            for step in 0..steps {
+                let _ = progress.send(Bytes::from(format!("step {step}")));
+            }
+            Ok(job.payload)
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_progress_update_reaches_the_client_before_its_result() {
+    let hub = hub().await;
+    let alice = alice(&hub, |_| {}).await;
+    let _bob = worker(&hub, "bob", Chatty(5), true, |_| {}).await;
+    let mut updates = alice.peer.updates();
+    for i in 0..20 {
+        let future = format!("p-{i}").parse().unwrap();
+        let handle = alice.peer.submit(future, Bytes::from("x")).await.unwrap();
+        let task = handle.id();
+        within("a task result", 60, handle).await.unwrap();
+        let mut steps = Vec::new();
+        while let Ok((of, update)) = updates.try_recv() {
+            if let (true, TaskUpdate::Progress(step)) = (of == task, update) {
+                steps.push(step);
+            }
+        }
+        let expected: Vec<Bytes> = (0..5).map(|s| Bytes::from(format!("step {s}"))).collect();
+        assert_eq!(steps, expected, "task {i}");
+    }
 }

@@ -43,6 +43,9 @@ pub struct BridgeArgs {
     /// Fail waiting futures when neither the host nor a worker shows up within this long.
     #[arg(long, env = "FUTURE_P2P_CLUSTER_TIMEOUT", value_parser = parse_duration, default_value = "60")]
     pub cluster_timeout: Duration,
+    /// Give up when reaching the board and joining the cluster takes longer than this.
+    #[arg(long, env = "FUTURE_P2P_CONNECT_TIMEOUT", value_parser = parse_duration, default_value = "60")]
+    pub connect_timeout: Duration,
     /// Speak the protocol on a loopback TCP connection instead of stdin/stdout: print
     /// `port PORT` and accept one connection that starts with the line TOKEN (base R reads
     /// binary frames from sockets, not from a child's pipes). The session still ends when
@@ -103,7 +106,16 @@ async fn serve(
     replies: &mpsc::UnboundedSender<Reply>,
 ) -> Result<(), CliError> {
     let cluster: ClusterName = args.cluster.parse()?;
-    let (_board, user, me, topic) = args.board.join(&cluster).await?;
+    let (_board, user, me, topic) =
+        tokio::time::timeout(args.connect_timeout, args.board.join(&cluster))
+            .await
+            .map_err(|_| CliError::TimedOut {
+                what: format!(
+                    "reaching the board at {} and joining cluster {cluster}",
+                    args.board.host
+                ),
+                waited: args.connect_timeout,
+            })??;
     let (lines, mut host_seen) = watch_for_host(topic);
     let _ = replies.send(Reply::Hello(ServerHello {
         protocol: BRIDGE_PROTOCOL_VERSION,
@@ -123,6 +135,26 @@ async fn serve(
 
     loop {
         tokio::select! {
+            // In this order: a task's conditions (progress) reach R before its result,
+            // which the scheduler resolves only after broadcasting them; R drops what
+            // comes for a future after its result.
+            biased;
+            update = updates.recv() => match update {
+                Ok((task, update)) => {
+                    if let Some(reply) = session.task_update(task, update) {
+                        let _ = replies.send(reply);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "task updates were dropped");
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            Some((id, outcome)) = running.next(), if !running.is_empty() => {
+                if let Some(reply) = session.finished(id, outcome) {
+                    let _ = replies.send(reply);
+                }
+            }
             request = requests.recv() => match request {
                 // The R session is gone.
                 None => break,
@@ -171,22 +203,6 @@ async fn serve(
                     }
                     Request::Poll { id } => { let _ = replies.send(session.poll(id)); }
                 },
-            },
-            Some((id, outcome)) = running.next(), if !running.is_empty() => {
-                if let Some(reply) = session.finished(id, outcome) {
-                    let _ = replies.send(reply);
-                }
-            }
-            update = updates.recv() => match update {
-                Ok((task, update)) => {
-                    if let Some(reply) = session.task_update(task, update) {
-                        let _ = replies.send(reply);
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "task updates were dropped");
-                }
-                Err(broadcast::error::RecvError::Closed) => break,
             },
             Ok(()) = workers.changed() => {
                 let seen = workers.borrow_and_update().len();

@@ -93,6 +93,11 @@ pub enum CliError {
     Evaluator(#[from] p2p_r::evaluator::SpawnError),
     #[error("installing the future.p2p R package: {0}")]
     Install(#[from] p2p_r::rpkg::InstallError),
+    #[error("{what} took longer than {} s", waited.as_secs_f64())]
+    TimedOut {
+        what: String,
+        waited: std::time::Duration,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("the R session sent a bad frame: {0}")]

@@ -14,7 +14,7 @@ fn run_r(args: &[&str]) -> String {
     let output = Command::new("Rscript")
         .arg(script)
         .args(args)
-        .env("R_LIBS", p2p_testkit::r::r_library())
+        .env("R_LIBS", p2p_testkit::r::test_r_libs())
         .output()
         .expect("Rscript runs (installed by .ci/setup/40-r.sh)");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -43,8 +43,14 @@ fn requests_encoded_by_r_decode_in_rust() {
         panic!("no hello first: {requests:?}");
     };
     assert_eq!(hello.protocol, BRIDGE_PROTOCOL_VERSION);
-    assert_eq!(hello.future_version, "1.31.0");
-    assert_eq!(hello.api, "expr");
+    // The future R found: Debian's 1.31 (legacy API) or a CRAN one (FutureBackend API).
+    assert_eq!(hello.future_version, p2p_testkit::r::future_version());
+    let api = if p2p_testkit::r::future_has_backend_api() {
+        "evalFuture"
+    } else {
+        "expr"
+    };
+    assert_eq!(hello.api, api);
     assert_eq!(
         rest,
         [

@@ -8,7 +8,7 @@ fn payloads_are_small_and_leave_the_session_alone() {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/r/payload.R");
     let output = Command::new("Rscript")
         .arg(script)
-        .env("R_LIBS", p2p_testkit::r::r_library())
+        .env("R_LIBS", p2p_testkit::r::test_r_libs())
         .output()
         .unwrap_or_else(|err| panic!("{} ({err})", p2p_testkit::r::NO_R));
     assert!(

@@ -1,5 +1,14 @@
-//! Real R for the tests: the future.p2p package installed once per test binary.
+//! Real R for the tests: the future.p2p package installed once per test binary, and the
+//! R library path the tests give R.
+//!
+//! Which futureverse the R tests run on is chosen the ordinary R way, by `R_LIBS`: unset,
+//! R finds Debian's future 1.31 in its site library; `.ci/run` runs the R tests twice,
+//! with `R_LIBS=.ci/r-lib/debian` (future.tests 0.8.0, for future 1.31) and with
+//! `R_LIBS=.ci/r-lib/cran` (CRAN's future 1.68 and friends), both made by
+//! .ci/setup/45-r-cran.sh. Every R the tests start has the future.p2p library first, then
+//! the inherited `R_LIBS`.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -44,4 +53,40 @@ pub fn scratch_dir() -> PathBuf {
         Some(dir)
     });
     beside_target.unwrap_or_else(std::env::temp_dir)
+}
+
+/// `R_LIBS` for an R of the tests: `first`, then the libraries of the inherited `R_LIBS`.
+pub fn r_libs(first: &Path) -> OsString {
+    let inherited = std::env::var_os("R_LIBS").unwrap_or_default();
+    let paths = std::iter::once(first.to_path_buf())
+        .chain(std::env::split_paths(&inherited).filter(|p| !p.as_os_str().is_empty()));
+    std::env::join_paths(paths).expect("library paths without ':'")
+}
+
+/// `R_LIBS` with the future.p2p package under test first.
+pub fn test_r_libs() -> OsString {
+    r_libs(r_library())
+}
+
+/// The version of the future package that R finds with [`test_r_libs`], e.g. `1.31.0`.
+pub fn future_version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        let output = Command::new("Rscript")
+            .args(["-e", "cat(format(packageVersion('future')))"])
+            .env("R_LIBS", test_r_libs())
+            .output()
+            .unwrap_or_else(|err| panic!("{NO_R} ({err})"));
+        assert!(output.status.success(), "R cannot find the future package");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    })
+}
+
+/// Whether that future has the FutureBackend API (future >= 1.40.0).
+pub fn future_has_backend_api() -> bool {
+    let mut parts = future_version()
+        .split(['.', '-'])
+        .map(|part| part.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (1, 40)
 }

@@ -422,6 +422,17 @@ impl<E: Executor> JobContext<E> {
                     () = self.cancel.cancelled() => return false,
                 }
             };
+            // What the job sent before its result goes out before it: the select above
+            // may have taken the result while conditions (progress) were still queued.
+            while let Ok(payload) = progress_rx.try_recv() {
+                let progress = Frame::Progress(Progress {
+                    future: future.clone(),
+                    payload,
+                });
+                if session.send(&progress).await.is_err() {
+                    return false;
+                }
+            }
             let result = Frame::Result(TaskResult {
                 future: future.clone(),
                 outcome,

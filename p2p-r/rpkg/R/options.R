@@ -18,7 +18,10 @@ p2p_option <- function(name, default = NULL) {
 #' Option `future.p2p.bin`, environment variable `R_FUTURE_P2P_BIN`, or `future-p2p` on
 #' the PATH (`cargo install --path p2p-cli` puts it in ~/.cargo/bin).
 #'
-#' @return The path of the future-p2p executable.
+#' @return The path of the future-p2p executable; an error that says how to install it
+#'   where there is none.
+#' @examples
+#' tryCatch(future_p2p_bin(), error = conditionMessage)
 #' @export
 future_p2p_bin <- function() {
   bin <- p2p_option("bin", "")

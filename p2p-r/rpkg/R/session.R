@@ -9,9 +9,13 @@
 
 .bridges <- new.env(parent = emptyenv())
 
+bridge_key <- function(cluster, host, ssh_args) {
+  paste(cluster, host, ssh_args_string(ssh_args), sep = "\n")
+}
+
 ## The bridge for a cluster, started if there is none or the last one failed.
 bridge_for <- function(cluster, host, ssh_args) {
-  key <- paste(cluster, host, ssh_args_string(ssh_args), sep = "\n")
+  key <- bridge_key(cluster, host, ssh_args)
   bridge <- .bridges[[key]]
   if (!is.null(bridge) && bridge_usable(bridge)) return(bridge)
   if (!is.null(bridge)) bridge_stop(bridge)
@@ -20,9 +24,22 @@ bridge_for <- function(cluster, host, ssh_args) {
   bridge
 }
 
+## Ends a bridge that its plan no longer uses; its futures keep what already arrived.
+bridge_retire <- function(bridge) {
+  bridge_stop(bridge)
+  if (is.null(bridge$failure)) bridge$failure <- "its plan was replaced by another one"
+  for (key in ls(.bridges)) {
+    if (identical(.bridges[[key]], bridge)) rm(list = key, envir = .bridges)
+  }
+  invisible()
+}
+
 bridge_usable <- function(bridge) {
   is.null(bridge$failure) && bridge$proc$is_alive()
 }
+
+## Seconds as future-p2p reads a duration: a whole number.
+whole_seconds <- function(seconds) format(max(1, ceiling(seconds)), scientific = FALSE)
 
 bridge_start <- function(cluster, host, ssh_args) {
   bin <- future_p2p_bin()
@@ -31,9 +48,12 @@ bridge_start <- function(cluster, host, ssh_args) {
   token <- basename(tempfile("t"))
   log <- tempfile("future-p2p-bridge-", fileext = ".log")
   args <- c("bridge", "--cluster", cluster, board_args(host, ssh_args))
-  env <- c("current", FUTURE_P2P_BRIDGE_TOKEN = token)
+  ## The bridge gives up joining the cluster at `timeout` and says why; R waits a little
+  ## longer for that message.
+  env <- c("current", FUTURE_P2P_BRIDGE_TOKEN = token,
+           FUTURE_P2P_CONNECT_TIMEOUT = whole_seconds(timeout))
   cluster_timeout <- p2p_option("cluster_timeout", NA_real_)
-  if (!is.na(cluster_timeout)) env <- c(env, FUTURE_P2P_CLUSTER_TIMEOUT = as.character(cluster_timeout))
+  if (!is.na(cluster_timeout)) env <- c(env, FUTURE_P2P_CLUSTER_TIMEOUT = whole_seconds(cluster_timeout))
   proc <- with_stealth_rng(processx::process$new(
     bin, args, env = env,
     stdin = "|", stdout = "|", stderr = log, cleanup = TRUE, cleanup_tree = TRUE
@@ -68,7 +88,7 @@ bridge_start <- function(cluster, host, ssh_args) {
   bridge$con <- socketConnection("127.0.0.1", port, blocking = FALSE, open = "a+b", timeout = timeout)
   writeBin(charToRaw(paste0(token, "\n")), bridge$con)
   bridge_send(bridge, bridge_hello())
-  bridge_wait(bridge, function() !is.null(bridge$hello), timeout = timeout)
+  bridge_wait(bridge, function() !is.null(bridge$hello), timeout = timeout + 5)
   if (is.null(bridge$hello)) {
     failure <- bridge$failure
     bridge_stop(bridge)
@@ -134,8 +154,11 @@ mailbox <- function(bridge, id) {
   bridge$mail[[as.character(id)]]
 }
 
-mailbox_open <- function(bridge, id) {
+## A mailbox per future on the bridge, holding the future itself until its result is
+## collected (listFutures()).
+mailbox_open <- function(bridge, id, future) {
   box <- new.env(parent = emptyenv())
+  box$future <- future
   box$state <- "queued"
   box$detail <- ""
   box$conditions <- list()
@@ -143,6 +166,13 @@ mailbox_open <- function(bridge, id) {
   box$error <- NULL
   assign(as.character(id), box, envir = bridge$mail)
   box
+}
+
+## The futures whose mailboxes are open, in launch order.
+bridge_futures <- function(bridge) {
+  ids <- ls(bridge$mail)
+  ids <- ids[order(as.integer(ids))]
+  lapply(ids, function(id) bridge$mail[[id]]$future)
 }
 
 mailbox_close <- function(bridge, id) {

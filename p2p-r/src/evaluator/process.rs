@@ -2,7 +2,9 @@
 //! frames in and out, interrupting and killing it, and saying how it died.
 
 use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
 use std::io;
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,12 +35,16 @@ const WRAPPER: &str = r#"eval "$1"; shift; exec "$@" 3>&1 4<&0 1>&2 0</dev/null"
 /// The R process could not be started.
 #[derive(Debug, Error)]
 pub enum SpawnError {
+    #[error("starting R: the R library {0:?} has a ':' in its path, which R_LIBS cannot hold")]
+    LibraryPath(PathBuf),
     #[error("cannot start {rscript}: {source}")]
     Spawn {
         rscript: String,
         #[source]
         source: io::Error,
     },
+    #[error("starting R: its pipes are missing")]
+    Pipes,
     #[error("R did not start the evaluator loop within {0:?}; its output: {1}")]
     Timeout(Duration, String),
     #[error(
@@ -133,14 +139,10 @@ impl RProcess {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         if !config.library_paths.is_empty() {
-            let mut paths: Vec<_> = config.library_paths.iter().map(|p| p.as_os_str()).collect();
             let inherited = std::env::var_os("R_LIBS");
-            if let Some(inherited) = inherited.as_deref().filter(|v| !v.is_empty()) {
-                paths.push(inherited);
-            }
             command.env(
                 "R_LIBS",
-                std::env::join_paths(paths).map_err(io::Error::other)?,
+                r_libs(&config.library_paths, inherited.as_deref())?,
             );
         }
         let mut child = command.spawn().map_err(|source| SpawnError::Spawn {
@@ -150,7 +152,7 @@ impl RProcess {
         let (Some(jobs), Some(replies), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
-            return Err(SpawnError::Io(io::Error::other("R's pipes are missing")));
+            return Err(SpawnError::Pipes);
         };
         let tail = Arc::new(Mutex::new(OutputTail::default()));
         let output = tokio::spawn(drain_output(stderr, tail.clone(), child.id()));
@@ -290,6 +292,29 @@ impl RProcess {
     }
 }
 
+/// `R_LIBS` for R: the libraries `first`, then those of the `inherited` value, a
+/// `:`-separated list as R reads it (ordinary usage: `R_LIBS=/a:/b`).
+fn r_libs(first: &[PathBuf], inherited: Option<&OsStr>) -> Result<OsString, SpawnError> {
+    if let Some(path) = first
+        .iter()
+        .find(|path| path.as_os_str().as_encoded_bytes().contains(&b':'))
+    {
+        return Err(SpawnError::LibraryPath(path.clone()));
+    }
+    let inherited = inherited
+        .into_iter()
+        .flat_map(std::env::split_paths)
+        .filter(|path| !path.as_os_str().is_empty());
+    let mut value = OsString::new();
+    for path in first.iter().cloned().chain(inherited) {
+        if !value.is_empty() {
+            value.push(":");
+        }
+        value.push(path);
+    }
+    Ok(value)
+}
+
 fn describe(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
@@ -320,5 +345,35 @@ async fn drain_output(stderr: ChildStderr, tail: Arc<Mutex<OutputTail>>, pid: Op
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inherited_r_libs_keep_each_library() {
+        let first = [PathBuf::from("/pkg/lib")];
+        assert_eq!(
+            r_libs(&first, Some(OsStr::new("/a:/b"))).unwrap(),
+            OsString::from("/pkg/lib:/a:/b")
+        );
+        assert_eq!(
+            r_libs(&first, Some(OsStr::new("/a::/b:"))).unwrap(),
+            OsString::from("/pkg/lib:/a:/b")
+        );
+        assert_eq!(r_libs(&first, None).unwrap(), OsString::from("/pkg/lib"));
+        assert_eq!(
+            r_libs(&first, Some(OsStr::new(""))).unwrap(),
+            OsString::from("/pkg/lib")
+        );
+    }
+
+    #[test]
+    fn a_library_with_a_separator_is_refused_by_name() {
+        let err = r_libs(&[PathBuf::from("/odd:name")], None).unwrap_err();
+        assert!(matches!(err, SpawnError::LibraryPath(_)));
+        assert!(err.to_string().starts_with("starting R:"), "{err}");
     }
 }

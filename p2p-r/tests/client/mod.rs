@@ -9,7 +9,7 @@ use bytes::Bytes;
 use p2p_r::evaluator::{REvaluator, REvaluatorConfig};
 use p2p_worker::executor::Job;
 
-use p2p_testkit::r::{NO_R, r_library};
+use p2p_testkit::r::{NO_R, r_library, test_r_libs};
 
 /// Bound on any one wait in the tests.
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -38,7 +38,7 @@ fn run_client(args: &[&str]) -> String {
     let output = Command::new("Rscript")
         .arg(client_script())
         .args(args)
-        .env("R_LIBS", r_library())
+        .env("R_LIBS", test_r_libs())
         .output()
         .unwrap_or_else(|err| panic!("{NO_R} ({err})"));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

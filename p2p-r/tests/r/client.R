@@ -71,6 +71,8 @@ if (command == "make") {
     ## worker with an older future must refuse it before looking inside).
     payload <- serialize(list(proto = 1L, api = "evalFuture", data = list(),
                               future_version = "1.70.0"), NULL)
+  } else if (case == "unknownapi") {
+    payload <- serialize(list(proto = 1L, api = "nextgen", future_version = "9.0.0"), NULL)
   } else {
     set.seed(2026)
     f <- make_future(case)

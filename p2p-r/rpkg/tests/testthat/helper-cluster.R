@@ -1,8 +1,12 @@
-## The cluster the suite runs on: a future-p2p hub, alice hosting alice/p2p for bob and
-## carol, started by p2p-r/tests/r_cluster.rs, which passes everything in environment
-## variables. This R session is carol; the workers it starts are bob's.
+## The cluster the suite runs on: a future-p2p hub, alice hosting a cluster for bob and
+## carol (FP2P_TEST_CLUSTER), started by p2p-r/tests/r_cluster.rs, which passes
+## everything in environment variables. This R session is carol; the workers it starts
+## are bob's. Without a cluster (R CMD check) the tests that need one skip.
 
 library(future)
+## Attached as users do: future's tweak() finds a backend's tweakable settings (e.g.
+## `interrupts`) through the attached plan function.
+suppressPackageStartupMessages(library(future.p2p))
 
 cluster_name <- Sys.getenv("FP2P_TEST_CLUSTER")
 future_p2p <- Sys.getenv("R_FUTURE_P2P_BIN")
@@ -10,6 +14,14 @@ options(
   future.p2p.timeout = 120,       # bounds every value() of the suite
   future.p2p.connect_timeout = 60
 )
+
+## Tests that need the cluster start with this: without one (R CMD check) they skip.
+skip_without_cluster <- function() {
+  testthat::skip_if_not(
+    nzchar(cluster_name),
+    "needs a future-p2p cluster (cargo test -p p2p-r --test r_cluster provides one)"
+  )
+}
 
 use_cluster <- function() plan(future.p2p::pico_p2p, cluster = cluster_name)
 

@@ -11,6 +11,7 @@ test_that("a missing future-p2p program is a clear error", {
 })
 
 test_that("a cluster the user may not join gives a FutureError saying what to do", {
+  skip_without_cluster()
   ## dave is not on alice/p2p's access list: the board puts him on a topic of his own,
   ## where neither the host nor any worker ever shows up.
   old <- options(

@@ -1,4 +1,5 @@
 test_that("plan() is set before any worker exists; futures run once workers join", {
+  skip_without_cluster()
   started <- Sys.time()
   use_cluster()
   expect_lt(as.numeric(Sys.time() - started, units = "secs"), 30)

@@ -1,4 +1,5 @@
 test_that("resolved() never blocks, and a cancelled future fails at once", {
+  skip_without_cluster()
   use_cluster()
   f <- future({
     Sys.sleep(60)
@@ -18,6 +19,7 @@ test_that("resolved() never blocks, and a cancelled future fails at once", {
 })
 
 test_that("a worker killed mid-future: the future finishes on another worker", {
+  skip_without_cluster()
   use_cluster()
   f <- future({
     Sys.sleep(3)

@@ -1,0 +1,85 @@
+## What needs no cluster (these also run under R CMD check).
+ns <- asNamespace("future.p2p")
+
+test_that("frames decode from any split of the byte stream", {
+  frames <- c(
+    ns$encode_frame(ns$BRIDGE_WORKERS, 0L, c(as.raw(c(0, 0, 0, 3)), as.raw(c(0, 0, 0, 1)))),
+    ns$encode_frame(ns$BRIDGE_STATUS, 7L, c(as.raw(3L), charToRaw("bob@box:42"))),
+    ns$encode_frame(ns$BRIDGE_RESULT, 7L, serialize(42, NULL))
+  )
+  for (cut in seq_len(length(frames) - 1L)) {
+    first <- ns$decode_frames(frames[seq_len(cut)])
+    second <- ns$decode_frames(c(first$rest, frames[(cut + 1L):length(frames)]))
+    decoded <- c(first$frames, second$frames)
+    expect_length(decoded, 3L)
+    expect_length(second$rest, 0L)
+  }
+  replies <- lapply(ns$decode_frames(frames)$frames, ns$bridge_reply)
+  expect_identical(replies[[1L]][c("type", "total", "free")], list(type = "workers", total = 3L, free = 1L))
+  expect_identical(replies[[2L]][c("type", "id", "state", "detail")],
+                   list(type = "status", id = 7L, state = "running", detail = "bob@box:42"))
+  expect_identical(unserialize(replies[[3L]]$result), 42)
+  expect_error(ns$bridge_reply(list(kind = 99L, job = 0L, body = raw(0L))), "unknown bridge frame kind")
+})
+
+test_that("ssh_args become one command-line word, options fall back to the environment", {
+  expect_identical(ns$ssh_args_string(NULL), "")
+  expect_identical(ns$ssh_args_string("-J host -p 22"), "-J host -p 22")
+  expect_identical(ns$ssh_args_string(c("-i", "my key")), "-i 'my key'")
+  old <- options(future.p2p.connect_timeout = NULL)
+  on.exit(options(old))
+  before <- Sys.getenv("R_FUTURE_P2P_CONNECT_TIMEOUT", NA)
+  Sys.setenv(R_FUTURE_P2P_CONNECT_TIMEOUT = "12")
+  on.exit(if (is.na(before)) Sys.unsetenv("R_FUTURE_P2P_CONNECT_TIMEOUT") else
+    Sys.setenv(R_FUTURE_P2P_CONNECT_TIMEOUT = before), add = TRUE)
+  expect_identical(ns$p2p_option("connect_timeout", 60), 12)
+  options(future.p2p.connect_timeout = 5)
+  expect_identical(ns$p2p_option("connect_timeout", 60), 5)
+})
+
+test_that("the plan functions carry what future's plan() needs", {
+  for (plan_function in list(future.p2p::pico_p2p, future.p2p::cluster)) {
+    expect_s3_class(plan_function, c("pico_p2p", "multiprocess", "future"))
+    if (ns$has_backend_api()) {
+      expect_true(attr(plan_function, "init"))
+      expect_identical(attr(plan_function, "factory"), ns$PicoP2PFutureBackend)
+      expect_true(all(c("cluster", "host", "ssh_args", "interrupts") %in% attr(plan_function, "tweakable")))
+    } else {
+      ## future 1.31 would run a test future at plan() time, which waits for a worker.
+      expect_null(attr(plan_function, "init"))
+      expect_null(attr(plan_function, "factory"))
+    }
+  }
+})
+
+test_that("a payload is what the installed future's generation evaluates", {
+  f <- future::future(1 + 1, lazy = TRUE)
+  payload <- unserialize(ns$future_payload(f))
+  expect_identical(payload$api, ns$future_api())
+  expect_identical(payload$uuid, f$uuid)
+})
+
+test_that("host_cluster() and pico_p2p_worker() fail with an R error", {
+  fake <- tempfile("future-p2p-")
+  writeLines(c("#!/bin/sh", "echo 'cluster alice/p2p is already hosted' >&2", "exit 3"), fake)
+  Sys.chmod(fake, "0755")
+  old <- options(future.p2p.bin = fake, future.p2p.user = "alice")
+  on.exit(options(old))
+  expect_error(
+    suppressMessages(capture.output(host_cluster("p2p", users = "bob"), type = "message")),
+    "hosting cluster p2p failed: future-p2p exited with status 3:\ncluster alice/p2p is already hosted"
+  )
+  expect_error(
+    suppressMessages(capture.output(pico_p2p_worker("alice/p2p"), type = "message")),
+    "the worker of cluster alice/p2p failed"
+  )
+})
+
+test_that("Rscript -e future.p2p::pico_p2p_worker --help prints its usage", {
+  out <- system2(file.path(R.home("bin"), "Rscript"),
+                 c("-e", "future.p2p::pico_p2p_worker", "--help"), stdout = TRUE, stderr = TRUE)
+  expect_null(attr(out, "status"))
+  expect_match(out[1L], "^Usage: Rscript -e future.p2p::pico_p2p_worker")
+  expect_match(out, "--cluster=", all = FALSE)
+  expect_match(out, "--duration=", all = FALSE)
+})
