@@ -34,14 +34,19 @@ fn shared_cluster() -> (&'static LocalCluster, MutexGuard<'static, ()>) {
 
 /// A file of the p2p-r crate, which holds the R package and its R test scripts.
 fn p2p_r_path(path: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../p2p-r").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../p2p-r")
+        .join(path)
 }
 
 #[test]
 fn testthat_suite_on_a_real_cluster() {
     let (cluster, _turn) = shared_cluster();
     let name = cluster.host("testthat");
-    println!("testthat suite on future {}", p2p_testkit::r::future_version());
+    println!(
+        "testthat suite on future {}",
+        p2p_testkit::r::future_version()
+    );
     let mut r = cluster
         .rscript(&p2p_testkit::r::test_r_libs(), &name)
         .args([

@@ -44,7 +44,10 @@ async fn pid_of(evaluator: &REvaluator, case: &Case) -> String {
 async fn values_and_globals_come_back() {
     let case = Case::make("value");
     let evaluator = evaluator(1).await;
-    assert_eq!(evaluator.info().future_version, p2p_testkit::r::future_version());
+    assert_eq!(
+        evaluator.info().future_version,
+        p2p_testkit::r::future_version()
+    );
     assert!(value_of(&evaluator, &case).await.contains("value=42"));
     evaluator.shutdown().await;
 }

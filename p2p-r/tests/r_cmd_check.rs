@@ -11,7 +11,6 @@
 //! The package's tests run without a cluster here (those needing one skip; r_cluster runs
 //! them all).
 
-
 use std::path::Path;
 use std::process::{Command, Output};
 
