@@ -549,6 +549,7 @@ impl SchedulerCore {
                     from: self.config.me.clone(),
                     expires: Expiry::from_unix_ms(now + 2 * self.config.hello_interval),
                     protocols: Some(self.protocols.clone()),
+                    slots: None,
                 }),
             );
         }

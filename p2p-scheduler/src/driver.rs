@@ -368,7 +368,11 @@ impl Driver {
             }
             // Heartbeats are consumed by the session; a second hello or a task from a
             // worker is a protocol error the worker's side will notice on its own.
-            Frame::Hello(_) | Frame::Task(_) | Frame::Cancel(_) | Frame::Heartbeat(_) => {}
+            Frame::Hello(_)
+            | Frame::Task(_)
+            | Frame::Cancel(_)
+            | Frame::Heartbeat(_)
+            | Frame::Started(_) => {}
         }
     }
 

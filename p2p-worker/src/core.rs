@@ -232,6 +232,7 @@ impl WorkerCore {
                 from: self.config.me.clone(),
                 expires: Expiry::from_unix_ms(expires),
                 protocols: Some(self.protocols.clone()),
+                slots: Some(u32::try_from(self.config.slots).unwrap_or(u32::MAX)),
             }),
         );
     }
