@@ -5,7 +5,8 @@
 //!
 //! ```text
 //!   R --stdin--> requests --> session --> scheduler.submit / cancel
-//!   R <--stdout-- replies <-- session <-- task results, task updates, worker counts,
+//!   R <--stdout-- replies <-- session <-- task results, task updates, worker slots
+//!                                          (first told after a short discovery window),
 //!                                          cluster hellos (the watchdog)
 //! ```
 
@@ -50,6 +51,10 @@ pub struct BridgeArgs {
     #[arg(long, value_name = "TOKEN", env = "FUTURE_P2P_BRIDGE_TOKEN")]
     pub loopback: Option<String>,
 }
+
+/// How long after joining the bridge waits before it tells R how many workers there are:
+/// long enough for idle workers to answer the scheduler's hello.
+const DISCOVERY: Duration = Duration::from_millis(500);
 
 /// How long R has to connect to the loopback port.
 const ACCEPT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -114,6 +119,12 @@ async fn serve(
     let mut session = BridgeSession::new(format!("r{}", std::process::id()));
     let mut updates = scheduler.updates();
     let mut workers = scheduler.workers();
+    // The scheduler's first hello makes idle workers say hello again at once: R hears the
+    // worker count once they had time to, not the first of them alone.
+    let discovery = tokio::time::sleep(DISCOVERY);
+    tokio::pin!(discovery);
+    let mut discovering = true;
+    let mut poll_deferred = false;
     let mut running: FuturesUnordered<BoxFuture<'static, (u32, Result<Bytes, SubmitError>)>> =
         FuturesUnordered::new();
     let unreachable = unreachable_advice(&cluster, &user, &args.board.host, args.cluster_timeout);
@@ -169,6 +180,7 @@ async fn serve(
                             let _ = replies.send(reply);
                         }
                     }
+                    Request::Poll { id: 0 } if discovering => poll_deferred = true,
                     Request::Poll { id } => { let _ = replies.send(session.poll(id)); }
                 },
             },
@@ -189,8 +201,17 @@ async fn serve(
                 Err(broadcast::error::RecvError::Closed) => break,
             },
             Ok(()) = workers.changed() => {
-                let seen = workers.borrow_and_update().len();
-                let _ = replies.send(session.workers_changed(seen));
+                let slots = workers.borrow_and_update().iter().map(|w| w.slots as usize).sum();
+                let reply = session.workers_changed(slots);
+                if !discovering {
+                    let _ = replies.send(reply);
+                }
+            }
+            () = &mut discovery, if discovering => {
+                discovering = false;
+                if poll_deferred {
+                    let _ = replies.send(session.workers());
+                }
             }
             Ok(()) = host_seen.changed() => session.cluster_seen(),
             _ = &mut watchdog, if watchdog_armed => {
