@@ -63,6 +63,8 @@ pub type TaskId = u64;
 const MAX_SET_ASIDE: Millis = 60_000;
 /// Weight of the newest sample in a session's estimate of the time between results.
 const GAP_WEIGHT: f64 = 0.25;
+/// Standing requests are posted again for newly arrived workers at most this often.
+const REPOST_EVERY: Millis = 1_000;
 
 /// How a client behaves on the board.
 #[derive(Debug, Clone)]
@@ -71,8 +73,13 @@ pub struct SchedulerConfig {
     pub me: PeerId,
     /// How long a request stands before it is posted again (future.p2p: 10 s).
     pub request_ttl: Millis,
-    /// How long an accepted worker has to start the transfer.
+    /// How long an accepted worker has to start the transfer (future.p2p: the accept's
+    /// life).
     pub accept_ttl: Millis,
+    /// How long an accepted worker has to open a warm session (rendezvous and hellos take
+    /// well under a second; a worker that died after its offer must not hold the task for
+    /// the whole `accept_ttl`).
+    pub session_open_ttl: Millis,
     /// Tries a task may spend: a try is spent when a task started on a worker that then
     /// failed (a worker error, a lost worker or session); beyond this many, it fails.
     pub max_retries: u32,
@@ -97,15 +104,18 @@ pub struct SchedulerConfig {
     /// Longest a task may run once started; `None` for no limit.
     pub time_limit: Option<Millis>,
     /// A task waiting on a session is taken back for an idle worker when it would wait
-    /// at least this long where it is.
+    /// at least this long where it is (judged by the pace of the session's results).
     pub steal_after: Millis,
+    /// A task sent within the worker's slots that has not started after this long is
+    /// taken as blocked (the worker is busy with other clients, or stuck) and may move.
+    pub start_patience: Millis,
     /// How long a worker that failed twice in a row is first set aside (doubling after
     /// each further failure, up to a minute).
     pub set_aside: Millis,
 }
 
 impl SchedulerConfig {
-    /// Defaults: 10 s requests, 60 s to start, 2 retries, 8 failed hand-overs, 8 open
+    /// Defaults: 10 s requests, 60 s to start a transfer (10 s to open a session), 2 retries, 8 failed hand-overs, 8 open
     /// requests, sealed codes and sessions on, 16 tasks of prefetch at most over a 5 ms
     /// horizon, idle sessions kept 30 s, a 24 h time limit.
     pub fn new(me: PeerId) -> Self {
@@ -113,6 +123,7 @@ impl SchedulerConfig {
             me,
             request_ttl: 10_000,
             accept_ttl: 60_000,
+            session_open_ttl: 10_000,
             max_retries: 2,
             max_dispatch_failures: 8,
             max_open_requests: 8,
@@ -124,6 +135,7 @@ impl SchedulerConfig {
             session_idle_grace: 30_000,
             time_limit: Some(24 * 3600 * 1000),
             steal_after: 20,
+            start_patience: 1_000,
             set_aside: 1_000,
         }
     }
@@ -364,6 +376,8 @@ pub struct SchedulerCore {
     sessions: BTreeMap<PeerId, SessionState>,
     /// When waiting tasks next become worth taking back for an idle worker.
     next_steal: Option<Millis>,
+    /// When standing requests were last posted again for a new worker.
+    reposted: Millis,
     next_hello: Millis,
     /// The time of the latest event: timers at or before it have been handled.
     now: Millis,
@@ -388,6 +402,7 @@ impl SchedulerCore {
             live_workers: 0,
             sessions: BTreeMap::new(),
             next_steal: None,
+            reposted: 0,
             next_hello: now,
             now,
             actions: VecDeque::new(),
@@ -599,10 +614,20 @@ impl SchedulerCore {
                     .workers
                     .entry(hello.from.clone())
                     .or_insert_with(|| WorkerInfo::new(0));
-                let changed = worker.expires <= now || worker.slots != slots;
+                let arrived = worker.expires <= now;
+                let changed = arrived || worker.slots != slots;
                 worker.expires = expires;
                 worker.slots = slots;
                 worker.protocols = protocols;
+                if arrived && now >= self.reposted + REPOST_EVERY {
+                    // A worker that just came never saw the requests standing: post them
+                    // again (at most once a second, however many workers come).
+                    self.reposted = now;
+                    let standing: Vec<TaskId> = self.requested.iter().copied().collect();
+                    for id in standing {
+                        self.forget_request(id);
+                    }
+                }
                 if changed {
                     self.workers_version += 1;
                     // A worker that was unknown may take queued work.
@@ -707,7 +732,14 @@ impl SchedulerCore {
             None => TransferUri::Wormhole(code.clone()),
         };
         let worker = offer.from.clone();
-        let route = if common.supports(protocols::SESSION) {
+        let session = common.supports(protocols::SESSION);
+        let start_by = now
+            + if session {
+                self.config.session_open_ttl
+            } else {
+                self.config.accept_ttl
+            };
+        let route = if session {
             // The session being opened: offers from this worker are not taken meanwhile.
             self.sessions.insert(
                 worker.clone(),
@@ -733,7 +765,7 @@ impl SchedulerCore {
             id,
             Phase::Accepted {
                 worker: worker.clone(),
-                start_by: now + self.config.accept_ttl,
+                start_by,
             },
         );
         self.post(
@@ -1362,7 +1394,8 @@ impl SchedulerCore {
             // It should have started already; if it has not for a while, the worker is
             // busy with others (or stuck).
             let waited = now.saturating_sub(at);
-            return (session.reports_starts && waited >= self.config.steal_after).then_some(waited);
+            return (session.reports_starts && waited >= self.config.start_patience)
+                .then_some(waited);
         }
         let ahead = (position + 1 - slots) as f64;
         Some(match session.gap {
@@ -1423,7 +1456,7 @@ impl SchedulerCore {
         }
         // Tasks that should have started but have not may become worth moving soon.
         if self.idle_session(now, None).is_some() {
-            let patience = self.config.steal_after;
+            let patience = self.config.start_patience;
             self.next_steal = self
                 .sessions
                 .values()

@@ -461,6 +461,7 @@ fn failures_retry_on_other_workers_then_fail_naming_them() {
     assert_eq!(requests(&actions), vec![fid(1)], "re-posted");
     // bob failed it once: while carol is around, his new offer is skipped.
     core.handle_line(T0 + 2, &hello(&carol(), 1));
+    drain(&mut core);
     core.handle_line(T0 + 2, &offer(&bob(), &fid(1), Some("wormhole"), None));
     assert!(posted(&drain(&mut core)).is_empty());
     core.handle_line(T0 + 2, &offer(&carol(), &fid(1), Some("wormhole"), None));
@@ -608,6 +609,7 @@ fn open_requests_are_bounded_and_workers_are_tracked_with_their_slots() {
     assert_eq!(posted(&drain(&mut core)).len(), 3);
     let version = core.workers_version();
     core.handle_line(T0, &hello(&bob(), 4));
+    drain(&mut core);
     assert_ne!(core.workers_version(), version);
     let seen: Vec<_> = core
         .workers(T0)
@@ -719,4 +721,20 @@ fn a_busy_decline_requeues_without_blame() {
     }));
     assert_eq!(core.tasks[&task].dispatch_failures, 0);
     assert_eq!(requests(&actions), vec![fid(1)]);
+}
+
+#[test]
+fn a_worker_that_just_came_sees_the_standing_requests_again() {
+    let mut core = core(SchedulerConfig::new(me()));
+    core.submit(T0, fid(1), 1);
+    assert_eq!(requests(&drain(&mut core)), vec![fid(1)]);
+    // bob comes after the request was posted: he never read it.
+    core.handle_line(T0 + 2_000, &hello(&bob(), 1));
+    assert_eq!(requests(&drain(&mut core)), vec![fid(1)]);
+    // carol right after: once a second is enough.
+    core.handle_line(T0 + 2_100, &hello(&carol(), 1));
+    assert!(requests(&drain(&mut core)).is_empty());
+    // A worker already known saying hello again changes nothing.
+    core.handle_line(T0 + 5_000, &hello(&bob(), 1));
+    assert!(requests(&drain(&mut core)).is_empty());
 }
