@@ -274,12 +274,16 @@ impl Sim {
                     core.session_opened(self.now, sid, starts);
                 }
                 let worker = self.ids[w].clone();
-                self.client.session_opened(self.now, &worker, task, starts);
-                // The first task travels with the session's hello.
-                self.at(
-                    SESSION_LATENCY,
-                    Event::ToWorker(w, epoch, ToWorker::Task(future.clone())),
-                );
+                if self.client.session_opened(self.now, &worker, task, starts) {
+                    // The first task travels with the session's hello.
+                    self.at(
+                        SESSION_LATENCY,
+                        Event::ToWorker(w, epoch, ToWorker::Task(future.clone())),
+                    );
+                } else {
+                    // The client gave up on this session meanwhile: it closes it.
+                    self.at(SESSION_LATENCY, Event::ToWorker(w, epoch, ToWorker::Close));
+                }
             }
             (WorkerRoute::Files, false) => {
                 let delay = 10 + Millis::from(self.rng.next_u32() % 100);

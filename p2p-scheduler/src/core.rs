@@ -338,6 +338,8 @@ impl WorkerInfo {
 
 #[derive(Debug, Clone)]
 struct SessionState {
+    /// The task it is opened with.
+    opened_for: TaskId,
     /// Hellos exchanged (false while it is being opened).
     open: bool,
     /// The worker reports starts (Started frames).
@@ -744,6 +746,7 @@ impl SchedulerCore {
             self.sessions.insert(
                 worker.clone(),
                 SessionState {
+                    opened_for: id,
                     open: false,
                     reports_starts: false,
                     in_flight: vec![id],
@@ -923,7 +926,6 @@ impl SchedulerCore {
         self.start(now, id, worker, session);
         // A task running elsewhere needs no request standing for it.
         self.withdraw_request(now, id);
-        self.pump(now);
     }
 
     fn start(&mut self, now: Millis, id: TaskId, worker: &PeerId, session: bool) {
@@ -943,20 +945,26 @@ impl SchedulerCore {
         );
     }
 
-    /// A warm session with `worker` is up, carrying `task` (sent with the hello).
+    /// A warm session with `worker` is up, carrying task `id` (sent with the hello).
     /// `reports_starts`: both hellos list [`protocols::SLOTS`], so the worker will say when
     /// each task starts; otherwise a task is taken as started when it is sent within the
     /// worker's slots.
+    /// `false`: the core gave up on this session meanwhile (its opening took too long, or
+    /// it is not the one opened for `id`); close it.
     pub fn session_opened(
         &mut self,
         now: Millis,
         worker: &PeerId,
         id: TaskId,
         reports_starts: bool,
-    ) {
+    ) -> bool {
         self.now = self.now.max(now);
-        let Some(session) = self.sessions.get_mut(worker) else {
-            return;
+        let Some(session) = self
+            .sessions
+            .get_mut(worker)
+            .filter(|s| !s.open && s.opened_for == id)
+        else {
+            return false;
         };
         session.open = true;
         session.reports_starts = reports_starts;
@@ -975,6 +983,7 @@ impl SchedulerCore {
         }
         self.touch_session(now, worker);
         self.pump(now);
+        true
     }
 
     /// Sessions without Started frames: the oldest tasks, up to the worker's slots, are

@@ -348,8 +348,11 @@ impl Driver {
             }
             Report::SessionUp(worker, task, link, reports_starts) => {
                 self.opening.remove(&worker);
-                self.sessions.insert(worker.clone(), link);
-                self.core.session_opened(now, &worker, task, reports_starts);
+                if self.core.session_opened(now, &worker, task, reports_starts) {
+                    self.sessions.insert(worker, link);
+                } else {
+                    link.close.cancel();
+                }
             }
             Report::SessionFrame(worker, frame) => self.session_frame(now, worker, frame),
             Report::SessionEnded(worker, reason) => {

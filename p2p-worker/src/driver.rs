@@ -17,7 +17,9 @@
 //! go back) and one cancel token per transfer or run.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -386,23 +388,23 @@ impl<E: Executor> Driver<E> {
     fn start(&mut self, task: TaskRef, session: Option<SessionId>) {
         let payload = self.payloads.remove(&task);
         let cancel = self.all_jobs.child_token();
-        self.jobs.insert(task.clone(), cancel.clone());
         let progress_out = session
             .and_then(|id| self.sessions.get(&id))
             .map(|link| link.outbound.clone());
         let executor = Arc::clone(&self.executor);
         let max_payload = self.options.core.max_payload;
-        let reports = self.reports.clone();
-        tokio::spawn(async move {
-            let outcome = match payload {
+        let job = task.clone();
+        let token = cancel.clone();
+        let mut run = Box::pin(async move {
+            match payload {
                 Some(payload) => {
                     run_job(
                         executor.as_ref(),
-                        &task,
+                        &job,
                         payload,
                         max_payload,
                         progress_out,
-                        cancel,
+                        token,
                     )
                     .await
                 }
@@ -410,7 +412,20 @@ impl<E: Executor> Driver<E> {
                     kind: RemoteErrorKind::Failed,
                     message: "the worker lost the task's payload".into(),
                 }),
-            };
+            }
+        });
+        // A run that is over at once (a trivial executor, a payload refused) is reported
+        // here, without a trip through a task of its own. Otherwise it goes on in one,
+        // which polls it again with its own waker.
+        let mut context = Context::from_waker(Waker::noop());
+        if let Poll::Ready(outcome) = run.as_mut().poll(&mut context) {
+            self.report(Report::Ran(task, outcome));
+            return;
+        }
+        self.jobs.insert(task.clone(), cancel);
+        let reports = self.reports.clone();
+        tokio::spawn(async move {
+            let outcome = run.await;
             // An interrupted run's end is ignored by the core; it is still reported so
             // that nothing waits on it.
             let _ = reports.send(Report::Ran(task, outcome));

@@ -145,7 +145,7 @@ fn with_session(core: &mut SchedulerCore, worker: &PeerId, slots: u32, first: u3
         ),
         "{actions:?}"
     );
-    core.session_opened(T0, worker, id, true);
+    assert!(core.session_opened(T0, worker, id, true));
     core.task_started(T0, id, worker);
     drain(core);
     id
@@ -257,7 +257,7 @@ fn a_warm_session_takes_the_next_tasks_and_stays_open_while_idle() {
     let actions = drain(&mut core);
     // With bob taken, no other worker is there to ask: no request for t2.
     assert!(requests(&actions).is_empty(), "{actions:?}");
-    core.session_opened(T0 + 1, &bob(), t1, true);
+    assert!(core.session_opened(T0 + 1, &bob(), t1, true));
     let actions = drain(&mut core);
     // t2 goes over the session: one slot plus one task ahead.
     assert_eq!(
@@ -422,7 +422,7 @@ fn sessions_without_started_frames_count_starts_by_position() {
         &offer(&bob(), &fid(0), Some("wormhole;session-v1"), None),
     );
     drain(&mut core);
-    core.session_opened(T0, &bob(), t0, false);
+    assert!(core.session_opened(T0, &bob(), t0, false));
     let t1 = core.submit(T0, fid(1), 1);
     drain(&mut core);
     assert!(matches!(core.tasks[&t0].phase, Phase::Running { .. }));
@@ -737,4 +737,30 @@ fn a_worker_that_just_came_sees_the_standing_requests_again() {
     // A worker already known saying hello again changes nothing.
     core.handle_line(T0 + 5_000, &hello(&bob(), 1));
     assert!(requests(&drain(&mut core)).is_empty());
+}
+
+#[test]
+fn a_session_that_opens_too_late_is_closed_and_its_task_queued_again() {
+    let mut core = core(SchedulerConfig::new(me()));
+    core.handle_line(T0, &hello(&bob(), 1));
+    let task = core.submit(T0, fid(1), 1);
+    drain(&mut core);
+    core.handle_line(T0, &offer(&bob(), &fid(1), Some(OURS), None));
+    drain(&mut core);
+    let deadline = T0 + core.config().session_open_ttl;
+    assert_eq!(core.poll_timeout(), Some(deadline));
+    core.handle_timeout(deadline);
+    let actions = drain(&mut core);
+    assert!(actions.contains(&SchedulerAction::CloseSession { worker: bob() }));
+    assert!(actions.contains(&SchedulerAction::Event {
+        task,
+        event: TaskEvent::Retried {
+            worker: bob(),
+            error: AttemptError::NotStarted
+        }
+    }));
+    assert_eq!(core.tasks[&task].dispatch_failures, 1);
+    assert!(core.tasks[&task].tried.is_empty());
+    // The rendezvous completes after all: the driver is told to close it.
+    assert!(!core.session_opened(deadline + 5, &bob(), task, true));
 }
