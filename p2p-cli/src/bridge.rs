@@ -44,6 +44,10 @@ pub struct BridgeArgs {
     /// Fail waiting futures when neither the host nor a worker shows up within this long.
     #[arg(long, env = "FUTURE_P2P_CLUSTER_TIMEOUT", value_parser = parse_duration, default_value = "60")]
     pub cluster_timeout: Duration,
+    /// Longest a future may run once started (e.g. 600, 30m, 8h); past it the future is
+    /// stopped on its worker and fails with a time-limit error. 0 for no limit.
+    #[arg(long, env = "FUTURE_P2P_TIME_LIMIT", value_parser = parse_duration, default_value = "24h")]
+    pub time_limit: Duration,
     /// Speak the protocol on a loopback TCP connection instead of stdin/stdout: print
     /// `port PORT` and accept one connection that starts with the line TOKEN (base R reads
     /// binary frames from sockets, not from a child's pipes). The session still ends when
@@ -115,7 +119,10 @@ async fn serve(
         version: env!("CARGO_PKG_VERSION").to_owned(),
         cluster: cluster.qualified(&user)?.to_string(),
     }));
-    let scheduler = Scheduler::start(lines, SchedulerOptions::new(me, args.board.wormhole()));
+    let mut options = SchedulerOptions::new(me, args.board.wormhole());
+    options.core.time_limit =
+        (!args.time_limit.is_zero()).then_some(args.time_limit.as_millis() as u64);
+    let scheduler = Scheduler::start(lines, options);
     let mut session = BridgeSession::new(format!("r{}", std::process::id()));
     let mut updates = scheduler.updates();
     let mut workers = scheduler.workers();
