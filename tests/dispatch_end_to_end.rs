@@ -1,5 +1,6 @@
 //! Where work goes, over the real hub: long tasks spread over every slot, a slot comes
-//! back when its session dies mid-task, a hung task ends at its time limit while the
+//! back when its session dies mid-task or its task panics, is cancelled or times out, a
+//! hung task ends at its time limit while the
 //! tasks behind it move on, retries go to a worker that has not failed the task, and
 //! sequential tasks reuse the warm session instead of the board.
 //!
@@ -13,10 +14,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{alice, client, hub, within, worker};
+use future_p2p::proto::frame::RemoteError;
 use future_p2p::proto::id::FutureId;
 use future_p2p::scheduler::core::TaskEvent;
 use future_p2p::scheduler::{SubmitError, TaskError, TaskUpdate, TimeLimit};
-use future_p2p::worker::CommandExecutor;
+use future_p2p::worker::executor::ProgressSink;
+use future_p2p::worker::{CommandExecutor, Executor, Job};
+use futures::future::BoxFuture;
 
 fn fid(text: &str) -> FutureId {
     text.parse().unwrap()
@@ -101,6 +105,108 @@ async fn a_one_slot_worker_gets_its_slot_back_when_a_session_dies_mid_task() {
             .unwrap(),
         Bytes::from_static(b"bob:0")
     );
+}
+
+/// Panics on `panic`, hangs on `hang` (until interrupted), answers anything else.
+struct Misbehaving;
+
+impl Executor for Misbehaving {
+    fn execute(
+        &self,
+        job: Job,
+        _progress: ProgressSink,
+    ) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
+        Box::pin(async move {
+            match &job.payload[..] {
+                b"panic" => panic!("the executor fails badly"),
+                b"hang" => std::future::pending().await,
+                _ => Ok(job.payload),
+            }
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_slot_worker_gets_its_slot_back_after_a_panic_a_cancel_and_a_time_limit() {
+    let hub = hub().await;
+    let alice = alice(&hub, |options| {
+        options.core.max_retries = 0;
+        options.core.time_limit = Some(2_000);
+    })
+    .await;
+    let _bob = worker(&hub, "bob", Misbehaving, true, |options| {
+        options.core.slots = 1;
+    })
+    .await;
+    let mut updates = alice.peer.updates();
+    // After each way a task can end, bob's only slot runs the next task.
+    let next = |n: usize| {
+        let alice = &alice;
+        async move {
+            let handle = alice
+                .peer
+                .submit(fid(&format!("next-{n}")), Bytes::from_static(b"ok"))
+                .await
+                .unwrap();
+            assert_eq!(
+                within("bob's only slot to come back", 60, handle)
+                    .await
+                    .unwrap(),
+                Bytes::from_static(b"ok"),
+                "after end {n}"
+            );
+        }
+    };
+
+    let panics = alice
+        .peer
+        .submit(fid("panics"), Bytes::from_static(b"panic"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            within("the panicking task", 60, panics).await,
+            Err(SubmitError::Task(TaskError::Exhausted { .. }))
+        ),
+        "a panic is a failed try"
+    );
+    next(0).await;
+
+    let cancelled = alice
+        .peer
+        .submit(fid("cancelled"), Bytes::from_static(b"hang"))
+        .await
+        .unwrap();
+    within("the hanging task to start", 60, async {
+        loop {
+            if let (t, TaskUpdate::Event(TaskEvent::Running { .. })) = updates.recv().await.unwrap()
+                && t == cancelled.id()
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    alice.peer.cancel(cancelled.id());
+    assert_eq!(
+        within("the cancel", 60, cancelled).await,
+        Err(SubmitError::Task(TaskError::Cancelled))
+    );
+    next(1).await;
+
+    let hung = alice
+        .peer
+        .submit(fid("hung"), Bytes::from_static(b"hang"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            within("the time limit", 60, hung).await,
+            Err(SubmitError::Task(TaskError::TimedOut { .. }))
+        ),
+        "a hung task ends at the client's time limit"
+    );
+    next(2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
