@@ -46,6 +46,17 @@ impl Executor for Identity {
     }
 }
 
+/// What the reader does with the lines it sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Workers are joining: not counted.
+    Before,
+    /// From the client's start to a second after the last result.
+    Counting,
+    /// The run is over: the reader returns its counts.
+    Done,
+}
+
 struct Traffic {
     tasks: usize,
     wall: Duration,
@@ -61,24 +72,32 @@ async fn run(workers: usize, tasks: usize) -> Result<Traffic, Box<dyn std::error
         .host("alice", "p2p", &["bob", "carol", "erin"])
         .await?;
     let cluster: ClusterName = "alice/p2p".parse()?;
-    // The reader: counts every line by its type while `counting` is on.
+    // The reader: counts every line by its type while the phase is `Counting`, and stops
+    // at `Done` (its own connection stays open until the run is over).
     let (_erin, _, mut topic) = local.join("erin", &cluster).await?;
-    let (counting_tx, counting) = watch::channel(false);
+    let (phase_tx, mut phase) = watch::channel(Phase::Before);
     let reader = tokio::spawn(async move {
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-        while let Some(line) = topic.incoming.recv().await {
-            if !*counting.borrow() {
-                if counting.has_changed().is_err() {
-                    break;
+        loop {
+            tokio::select! {
+                line = topic.incoming.recv() => {
+                    let Some(line) = line else { break };
+                    if *phase.borrow() != Phase::Counting {
+                        continue;
+                    }
+                    let kind = line
+                        .split(',')
+                        .find_map(|pair| pair.strip_prefix("type="))
+                        .unwrap_or("(other)")
+                        .to_owned();
+                    *seen.entry(kind).or_default() += 1;
                 }
-                continue;
+                changed = phase.changed() => {
+                    if changed.is_err() || *phase.borrow() == Phase::Done {
+                        break;
+                    }
+                }
             }
-            let kind = line
-                .split(',')
-                .find_map(|pair| pair.strip_prefix("type="))
-                .unwrap_or("(other)")
-                .to_owned();
-            *seen.entry(kind).or_default() += 1;
         }
         seen
     });
@@ -95,7 +114,7 @@ async fn run(workers: usize, tasks: usize) -> Result<Traffic, Box<dyn std::error
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Counting starts with the client: its hello, the workers' answers, then the work.
-    counting_tx.send_replace(true);
+    phase_tx.send_replace(Phase::Counting);
     let scheduler = Scheduler::start(lines, SchedulerOptions::new(me, local.wormhole()));
     let start = Instant::now();
     let mut handles = Vec::with_capacity(tasks);
@@ -111,7 +130,7 @@ async fn run(workers: usize, tasks: usize) -> Result<Traffic, Box<dyn std::error
     }
     let wall = start.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    counting_tx.send_replace(false);
+    phase_tx.send_replace(Phase::Done);
     let workers_used = scheduler.workers().borrow().len();
     drop(scheduler);
     drop(running);

@@ -20,8 +20,10 @@
 //!   session never keeps another client out.
 //! - **Offers are few.** A worker offers only with a free slot, only to a client it has no
 //!   session with, after a random delay that grows with the number of workers it has seen,
-//!   and not while another worker's offer for the same request is fresh: a request draws
-//!   about one offer, however many workers listen. An offer holds its slot for
+//!   and not while another worker's offer for the same request is fresh; among that
+//!   client's open requests it picks one at random (workers whose offers lost see the same
+//!   accept at once and would otherwise all pile onto the oldest request left). A request
+//!   draws about one offer, however many workers listen. An offer holds its slot for
 //!   [`OFFER_HOLD`]; a later accept that finds every slot taken is declined as
 //!   [`DeclineReason::Busy`] (the client then tries elsewhere, counting nothing).
 //! - **Every task is bounded and every slot comes back.** A task runs at most
@@ -636,18 +638,7 @@ impl WorkerCore {
                 .filter(|(_, s)| s.open && !s.queue.is_empty())
                 .min_by_key(|(id, s)| (self.served(&s.client), **id))
                 .map(|(id, s)| (*id, self.served(&s.client)));
-            let request = self
-                .requests
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| {
-                    r.due <= now
-                        && r.covered_until <= now
-                        && r.expires > now
-                        && !self.has_session_with(&r.client)
-                })
-                .min_by_key(|(at, r)| (self.served(&r.client), *at))
-                .map(|(at, r)| (at, self.served(&r.client)));
+            let request = self.pick_request(now);
             match (session, request) {
                 (Some((id, s_served)), Some((_, r_served))) if s_served <= r_served => {
                     self.start_queued(now, id)
@@ -657,6 +648,33 @@ impl WorkerCore {
                 (None, None) => return,
             }
         }
+    }
+
+    /// The open request to offer on next, and how long ago its client was served: one of
+    /// the client served longest ago, chosen at random among that client's requests. Every
+    /// idle worker sees the same requests at once; were they all to pick the first, they
+    /// would all offer on it and only one would win, request after request.
+    fn pick_request(&mut self, now: Millis) -> Option<(usize, u64)> {
+        let eligible: Vec<(usize, u64)> = self
+            .requests
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.due <= now
+                    && r.covered_until <= now
+                    && r.expires > now
+                    && !self.has_session_with(&r.client)
+            })
+            .map(|(at, r)| (at, self.served(&r.client)))
+            .collect();
+        let longest_ago = eligible.iter().map(|(_, served)| *served).min()?;
+        let candidates: Vec<usize> = eligible
+            .iter()
+            .filter(|(_, served)| *served == longest_ago)
+            .map(|(at, _)| *at)
+            .collect();
+        let pick = (self.rng.next_u64() % candidates.len() as u64) as usize;
+        Some((*candidates.get(pick)?, longest_ago))
     }
 
     fn start_queued(&mut self, now: Millis, session: SessionId) {
