@@ -30,8 +30,19 @@ workers <- lapply(seq_len(W), function(i) processx::process$new(
   Sys.getenv("R_FUTURE_P2P_BIN"),
   c("worker", "--cluster", Sys.getenv("FP2P_TEST_CLUSTER"), "--slots", "1",
     paste0("--ssh-args=", Sys.getenv("FP2P_TEST_WORKER_SSH_ARGS"))),
-  stdout = NULL, stderr = NULL, cleanup = TRUE, cleanup_tree = TRUE))
-Sys.sleep(5)                                 # the workers join and start their R
+  stdout = "|", stderr = NULL, cleanup = TRUE, cleanup_tree = TRUE))
+## Every worker has joined (it says so) before plan(): their periodic hellos (every 30 s)
+## are long past, so only their answers to the bridge's hello can count them.
+for (w in workers) {
+  deadline <- Sys.time() + 120
+  joined <- FALSE
+  while (!joined && Sys.time() < deadline) {
+    w$poll_io(100L)
+    joined <- any(grepl("joined", w$read_output_lines()))
+  }
+  if (!joined) stop("a worker did not join within 120 s")
+}
+Sys.sleep(2)                                 # past their first hello
 t0 <- Sys.time()
 plan(future.p2p::pico_p2p, cluster = Sys.getenv("FP2P_TEST_CLUSTER"))
 counted <- nbrOfWorkers()
