@@ -5,7 +5,8 @@
 //!
 //! ```text
 //!   R --stdin--> requests --> session --> scheduler.submit / cancel
-//!   R <--stdout-- replies <-- session <-- task results, task updates, worker counts,
+//!   R <--stdout-- replies <-- session <-- task results, task updates, worker slots
+//!                                          (first told after a short discovery window),
 //!                                          cluster hellos (the watchdog)
 //! ```
 
@@ -46,6 +47,10 @@ pub struct BridgeArgs {
     /// Give up when reaching the board and joining the cluster takes longer than this.
     #[arg(long, env = "FUTURE_P2P_CONNECT_TIMEOUT", value_parser = parse_duration, default_value = "60")]
     pub connect_timeout: Duration,
+    /// Longest a future may run once started (e.g. 600, 30m, 8h); past it the future is
+    /// stopped on its worker and fails with a time-limit error. 0 for no limit.
+    #[arg(long, env = "FUTURE_P2P_TIME_LIMIT", value_parser = parse_duration, default_value = "24h")]
+    pub time_limit: Duration,
     /// Speak the protocol on a loopback TCP connection instead of stdin/stdout: print
     /// `port PORT` and accept one connection that starts with the line TOKEN (base R reads
     /// binary frames from sockets, not from a child's pipes). The session still ends when
@@ -53,6 +58,10 @@ pub struct BridgeArgs {
     #[arg(long, value_name = "TOKEN", env = "FUTURE_P2P_BRIDGE_TOKEN")]
     pub loopback: Option<String>,
 }
+
+/// How long after joining the bridge waits before it tells R how many workers there are:
+/// long enough for idle workers to answer the scheduler's hello.
+const DISCOVERY: Duration = Duration::from_millis(500);
 
 /// How long R has to connect to the loopback port.
 const ACCEPT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -122,10 +131,19 @@ async fn serve(
         version: env!("CARGO_PKG_VERSION").to_owned(),
         cluster: cluster.qualified(&user)?.to_string(),
     }));
-    let scheduler = Scheduler::start(lines, SchedulerOptions::new(me, args.board.wormhole()));
+    let mut options = SchedulerOptions::new(me, args.board.wormhole());
+    options.core.time_limit =
+        (!args.time_limit.is_zero()).then_some(args.time_limit.as_millis() as u64);
+    let scheduler = Scheduler::start(lines, options);
     let mut session = BridgeSession::new(format!("r{}", std::process::id()));
     let mut updates = scheduler.updates();
     let mut workers = scheduler.workers();
+    // The scheduler's first hello makes idle workers say hello again at once: R hears the
+    // worker count once they had time to, not the first of them alone.
+    let discovery = tokio::time::sleep(DISCOVERY);
+    tokio::pin!(discovery);
+    let mut discovering = true;
+    let mut poll_deferred = false;
     let mut running: FuturesUnordered<BoxFuture<'static, (u32, Result<Bytes, SubmitError>)>> =
         FuturesUnordered::new();
     let unreachable = unreachable_advice(&cluster, &user, &args.board.host, args.cluster_timeout);
@@ -201,12 +219,22 @@ async fn serve(
                             let _ = replies.send(reply);
                         }
                     }
+                    Request::Poll { id: 0 } if discovering => poll_deferred = true,
                     Request::Poll { id } => { let _ = replies.send(session.poll(id)); }
                 },
             },
             Ok(()) = workers.changed() => {
-                let seen = workers.borrow_and_update().len();
-                let _ = replies.send(session.workers_changed(seen));
+                let slots = workers.borrow_and_update().iter().map(|w| w.slots as usize).sum();
+                let reply = session.workers_changed(slots);
+                if !discovering {
+                    let _ = replies.send(reply);
+                }
+            }
+            () = &mut discovery, if discovering => {
+                discovering = false;
+                if poll_deferred {
+                    let _ = replies.send(session.workers());
+                }
             }
             Ok(()) = host_seen.changed() => session.cluster_seen(),
             _ = &mut watchdog, if watchdog_armed => {

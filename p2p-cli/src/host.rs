@@ -53,6 +53,7 @@ pub fn cluster_hello(me: &PeerId, interval: Duration) -> Option<String> {
             from: me.clone(),
             expires: Expiry::Unix(expires),
             protocols: None,
+            slots: None,
         }),
     )
     .encode()

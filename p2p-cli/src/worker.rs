@@ -36,9 +36,10 @@ pub struct WorkerArgs {
     /// Largest future accepted (e.g. 500M, 2G).
     #[arg(long, env = "FUTURE_P2P_MAX_PAYLOAD", value_parser = parse_size, default_value = "1G")]
     pub max_payload: u64,
-    /// Longest a future may run (e.g. 600, 30m); default: no limit.
-    #[arg(long, env = "FUTURE_P2P_TIME_LIMIT", value_parser = parse_duration)]
-    pub time_limit: Option<Duration>,
+    /// Longest a future may run (e.g. 600, 30m, 8h); past it the future is stopped and its
+    /// client told so (a TimedOut error). 0 for no limit.
+    #[arg(long, env = "FUTURE_P2P_TIME_LIMIT", value_parser = parse_duration, default_value = "24h")]
+    pub time_limit: Duration,
     /// How often to say hello on the board (clients count workers by their hellos).
     #[arg(long, env = "FUTURE_P2P_HELLO_INTERVAL", value_parser = parse_duration, default_value = "30")]
     pub hello_interval: Duration,
@@ -118,7 +119,6 @@ fn options(args: &WorkerArgs, me: p2p_proto::id::PeerId) -> WorkerOptions {
     core.hello_interval = args.hello_interval.as_millis().max(1000) as u64;
     core.sessions = true;
     core.secret = Some(fresh_secret());
-    let mut options = WorkerOptions::new(core, args.board.wormhole());
-    options.time_limit = args.time_limit;
-    options
+    core.time_limit = (!args.time_limit.is_zero()).then_some(args.time_limit.as_millis() as u64);
+    WorkerOptions::new(core, args.board.wormhole())
 }

@@ -90,6 +90,10 @@ pub enum Frame {
     Cancel(Cancel),
     /// A progress update of a running task (worker to client), e.g. an R condition.
     Progress(Progress),
+    /// The worker started a task (worker to client; only when both hellos list
+    /// [`crate::protocols::SLOTS`]). Until then the task waits on the worker and the client
+    /// may take it back with a [`Cancel`].
+    Started(Started),
 }
 
 /// Opens a session: who the peer is and what it speaks.
@@ -210,6 +214,13 @@ pub struct Progress {
     pub payload: Bytes,
 }
 
+/// A task left the worker's queue and runs now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    /// The task.
+    pub future: FutureId,
+}
+
 impl Frame {
     /// The frame's kind in words, for error messages and logs.
     pub fn kind_name(&self) -> &'static str {
@@ -220,6 +231,7 @@ impl Frame {
             Frame::Heartbeat(_) => "heartbeat",
             Frame::Cancel(_) => "cancel",
             Frame::Progress(_) => "progress",
+            Frame::Started(_) => "started",
         }
     }
 
@@ -515,6 +527,7 @@ mod tests {
             arb_future().prop_map(|future| Frame::Cancel(Cancel { future })),
             (arb_future(), arb_bytes())
                 .prop_map(|(future, payload)| Frame::Progress(Progress { future, payload })),
+            arb_future().prop_map(|future| Frame::Started(Started { future })),
         ]
     }
 

@@ -4,15 +4,16 @@
 //!   board (text, one line per message, on the cluster's pipe topic)
 //!     framer     LineFramer: arbitrary byte chunks from the pipe -> lines
 //!     line       decode / BoardLine::encode: line <-> BoardLine, future.p2p-compatible
-//!     message    BoardLine, Message (hello, request, offer, accept, withdraw, result),
-//!                TransferUri, WorkerKey, SealedCode
+//!     message    BoardLine, Message (hello, request, offer, accept, withdraw, result,
+//!                decline), TransferUri, WorkerKey, SealedCode
 //!   shared vocabulary
 //!     id         ClusterName, PeerId, FutureId, WormholeCode: validated identifiers
 //!     time       BoardTime (`when`), Expiry (`expires`)
 //!     protocols  Protocols: the `;`-separated capability list, negotiation
 //!     seal       sealed codes: a wormhole code only the accepted worker can open
 //!   data plane (binary, on a warm session)
-//!     frame      Frame (hello, task, result, heartbeat, cancel, progress), FrameDecoder
+//!     frame      Frame (hello, task, result, heartbeat, cancel, progress, started),
+//!                FrameDecoder
 //! ```
 //!
 //! Above this crate, `p2p-transport` moves the bytes and the scheduler and worker cores

@@ -196,6 +196,7 @@ pub fn decode(line: &str) -> Result<BoardLine, LineError> {
             from: pairs.required("from")?,
             expires: pairs.required("expires")?,
             protocols: pairs.optional("protocols")?,
+            slots: pairs.optional("slots")?,
         }),
         "request" => Message::Request(Request {
             from: pairs.required("from")?,
@@ -313,6 +314,7 @@ impl BoardLine {
                 ("type", Some(&kind)),
                 ("from", Some(&m.from)),
                 ("protocols", shown(&m.protocols)),
+                ("slots", shown(&m.slots)),
             ],
             Message::Request(m) => vec![
                 ("expires", Some(&m.expires)),

@@ -2,7 +2,7 @@
 //!
 //! | type                     | sender | keys besides when, type, from            |
 //! |--------------------------|--------|------------------------------------------|
-//! | worker / client / cluster| anyone | expires, protocols                       |
+//! | worker / client / cluster| anyone | expires, protocols, slots                |
 //! | request                  | client | expires, future, size, protocols         |
 //! | offer                    | worker | expires, to, future, protocols, pk       |
 //! | accept                   | client | expires, to, future, via                 |
@@ -11,7 +11,8 @@
 //! | decline                  | worker | to, future, reason                       |
 //!
 //! `protocols` is absent in lines of the seed version of future.p2p, hence optional. `pk`
-//! is this project's addition (a worker's X25519 key, for sealed codes), and so is `decline`,
+//! is this project's addition (a worker's X25519 key, for sealed codes), so is `slots` (how
+//! many tasks a worker runs at once, on its hellos; optional, future.p2p ignores it), and so is `decline`,
 //! a worker's refusal of a request (future.p2p peers ignore it as an unknown type). Keys
 //! nobody here knows are kept in [`BoardLine::extra`], and a type nobody here knows is surfaced as
 //! [`Message::Unknown`]: newer peers can extend the board without breaking older ones.
@@ -136,6 +137,9 @@ pub struct Hello {
     pub expires: Expiry,
     /// Capabilities; `None` for the seed version, which sent none.
     pub protocols: Option<Protocols>,
+    /// How many tasks a worker runs at once (this project's workers say it; `None` for
+    /// everyone else, and for a worker that does not, read as one).
+    pub slots: Option<u32>,
 }
 
 /// A client has a future to run.
@@ -235,6 +239,9 @@ pub enum DeclineReason {
     Failed,
     /// The task ran past the worker's time limit.
     TimeLimit,
+    /// The worker's slots filled up before the accept came: the task never reached it
+    /// (ask another worker; nothing was tried).
+    Busy,
     /// A reason from a newer peer (a word of letters, digits and '-').
     Other(String),
 }
@@ -246,6 +253,7 @@ impl fmt::Display for DeclineReason {
             DeclineReason::TooLarge => "too-large",
             DeclineReason::Failed => "failed",
             DeclineReason::TimeLimit => "time-limit",
+            DeclineReason::Busy => "busy",
             DeclineReason::Other(reason) => reason,
         })
     }
@@ -260,6 +268,7 @@ impl FromStr for DeclineReason {
             "too-large" => Ok(DeclineReason::TooLarge),
             "failed" => Ok(DeclineReason::Failed),
             "time-limit" => Ok(DeclineReason::TimeLimit),
+            "busy" => Ok(DeclineReason::Busy),
             other
                 if !other.is_empty()
                     && other.len() <= 64

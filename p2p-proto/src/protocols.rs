@@ -17,6 +17,11 @@ pub const WORMHOLE: &str = "wormhole";
 pub const SEALED: &str = "sealed-v1";
 /// Client and worker keep the transit connection and exchange frames over it.
 pub const SESSION: &str = "session-v1";
+/// On a session, the worker runs the client's tasks in its slots and says when each one
+/// starts ([`crate::frame::Frame::Started`]), so the client knows which of its tasks run
+/// and which wait (those it may take back and give to an idle worker). Workers that list it
+/// also count their slots on their hellos.
+pub const SLOTS: &str = "slots-v1";
 
 /// Longest single protocol token.
 pub const MAX_TOKEN_LEN: usize = 64;
@@ -31,7 +36,12 @@ pub struct Protocols(Vec<String>);
 impl Protocols {
     /// The protocols this build of future-p2p speaks, best first.
     pub fn ours() -> Self {
-        Protocols(vec![WORMHOLE.into(), SEALED.into(), SESSION.into()])
+        Protocols(vec![
+            WORMHOLE.into(),
+            SEALED.into(),
+            SESSION.into(),
+            SLOTS.into(),
+        ])
     }
 
     /// Only future.p2p's own protocol: what a future.p2p-compatible peer offers.
@@ -135,7 +145,7 @@ mod tests {
         assert!(Protocols::ours().supports(SESSION));
         assert_eq!(
             Protocols::ours().to_string(),
-            "wormhole;sealed-v1;session-v1"
+            "wormhole;sealed-v1;session-v1;slots-v1"
         );
         assert_eq!("".parse::<Protocols>().unwrap(), Protocols::default());
         for bad in ["a;;b", ";", "a b", "a,b", "a=b"] {

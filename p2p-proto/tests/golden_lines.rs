@@ -147,11 +147,11 @@ fn host_access_list_lines_are_not_messages() {
 
 #[test]
 fn unknown_keys_and_types_are_kept() {
-    let text = "when=2025-10-01T09:00:00,expires=1759312800,type=worker,from=bob@laptop:1,protocols=wormhole;session-v1,slots=4,gpu=none";
+    let text = "when=2025-10-01T09:00:00,expires=1759312800,type=worker,from=bob@laptop:1,protocols=wormhole;session-v1,slots=4,gpu=none,cpu=arm";
     let line = line::decode(text).unwrap();
     assert_eq!(
         line.extra,
-        vec![("slots".into(), "4".into()), ("gpu".into(), "none".into())]
+        vec![("gpu".into(), "none".into()), ("cpu".into(), "arm".into())]
     );
     assert_eq!(line.encode().unwrap(), text);
 
@@ -164,4 +164,22 @@ fn unknown_keys_and_types_are_kept() {
         }
     );
     assert_eq!(line.encode().unwrap(), text);
+}
+
+#[test]
+fn our_worker_hellos_keep_the_v04_keys_and_add_slots_last() {
+    // future.p2p 0.4.0 reads a line into a one-row data.frame by key and looks at `type`,
+    // `from` and `expires`: a trailing key of ours is one more column it never reads.
+    let v04 = &v04_lines()[0];
+    let mut line = line::decode(v04).unwrap();
+    let Message::Hello(hello) = &mut line.message else {
+        panic!("expected a hello")
+    };
+    hello.slots = Some(3);
+    let ours = line.encode().unwrap();
+    assert_eq!(ours, format!("{v04},slots=3"));
+    assert!(matches!(
+        line::decode(&ours).unwrap().message,
+        Message::Hello(hello) if hello.slots == Some(3)
+    ));
 }

@@ -51,14 +51,22 @@ fn via() -> impl Strategy<Value = TransferUri> {
 fn message() -> impl Strategy<Value = Message> {
     let role = prop_oneof![Just(Role::Worker), Just(Role::Client), Just(Role::Cluster)];
     prop_oneof![
-        (role, peer(), expiry(), protocols()).prop_map(|(role, from, expires, protocols)| {
-            Message::Hello(Hello {
-                role,
-                from,
-                expires,
-                protocols,
-            })
-        }),
+        (
+            role,
+            peer(),
+            expiry(),
+            protocols(),
+            proptest::option::of(any::<u32>())
+        )
+            .prop_map(|(role, from, expires, protocols, slots)| {
+                Message::Hello(Hello {
+                    role,
+                    from,
+                    expires,
+                    protocols,
+                    slots,
+                })
+            }),
         (peer(), expiry(), future(), any::<u64>(), protocols()).prop_map(
             |(from, expires, future, size, protocols)| {
                 Message::Request(Request {
@@ -117,6 +125,7 @@ fn message() -> impl Strategy<Value = Message> {
                 Just(DeclineReason::TooLarge),
                 Just(DeclineReason::Failed),
                 Just(DeclineReason::TimeLimit),
+                Just(DeclineReason::Busy),
                 "x[a-z0-9]{0,9}(-[a-z0-9]{1,10})?".prop_map(DeclineReason::Other),
             ]
         )

@@ -1,30 +1,52 @@
 //! The client's dispatch logic as a deterministic state machine (sans-IO).
 //!
 //! ```text
-//!  submit ──> Queued ──(request on the board, re-posted when it expires)
-//!               │  offer (from a worker not tried before, while there are such)
-//!               v
-//!            Assigned ──(accept posted; the driver moves payload and result)
-//!               │ task_succeeded            │ task_failed / no start in time / session lost
-//!               v                           v
-//!            Finished(Ok)          back to Queued, or Finished(Err) after max_retries
+//!  submit ──> Queued ──(a warm session with room)──────────────> Sent ──Started──> Running
+//!               │  request on the board (for the queue's tail,         │               │
+//!               │  only while some worker is not in a session)         │ taken back    │
+//!               │  offer from a worker that may take it                │ (an idle      │
+//!               v                                                      │ worker waits) │
+//!            Accepted ──(payload sent, or session opened)──> Sent / Running            │
+//!               │                                                                      │
+//!               └── failures: before the start, back to the queue untouched ───────────┤
+//!                   after it, a try is spent (another worker preferred)          result│
+//!                   past a time limit, over with TimedOut                              v
+//!                                                                                 Finished
 //! ```
 //!
-//! A task skips the board when a warm session has room (up to `session_window` tasks in
-//! flight): it is dispatched over the session. When the queue is empty an idle session is
-//! closed, so the worker returns to the board
-//! and other clients are not starved. Every task is finished exactly once; a late result
-//! from a worker the task was taken from is refused ([`SchedulerCore::task_succeeded`]
-//! returns `false`).
+//! **Sessions carry the work, the board finds workers.** A warm session with a worker that
+//! speaks them takes tasks without the board, up to the worker's slots plus a prefetch
+//! sized to the work: enough to hide the round trip for tiny tasks (up to
+//! [`SchedulerConfig::max_prefetch`]), a single task for long ones, so a worker never holds
+//! much more than it can start. A task waiting on a busy worker is taken back when another
+//! worker of ours sits idle, or put up on the board when some worker is not in a session
+//! with us. Requests go up only while tasks wait that no session can take and some worker
+//! is not in a session with us; each stands for a task at the back of the queue, so sessions
+//! drain the queue's front without withdrawing them. An idle session stays open for
+//! [`SchedulerConfig::session_idle_grace`] (a task submitted meanwhile pays neither the
+//! board nor a rendezvous); it holds no slot on the worker, which serves other clients'
+//! requests meanwhile.
 //!
-//! Time is Unix milliseconds from the caller; randomness (wormhole codes, sealing) comes
-//! from a seeded CSPRNG the caller provides, so runs replay exactly in tests.
+//! **Retries are honest.** Only a task that started on a worker that then failed spends a
+//! try; tasks waiting behind it go back to the queue untouched. A retry prefers a worker
+//! that has not failed the task, and a worker that fails twice in a row is set aside for a
+//! while (1 s, doubling up to a minute). Hand-overs that fail before the task starts are
+//! bounded separately ([`SchedulerConfig::max_dispatch_failures`]).
+//!
+//! **Every task is bounded**: it may run [`SchedulerConfig::time_limit`] at most, then it
+//! is stopped and finished as [`TaskError::TimedOut`] (a worker's own time limit ends it
+//! the same way).
+//!
+//! Every task is finished exactly once; a late result from a worker the task was taken
+//! from is refused ([`SchedulerCore::task_succeeded`] returns `false`). Time is Unix
+//! milliseconds from the caller; randomness (wormhole codes, sealing) comes from a seeded
+//! CSPRNG the caller provides, so runs replay exactly in tests.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use p2p_proto::id::{FutureId, PeerId, WormholeCode};
 use p2p_proto::message::{
-    Accept, BoardLine, DeclineReason, Hello, Message, Request, Role, TransferUri, Withdraw,
+    Accept, BoardLine, DeclineReason, Hello, Message, Offer, Request, Role, TransferUri, Withdraw,
 };
 use p2p_proto::protocols::{self, Protocols};
 use p2p_proto::seal;
@@ -32,10 +54,17 @@ use p2p_proto::time::{BoardTime, Expiry, Millis};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::RngCore;
 
-use crate::error::{AttemptError, TaskError};
+use crate::error::{AttemptError, TaskError, TimeLimit};
 
 /// A task's handle, unique within one scheduler.
 pub type TaskId = u64;
+
+/// Longest a worker that keeps failing is set aside.
+const MAX_SET_ASIDE: Millis = 60_000;
+/// Weight of the newest sample in a session's estimate of the time between results.
+const GAP_WEIGHT: f64 = 0.25;
+/// Standing requests are posted again for newly arrived workers at most this often.
+const REPOST_EVERY: Millis = 1_000;
 
 /// How a client behaves on the board.
 #[derive(Debug, Clone)]
@@ -44,11 +73,20 @@ pub struct SchedulerConfig {
     pub me: PeerId,
     /// How long a request stands before it is posted again (future.p2p: 10 s).
     pub request_ttl: Millis,
-    /// How long an accepted worker has to start the transfer.
+    /// How long an accepted worker has to start the transfer (future.p2p: the accept's
+    /// life).
     pub accept_ttl: Millis,
-    /// How often a task may go back to the queue after a worker failed it.
+    /// How long an accepted worker has to open a warm session (rendezvous and hellos take
+    /// well under a second; a worker that died after its offer must not hold the task for
+    /// the whole `accept_ttl`).
+    pub session_open_ttl: Millis,
+    /// Tries a task may spend: a try is spent when a task started on a worker that then
+    /// failed (a worker error, a lost worker or session); beyond this many, it fails.
     pub max_retries: u32,
-    /// Most requests standing on the board at once; the rest of the queue waits.
+    /// Hand-overs that may fail before the task starts (the worker never fetched it, the
+    /// session never opened); beyond this many, it fails.
+    pub max_dispatch_failures: u32,
+    /// Most requests standing on the board at once.
     pub max_open_requests: usize,
     /// Seal codes to workers that offer a key.
     pub sealed: bool,
@@ -56,25 +94,49 @@ pub struct SchedulerConfig {
     pub sessions: bool,
     /// How often the client says hello.
     pub hello_interval: Millis,
-    /// Tasks in flight on one warm session: the worker runs them in order, and the next
-    /// one is already there when the previous finishes, hiding the round trip.
-    pub session_window: usize,
+    /// Most tasks sent ahead to a session beyond the worker's slots.
+    pub max_prefetch: usize,
+    /// How much expected work a session gets ahead of its slots: tasks that take a tenth
+    /// of it get ten ahead (up to `max_prefetch`), longer ones one.
+    pub prefetch_horizon: Millis,
+    /// How long an idle session stays open for the next task.
+    pub session_idle_grace: Millis,
+    /// Longest a task may run once started; `None` for no limit.
+    pub time_limit: Option<Millis>,
+    /// A task waiting on a session is taken back for an idle worker when it would wait
+    /// at least this long where it is (judged by the pace of the session's results).
+    pub steal_after: Millis,
+    /// A task sent within the worker's slots that has not started after this long is
+    /// taken as blocked (the worker is busy with other clients, or stuck) and may move.
+    pub start_patience: Millis,
+    /// How long a worker that failed twice in a row is first set aside (doubling after
+    /// each further failure, up to a minute).
+    pub set_aside: Millis,
 }
 
 impl SchedulerConfig {
-    /// Defaults: 10 s requests, 60 s to start, 2 retries, 8 open requests, sealed codes and
-    /// sessions on.
+    /// Defaults: 10 s requests, 60 s to start a transfer (10 s to open a session), 2 retries, 8 failed hand-overs, 8 open
+    /// requests, sealed codes and sessions on, 16 tasks of prefetch at most over a 5 ms
+    /// horizon, idle sessions kept 30 s, a 24 h time limit.
     pub fn new(me: PeerId) -> Self {
         SchedulerConfig {
             me,
             request_ttl: 10_000,
             accept_ttl: 60_000,
+            session_open_ttl: 10_000,
             max_retries: 2,
+            max_dispatch_failures: 8,
             max_open_requests: 8,
             sealed: true,
             sessions: true,
             hello_interval: 30_000,
-            session_window: 16,
+            max_prefetch: 16,
+            prefetch_horizon: 5,
+            session_idle_grace: 30_000,
+            time_limit: Some(24 * 3600 * 1000),
+            steal_after: 20,
+            start_patience: 1_000,
+            set_aside: 1_000,
         }
     }
 
@@ -85,6 +147,7 @@ impl SchedulerConfig {
         }
         if self.sessions {
             tokens.push(protocols::SESSION.to_owned());
+            tokens.push(protocols::SLOTS.to_owned());
         }
         Protocols::try_from(tokens).unwrap_or_else(|_| Protocols::future_p2p())
     }
@@ -94,7 +157,7 @@ impl SchedulerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// future.p2p file transfers: send the payload under `CODE-f`, receive the result under
-    /// `CODE-r`.
+    /// `CODE-r`; report [`SchedulerCore::task_started`] once the payload is sent.
     Files {
         /// The code the two transfers derive theirs from.
         code: WormholeCode,
@@ -132,12 +195,13 @@ pub enum TaskEvent {
         /// The worker.
         worker: PeerId,
     },
-    /// Its offer was accepted; the worker is to start the transfer.
+    /// It was handed to a worker (an accept on the board, or sent on a session), which has
+    /// not started it yet.
     Accepted {
         /// The worker.
         worker: PeerId,
     },
-    /// The payload reached the worker.
+    /// The worker runs it.
     Running {
         /// The worker.
         worker: PeerId,
@@ -148,6 +212,12 @@ pub enum TaskEvent {
         worker: PeerId,
         /// Why.
         reason: DeclineReason,
+    },
+    /// It was waiting on a worker and was taken back, for an idle worker or because the
+    /// worker failed; no try was spent.
+    Requeued {
+        /// The worker it waited on.
+        worker: PeerId,
     },
     /// A try failed; the task is queued again.
     Retried {
@@ -165,14 +235,15 @@ pub enum SchedulerAction {
     Post(BoardLine),
     /// Move the task's payload to the worker and its result back.
     Dispatch(Dispatch),
-    /// Stop the task on the worker (session cancel frame, or abort the transfer).
+    /// Stop the task on the worker (session cancel frame, or abort the transfer); whatever
+    /// the worker still says about it is refused.
     Interrupt {
         /// The task.
         task: TaskId,
-        /// The worker running it.
+        /// The worker holding it.
         worker: PeerId,
     },
-    /// Close the idle session with this worker: it returns to the board.
+    /// Close the idle session with this worker.
     CloseSession {
         /// The worker.
         worker: PeerId,
@@ -194,15 +265,32 @@ pub enum SchedulerAction {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Phase {
-    /// Waiting for a worker; `request` is the expiry of its standing request, if posted.
-    Queued { request: Option<Millis> },
-    /// Given to `worker`; `start_by` is set until the driver reports the task running.
-    Assigned {
+    /// Waiting for a worker.
+    Queued,
+    /// Given to `worker` through the board; the transfer (or the session) must start by
+    /// `start_by`.
+    Accepted { worker: PeerId, start_by: Millis },
+    /// On `worker`'s session since `at`, not started yet.
+    Sent { worker: PeerId, at: Millis },
+    /// Runs on `worker` since `since`.
+    Running {
         worker: PeerId,
-        start_by: Option<Millis>,
+        since: Millis,
+        session: bool,
     },
+}
+
+impl Phase {
+    fn worker(&self) -> Option<&PeerId> {
+        match self {
+            Phase::Queued => None,
+            Phase::Accepted { worker, .. }
+            | Phase::Sent { worker, .. }
+            | Phase::Running { worker, .. } => Some(worker),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -210,7 +298,15 @@ struct Task {
     future: FutureId,
     size: u64,
     phase: Phase,
+    /// Expiry of the request standing for it on the board, if any.
+    request: Option<Millis>,
+    /// Workers it started on and that failed it, in order.
     tried: Vec<PeerId>,
+    /// Workers not to give it to while others are around (tried, refused, failed hand-over).
+    avoid: Vec<PeerId>,
+    dispatch_failures: u32,
+    /// Its entry in the timer set.
+    timer: Option<Millis>,
 }
 
 /// A worker seen on the board.
@@ -220,6 +316,41 @@ pub struct WorkerInfo {
     pub expires: Millis,
     /// What it speaks.
     pub protocols: Protocols,
+    /// Tasks it runs at once (1 for workers that do not say).
+    pub slots: u32,
+    /// Failures in a row (hand-overs, tries, sessions lost).
+    failures: u32,
+    /// Not given work before this time.
+    set_aside_until: Millis,
+}
+
+impl WorkerInfo {
+    fn new(expires: Millis) -> Self {
+        WorkerInfo {
+            expires,
+            protocols: Protocols::default(),
+            slots: 1,
+            failures: 0,
+            set_aside_until: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct SessionState {
+    /// The task it is opened with.
+    opened_for: TaskId,
+    /// Hellos exchanged (false while it is being opened).
+    open: bool,
+    /// The worker reports starts (Started frames).
+    reports_starts: bool,
+    /// Tasks on it (sent or running), oldest first.
+    in_flight: Vec<TaskId>,
+    /// Estimated time between two results while busy, in ms.
+    gap: Option<f64>,
+    last_result: Option<Millis>,
+    /// Since when nothing is in flight.
+    idle_since: Option<Millis>,
 }
 
 /// The client state machine.
@@ -234,14 +365,24 @@ pub struct SchedulerCore {
     /// left the queue are skipped when reached rather than searched for and removed, so
     /// no step costs time in proportion to the queue.
     queue: VecDeque<TaskId>,
-    /// Tasks with a timer: a standing request, a start deadline, or a file-route worker
-    /// whose hellos are its heartbeat. Timers only look here, not at every task.
-    watched: BTreeSet<TaskId>,
+    /// Tasks with a standing request.
+    requested: BTreeSet<TaskId>,
+    /// Task timers (request expiry, start deadline, time limit, lost file-route worker).
+    timers: BTreeSet<(Millis, TaskId)>,
     by_future: HashMap<FutureId, TaskId>,
     workers: BTreeMap<PeerId, WorkerInfo>,
-    /// Open sessions and the tasks in flight on each, oldest first.
-    sessions: BTreeMap<PeerId, Vec<TaskId>>,
+    /// Bumped whenever the set of workers or their slots change.
+    workers_version: u64,
+    /// Live workers when last counted.
+    live_workers: usize,
+    sessions: BTreeMap<PeerId, SessionState>,
+    /// When waiting tasks next become worth taking back for an idle worker.
+    next_steal: Option<Millis>,
+    /// When standing requests were last posted again for a new worker.
+    reposted: Millis,
     next_hello: Millis,
+    /// The time of the latest event: timers at or before it have been handled.
+    now: Millis,
     actions: VecDeque<SchedulerAction>,
 }
 
@@ -255,11 +396,17 @@ impl SchedulerCore {
             next_task: 1,
             tasks: BTreeMap::new(),
             queue: VecDeque::new(),
-            watched: BTreeSet::new(),
+            requested: BTreeSet::new(),
+            timers: BTreeSet::new(),
             by_future: HashMap::new(),
             workers: BTreeMap::new(),
+            workers_version: 0,
+            live_workers: 0,
             sessions: BTreeMap::new(),
+            next_steal: None,
+            reposted: 0,
             next_hello: now,
+            now,
             actions: VecDeque::new(),
         }
     }
@@ -274,9 +421,20 @@ impl SchedulerCore {
         self.workers.iter().filter(move |(_, w)| w.expires > now)
     }
 
+    /// Changes whenever [`SchedulerCore::workers`] may have changed (a worker came, went,
+    /// or changed its slots): drivers publish the list only then.
+    pub fn workers_version(&self) -> u64 {
+        self.workers_version
+    }
+
     /// Tasks not finished yet.
     pub fn pending(&self) -> usize {
         self.tasks.len()
+    }
+
+    /// Open sessions (or being opened).
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
     }
 
     /// The next action for the driver.
@@ -286,58 +444,89 @@ impl SchedulerCore {
 
     /// When [`SchedulerCore::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        let tasks = self.watched.iter().filter_map(|task| self.timer_of(*task));
-        tasks.chain([self.next_hello]).min()
+        let task = self.timers.first().map(|(at, _)| *at);
+        let idle = self
+            .sessions
+            .values()
+            .filter_map(|s| s.idle_since)
+            .min()
+            .map(|since| since + self.config.session_idle_grace);
+        let aside = self
+            .workers
+            .values()
+            .map(|w| w.set_aside_until)
+            .filter(|at| *at > self.now)
+            .min();
+        [task, idle, self.next_steal, aside, Some(self.next_hello)]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// When `task` next needs attention, if it has a timer at all.
-    fn timer_of(&self, task: TaskId) -> Option<Millis> {
-        match &self.tasks.get(&task)?.phase {
-            Phase::Queued { request } => *request,
-            Phase::Assigned {
-                start_by: Some(deadline),
-                ..
-            } => Some(*deadline),
-            // A file-route task's worker is lost when its hello expires.
-            Phase::Assigned { worker, .. } if !self.sessions.contains_key(worker) => {
-                self.workers.get(worker).map(|w| w.expires)
+    /// When `task` next needs attention, if ever.
+    fn timer_of(&self, task: &Task) -> Option<Millis> {
+        let phase = match &task.phase {
+            Phase::Queued | Phase::Sent { .. } => None,
+            Phase::Accepted { start_by, .. } => Some(*start_by),
+            Phase::Running {
+                worker,
+                since,
+                session,
+            } => {
+                let limit = self.config.time_limit.map(|limit| since + limit);
+                // A worker says nothing on the board while it runs a file-route task; its
+                // hellos, repeated well within their expiry, are its heartbeat.
+                let lost =
+                    (!session).then(|| self.workers.get(worker).map(|w| w.expires).unwrap_or(0));
+                [limit, lost].into_iter().flatten().min()
             }
-            Phase::Assigned { .. } => None,
-        }
-    }
-
-    /// Moves `task` to `phase`, keeping the timer set in step.
-    fn set_phase(&mut self, task: TaskId, phase: Phase) {
-        if let Some(state) = self.tasks.get_mut(&task) {
-            state.phase = phase;
-            self.rewatch(task);
-        }
-    }
-
-    /// Re-decides whether `task` has a timer (its phase or its worker's session changed).
-    fn rewatch(&mut self, task: TaskId) {
-        let timed = match self.tasks.get(&task).map(|t| &t.phase) {
-            Some(Phase::Queued { request }) => request.is_some(),
-            Some(Phase::Assigned { worker, start_by }) => {
-                start_by.is_some() || !self.sessions.contains_key(worker)
-            }
-            None => false,
         };
-        if timed {
-            self.watched.insert(task);
-        } else {
-            self.watched.remove(&task);
+        [phase, task.request].into_iter().flatten().min()
+    }
+
+    /// Re-files `task`'s timer after its state changed.
+    fn rearm(&mut self, id: TaskId) {
+        let Some(task) = self.tasks.get(&id) else {
+            return;
+        };
+        let at = self.timer_of(task).map(|at| at.max(self.now + 1));
+        let old = task.timer;
+        if old == at {
+            return;
         }
+        if let Some(old) = old {
+            self.timers.remove(&(old, id));
+        }
+        if let Some(at) = at {
+            self.timers.insert((at, id));
+        }
+        if let Some(task) = self.tasks.get_mut(&id) {
+            task.timer = at;
+        }
+    }
+
+    fn set_phase(&mut self, id: TaskId, phase: Phase) {
+        if let Some(task) = self.tasks.get_mut(&id) {
+            task.phase = phase;
+            self.rearm(id);
+        }
+    }
+
+    fn is_queued(&self, id: TaskId) -> bool {
+        matches!(
+            self.tasks.get(&id),
+            Some(Task {
+                phase: Phase::Queued,
+                ..
+            })
+        )
     }
 
     /// The next task really waiting in the queue (skipping entries of tasks that left it).
     fn pop_queued(&mut self) -> Option<TaskId> {
-        while let Some(task) = self.queue.pop_front() {
-            if matches!(
-                self.tasks.get(&task).map(|t| &t.phase),
-                Some(Phase::Queued { .. })
-            ) {
-                return Some(task);
+        while let Some(id) = self.queue.pop_front() {
+            if self.is_queued(id) {
+                return Some(id);
             }
         }
         None
@@ -346,8 +535,8 @@ impl SchedulerCore {
     /// Whether a task is waiting in the queue (dropping stale entries at its front).
     fn has_queued(&mut self) -> bool {
         match self.pop_queued() {
-            Some(task) => {
-                self.queue.push_front(task);
+            Some(id) => {
+                self.queue.push_front(id);
                 true
             }
             None => false,
@@ -356,109 +545,107 @@ impl SchedulerCore {
 
     /// Adds a task whose payload has `size` bytes; the driver keeps the payload.
     pub fn submit(&mut self, now: Millis, future: FutureId, size: u64) -> TaskId {
-        let task = self.next_task;
+        self.now = self.now.max(now);
+        let id = self.next_task;
         self.next_task += 1;
-        self.by_future.insert(future.clone(), task);
+        self.by_future.insert(future.clone(), id);
         self.tasks.insert(
-            task,
+            id,
             Task {
                 future,
                 size,
-                phase: Phase::Queued { request: None },
+                phase: Phase::Queued,
+                request: None,
                 tried: Vec::new(),
+                avoid: Vec::new(),
+                dispatch_failures: 0,
+                timer: None,
             },
         );
-        self.queue.push_back(task);
-        self.event(task, TaskEvent::Queued);
+        self.queue.push_back(id);
+        self.event(id, TaskEvent::Queued);
         self.pump(now);
-        task
+        id
     }
 
     /// Cancels a task: withdrawn from the board, interrupted on its worker.
-    pub fn cancel(&mut self, now: Millis, task: TaskId) {
-        let Some(state) = self.tasks.get(&task) else {
+    pub fn cancel(&mut self, now: Millis, id: TaskId) {
+        self.now = self.now.max(now);
+        let Some(task) = self.tasks.get(&id) else {
             return;
         };
-        let (to, interrupt) = match &state.phase {
-            Phase::Queued { request: Some(_) } => (self.config.me.clone(), None),
-            Phase::Queued { request: None } => {
-                self.finish(task, Err(TaskError::Cancelled));
-                return;
+        let phase = task.phase.clone();
+        let future = task.future.clone();
+        self.withdraw_request(now, id);
+        match phase {
+            Phase::Queued => {}
+            Phase::Accepted { worker, .. }
+            | Phase::Running {
+                worker,
+                session: false,
+                ..
+            } => {
+                // A file-route worker (or one opening a session) hears it on the board.
+                self.post(
+                    now,
+                    Message::Withdraw(Withdraw {
+                        from: self.config.me.clone(),
+                        to: worker.clone(),
+                        future,
+                    }),
+                );
+                self.take_back(id, &worker);
             }
-            Phase::Assigned { worker, .. } => (worker.clone(), Some(worker.clone())),
-        };
-        let future = state.future.clone();
-        self.post(
-            now,
-            Message::Withdraw(Withdraw {
-                from: self.config.me.clone(),
-                to,
-                future,
-            }),
-        );
-        if let Some(worker) = interrupt {
-            // The session stays up; the cancel frame frees the worker.
-            self.free_session(&worker, task);
-            self.actions
-                .push_back(SchedulerAction::Interrupt { task, worker });
+            Phase::Sent { worker, .. } | Phase::Running { worker, .. } => {
+                self.take_back(id, &worker);
+            }
         }
-        self.finish(task, Err(TaskError::Cancelled));
+        self.finish(id, Err(TaskError::Cancelled));
         self.pump(now);
     }
 
     /// A line from the board.
     pub fn handle_line(&mut self, now: Millis, line: &BoardLine) {
+        self.now = self.now.max(now);
         match &line.message {
             Message::Hello(hello) if hello.role == Role::Worker => {
-                self.workers.insert(
-                    hello.from.clone(),
-                    WorkerInfo {
-                        expires: hello.expires.unix_ms(),
-                        protocols: hello.protocols.clone().unwrap_or_default(),
-                    },
-                );
-            }
-            Message::Offer(offer) if offer.to == self.config.me => {
-                let Some(&task) = self.by_future.get(&offer.future) else {
-                    return;
-                };
-                let Some(state) = self.tasks.get(&task) else {
-                    return;
-                };
-                let queued = matches!(state.phase, Phase::Queued { .. });
-                // A worker that failed this task gets it again only when no live worker
-                // is left that has not tried it: a transient failure on a one-worker
-                // cluster must not strand the task (retries stay bounded).
-                let untried_elsewhere = self.workers.iter().any(|(id, w)| {
-                    w.expires > now && *id != offer.from && !state.tried.contains(id)
-                });
-                if !queued
-                    || (state.tried.contains(&offer.from) && untried_elsewhere)
-                    || offer.expires.unix_ms() < now
-                    || self.sessions.contains_key(&offer.from)
-                {
-                    return;
+                let slots = hello.slots.unwrap_or(1).max(1);
+                let protocols = hello.protocols.clone().unwrap_or_default();
+                let expires = hello.expires.unix_ms();
+                let worker = self
+                    .workers
+                    .entry(hello.from.clone())
+                    .or_insert_with(|| WorkerInfo::new(0));
+                let arrived = worker.expires <= now;
+                let changed = arrived || worker.slots != slots;
+                worker.expires = expires;
+                worker.slots = slots;
+                worker.protocols = protocols;
+                if arrived && now >= self.reposted + REPOST_EVERY {
+                    // A worker that just came never saw the requests standing: post them
+                    // again (at most once a second, however many workers come).
+                    self.reposted = now;
+                    let standing: Vec<TaskId> = self.requested.iter().copied().collect();
+                    for id in standing {
+                        self.forget_request(id);
+                    }
                 }
-                self.event(
-                    task,
-                    TaskEvent::Offered {
-                        worker: offer.from.clone(),
-                    },
-                );
-                self.accept(now, task, offer);
+                if changed {
+                    self.workers_version += 1;
+                    // A worker that was unknown may take queued work.
+                    self.pump(now);
+                }
             }
+            Message::Offer(offer) if offer.to == self.config.me => self.on_offer(now, offer),
             Message::Decline(decline) if decline.to == self.config.me => {
-                let Some(&task) = self.by_future.get(&decline.future) else {
+                let Some(&id) = self.by_future.get(&decline.future) else {
                     return;
                 };
-                if self.is_assigned_to(task, &decline.from) {
-                    // The worker gave up on a task it had taken (its executor failed, or
-                    // it refused the payload after all): try elsewhere.
-                    let error = AttemptError::Declined(decline.reason.clone());
-                    self.task_failed(now, task, &decline.from, error);
+                if self.is_assigned_to(id, &decline.from) {
+                    self.on_decline(now, id, &decline.from, &decline.reason);
                 } else {
                     self.event(
-                        task,
+                        id,
                         TaskEvent::Declined {
                             worker: decline.from.clone(),
                             reason: decline.reason.clone(),
@@ -470,7 +657,64 @@ impl SchedulerCore {
         }
     }
 
-    fn accept(&mut self, now: Millis, task: TaskId, offer: &p2p_proto::message::Offer) {
+    fn on_offer(&mut self, now: Millis, offer: &Offer) {
+        let Some(&id) = self.by_future.get(&offer.future) else {
+            return;
+        };
+        let Some(task) = self.tasks.get(&id) else {
+            return;
+        };
+        // A queued task, or one waiting on a busy worker that we put up on the board.
+        let takeable = match &task.phase {
+            Phase::Queued => true,
+            Phase::Sent { worker, .. } => task.request.is_some() && *worker != offer.from,
+            _ => false,
+        };
+        if !takeable
+            || offer.expires.unix_ms() < now
+            || self.sessions.contains_key(&offer.from)
+            || self.is_set_aside(&offer.from, now)
+            || (task.avoid.contains(&offer.from) && self.others_around(task, &offer.from, now))
+        {
+            return;
+        }
+        if let Phase::Sent { worker, .. } = task.phase.clone() {
+            self.take_back(id, &worker);
+        }
+        self.event(
+            id,
+            TaskEvent::Offered {
+                worker: offer.from.clone(),
+            },
+        );
+        self.accept(now, id, offer);
+    }
+
+    /// Whether a live worker other than `except`, not avoided by `task` and not set aside,
+    /// could take it (a transient failure on a one-worker cluster must not strand a task).
+    fn others_around(&self, task: &Task, except: &PeerId, now: Millis) -> bool {
+        let live = self.workers.values().filter(|w| w.expires > now).count();
+        let unavailable = task
+            .avoid
+            .iter()
+            .chain([except])
+            .filter(|w| self.workers.get(*w).is_some_and(|w| w.expires > now))
+            .count();
+        let aside = self
+            .workers
+            .values()
+            .filter(|w| w.set_aside_until > now && w.expires > now)
+            .count();
+        live > unavailable + aside
+    }
+
+    fn is_set_aside(&self, worker: &PeerId, now: Millis) -> bool {
+        self.workers
+            .get(worker)
+            .is_some_and(|w| w.set_aside_until > now)
+    }
+
+    fn accept(&mut self, now: Millis, id: TaskId, offer: &Offer) {
         let theirs = offer.protocols.clone().unwrap_or_default();
         let common = self.protocols.common(&theirs);
         let code = self.new_code();
@@ -489,20 +733,42 @@ impl SchedulerCore {
             None if offer.protocols.is_none() => TransferUri::BareWormhole(code.clone()),
             None => TransferUri::Wormhole(code.clone()),
         };
-        let route = if common.supports(protocols::SESSION) {
+        let worker = offer.from.clone();
+        let session = common.supports(protocols::SESSION);
+        let start_by = now
+            + if session {
+                self.config.session_open_ttl
+            } else {
+                self.config.accept_ttl
+            };
+        let route = if session {
+            // The session being opened: offers from this worker are not taken meanwhile.
+            self.sessions.insert(
+                worker.clone(),
+                SessionState {
+                    opened_for: id,
+                    open: false,
+                    reports_starts: false,
+                    in_flight: vec![id],
+                    gap: None,
+                    last_result: None,
+                    idle_since: None,
+                },
+            );
             Route::NewSession { code }
         } else {
             Route::Files { code }
         };
-        let worker = offer.from.clone();
-        let Some(future) = self.tasks.get(&task).map(|t| t.future.clone()) else {
+        let Some(future) = self.tasks.get(&id).map(|t| t.future.clone()) else {
             return;
         };
+        // The request is answered: it is no longer on the board for anyone.
+        self.forget_request(id);
         self.set_phase(
-            task,
-            Phase::Assigned {
+            id,
+            Phase::Accepted {
                 worker: worker.clone(),
-                start_by: Some(now + self.config.accept_ttl),
+                start_by,
             },
         );
         self.post(
@@ -516,18 +782,38 @@ impl SchedulerCore {
             }),
         );
         self.event(
-            task,
+            id,
             TaskEvent::Accepted {
                 worker: worker.clone(),
             },
         );
         self.actions.push_back(SchedulerAction::Dispatch(Dispatch {
-            task,
+            task: id,
             future,
             worker,
             route,
         }));
         self.pump(now);
+    }
+
+    fn on_decline(&mut self, now: Millis, id: TaskId, worker: &PeerId, reason: &DeclineReason) {
+        match reason {
+            // The worker's slots filled before our accept came: nothing was tried, and
+            // nothing is wrong with the worker.
+            DeclineReason::Busy => {
+                self.take_back(id, worker);
+                self.requeue(id, worker);
+                self.pump(now);
+            }
+            DeclineReason::TimeLimit => {
+                let limit = TimeLimit::Worker("it ran past the worker's time limit".into());
+                self.time_out(id, worker, limit);
+                self.pump(now);
+            }
+            // The worker took the task, then gave it up (its executor failed, or it
+            // refused the payload after all): try elsewhere.
+            _ => self.task_failed(now, id, worker, AttemptError::Declined(reason.clone())),
+        }
     }
 
     /// A fresh code: 5-digit nameplate, 64 random bits of password.
@@ -538,8 +824,10 @@ impl SchedulerCore {
         WormholeCode::new(nameplate, &password).expect("generated codes are valid")
     }
 
-    /// Time passed: hello, re-post expired requests, fail tasks whose worker did not start.
+    /// Time passed: hello, expired requests, start deadlines, time limits, lost workers,
+    /// idle sessions, tasks worth taking back.
     pub fn handle_timeout(&mut self, now: Millis) {
+        self.now = self.now.max(now);
         if now >= self.next_hello {
             self.next_hello = now + self.config.hello_interval;
             self.post(
@@ -549,201 +837,708 @@ impl SchedulerCore {
                     from: self.config.me.clone(),
                     expires: Expiry::from_unix_ms(now + 2 * self.config.hello_interval),
                     protocols: Some(self.protocols.clone()),
+                    slots: None,
                 }),
             );
+            self.workers
+                .retain(|_, w| w.expires > now || w.set_aside_until > now);
         }
-        let due: Vec<TaskId> = self
-            .watched
+        // Workers whose hellos lapsed leave the published list.
+        let live = self.workers.values().filter(|w| w.expires > now).count();
+        if live != self.live_workers {
+            self.live_workers = live;
+            self.workers_version += 1;
+        }
+        self.next_steal = None;
+        while let Some(&(at, id)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, id));
+            if let Some(task) = self.tasks.get_mut(&id) {
+                task.timer = None;
+            }
+            self.task_timer(now, id);
+        }
+        let idle: Vec<PeerId> = self
+            .sessions
             .iter()
-            .copied()
-            .filter(|&task| self.timer_of(task).is_some_and(|at| at <= now))
+            .filter(|(_, s)| {
+                s.idle_since
+                    .is_some_and(|since| since + self.config.session_idle_grace <= now)
+            })
+            .map(|(w, _)| w.clone())
             .collect();
-        for task in due {
-            match self.tasks.get(&task).map(|t| t.phase.clone()) {
-                // The request expired unanswered: post it again (in pump).
-                Some(Phase::Queued { .. }) => self.set_phase(task, Phase::Queued { request: None }),
-                Some(Phase::Assigned {
-                    worker,
-                    start_by: Some(_),
-                }) => self.task_failed(now, task, &worker, AttemptError::NotStarted),
-                // A worker says nothing on the board while it runs a file-route task; its
-                // hellos, repeated well within their expiry, are its heartbeat.
-                Some(Phase::Assigned { worker, .. }) => {
-                    self.task_failed(now, task, &worker, AttemptError::Vanished)
-                }
-                None => {
-                    self.watched.remove(&task);
+        for worker in idle {
+            self.sessions.remove(&worker);
+            self.actions
+                .push_back(SchedulerAction::CloseSession { worker });
+        }
+        self.pump(now);
+    }
+
+    /// A task's timer fired: whatever of its deadlines passed.
+    fn task_timer(&mut self, now: Millis, id: TaskId) {
+        let Some(task) = self.tasks.get(&id) else {
+            return;
+        };
+        if task.request.is_some_and(|expires| expires <= now) {
+            // The request lapsed unanswered; pump posts it again if it is still wanted.
+            self.forget_request(id);
+        }
+        let Some(task) = self.tasks.get(&id) else {
+            return;
+        };
+        match task.phase.clone() {
+            Phase::Accepted { worker, start_by } if start_by <= now => {
+                self.task_failed(now, id, &worker, AttemptError::NotStarted);
+            }
+            Phase::Running {
+                worker,
+                since,
+                session,
+            } => {
+                if let Some(limit) = self.config.time_limit
+                    && since + limit <= now
+                {
+                    self.time_out(id, &worker, TimeLimit::Client { millis: limit });
+                } else if !session && self.workers.get(&worker).is_none_or(|w| w.expires <= now) {
+                    self.task_failed(now, id, &worker, AttemptError::Vanished);
+                } else {
+                    self.rearm(id);
                 }
             }
+            _ => self.rearm(id),
         }
-        self.workers.retain(|_, w| w.expires > now);
-        self.pump(now);
     }
 
-    /// The payload reached the worker: the task runs.
-    pub fn task_started(&mut self, task: TaskId, worker: &PeerId) {
-        if let Some(Task {
-            phase:
-                Phase::Assigned {
-                    worker: w,
-                    start_by,
+    /// The task reached its worker and runs: the payload was sent (files route), or the
+    /// worker said it started it (sessions).
+    pub fn task_started(&mut self, now: Millis, id: TaskId, worker: &PeerId) {
+        self.now = self.now.max(now);
+        let session = match self.tasks.get(&id).map(|t| &t.phase) {
+            Some(Phase::Accepted { worker: w, .. }) if w == worker => {
+                self.sessions.get(worker).is_some_and(|s| s.open)
+            }
+            Some(Phase::Sent { worker: w, .. }) if w == worker => true,
+            _ => return,
+        };
+        self.start(now, id, worker, session);
+        // A task running elsewhere needs no request standing for it.
+        self.withdraw_request(now, id);
+    }
+
+    fn start(&mut self, now: Millis, id: TaskId, worker: &PeerId, session: bool) {
+        self.set_phase(
+            id,
+            Phase::Running {
+                worker: worker.clone(),
+                since: now,
+                session,
+            },
+        );
+        self.event(
+            id,
+            TaskEvent::Running {
+                worker: worker.clone(),
+            },
+        );
+    }
+
+    /// A warm session with `worker` is up, carrying task `id` (sent with the hello).
+    /// `reports_starts`: both hellos list [`protocols::SLOTS`], so the worker will say when
+    /// each task starts; otherwise a task is taken as started when it is sent within the
+    /// worker's slots.
+    /// `false`: the core gave up on this session meanwhile (its opening took too long, or
+    /// it is not the one opened for `id`); close it.
+    pub fn session_opened(
+        &mut self,
+        now: Millis,
+        worker: &PeerId,
+        id: TaskId,
+        reports_starts: bool,
+    ) -> bool {
+        self.now = self.now.max(now);
+        let Some(session) = self
+            .sessions
+            .get_mut(worker)
+            .filter(|s| !s.open && s.opened_for == id)
+        else {
+            return false;
+        };
+        session.open = true;
+        session.reports_starts = reports_starts;
+        if self.is_assigned_to(id, worker) {
+            self.set_phase(
+                id,
+                Phase::Sent {
+                    worker: worker.clone(),
+                    at: now,
                 },
-            ..
-        }) = self.tasks.get_mut(&task)
-            && w == worker
-        {
-            *start_by = None;
-            self.rewatch(task);
-            let worker = worker.clone();
-            self.event(task, TaskEvent::Running { worker });
+            );
+            self.presume_starts(now, worker);
+        } else if let Some(session) = self.sessions.get_mut(worker) {
+            // The task was cancelled or taken back meanwhile: the session starts idle.
+            session.in_flight.retain(|t| *t != id);
         }
-    }
-
-    /// A warm session with `worker` is up, carrying `task`.
-    pub fn session_opened(&mut self, now: Millis, worker: &PeerId, task: TaskId) {
-        self.sessions.insert(worker.clone(), vec![task]);
-        self.rewatch(task);
+        self.touch_session(now, worker);
         self.pump(now);
+        true
     }
 
-    /// The session with `worker` ended (`why`); the tasks on it go back to the queue.
-    pub fn session_closed(&mut self, now: Millis, worker: &PeerId, why: AttemptError) {
-        for task in self.sessions.remove(worker).unwrap_or_default() {
-            self.task_failed(now, task, worker, why.clone());
+    /// Sessions without Started frames: the oldest tasks, up to the worker's slots, are
+    /// taken as started (the worker runs them in order).
+    fn presume_starts(&mut self, now: Millis, worker: &PeerId) {
+        let Some(session) = self.sessions.get(worker) else {
+            return;
+        };
+        if session.reports_starts {
+            return;
         }
+        let slots = self.slots_of(worker);
+        let starting: Vec<TaskId> = session
+            .in_flight
+            .iter()
+            .take(slots)
+            .copied()
+            .filter(|id| {
+                matches!(
+                    self.tasks.get(id).map(|t| &t.phase),
+                    Some(Phase::Sent { .. })
+                )
+            })
+            .collect();
+        for id in starting {
+            self.start(now, id, worker, true);
+        }
+    }
+
+    fn slots_of(&self, worker: &PeerId) -> usize {
+        self.workers
+            .get(worker)
+            .map_or(1, |w| w.slots.max(1) as usize)
+    }
+
+    /// The session with `worker` ended (`why`): tasks that had started on it spend a try;
+    /// those waiting go back to the queue untouched.
+    pub fn session_closed(&mut self, now: Millis, worker: &PeerId, why: AttemptError) {
+        self.now = self.now.max(now);
+        let Some(session) = self.sessions.remove(worker) else {
+            return;
+        };
+        for id in session.in_flight {
+            match self.tasks.get(&id).map(|t| t.phase.clone()) {
+                // Started there, or the session never opened (a failed hand-over).
+                Some(Phase::Running { worker: w, .. } | Phase::Accepted { worker: w, .. })
+                    if w == *worker =>
+                {
+                    self.fail_attempt(now, id, worker, why.clone());
+                }
+                Some(Phase::Sent { worker: w, .. }) if w == *worker => {
+                    self.requeue(id, worker);
+                }
+                _ => {}
+            }
+        }
+        self.worker_failed(now, worker);
         self.pump(now);
     }
 
     /// `worker` returned the task's result. `false` means the task is no longer the
     /// worker's (finished, cancelled or re-queued): drop the result.
-    pub fn task_succeeded(&mut self, now: Millis, task: TaskId, worker: &PeerId) -> bool {
-        if !self.is_assigned_to(task, worker) {
+    pub fn task_succeeded(&mut self, now: Millis, id: TaskId, worker: &PeerId) -> bool {
+        self.now = self.now.max(now);
+        if !self.is_assigned_to(id, worker) {
             return false;
         }
-        self.free_session(worker, task);
-        self.finish(task, Ok(worker.clone()));
+        let sent_at = match self.tasks.get(&id).map(|t| &t.phase) {
+            Some(Phase::Sent { at, .. }) => Some(*at),
+            Some(Phase::Running { since, .. }) => Some(*since),
+            _ => None,
+        };
+        self.release(id, worker);
+        self.note_result(now, worker, sent_at);
+        if let Some(info) = self.workers.get_mut(worker) {
+            info.failures = 0;
+            info.set_aside_until = 0;
+        }
+        self.finish(id, Ok(worker.clone()));
         self.pump(now);
         true
     }
 
-    /// `worker` failed the task (transfer error, lost worker, worker-side error).
-    pub fn task_failed(&mut self, now: Millis, task: TaskId, worker: &PeerId, error: AttemptError) {
-        if !self.is_assigned_to(task, worker) {
+    /// `worker` failed the task (transfer error, lost worker, worker-side error). A task
+    /// that had started spends a try; one that had not goes back untouched (a failed
+    /// hand-over is counted apart).
+    pub fn task_failed(&mut self, now: Millis, id: TaskId, worker: &PeerId, error: AttemptError) {
+        self.now = self.now.max(now);
+        if !self.is_assigned_to(id, worker) {
             return;
         }
-        self.free_session(worker, task);
-        let Some(state) = self.tasks.get_mut(&task) else {
-            return;
-        };
-        state.tried.push(worker.clone());
-        if state.tried.len() > self.config.max_retries as usize {
-            let tried = state.tried.clone();
-            self.finish(task, Err(TaskError::Exhausted { tried, last: error }));
-        } else {
-            self.set_phase(task, Phase::Queued { request: None });
-            self.queue.push_front(task);
-            self.event(
-                task,
-                TaskEvent::Retried {
-                    worker: worker.clone(),
-                    error,
-                },
-            );
-        }
+        self.fail_attempt(now, id, worker, error);
+        self.worker_failed(now, worker);
         self.pump(now);
     }
 
-    fn is_assigned_to(&self, task: TaskId, worker: &PeerId) -> bool {
-        matches!(self.tasks.get(&task), Some(Task { phase: Phase::Assigned { worker: w, .. }, .. }) if w == worker)
-    }
-
-    fn free_session(&mut self, worker: &PeerId, task: TaskId) {
-        if let Some(in_flight) = self.sessions.get_mut(worker) {
-            in_flight.retain(|&t| t != task);
+    /// One attempt of `id` on `worker` failed: counted as its phase says, then queued
+    /// again or finished.
+    fn fail_attempt(&mut self, now: Millis, id: TaskId, worker: &PeerId, error: AttemptError) {
+        if let AttemptError::Remote(remote) = &error
+            && remote.kind == p2p_proto::frame::RemoteErrorKind::TimeLimit
+        {
+            let limit = TimeLimit::Worker(remote.message.clone());
+            self.time_out(id, worker, limit);
+            return;
         }
-    }
-
-    fn finish(&mut self, task: TaskId, outcome: Result<PeerId, TaskError>) {
-        if let Some(state) = self.tasks.remove(&task) {
-            self.by_future.remove(&state.future);
-            self.watched.remove(&task);
-            self.actions
-                .push_back(SchedulerAction::Finished { task, outcome });
+        let Some(phase) = self.tasks.get(&id).map(|t| t.phase.clone()) else {
+            return;
+        };
+        let sent_at = match &phase {
+            Phase::Sent { at, .. } => Some(*at),
+            Phase::Running { since, .. } => Some(*since),
+            _ => None,
+        };
+        self.release(id, worker);
+        if sent_at.is_some() {
+            // The worker answered: the session's pace counts it, whatever the task did.
+            self.note_result(now, worker, sent_at);
         }
-    }
-
-    /// Fills open sessions up to their window from the queue, posts requests for the rest
-    /// (up to the limit), and closes sessions nobody needs.
-    fn pump(&mut self, now: Millis) {
-        // Round-robin over sessions, one task at a time, so workers share the queue.
-        loop {
-            let open: Vec<PeerId> = self
-                .sessions
-                .iter()
-                .filter(|(_, in_flight)| in_flight.len() < self.config.session_window)
-                .map(|(w, _)| w.clone())
-                .collect();
-            if open.is_empty() || !self.has_queued() {
-                break;
+        if matches!(phase, Phase::Accepted { .. })
+            && self.sessions.get(worker).is_some_and(|s| !s.open)
+        {
+            // The session for this hand-over never opened: stop trying.
+            self.sessions.remove(worker);
+            self.actions.push_back(SchedulerAction::CloseSession {
+                worker: worker.clone(),
+            });
+        }
+        let Some(task) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        if !task.avoid.contains(worker) {
+            task.avoid.push(worker.clone());
+        }
+        match phase {
+            Phase::Running { .. } => {
+                task.tried.push(worker.clone());
+                if task.tried.len() > self.config.max_retries as usize {
+                    let tried = task.tried.clone();
+                    self.finish(id, Err(TaskError::Exhausted { tried, last: error }));
+                    return;
+                }
             }
-            for worker in open {
-                if let Some(task) = self.pop_queued() {
-                    self.dispatch_on_session(now, task, worker);
+            Phase::Accepted { .. } => {
+                task.dispatch_failures += 1;
+                if task.dispatch_failures > self.config.max_dispatch_failures {
+                    let attempts = task.dispatch_failures;
+                    self.finish(
+                        id,
+                        Err(TaskError::Undeliverable {
+                            attempts,
+                            last: error,
+                        }),
+                    );
+                    return;
+                }
+            }
+            // A task that waited on the session got an error before it started (e.g. the
+            // worker could not read it): no try spent.
+            Phase::Sent { .. } | Phase::Queued => {}
+        }
+        self.set_phase(id, Phase::Queued);
+        self.queue.push_front(id);
+        self.event(
+            id,
+            TaskEvent::Retried {
+                worker: worker.clone(),
+                error,
+            },
+        );
+    }
+
+    /// The task ran past a time limit: stopped on its worker, finished as timed out.
+    fn time_out(&mut self, id: TaskId, worker: &PeerId, limit: TimeLimit) {
+        self.take_back(id, worker);
+        self.finish(
+            id,
+            Err(TaskError::TimedOut {
+                worker: worker.clone(),
+                limit,
+            }),
+        );
+    }
+
+    /// Counts a failure against `worker`; twice in a row sets it aside for a while.
+    fn worker_failed(&mut self, now: Millis, worker: &PeerId) {
+        let base = self.config.set_aside;
+        let info = self
+            .workers
+            .entry(worker.clone())
+            .or_insert_with(|| WorkerInfo::new(0));
+        info.failures += 1;
+        if info.failures >= 2 {
+            let doublings = (info.failures - 2).min(16);
+            let pause = base.saturating_mul(1 << doublings).min(MAX_SET_ASIDE);
+            info.set_aside_until = now + pause;
+        }
+    }
+
+    /// A result (or an error from the worker) came back on the session: update the
+    /// session's pace.
+    fn note_result(&mut self, now: Millis, worker: &PeerId, sent_at: Option<Millis>) {
+        let Some(session) = self.sessions.get_mut(worker) else {
+            return;
+        };
+        let from = match (session.last_result, sent_at) {
+            (Some(last), Some(sent)) => last.max(sent),
+            (Some(last), None) => last,
+            (None, Some(sent)) => sent,
+            (None, None) => now,
+        };
+        let sample = now.saturating_sub(from) as f64;
+        session.gap = Some(match session.gap {
+            Some(gap) => gap + GAP_WEIGHT * (sample - gap),
+            None => sample,
+        });
+        session.last_result = Some(now);
+    }
+
+    fn is_assigned_to(&self, id: TaskId, worker: &PeerId) -> bool {
+        self.tasks
+            .get(&id)
+            .and_then(|t| t.phase.worker())
+            .is_some_and(|w| w == worker)
+    }
+
+    /// The task leaves `worker`'s session, if it was on one.
+    fn release(&mut self, id: TaskId, worker: &PeerId) {
+        if let Some(session) = self.sessions.get_mut(worker) {
+            session.in_flight.retain(|t| *t != id);
+        }
+        self.presume_starts(self.now, worker);
+        self.touch_session(self.now, worker);
+    }
+
+    /// Keeps the session's idle clock in step with what is in flight.
+    fn touch_session(&mut self, now: Millis, worker: &PeerId) {
+        if let Some(session) = self.sessions.get_mut(worker) {
+            session.idle_since = match (session.in_flight.is_empty(), session.idle_since) {
+                (true, None) => Some(now),
+                (true, since) => since,
+                (false, _) => None,
+            };
+        }
+    }
+
+    /// Takes the task away from `worker` (it is told to stop; its late words are refused).
+    fn take_back(&mut self, id: TaskId, worker: &PeerId) {
+        self.release(id, worker);
+        self.actions.push_back(SchedulerAction::Interrupt {
+            task: id,
+            worker: worker.clone(),
+        });
+    }
+
+    /// Back to the front of the queue without spending anything.
+    fn requeue(&mut self, id: TaskId, worker: &PeerId) {
+        self.set_phase(id, Phase::Queued);
+        self.queue.push_front(id);
+        self.event(
+            id,
+            TaskEvent::Requeued {
+                worker: worker.clone(),
+            },
+        );
+    }
+
+    fn forget_request(&mut self, id: TaskId) {
+        if self.requested.remove(&id)
+            && let Some(task) = self.tasks.get_mut(&id)
+        {
+            task.request = None;
+            self.rearm(id);
+        }
+    }
+
+    /// Takes the task's standing request off the board.
+    fn withdraw_request(&mut self, now: Millis, id: TaskId) {
+        if !self.requested.contains(&id) {
+            return;
+        }
+        self.forget_request(id);
+        if let Some(future) = self.tasks.get(&id).map(|t| t.future.clone()) {
+            self.post(
+                now,
+                Message::Withdraw(Withdraw {
+                    from: self.config.me.clone(),
+                    to: self.config.me.clone(),
+                    future,
+                }),
+            );
+        }
+    }
+
+    fn finish(&mut self, id: TaskId, outcome: Result<PeerId, TaskError>) {
+        // A request still standing for it would draw offers in vain.
+        self.withdraw_request(self.now, id);
+        if let Some(task) = self.tasks.remove(&id) {
+            if let Some(at) = task.timer {
+                self.timers.remove(&(at, id));
+            }
+            self.by_future.remove(&task.future);
+            if let Some(worker) = task.phase.worker() {
+                let worker = worker.clone();
+                self.release(id, &worker);
+            }
+            self.actions
+                .push_back(SchedulerAction::Finished { task: id, outcome });
+        }
+    }
+
+    /// How many tasks a session may hold: the worker's slots plus a prefetch sized to the
+    /// pace of its results.
+    fn window(&self, worker: &PeerId, session: &SessionState) -> usize {
+        let prefetch = match session.gap {
+            Some(gap) if gap > 0.0 => (self.config.prefetch_horizon as f64 / gap) as usize,
+            Some(_) => self.config.max_prefetch,
+            None => 1,
+        };
+        self.slots_of(worker) + prefetch.clamp(1, self.config.max_prefetch.max(1))
+    }
+
+    /// The least loaded session that can take a task now (other than `except`).
+    fn session_with_room(&self, now: Millis, except: Option<&PeerId>) -> Option<PeerId> {
+        self.sessions
+            .iter()
+            .filter(|(w, s)| {
+                s.open
+                    && Some(*w) != except
+                    && !self.is_set_aside(w, now)
+                    && s.in_flight.len() < self.window(w, s)
+            })
+            .min_by(|(a, s), (b, t)| {
+                let load = |w: &PeerId, s: &SessionState| {
+                    s.in_flight.len() as f64 / self.slots_of(w) as f64
+                };
+                load(a, s).total_cmp(&load(b, t))
+            })
+            .map(|(w, _)| w.clone())
+    }
+
+    /// Fills sessions from the queue, takes waiting tasks back for idle workers, puts up
+    /// requests when other workers could help, and closes nothing (idle sessions close on
+    /// their timer).
+    fn pump(&mut self, now: Millis) {
+        self.fill_sessions(now);
+        self.steal(now);
+        self.post_requests(now);
+    }
+
+    fn fill_sessions(&mut self, now: Millis) {
+        // Tasks the chosen worker must not get while others are around wait for another.
+        let mut held_back: Vec<TaskId> = Vec::new();
+        while let Some(worker) = self.session_with_room(now, None) {
+            let Some(id) = self.pop_queued() else {
+                break;
+            };
+            let avoided = self
+                .tasks
+                .get(&id)
+                .is_some_and(|t| t.avoid.contains(&worker) && self.others_around(t, &worker, now));
+            if avoided {
+                held_back.push(id);
+            } else {
+                self.send_on_session(now, id, worker);
+            }
+        }
+        for id in held_back.into_iter().rev() {
+            self.queue.push_front(id);
+        }
+    }
+
+    fn send_on_session(&mut self, now: Millis, id: TaskId, worker: PeerId) {
+        // A request standing for it is taken back so that no worker offers in vain.
+        self.withdraw_request(now, id);
+        let Some(future) = self.tasks.get(&id).map(|t| t.future.clone()) else {
+            return;
+        };
+        if let Some(session) = self.sessions.get_mut(&worker) {
+            session.in_flight.push(id);
+        }
+        self.touch_session(now, &worker);
+        self.set_phase(
+            id,
+            Phase::Sent {
+                worker: worker.clone(),
+                at: now,
+            },
+        );
+        self.event(
+            id,
+            TaskEvent::Accepted {
+                worker: worker.clone(),
+            },
+        );
+        self.actions.push_back(SchedulerAction::Dispatch(Dispatch {
+            task: id,
+            future,
+            worker: worker.clone(),
+            route: Route::Session,
+        }));
+        self.presume_starts(now, &worker);
+    }
+
+    /// How long a task waiting on a session would still wait there (`None`: it runs, or
+    /// will start at once).
+    fn expected_wait(
+        &self,
+        now: Millis,
+        worker: &PeerId,
+        position: usize,
+        at: Millis,
+    ) -> Option<Millis> {
+        let session = self.sessions.get(worker)?;
+        let slots = self.slots_of(worker);
+        if position < slots {
+            // It should have started already; if it has not for a while, the worker is
+            // busy with others (or stuck).
+            let waited = now.saturating_sub(at);
+            return (session.reports_starts && waited >= self.config.start_patience)
+                .then_some(waited);
+        }
+        let ahead = (position + 1 - slots) as f64;
+        Some(match session.gap {
+            Some(gap) => (ahead * gap) as Millis,
+            // No pace yet: assume it is worth moving.
+            None => Millis::MAX,
+        })
+    }
+
+    /// Waiting tasks that would wait long where they are, with where they wait.
+    fn stealable(&self, now: Millis) -> Vec<(TaskId, PeerId)> {
+        let mut found = Vec::new();
+        for (worker, session) in &self.sessions {
+            for (position, id) in session.in_flight.iter().enumerate() {
+                let Some(Phase::Sent { at, .. }) = self.tasks.get(id).map(|t| &t.phase) else {
+                    continue;
+                };
+                if self
+                    .expected_wait(now, worker, position, *at)
+                    .is_some_and(|wait| wait >= self.config.steal_after)
+                {
+                    found.push((*id, worker.clone()));
                 }
             }
         }
-        if !self.has_queued() {
-            let idle: Vec<PeerId> = self
-                .sessions
-                .iter()
-                .filter(|(_, in_flight)| in_flight.is_empty())
-                .map(|(w, _)| w.clone())
-                .collect();
-            for worker in idle {
-                self.sessions.remove(&worker);
-                self.actions
-                    .push_back(SchedulerAction::CloseSession { worker });
-            }
+        found
+    }
+
+    /// A session with a slot nothing is sent to (other than `except`).
+    fn idle_session(&self, now: Millis, except: Option<&PeerId>) -> Option<PeerId> {
+        self.sessions
+            .iter()
+            .find(|(w, s)| {
+                s.open
+                    && Some(*w) != except
+                    && !self.is_set_aside(w, now)
+                    && s.in_flight.len() < self.slots_of(w)
+            })
+            .map(|(w, _)| w.clone())
+    }
+
+    /// When the queue is empty and a session has an idle slot, takes over tasks waiting
+    /// long on other workers.
+    fn steal(&mut self, now: Millis) {
+        self.next_steal = None;
+        if self.has_queued() || self.idle_session(now, None).is_none() {
+            return;
         }
-        let open = self
-            .watched
-            .iter()
-            .filter(|t| {
-                matches!(
-                    self.tasks.get(t).map(|t| &t.phase),
-                    Some(Phase::Queued { request: Some(_) })
-                )
-            })
-            .count();
-        let to_post: Vec<TaskId> = self
-            .queue
-            .iter()
-            .copied()
-            .filter(|t| {
-                matches!(
-                    self.tasks.get(t).map(|t| &t.phase),
-                    Some(Phase::Queued { request: None })
-                )
-            })
-            .take(self.config.max_open_requests.saturating_sub(open))
-            .collect();
-        for task in to_post {
-            let expires = now + self.config.request_ttl;
-            // A task listed twice in the queue is posted once.
-            let Some((future, size)) = self
-                .tasks
-                .get(&task)
-                .filter(|t| matches!(t.phase, Phase::Queued { request: None }))
-                .map(|t| (t.future.clone(), t.size))
-            else {
+        // The deepest waiting tasks first: they would wait longest.
+        for (id, from) in self.stealable(now).into_iter().rev() {
+            let Some(to) = self.idle_session(now, Some(&from)) else {
                 continue;
             };
-            self.set_phase(
-                task,
-                Phase::Queued {
-                    request: Some(expires),
-                },
-            );
+            self.take_back(id, &from);
+            self.set_phase(id, Phase::Queued);
+            self.event(id, TaskEvent::Requeued { worker: from });
+            self.send_on_session(now, id, to);
+        }
+        // Tasks that should have started but have not may become worth moving soon.
+        if self.idle_session(now, None).is_some() {
+            let patience = self.config.start_patience;
+            self.next_steal = self
+                .sessions
+                .values()
+                .filter(|s| s.reports_starts)
+                .flat_map(|s| s.in_flight.iter())
+                .filter_map(|id| match self.tasks.get(id).map(|t| &t.phase) {
+                    Some(Phase::Sent { at, .. }) => Some(at + patience),
+                    _ => None,
+                })
+                .filter(|at| *at > now)
+                .min();
+        }
+    }
+
+    /// Whether a worker we could use is not in a session with us (or none is known yet):
+    /// only then does a request on the board reach somebody new.
+    fn others_to_find(&self, now: Millis) -> bool {
+        let mut live = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.expires > now)
+            .peekable();
+        if live.peek().is_none() {
+            return true;
+        }
+        live.any(|(id, w)| w.set_aside_until <= now && !self.sessions.contains_key(id))
+    }
+
+    /// Requests for tasks no session takes: the queue's tail (the front goes to sessions
+    /// first), then tasks waiting long on busy workers.
+    fn post_requests(&mut self, now: Millis) {
+        let room = self
+            .config
+            .max_open_requests
+            .saturating_sub(self.requested.len());
+        if room == 0 || !self.others_to_find(now) {
+            return;
+        }
+        let mut wanted: Vec<TaskId> = Vec::with_capacity(room);
+        // Stale entries at the back go now; those in the middle when reached.
+        while let Some(&id) = self.queue.back() {
+            if self.is_queued(id) {
+                break;
+            }
+            self.queue.pop_back();
+        }
+        for &id in self.queue.iter().rev() {
+            if wanted.len() == room {
+                break;
+            }
+            if self.is_queued(id) && !self.requested.contains(&id) && !wanted.contains(&id) {
+                wanted.push(id);
+            }
+        }
+        if wanted.len() < room && self.sessions.values().any(|s| s.open) {
+            for (id, _) in self.stealable(now) {
+                if wanted.len() == room {
+                    break;
+                }
+                if !self.requested.contains(&id) {
+                    wanted.push(id);
+                }
+            }
+        }
+        for id in wanted {
+            let expires = now + self.config.request_ttl;
+            let Some(task) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            task.request = Some(expires);
+            let (future, size) = (task.future.clone(), task.size);
+            self.requested.insert(id);
+            self.rearm(id);
             self.post(
                 now,
                 Message::Request(Request {
@@ -755,47 +1550,6 @@ impl SchedulerCore {
                 }),
             );
         }
-    }
-
-    fn dispatch_on_session(&mut self, now: Millis, task: TaskId, worker: PeerId) {
-        let Some(state) = self.tasks.get_mut(&task) else {
-            return;
-        };
-        if let Phase::Queued { request: Some(_) } = state.phase {
-            // Its request stands on the board: take it back so no worker offers in vain.
-            let future = state.future.clone();
-            self.post(
-                now,
-                Message::Withdraw(Withdraw {
-                    from: self.config.me.clone(),
-                    to: self.config.me.clone(),
-                    future,
-                }),
-            );
-        }
-        let Some(future) = self.tasks.get(&task).map(|t| t.future.clone()) else {
-            return;
-        };
-        self.sessions.entry(worker.clone()).or_default().push(task);
-        self.set_phase(
-            task,
-            Phase::Assigned {
-                worker: worker.clone(),
-                start_by: None,
-            },
-        );
-        self.event(
-            task,
-            TaskEvent::Running {
-                worker: worker.clone(),
-            },
-        );
-        self.actions.push_back(SchedulerAction::Dispatch(Dispatch {
-            task,
-            future,
-            worker,
-            route: Route::Session,
-        }));
     }
 
     fn post(&mut self, now: Millis, message: Message) {

@@ -113,15 +113,41 @@ enum Command {
 
 /// Reports from transfer and session tasks back to the driver.
 enum Report {
+    /// Files route: the payload reached the worker.
     Started(TaskId, PeerId),
     /// A file-route task ended, or a session could not be opened for it: the result
     /// bytes, or why not.
     Done(TaskId, PeerId, Result<Bytes, AttemptError>),
-    SessionUp(PeerId, TaskId, SessionSender, CancellationToken),
+    /// A session is up with the task it opened for; the worker reports starts when both
+    /// hellos list `slots-v1`.
+    SessionUp(PeerId, TaskId, SessionLink, bool),
     SessionFrame(PeerId, Frame),
     SessionEnded(PeerId, SessionError),
-    /// Sending a task on an open session failed.
-    SendFailed(TaskId, PeerId, SessionError),
+}
+
+/// How the driver writes to a session: frames go out in order through one writer task;
+/// the token closes the session.
+struct SessionLink {
+    outbound: mpsc::UnboundedSender<Frame>,
+    close: CancellationToken,
+}
+
+/// A worker seen on the board, as [`Scheduler::workers`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerSeen {
+    /// Its board identity.
+    pub id: PeerId,
+    /// Tasks it runs at once.
+    pub slots: u32,
+}
+
+/// What the driver holds for a task until it is over.
+struct InFlight {
+    future: FutureId,
+    payload: Bytes,
+    waiter: oneshot::Sender<Result<Bytes, SubmitError>>,
+    /// Cancels its file transfers, while they run.
+    transfer: Option<CancellationToken>,
 }
 
 /// A running scheduler: submit payloads, get results.
@@ -129,7 +155,7 @@ enum Report {
 pub struct Scheduler {
     commands: mpsc::UnboundedSender<Command>,
     updates: broadcast::Sender<(TaskId, TaskUpdate)>,
-    workers: watch::Receiver<Vec<PeerId>>,
+    workers: watch::Receiver<Vec<WorkerSeen>>,
     stopped: watch::Receiver<Option<StopReason>>,
 }
 
@@ -151,15 +177,13 @@ impl Scheduler {
             ),
             options,
             board_out: board.outgoing,
-            payloads: HashMap::new(),
-            waiters: HashMap::new(),
-            tasks_by_future: HashMap::new(),
-            futures: HashMap::new(),
-            transfers: HashMap::new(),
+            tasks: HashMap::new(),
+            by_future: HashMap::new(),
             sessions: HashMap::new(),
-            session_batches: HashMap::new(),
+            opening: HashMap::new(),
             updates: updates.clone(),
             workers: workers_tx,
+            workers_version: None,
             reports: reports_tx,
         };
         tokio::spawn(driver.run(board.incoming, command_rx, reports, stopped_tx));
@@ -199,8 +223,8 @@ impl Scheduler {
         self.updates.subscribe()
     }
 
-    /// The workers currently seen on the board (hello not expired).
-    pub fn workers(&self) -> watch::Receiver<Vec<PeerId>> {
+    /// The workers currently seen on the board (hello not expired), with their slots.
+    pub fn workers(&self) -> watch::Receiver<Vec<WorkerSeen>> {
         self.workers.clone()
     }
 
@@ -218,18 +242,17 @@ struct Driver {
     core: SchedulerCore,
     options: SchedulerOptions,
     board_out: mpsc::Sender<String>,
-    payloads: HashMap<TaskId, Bytes>,
-    waiters: HashMap<TaskId, oneshot::Sender<Result<Bytes, SubmitError>>>,
-    tasks_by_future: HashMap<FutureId, TaskId>,
-    futures: HashMap<TaskId, FutureId>,
-    /// Cancels the file transfer of a task.
-    transfers: HashMap<TaskId, CancellationToken>,
-    sessions: HashMap<PeerId, (SessionSender, CancellationToken)>,
-    /// Tasks for open sessions collected during one round of actions, sent per worker in
-    /// one write when the round ends.
-    session_batches: HashMap<PeerId, Vec<(TaskId, Frame)>>,
+    /// One record per task not finished yet.
+    tasks: HashMap<TaskId, InFlight>,
+    /// Which task a future named in a session frame is.
+    by_future: HashMap<FutureId, TaskId>,
+    sessions: HashMap<PeerId, SessionLink>,
+    /// Closes a session still being opened.
+    opening: HashMap<PeerId, CancellationToken>,
     updates: broadcast::Sender<(TaskId, TaskUpdate)>,
-    workers: watch::Sender<Vec<PeerId>>,
+    workers: watch::Sender<Vec<WorkerSeen>>,
+    /// The core's worker list version last published.
+    workers_version: Option<u64>,
     reports: mpsc::UnboundedSender<Report>,
 }
 
@@ -264,14 +287,17 @@ impl Driver {
             }
         };
         tracing::info!(%reason, "scheduler stopped");
-        for (_, waiter) in self.waiters.drain() {
-            let _ = waiter.send(Err(SubmitError::Stopped(reason)));
+        for (_, task) in self.tasks.drain() {
+            if let Some(cancel) = task.transfer {
+                cancel.cancel();
+            }
+            let _ = task.waiter.send(Err(SubmitError::Stopped(reason)));
         }
-        for (_, (_, close)) in self.sessions.drain() {
+        for (_, link) in self.sessions.drain() {
+            link.close.cancel();
+        }
+        for (_, close) in self.opening.drain() {
             close.cancel();
-        }
-        for (_, cancel) in self.transfers.drain() {
-            cancel.cancel();
         }
         let _ = stopped.send(Some(reason));
     }
@@ -283,19 +309,24 @@ impl Driver {
                 payload,
                 reply,
             } => {
-                let (tx, rx) = oneshot::channel();
-                let task = self
+                let (waiter, result) = oneshot::channel();
+                // The core's actions are carried out after this step: the record is there
+                // before its dispatch.
+                let id = self
                     .core
                     .submit(unix_ms(), future.clone(), payload.len() as u64);
-                self.payloads.insert(task, payload);
-                self.waiters.insert(task, tx);
-                self.tasks_by_future.insert(future.clone(), task);
-                self.futures.insert(task, future);
+                self.by_future.insert(future.clone(), id);
+                self.tasks.insert(
+                    id,
+                    InFlight {
+                        future,
+                        payload,
+                        waiter,
+                        transfer: None,
+                    },
+                );
                 // The caller may have given up waiting; the task runs regardless.
-                let _ = reply.send(TaskHandle {
-                    id: task,
-                    result: rx,
-                });
+                let _ = reply.send(TaskHandle { id, result });
             }
             Command::Cancel(task) => self.core.cancel(unix_ms(), task),
         }
@@ -304,29 +335,31 @@ impl Driver {
     fn report(&mut self, report: Report) {
         let now = unix_ms();
         match report {
-            Report::Started(task, worker) => self.core.task_started(task, &worker),
-            Report::Done(task, worker, Ok(result)) => {
-                self.transfers.remove(&task);
-                self.succeeded(now, task, &worker, result);
+            Report::Started(task, worker) => self.core.task_started(now, task, &worker),
+            Report::Done(task, worker, outcome) => {
+                if let Some(record) = self.tasks.get_mut(&task) {
+                    record.transfer = None;
+                }
+                self.opening.remove(&worker);
+                match outcome {
+                    Ok(result) => self.succeeded(now, task, &worker, result),
+                    Err(error) => self.core.task_failed(now, task, &worker, error),
+                }
             }
-            Report::Done(task, worker, Err(error)) => {
-                self.transfers.remove(&task);
-                self.core.task_failed(now, task, &worker, error);
-            }
-            Report::SendFailed(task, worker, error) => {
-                self.core
-                    .task_failed(now, task, &worker, AttemptError::Session(error));
-            }
-            Report::SessionUp(worker, task, sender, close) => {
-                self.sessions.insert(worker.clone(), (sender, close));
-                self.core.session_opened(now, &worker, task);
-                self.core.task_started(task, &worker);
+            Report::SessionUp(worker, task, link, reports_starts) => {
+                self.opening.remove(&worker);
+                if self.core.session_opened(now, &worker, task, reports_starts) {
+                    self.sessions.insert(worker, link);
+                } else {
+                    link.close.cancel();
+                }
             }
             Report::SessionFrame(worker, frame) => self.session_frame(now, worker, frame),
             Report::SessionEnded(worker, reason) => {
                 tracing::debug!(%worker, %reason, "session ended");
-                if let Some((_, close)) = self.sessions.remove(&worker) {
-                    close.cancel();
+                self.opening.remove(&worker);
+                if let Some(link) = self.sessions.remove(&worker) {
+                    link.close.cancel();
                 }
                 self.core
                     .session_closed(now, &worker, AttemptError::Session(reason));
@@ -338,17 +371,23 @@ impl Driver {
     /// is still this worker's (a late or duplicate result is dropped).
     fn succeeded(&mut self, now: Millis, task: TaskId, worker: &PeerId, result: Bytes) {
         if self.core.task_succeeded(now, task, worker)
-            && let Some(waiter) = self.waiters.remove(&task)
+            && let Some(record) = self.tasks.remove(&task)
         {
+            self.by_future.remove(&record.future);
             // The caller may have dropped its handle.
-            let _ = waiter.send(Ok(result));
+            let _ = record.waiter.send(Ok(result));
         }
     }
 
     fn session_frame(&mut self, now: Millis, worker: PeerId, frame: Frame) {
         match frame {
+            Frame::Started(started) => {
+                if let Some(&task) = self.by_future.get(&started.future) {
+                    self.core.task_started(now, task, &worker);
+                }
+            }
             Frame::Result(TaskResult { future, outcome }) => {
-                let Some(&task) = self.tasks_by_future.get(&future) else {
+                let Some(&task) = self.by_future.get(&future) else {
                     return;
                 };
                 match outcome {
@@ -360,7 +399,7 @@ impl Driver {
                 }
             }
             Frame::Progress(progress) => {
-                if let Some(&task) = self.tasks_by_future.get(&progress.future) {
+                if let Some(&task) = self.by_future.get(&progress.future) {
                     let _ = self
                         .updates
                         .send((task, TaskUpdate::Progress(progress.payload)));
@@ -381,20 +420,24 @@ impl Driver {
                     .map_err(|_| StopReason::BoardClosed)?,
                 SchedulerAction::Dispatch(dispatch) => self.dispatch(dispatch),
                 SchedulerAction::Interrupt { task, worker } => {
-                    if let Some(cancel) = self.transfers.remove(&task) {
+                    let Some(record) = self.tasks.get_mut(&task) else {
+                        continue;
+                    };
+                    if let Some(cancel) = record.transfer.take() {
                         cancel.cancel();
                     }
-                    let future = self.futures.get(&task).cloned();
-                    if let (Some((sender, _)), Some(future)) = (self.sessions.get(&worker), future)
-                    {
-                        let sender = sender.clone();
-                        tokio::spawn(async move {
-                            let _ = sender.send(&Frame::Cancel(Cancel { future })).await;
-                        });
+                    if let Some(link) = self.sessions.get(&worker) {
+                        let cancel = Cancel {
+                            future: record.future.clone(),
+                        };
+                        let _ = link.outbound.send(Frame::Cancel(cancel));
                     }
                 }
                 SchedulerAction::CloseSession { worker } => {
-                    if let Some((_, close)) = self.sessions.remove(&worker) {
+                    if let Some(link) = self.sessions.remove(&worker) {
+                        link.close.cancel();
+                    }
+                    if let Some(close) = self.opening.remove(&worker) {
                         close.cancel();
                     }
                 }
@@ -404,53 +447,49 @@ impl Driver {
                 SchedulerAction::Finished { task, outcome } => self.finished(task, outcome),
             }
         }
-        self.send_session_batches();
-        let now = unix_ms();
-        let workers: Vec<PeerId> = self.core.workers(now).map(|(id, _)| id.clone()).collect();
-        self.workers.send_if_modified(|seen| {
-            let changed = *seen != workers;
-            *seen = workers;
-            changed
-        });
-        Ok(())
-    }
-
-    fn send_session_batches(&mut self) {
-        for (worker, batch) in self.session_batches.drain() {
-            let Some((sender, _)) = self.sessions.get(&worker) else {
-                for (task, _) in batch {
-                    let _ = self.reports.send(Report::SendFailed(
-                        task,
-                        worker.clone(),
-                        SessionError::Closed,
-                    ));
-                }
-                continue;
-            };
-            let sender = sender.clone();
-            let reports = self.reports.clone();
-            tokio::spawn(async move {
-                let (tasks, frames): (Vec<TaskId>, Vec<Frame>) = batch.into_iter().unzip();
-                if let Err(err) = sender.send_all(&frames).await {
-                    for task in tasks {
-                        let _ = reports.send(Report::SendFailed(task, worker.clone(), err.clone()));
-                    }
-                }
+        let version = self.core.workers_version();
+        if self.workers_version != Some(version) {
+            self.workers_version = Some(version);
+            let now = unix_ms();
+            let seen: Vec<WorkerSeen> = self
+                .core
+                .workers(now)
+                .map(|(id, info)| WorkerSeen {
+                    id: id.clone(),
+                    slots: info.slots,
+                })
+                .collect();
+            self.workers.send_if_modified(|published| {
+                let changed = *published != seen;
+                *published = seen;
+                changed
             });
         }
+        Ok(())
     }
 
     /// The task left the core: a success was delivered by [`Driver::succeeded`] already,
     /// a failure goes to the task's owner now.
     fn finished(&mut self, task: TaskId, outcome: Result<PeerId, TaskError>) {
-        self.payloads.remove(&task);
-        self.transfers.remove(&task);
-        if let Some(future) = self.futures.remove(&task) {
-            self.tasks_by_future.remove(&future);
+        let Some(record) = self.tasks.remove(&task) else {
+            return;
+        };
+        self.by_future.remove(&record.future);
+        if let Some(cancel) = record.transfer {
+            cancel.cancel();
         }
-        if let (Err(err), Some(waiter)) = (outcome, self.waiters.remove(&task)) {
-            // The caller may have dropped its handle.
-            let _ = waiter.send(Err(SubmitError::Task(err)));
+        match outcome {
+            // Not delivered yet only if the core finished it without a result in hand,
+            // which it never does; the owner hears that the scheduler dropped it.
+            Ok(_) => {
+                let _ = record
+                    .waiter
+                    .send(Err(SubmitError::Stopped(StopReason::Aborted)));
+            }
+            Err(err) => {
+                // The caller may have dropped its handle.
+                let _ = record.waiter.send(Err(SubmitError::Task(err)));
+            }
         }
     }
 
@@ -461,15 +500,16 @@ impl Driver {
             worker,
             route,
         } = dispatch;
-        let Some(payload) = self.payloads.get(&task).cloned() else {
+        let Some(record) = self.tasks.get_mut(&task) else {
             return;
         };
+        let payload = record.payload.clone();
         let reports = self.reports.clone();
         let wormhole = self.options.wormhole.clone();
         match route {
             Route::Files { code } => {
                 let cancel = CancellationToken::new();
-                self.transfers.insert(task, cancel.clone());
+                record.transfer = Some(cancel.clone());
                 let options = TransferOptions {
                     timeout: self.options.transfer_timeout,
                     max_size: self.options.max_result_size,
@@ -489,6 +529,7 @@ impl Driver {
                 let me = self.options.core.me.clone();
                 let session_config = self.options.session.clone();
                 let close = CancellationToken::new();
+                self.opening.insert(worker.clone(), close.clone());
                 tokio::spawn(async move {
                     let opened = open_session(
                         &wormhole,
@@ -501,15 +542,17 @@ impl Driver {
                     )
                     .await;
                     match opened {
-                        Ok(session) => {
-                            let sender = session.sender();
-                            let _ = reports.send(Report::SessionUp(
-                                worker.clone(),
-                                task,
-                                sender,
-                                close.clone(),
-                            ));
-                            read_session(session, worker, close, reports).await;
+                        Ok((session, reports_starts)) => {
+                            let (outbound, frames) = mpsc::unbounded_channel();
+                            tokio::spawn(write_frames(session.sender(), frames));
+                            let link = SessionLink {
+                                outbound,
+                                close: close.clone(),
+                            };
+                            let up = Report::SessionUp(worker.clone(), task, link, reports_starts);
+                            if reports.send(up).is_ok() {
+                                read_session(session, worker, close, reports).await;
+                            }
                         }
                         Err(err) => {
                             let _ = reports.send(Report::Done(task, worker, Err(err)));
@@ -518,14 +561,11 @@ impl Driver {
                 });
             }
             Route::Session => {
-                if !self.sessions.contains_key(&worker) {
-                    let _ = reports.send(Report::SendFailed(task, worker, SessionError::Closed));
-                    return;
+                // A session that is gone has been (or is being) reported ended: the core
+                // then takes this task back.
+                if let Some(link) = self.sessions.get(&worker) {
+                    let _ = link.outbound.send(Frame::Task(Task { future, payload }));
                 }
-                self.session_batches
-                    .entry(worker)
-                    .or_default()
-                    .push((task, Frame::Task(Task { future, payload })));
             }
         }
     }
@@ -557,7 +597,8 @@ async fn files_round_trip(
     Ok(received.data)
 }
 
-/// Opens a session as its leader, says hello, and sends the first task.
+/// Opens a session as its leader, says hello, and sends the first task; says whether the
+/// worker will report starts.
 async fn open_session(
     wormhole: &WormholeConfig,
     code: &WormholeCode,
@@ -566,7 +607,7 @@ async fn open_session(
     me: PeerId,
     future: &FutureId,
     payload: Bytes,
-) -> Result<Session, AttemptError> {
+) -> Result<(Session, bool), AttemptError> {
     let mut session = Session::connect(wormhole, code, SessionRole::Leader, config, cancel)
         .await
         .map_err(AttemptError::Session)?;
@@ -575,18 +616,19 @@ async fn open_session(
         .send(&Frame::Hello(hello.clone()))
         .await
         .map_err(AttemptError::Session)?;
-    match session.recv().await.map_err(AttemptError::Session)? {
+    let reports_starts = match session.recv().await.map_err(AttemptError::Session)? {
         Frame::Hello(theirs) => {
             hello
                 .negotiate(&theirs)
                 .map_err(|err| AttemptError::Handshake(HandshakeError::Incompatible(err)))?;
+            theirs.protocols.supports(p2p_proto::protocols::SLOTS)
         }
         other => {
             return Err(AttemptError::Handshake(HandshakeError::NotHello(
                 other.kind_name(),
             )));
         }
-    }
+    };
     session
         .send(&Frame::Task(Task {
             future: future.clone(),
@@ -594,7 +636,7 @@ async fn open_session(
         }))
         .await
         .map_err(AttemptError::Session)?;
-    Ok(session)
+    Ok((session, reports_starts))
 }
 
 /// Forwards a session's frames to the driver until it ends or the driver closes it.
@@ -622,5 +664,25 @@ async fn read_session(
                 return;
             }
         }
+    }
+}
+
+/// Sends a session's frames in the order they were queued, several per write when they
+/// pile up (the tasks of one round leave together).
+async fn write_frames(sender: SessionSender, mut frames: mpsc::UnboundedReceiver<Frame>) {
+    let mut batch = Vec::new();
+    while let Some(frame) = frames.recv().await {
+        batch.push(frame);
+        while batch.len() < 256 {
+            match frames.try_recv() {
+                Ok(frame) => batch.push(frame),
+                Err(_) => break,
+            }
+        }
+        if sender.send_all(&batch).await.is_err() {
+            // The session failed; its reader reports the end.
+            return;
+        }
+        batch.clear();
     }
 }

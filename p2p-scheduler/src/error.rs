@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!   AttemptError   one try of a task on one worker failed (the core may try elsewhere)
-//!   TaskError      the task is over without a result: cancelled, or every try failed
+//!   TaskError      the task is over without a result: cancelled, every try failed,
+//!                  never handed over, or past a time limit (TimeLimit: whose)
 //!   StopReason     why a scheduler stopped
 //!   SubmitError    what a TaskHandle resolves to instead of a result
 //! ```
@@ -105,14 +106,48 @@ pub enum TaskError {
     /// The task was cancelled by its owner.
     #[error("cancelled")]
     Cancelled,
-    /// Every worker the task was given to failed it; `last` is the last failure.
+    /// The task started on a worker, which then failed, more often than the retry budget
+    /// allows; `last` is the last failure. (Tasks that were only waiting on a failing
+    /// worker go back to the queue without spending a try.)
     #[error("failed on {} worker(s) ({}); last error: {last}", tried.len(), tried.iter().map(PeerId::as_str).collect::<Vec<_>>().join(", "))]
     Exhausted {
-        /// The workers that failed it, in order.
+        /// The workers it started on and that failed it, in order.
         tried: Vec<PeerId>,
         /// The last failure.
         last: AttemptError,
     },
+    /// Handing the task to a worker failed this many times before it ever started (the
+    /// accepted worker never fetched it, its session never opened, ...).
+    #[error("could not be handed to a worker ({attempts} attempts); last error: {last}")]
+    Undeliverable {
+        /// Failed hand-overs.
+        attempts: u32,
+        /// The last failure.
+        last: AttemptError,
+    },
+    /// The task ran past a time limit and was stopped: not tried again, since it would
+    /// most likely run as long anywhere.
+    #[error("timed out on worker {worker}: {limit}")]
+    TimedOut {
+        /// The worker it ran on.
+        worker: PeerId,
+        /// Whose limit it hit.
+        limit: TimeLimit,
+    },
+}
+
+/// The time limit a task ran past.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TimeLimit {
+    /// This client's limit on a task's running time ([`crate::core::SchedulerConfig::time_limit`]).
+    #[error("it ran past this client's time limit of {:.3} s", *millis as f64 / 1000.0)]
+    Client {
+        /// The limit, in milliseconds.
+        millis: u64,
+    },
+    /// The worker's own limit (`future-p2p worker --time-limit`), as the worker said it.
+    #[error("{0}")]
+    Worker(String),
 }
 
 /// Why a scheduler stopped.

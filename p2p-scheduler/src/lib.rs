@@ -7,7 +7,8 @@
 //!         core      sans-IO dispatch state machine: board lines, transfer reports and
 //!                   time in; board posts, dispatches and task outcomes out
 //!         driver    Scheduler: the tokio task around the core; submit() -> TaskHandle,
-//!                   cancel(), workers(), updates(); moves payloads by wormhole
+//!                   cancel(), workers() (with their slots), updates(); moves payloads
+//!                   by wormhole, one record per task in flight
 //!         error     AttemptError, TaskError, StopReason, SubmitError: typed to the caller
 //!          |
 //!       p2p-transport, p2p-proto
@@ -19,8 +20,8 @@ pub mod core;
 pub mod driver;
 pub mod error;
 
-pub use driver::{Scheduler, SchedulerOptions, TaskHandle, TaskUpdate};
+pub use driver::{Scheduler, SchedulerOptions, TaskHandle, TaskUpdate, WorkerSeen};
 pub use error::{
-    AttemptError, HandshakeError, StopReason, SubmitError, TaskError, TransferFailure,
+    AttemptError, HandshakeError, StopReason, SubmitError, TaskError, TimeLimit, TransferFailure,
     TransferStage,
 };

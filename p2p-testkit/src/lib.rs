@@ -6,6 +6,10 @@
 //!             the quickstart, benchmarks and end-to-end tests run whole clusters on it
 //!   openssh   real OpenSSH: ssh-keygen keys, a board server with a user registry, `ssh`
 //!             clients as child processes killed on drop
+//!   processes ProcessCluster: the `future-p2p` program as hub, host and workers, each a
+//!             child process that can be SIGKILLed; clients join in-process
+//!   chaos     the chaos scenario on it: workers killed at random under a client checking
+//!             unique payloads (the CI test and the bench share it)
 //!   peers     the reference magic-wormhole peers (Python client, mailbox server and relay;
 //!             wormhole-william) as child processes, bounded waits, test payloads
 //!   r         real R with the future.p2p package under test installed once per test binary
@@ -14,9 +18,11 @@
 //! Every helper fails loudly (with the `.ci/setup` step to run) when a tool is missing, and
 //! bounds every wait: a test never skips silently and never hangs.
 
+pub mod chaos;
 pub mod local;
 pub mod openssh;
 pub mod peers;
+pub mod processes;
 pub mod r;
 
 /// Logs of the code under test, shown for failing tests (`RUST_LOG` picks them, e.g.

@@ -1,19 +1,49 @@
 //! The worker's protocol logic as a deterministic state machine (sans-IO).
 //!
-//! It follows future.p2p 0.4.0's worker loop: say hello, keep a table of open requests,
-//! offer to run one (an offer is valid 15 s), and on an accept addressed to this worker
-//! fetch the future and run it. Beyond future.p2p it offers as many tasks as it has free
-//! slots, reads sealed codes, runs warm sessions when the client speaks them, declines
-//! requests it will not run (allowlist, payload size) with a `decline` line, and stops
-//! after its own duration once its running tasks are done.
+//! ```text
+//!   board: request ──> open requests ──(a free slot, the client's turn, after a jittered
+//!                         │             delay, nobody else offered yet)──> offer
+//!                         │ accept
+//!                         v
+//!   files route:    Receiving ──payload_received──> Running ──task_ended──> result (CODE-r)
+//!   session route:  Opening (a slot kept for the first task)
+//!                     tasks on the session ──> Queued ──(a free slot, the client's turn)──>
+//!                     Running (+ Started frame) ──task_ended──> Result frame
+//! ```
+//!
+//! It follows future.p2p 0.4.0's worker loop (say hello, keep a table of open requests,
+//! offer, run what is accepted) and goes beyond it:
+//! - **Slots are the only capacity.** Running tasks, tasks being received, the first task
+//!   of a session being opened and fresh offers each hold a slot; a task waiting on a
+//!   session holds none until it starts. When a slot frees, the client served longest ago
+//!   gets it, whether its work waits on a session or as a request on the board: a warm
+//!   session never keeps another client out.
+//! - **Offers are few.** A worker offers only with a free slot, only to a client it has no
+//!   session with, after a random delay that grows with the number of workers it has seen,
+//!   and not while another worker's offer for the same request is fresh; among that
+//!   client's open requests it picks one at random (workers whose offers lost see the same
+//!   accept at once and would otherwise all pile onto the oldest request left). A request
+//!   draws about one offer, however many workers listen. An offer holds its slot for
+//!   [`OFFER_HOLD`]; a later accept that finds every slot taken is declined as
+//!   [`DeclineReason::Busy`] (the client then tries elsewhere, counting nothing).
+//! - **Every task is bounded and every slot comes back.** A task runs at most
+//!   [`WorkerConfig::time_limit`]; whatever ends it (result, error, panic, cancel, withdraw,
+//!   time limit, the session's end) frees its slot in the same step.
+//! - A client's hello makes the worker say hello again soon, so a new client counts the
+//!   workers (and their slots) at once instead of waiting for the next periodic hello.
+//! - It reads sealed codes, declines requests it will not run (allowlist, payload size)
+//!   with a `decline` line, and stops after its own duration once its running tasks are
+//!   done.
 //!
 //! Feed it board lines ([`WorkerCore::handle_line`]), the passing of time
-//! ([`WorkerCore::handle_timeout`] at [`WorkerCore::poll_timeout`]) and the end of tasks
-//! ([`WorkerCore::task_finished`]); take [`WorkerAction`]s out with
-//! [`WorkerCore::poll_action`]. Time is Unix milliseconds, supplied by the caller.
+//! ([`WorkerCore::handle_timeout`] at [`WorkerCore::poll_timeout`]), and what the driver
+//! saw: payloads received, sessions opened and closed, frames from sessions, tasks ended.
+//! Take [`WorkerAction`]s out with [`WorkerCore::poll_action`]. Time is Unix milliseconds,
+//! supplied by the caller; randomness comes from [`WorkerConfig::seed`].
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+use p2p_proto::frame::{Frame, RemoteError, RemoteErrorKind, Started, TaskResult};
 use p2p_proto::id::{FutureId, PeerId, WormholeCode};
 use p2p_proto::message::{
     BoardLine, Decline, DeclineReason, Hello, Message, Offer, Request, Role, TransferUri,
@@ -21,11 +51,25 @@ use p2p_proto::message::{
 use p2p_proto::protocols::{self, Protocols};
 use p2p_proto::seal::WorkerSecret;
 use p2p_proto::time::{BoardTime, Expiry, Millis};
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
 
 /// How long an offer stands, as in future.p2p 0.4.0.
 pub const OFFER_TTL: Millis = 15_000;
 /// How often a worker says hello; its hello expires after two intervals.
 pub const HELLO_INTERVAL: Millis = 30_000;
+/// How long an unanswered offer keeps its slot. Our clients accept within a round trip;
+/// a client that never answers must not hold the slot for the offer's whole life.
+pub const OFFER_HOLD: Millis = 3_000;
+/// How long another worker's offer for a request keeps this worker from offering too: if
+/// the client has not taken that offer by then, it may not want it.
+pub const COVER_PATIENCE: Millis = 1_000;
+/// Random delay before an offer, per other worker seen (up to [`WorkerConfig::offer_jitter`]):
+/// alone, a worker offers at once; among many, the first offer reaches the others before
+/// most of them would have offered.
+pub const JITTER_PER_WORKER: Millis = 2;
+/// Open requests remembered at most; the oldest go first.
+pub const MAX_REQUESTS: usize = 1024;
 
 /// What the worker is and what it accepts.
 #[derive(Debug, Clone)]
@@ -48,10 +92,17 @@ pub struct WorkerConfig {
     pub secret: Option<WorkerSecret>,
     /// Whether to offer warm sessions to clients that speak them.
     pub sessions: bool,
+    /// Longest a task may run, from its start; `None` for no limit.
+    pub time_limit: Option<Millis>,
+    /// Longest random delay before an offer or a hello answering a new client; 0 for none.
+    pub offer_jitter: Millis,
+    /// Seeds the delays ([`crate::Worker::start`] draws it from the OS; tests fix it).
+    pub seed: u64,
 }
 
 impl WorkerConfig {
-    /// One slot, no time limit, everyone allowed, 1 GiB payloads, plain codes, no sessions.
+    /// One slot, no duration, no time limit, everyone allowed, 1 GiB payloads, plain codes,
+    /// no sessions, offers delayed by up to 50 ms among many workers.
     pub fn new(me: PeerId) -> Self {
         WorkerConfig {
             me,
@@ -63,6 +114,9 @@ impl WorkerConfig {
             max_payload: 1 << 30,
             secret: None,
             sessions: false,
+            time_limit: None,
+            offer_jitter: 50,
+            seed: 0,
         }
     }
 
@@ -74,31 +128,45 @@ impl WorkerConfig {
         }
         if self.sessions {
             tokens.push(protocols::SESSION.to_owned());
+            tokens.push(protocols::SLOTS.to_owned());
         }
         Protocols::try_from(tokens).unwrap_or_else(|_| Protocols::future_p2p())
     }
 }
 
-/// How an accepted task's payload and result travel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransferMode {
-    /// future.p2p: the payload as a wormhole file under `CODE-f`, the result under `CODE-r`.
-    Files,
-    /// A warm session under `CODE`: task and result as frames; further tasks follow on it.
-    Session,
+/// A task on this worker: whose, and which future.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskRef {
+    /// The client that gave it.
+    pub client: PeerId,
+    /// Its future, as the client named it.
+    pub future: FutureId,
 }
 
-/// A task the worker was accepted for: fetch the payload, run it, return the result.
+/// A warm session with one client, numbered by the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SessionId(pub u64);
+
+/// How an accepted task's payload and result travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// future.p2p: the payload as a wormhole file under `CODE-f`, the result under `CODE-r`.
+    Files,
+    /// A warm session under `CODE`: tasks and results as frames, as many as the client sends.
+    Session(SessionId),
+}
+
+/// A task the worker was accepted for: fetch the payload (or open the session).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
     /// The client that gave the task.
     pub client: PeerId,
-    /// The task.
+    /// The task the accept named.
     pub future: FutureId,
     /// The code, already unsealed.
     pub code: WormholeCode,
     /// How the payload and result travel.
-    pub mode: TransferMode,
+    pub route: Route,
 }
 
 /// What the driver must do next.
@@ -106,17 +174,45 @@ pub struct Assignment {
 pub enum WorkerAction {
     /// Write this line to the board.
     Post(BoardLine),
-    /// Receive and run an accepted task; report its end with [`WorkerCore::task_finished`].
-    Run(Assignment),
-    /// The client withdrew a task that is running: stop it.
-    Interrupt {
-        /// The client that withdrew it.
-        client: PeerId,
+    /// Files route: receive the payload, then report [`WorkerCore::payload_received`] (or
+    /// [`WorkerCore::transfer_failed`]). Session route: open the session, report
+    /// [`WorkerCore::session_opened`], then every frame, then [`WorkerCore::session_closed`].
+    Open(Assignment),
+    /// Run the task's payload now; report its end with [`WorkerCore::task_ended`].
+    Start {
         /// The task.
-        future: FutureId,
+        task: TaskRef,
+        /// The session it came on, `None` on the files route.
+        session: Option<SessionId>,
+    },
+    /// Send this frame on the session (a task started, or ended without a value).
+    Send {
+        /// The session.
+        session: SessionId,
+        /// The frame.
+        frame: Frame,
+    },
+    /// Forget the task: stop its run or transfer, drop its payload. It is over for the core
+    /// (cancelled, withdrawn, past its time limit, or its session ended); a late end of its
+    /// run is ignored.
+    Interrupt {
+        /// The task.
+        task: TaskRef,
     },
     /// The worker's duration is over and nothing runs any more.
     Stop,
+}
+
+/// Where a finished task's outcome goes, as [`WorkerCore::task_ended`] decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// As a `Result` frame on this session.
+    Session(SessionId),
+    /// As a file under `CODE-r` (files route, with a value); report a failed send with
+    /// [`WorkerCore::delivery_failed`].
+    Files,
+    /// Nowhere: the task was already over, or the core told the client on the board.
+    Drop,
 }
 
 #[derive(Debug, Clone)]
@@ -125,12 +221,56 @@ struct OpenRequest {
     future: FutureId,
     expires: Millis,
     protocols: Protocols,
+    /// When this worker may offer (the jittered delay).
+    due: Millis,
+    /// Until when another worker's offer stands in for ours.
+    covered_until: Millis,
+}
+
+impl OpenRequest {
+    fn task(&self) -> TaskRef {
+        TaskRef {
+            client: self.client.clone(),
+            future: self.future.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Offered {
     request: OpenRequest,
     expires: Millis,
+    /// The offer keeps a slot until then...
+    hold_until: Millis,
+    /// ...and does while this is set (cleared by the timer at `hold_until`).
+    holding: bool,
+}
+
+/// A task this worker holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// Accepted on the files route; the payload is on its way (holds a slot).
+    Receiving,
+    /// Came on a session; waits for a slot.
+    Queued(SessionId),
+    /// Runs in a slot; over at `deadline` if there is a time limit.
+    Running {
+        session: Option<SessionId>,
+        deadline: Option<Millis>,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct SessionState {
+    client: PeerId,
+    /// A slot kept for the session's first task, from the accept until that task arrives.
+    reserved: bool,
+    /// The hellos were exchanged.
+    open: bool,
+    /// The client reads Started frames.
+    reports_starts: bool,
+    /// Tasks waiting for a slot, in arrival order.
+    queue: VecDeque<FutureId>,
 }
 
 /// The worker state machine.
@@ -138,13 +278,28 @@ struct Offered {
 pub struct WorkerCore {
     config: WorkerConfig,
     protocols: Protocols,
-    /// Requests that can still be offered for, oldest first.
+    rng: ChaCha8Rng,
+    /// Requests that may still be offered for, oldest first.
     requests: VecDeque<OpenRequest>,
-    offers: HashMap<FutureId, Offered>,
-    /// Running tasks and their clients.
-    running: HashMap<FutureId, PeerId>,
-    declined: HashSet<(PeerId, FutureId)>,
+    offers: HashMap<TaskRef, Offered>,
+    tasks: HashMap<TaskRef, Held>,
+    /// Tasks in slots (receiving or running).
+    busy: usize,
+    /// Time limits of running tasks, soonest first.
+    deadlines: BTreeSet<(Millis, TaskRef)>,
+    sessions: BTreeMap<SessionId, SessionState>,
+    next_session: u64,
+    /// When each client was last given a slot (a counter): the least recent goes next.
+    served: HashMap<PeerId, u64>,
+    serve_count: u64,
+    /// Clients and other workers seen, until their hellos lapse.
+    clients: HashMap<PeerId, Millis>,
+    workers: HashMap<PeerId, Millis>,
+    /// Requests declined, until they lapse: a re-posted request is declined once.
+    declined: HashMap<TaskRef, Millis>,
     next_hello: Millis,
+    /// The time of the latest event: timers at or before it have been handled.
+    now: Millis,
     stopped: bool,
     actions: VecDeque<WorkerAction>,
 }
@@ -154,13 +309,23 @@ impl WorkerCore {
     pub fn new(config: WorkerConfig, now: Millis) -> Self {
         let protocols = config.protocols();
         WorkerCore {
+            rng: ChaCha8Rng::seed_from_u64(config.seed),
             config,
             protocols,
             requests: VecDeque::new(),
             offers: HashMap::new(),
-            running: HashMap::new(),
-            declined: HashSet::new(),
+            tasks: HashMap::new(),
+            busy: 0,
+            deadlines: BTreeSet::new(),
+            sessions: BTreeMap::new(),
+            next_session: 1,
+            served: HashMap::new(),
+            serve_count: 0,
+            clients: HashMap::new(),
+            workers: HashMap::new(),
+            declined: HashMap::new(),
             next_hello: now,
+            now,
             stopped: false,
             actions: VecDeque::new(),
         }
@@ -171,9 +336,23 @@ impl WorkerCore {
         &self.config
     }
 
-    /// Tasks running now.
+    /// Tasks in slots now (running, or being received).
     pub fn running(&self) -> usize {
-        self.running.len()
+        self.busy
+    }
+
+    /// Tasks waiting on sessions for a slot.
+    pub fn queued(&self) -> usize {
+        self.sessions.values().map(|s| s.queue.len()).sum()
+    }
+
+    /// Slots neither running a task nor kept for an offer or a session being opened.
+    pub fn free_slots(&self) -> usize {
+        let held_by_offers = self.offers.values().filter(|o| o.holding).count();
+        let reserved = self.sessions.values().filter(|s| s.reserved).count();
+        self.config
+            .slots
+            .saturating_sub(self.busy + held_by_offers + reserved)
     }
 
     /// The next action for the driver.
@@ -186,13 +365,26 @@ impl WorkerCore {
         if self.stopped {
             return None;
         }
-        let offers = self.offers.values().map(|o| o.expires);
-        let requests = self.requests.iter().map(|r| r.expires);
-        let hello = (!self.is_over(self.next_hello)).then_some(self.next_hello);
-        offers
-            .chain(requests)
-            .chain(hello)
-            .chain(self.config.until)
+        let deadline = self.deadlines.first().map(|(at, _)| *at);
+        // No hellos once the duration is over (nor one due after it).
+        let hello = (!self.is_over(self.now.max(self.next_hello))).then_some(self.next_hello);
+        let offers = self
+            .offers
+            .values()
+            .map(|o| if o.holding { o.hold_until } else { o.expires })
+            .min();
+        // A request waiting for its delay or for a rival offer to lapse; one that is due
+        // already waits for a slot, and a freed slot comes with an event of its own.
+        let requests = self
+            .requests
+            .iter()
+            .map(|r| r.due.max(r.covered_until))
+            .filter(|at| *at > self.now)
+            .min();
+        let until = self.config.until.filter(|at| *at > self.now);
+        [deadline, hello, offers, requests, until]
+            .into_iter()
+            .flatten()
             .min()
     }
 
@@ -200,13 +392,35 @@ impl WorkerCore {
         self.config.until.is_some_and(|until| now >= until)
     }
 
-    /// Time passed: hello, expire requests and offers, stop when the duration is over.
+    /// A random delay before offering or answering a hello: none when alone, growing with
+    /// the workers seen, at most [`WorkerConfig::offer_jitter`].
+    fn jitter(&mut self, now: Millis) -> Millis {
+        let others = self.workers.values().filter(|e| **e > now).count() as Millis;
+        let window = (others * JITTER_PER_WORKER).min(self.config.offer_jitter);
+        if window == 0 {
+            0
+        } else {
+            self.rng.next_u64() % (window + 1)
+        }
+    }
+
+    /// Time passed: time limits, hello, expiries, offers; stop when the duration is over.
     pub fn handle_timeout(&mut self, now: Millis) {
+        self.now = self.now.max(now);
         if self.stopped {
             return;
         }
+        while let Some((at, task)) = self.deadlines.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.time_out(now, &task);
+        }
         self.requests.retain(|r| r.expires > now);
         self.offers.retain(|_, o| o.expires > now);
+        for offer in self.offers.values_mut() {
+            offer.holding &= offer.hold_until > now;
+        }
         if self.is_over(now) {
             self.requests.clear();
             self.offers.clear();
@@ -216,11 +430,20 @@ impl WorkerCore {
         if now >= self.next_hello {
             self.say_hello(now);
         }
-        self.offer(now);
+        self.fill(now);
     }
 
     fn say_hello(&mut self, now: Millis) {
         self.next_hello = now + self.config.hello_interval;
+        // Tables of peers and refusals shrink here, once an interval, not on every line.
+        self.clients.retain(|_, expires| *expires > now);
+        self.workers.retain(|_, expires| *expires > now);
+        self.declined.retain(|_, expires| *expires > now);
+        let clients = &self.clients;
+        let sessions = &self.sessions;
+        self.served.retain(|client, _| {
+            clients.contains_key(client) || sessions.values().any(|s| s.client == *client)
+        });
         let mut expires = now + 2 * self.config.hello_interval;
         if let Some(until) = self.config.until {
             expires = expires.min(until);
@@ -232,6 +455,7 @@ impl WorkerCore {
                 from: self.config.me.clone(),
                 expires: Expiry::from_unix_ms(expires),
                 protocols: Some(self.protocols.clone()),
+                slots: Some(u32::try_from(self.config.slots).unwrap_or(u32::MAX)),
             }),
         );
     }
@@ -243,46 +467,93 @@ impl WorkerCore {
         )));
     }
 
+    fn decline(&mut self, now: Millis, task: &TaskRef, reason: DeclineReason) {
+        self.post(
+            now,
+            Message::Decline(Decline {
+                from: self.config.me.clone(),
+                to: task.client.clone(),
+                future: task.future.clone(),
+                reason,
+            }),
+        );
+    }
+
     /// A line from the board.
     pub fn handle_line(&mut self, now: Millis, line: &BoardLine) {
+        self.now = self.now.max(now);
         if self.stopped || line.message.from() == Some(&self.config.me) {
             return;
         }
         match &line.message {
+            Message::Hello(hello) => self.on_hello(now, hello),
             Message::Request(request) => self.on_request(now, request),
+            Message::Offer(offer) => {
+                // Another worker offered first: let the client take that one.
+                let patience = now + COVER_PATIENCE;
+                if let Some(request) = self
+                    .requests
+                    .iter_mut()
+                    .find(|r| r.client == offer.to && r.future == offer.future)
+                {
+                    request.covered_until = patience.min(offer.expires.unix_ms());
+                }
+            }
             Message::Accept(accept) => {
                 if accept.to == self.config.me {
-                    self.on_accept(&accept.from, &accept.future, &accept.via);
-                } else if self
-                    .offers
-                    .get(&accept.future)
-                    .is_some_and(|o| o.request.client == accept.from)
-                {
-                    // The client took another worker: the slot is free again.
-                    self.offers.remove(&accept.future);
+                    self.on_accept(now, &accept.from, &accept.future, &accept.via);
+                } else {
+                    // The client took another worker: the request is gone, the slot free.
+                    let task = TaskRef {
+                        client: accept.from.clone(),
+                        future: accept.future.clone(),
+                    };
+                    self.forget_request(&task);
+                    self.offers.remove(&task);
                 }
             }
             Message::Withdraw(withdraw) => {
-                let (client, future) = (&withdraw.from, &withdraw.future);
-                self.requests
-                    .retain(|r| !(r.client == *client && r.future == *future));
-                if self
-                    .offers
-                    .get(future)
-                    .is_some_and(|o| o.request.client == *client)
-                {
-                    self.offers.remove(future);
-                }
-                if self.running.get(future) == Some(client) {
-                    self.actions.push_back(WorkerAction::Interrupt {
-                        client: client.clone(),
-                        future: future.clone(),
-                    });
+                let task = TaskRef {
+                    client: withdraw.from.clone(),
+                    future: withdraw.future.clone(),
+                };
+                self.forget_request(&task);
+                self.offers.remove(&task);
+                // A withdraw addressed to the client itself takes back a request; only one
+                // addressed to us takes back a task we hold (the same future may run here,
+                // sent on a session, while the client withdraws a request it had posted).
+                if withdraw.to == self.config.me {
+                    self.stop_task(now, &task, "withdrawn by the client");
                 }
             }
             _ => {}
         }
-        self.offer(now);
+        self.fill(now);
+    }
+
+    fn on_hello(&mut self, now: Millis, hello: &Hello) {
+        let expires = hello.expires.unix_ms();
+        match hello.role {
+            Role::Worker => {
+                self.workers.insert(hello.from.clone(), expires);
+            }
+            Role::Client => {
+                let known = self.clients.get(&hello.from).is_some_and(|e| *e > now);
+                self.clients.insert(hello.from.clone(), expires);
+                if !known && !self.is_over(now) {
+                    // A new client counts workers by their hellos: answer soon rather than
+                    // at the next interval (jittered, so many workers do not answer at once).
+                    let soon = now + self.jitter(now);
+                    self.next_hello = self.next_hello.min(soon);
+                }
+            }
+            Role::Cluster => {}
+        }
+    }
+
+    fn forget_request(&mut self, task: &TaskRef) {
+        self.requests
+            .retain(|r| !(r.client == task.client && r.future == task.future));
     }
 
     fn on_request(&mut self, now: Millis, request: &Request) {
@@ -290,10 +561,11 @@ impl WorkerCore {
             return;
         }
         let expires = request.expires.unix_ms();
-        if expires <= now
-            || self.running.contains_key(&request.future)
-            || self.offers.contains_key(&request.future)
-        {
+        let task = TaskRef {
+            client: request.from.clone(),
+            future: request.future.clone(),
+        };
+        if expires <= now || self.tasks.contains_key(&task) || self.offers.contains_key(&task) {
             return;
         }
         let refusal = if self
@@ -310,27 +582,20 @@ impl WorkerCore {
         };
         if let Some(reason) = refusal {
             // Once per request: a re-posted request must not make the worker spam the board.
-            if self
-                .declined
-                .insert((request.from.clone(), request.future.clone()))
-            {
-                self.post(
-                    now,
-                    Message::Decline(Decline {
-                        from: self.config.me.clone(),
-                        to: request.from.clone(),
-                        future: request.future.clone(),
-                        reason,
-                    }),
-                );
+            if self.declined.insert(task.clone(), expires).is_none() {
+                self.decline(now, &task, reason);
             }
             return;
         }
+        // A request posted again was not taken: whoever covered it did not get it.
+        let due = now + self.jitter(now);
         let open = OpenRequest {
-            client: request.from.clone(),
-            future: request.future.clone(),
+            client: task.client,
+            future: task.future,
             expires,
             protocols: request.protocols.clone().unwrap_or_default(),
+            due,
+            covered_until: 0,
         };
         match self
             .requests
@@ -338,48 +603,162 @@ impl WorkerCore {
             .find(|r| r.future == open.future && r.client == open.client)
         {
             Some(existing) => *existing = open,
-            None => self.requests.push_back(open),
+            None => {
+                if self.requests.len() == MAX_REQUESTS {
+                    self.requests.pop_front();
+                }
+                self.requests.push_back(open);
+            }
         }
     }
 
-    /// Offers for the oldest open requests while slots are free.
-    fn offer(&mut self, now: Millis) {
+    fn has_session_with(&self, client: &PeerId) -> bool {
+        self.sessions.values().any(|s| s.client == *client)
+    }
+
+    fn served(&self, client: &PeerId) -> u64 {
+        self.served.get(client).copied().unwrap_or(0)
+    }
+
+    fn mark_served(&mut self, client: &PeerId) {
+        self.serve_count += 1;
+        self.served.insert(client.clone(), self.serve_count);
+    }
+
+    /// Gives free slots away: to the client served longest ago, whether its next task waits
+    /// on a session (it starts) or as a request on the board (it gets an offer).
+    fn fill(&mut self, now: Millis) {
         if self.is_over(now) {
             return;
         }
-        while self.running.len() + self.offers.len() < self.config.slots {
-            let Some(request) = self.requests.pop_front() else {
-                return;
-            };
-            let expires = now + self.config.offer_ttl;
-            // The key only matters to a client that can seal to it.
-            let pk = self
-                .config
-                .secret
-                .as_ref()
-                .filter(|_| request.protocols.supports(protocols::SEALED))
-                .map(WorkerSecret::public);
-            self.post(
-                now,
-                Message::Offer(Offer {
-                    from: self.config.me.clone(),
-                    expires: Expiry::from_unix_ms(expires),
-                    to: request.client.clone(),
-                    future: request.future.clone(),
-                    protocols: Some(self.protocols.clone()),
-                    pk,
-                }),
-            );
-            self.offers
-                .insert(request.future.clone(), Offered { request, expires });
+        while self.free_slots() > 0 {
+            let session = self
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.open && !s.queue.is_empty())
+                .min_by_key(|(id, s)| (self.served(&s.client), **id))
+                .map(|(id, s)| (*id, self.served(&s.client)));
+            let request = self.pick_request(now);
+            match (session, request) {
+                (Some((id, s_served)), Some((_, r_served))) if s_served <= r_served => {
+                    self.start_queued(now, id)
+                }
+                (Some((id, _)), None) => self.start_queued(now, id),
+                (_, Some((at, _))) => self.offer(now, at),
+                (None, None) => return,
+            }
         }
     }
 
-    fn on_accept(&mut self, client: &PeerId, future: &FutureId, via: &TransferUri) {
-        let Some(offered) = self.offers.get(future) else {
+    /// The open request to offer on next, and how long ago its client was served: one of
+    /// the client served longest ago, chosen at random among that client's requests. Every
+    /// idle worker sees the same requests at once; were they all to pick the first, they
+    /// would all offer on it and only one would win, request after request.
+    fn pick_request(&mut self, now: Millis) -> Option<(usize, u64)> {
+        let eligible: Vec<(usize, u64)> = self
+            .requests
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.due <= now
+                    && r.covered_until <= now
+                    && r.expires > now
+                    && !self.has_session_with(&r.client)
+            })
+            .map(|(at, r)| (at, self.served(&r.client)))
+            .collect();
+        let longest_ago = eligible.iter().map(|(_, served)| *served).min()?;
+        let candidates: Vec<usize> = eligible
+            .iter()
+            .filter(|(_, served)| *served == longest_ago)
+            .map(|(at, _)| *at)
+            .collect();
+        let pick = (self.rng.next_u64() % candidates.len() as u64) as usize;
+        Some((*candidates.get(pick)?, longest_ago))
+    }
+
+    fn start_queued(&mut self, now: Millis, session: SessionId) {
+        let Some(state) = self.sessions.get_mut(&session) else {
             return;
         };
-        if offered.request.client != *client {
+        let Some(future) = state.queue.pop_front() else {
+            return;
+        };
+        let task = TaskRef {
+            client: state.client.clone(),
+            future,
+        };
+        self.start(now, task, Some(session));
+    }
+
+    /// `task` takes a slot and runs.
+    fn start(&mut self, now: Millis, task: TaskRef, session: Option<SessionId>) {
+        let deadline = self.config.time_limit.map(|limit| now + limit);
+        if let Some(at) = deadline {
+            self.deadlines.insert((at, task.clone()));
+        }
+        self.tasks
+            .insert(task.clone(), Held::Running { session, deadline });
+        self.busy += 1;
+        self.mark_served(&task.client);
+        if let Some(id) = session
+            && self.sessions.get(&id).is_some_and(|s| s.reports_starts)
+        {
+            self.actions.push_back(WorkerAction::Send {
+                session: id,
+                frame: Frame::Started(Started {
+                    future: task.future.clone(),
+                }),
+            });
+        }
+        self.actions
+            .push_back(WorkerAction::Start { task, session });
+    }
+
+    fn offer(&mut self, now: Millis, at: usize) {
+        let Some(request) = self.requests.remove(at) else {
+            return;
+        };
+        let expires = now + self.config.offer_ttl;
+        // The key only matters to a client that can seal to it.
+        let pk = self
+            .config
+            .secret
+            .as_ref()
+            .filter(|_| request.protocols.supports(protocols::SEALED))
+            .map(WorkerSecret::public);
+        self.post(
+            now,
+            Message::Offer(Offer {
+                from: self.config.me.clone(),
+                expires: Expiry::from_unix_ms(expires),
+                to: request.client.clone(),
+                future: request.future.clone(),
+                protocols: Some(self.protocols.clone()),
+                pk,
+            }),
+        );
+        self.mark_served(&request.client);
+        self.offers.insert(
+            request.task(),
+            Offered {
+                request,
+                expires,
+                hold_until: now + OFFER_HOLD.min(self.config.offer_ttl),
+                holding: true,
+            },
+        );
+    }
+
+    fn on_accept(&mut self, now: Millis, client: &PeerId, future: &FutureId, via: &TransferUri) {
+        let task = TaskRef {
+            client: client.clone(),
+            future: future.clone(),
+        };
+        let Some(offered) = self.offers.get(&task) else {
+            return;
+        };
+        if offered.expires <= now {
             return;
         }
         let code = match via {
@@ -393,61 +772,283 @@ impl WorkerCore {
                 }
             }
         };
-        let Some(offered) = self.offers.remove(future) else {
+        let Some(offered) = self.offers.remove(&task) else {
             return;
         };
+        // The offer's slot was given back after its hold: take one if any is free.
+        if !offered.holding && self.free_slots() == 0 {
+            self.decline(now, &task, DeclineReason::Busy);
+            return;
+        }
         let session =
             self.config.sessions && offered.request.protocols.supports(protocols::SESSION);
-        self.running.insert(future.clone(), client.clone());
-        self.actions.push_back(WorkerAction::Run(Assignment {
-            client: client.clone(),
-            future: future.clone(),
+        let route = if session {
+            let id = SessionId(self.next_session);
+            self.next_session += 1;
+            self.sessions.insert(
+                id,
+                SessionState {
+                    client: client.clone(),
+                    reserved: true,
+                    open: false,
+                    reports_starts: false,
+                    queue: VecDeque::new(),
+                },
+            );
+            Route::Session(id)
+        } else {
+            self.tasks.insert(task.clone(), Held::Receiving);
+            self.busy += 1;
+            Route::Files
+        };
+        self.actions.push_back(WorkerAction::Open(Assignment {
+            client: task.client,
+            future: task.future,
             code,
-            mode: if session {
-                TransferMode::Session
-            } else {
-                TransferMode::Files
-            },
+            route,
         }));
     }
 
-    /// A task arrived over a warm session, outside the board: it takes a slot.
-    pub fn session_task_started(&mut self, client: &PeerId, future: &FutureId) {
-        self.running.insert(future.clone(), client.clone());
+    /// Files route: the payload of `task` arrived; it runs now (in the slot it held).
+    /// `false`: the task is over already (withdrawn meanwhile); drop the payload.
+    pub fn payload_received(&mut self, now: Millis, task: &TaskRef) -> bool {
+        self.now = self.now.max(now);
+        if self.tasks.get(task) != Some(&Held::Receiving) {
+            return false;
+        }
+        self.busy -= 1;
+        self.start(now, task.clone(), None);
+        true
     }
 
-    /// A task ended (result sent, failed, or interrupted): its slot is free.
-    pub fn task_finished(&mut self, now: Millis, future: &FutureId) {
-        self.running.remove(future);
+    /// Files route: receiving the payload of `task` failed; the client hears why.
+    pub fn transfer_failed(&mut self, now: Millis, task: &TaskRef, reason: DeclineReason) {
+        self.now = self.now.max(now);
+        if self.tasks.get(task) == Some(&Held::Receiving) {
+            self.tasks.remove(task);
+            self.busy -= 1;
+            self.decline(now, task, reason);
+            self.after_end(now);
+        }
+    }
+
+    /// The session's hellos were exchanged; `reports_starts` when both sides list
+    /// [`protocols::SLOTS`] (the client then reads Started frames).
+    pub fn session_opened(&mut self, now: Millis, session: SessionId, reports_starts: bool) {
+        self.now = self.now.max(now);
+        if let Some(state) = self.sessions.get_mut(&session) {
+            state.open = true;
+            state.reports_starts = reports_starts;
+        }
+        self.fill(now);
+    }
+
+    /// A task arrived on the session. `false`: the session is unknown or already holds that
+    /// task; drop the payload.
+    pub fn session_task(&mut self, now: Millis, session: SessionId, future: FutureId) -> bool {
+        self.now = self.now.max(now);
+        let over = self.is_over(now);
+        let Some(state) = self.sessions.get_mut(&session) else {
+            return false;
+        };
+        let task = TaskRef {
+            client: state.client.clone(),
+            future,
+        };
+        if self.tasks.contains_key(&task) || !state.open {
+            return false;
+        }
+        if state.reserved && !over {
+            // The slot kept since the accept is this task's.
+            state.reserved = false;
+            self.start(now, task, Some(session));
+        } else {
+            state.queue.push_back(task.future.clone());
+            self.tasks.insert(task, Held::Queued(session));
+            self.fill(now);
+        }
+        true
+    }
+
+    /// The client cancelled a task on the session: a waiting one is dropped (the client has
+    /// finished it already), a running one is stopped and answered as cancelled.
+    pub fn session_cancel(&mut self, now: Millis, session: SessionId, future: FutureId) {
+        self.now = self.now.max(now);
+        let Some(client) = self.sessions.get(&session).map(|s| s.client.clone()) else {
+            return;
+        };
+        let task = TaskRef { client, future };
+        self.stop_task(now, &task, "cancelled by the client");
+        self.fill(now);
+    }
+
+    /// The session ended (the client closed it, or it broke): its waiting tasks are
+    /// dropped, its running ones stopped; their slots are free.
+    pub fn session_closed(&mut self, now: Millis, session: SessionId) {
+        self.now = self.now.max(now);
+        let Some(state) = self.sessions.remove(&session) else {
+            return;
+        };
+        for future in state.queue {
+            let task = TaskRef {
+                client: state.client.clone(),
+                future,
+            };
+            self.tasks.remove(&task);
+            self.actions.push_back(WorkerAction::Interrupt { task });
+        }
+        let running: Vec<TaskRef> = self
+            .tasks
+            .iter()
+            .filter(
+                |(_, held)| matches!(held, Held::Running { session: Some(s), .. } if *s == session),
+            )
+            .map(|(task, _)| task.clone())
+            .collect();
+        for task in running {
+            self.end(&task);
+            self.actions.push_back(WorkerAction::Interrupt { task });
+        }
+        self.after_end(now);
+    }
+
+    /// The run of `task` ended with a value (`Ok`) or an error: where its outcome goes.
+    /// Files-route errors are told to the client here, with a `decline` line.
+    pub fn task_ended(
+        &mut self,
+        now: Millis,
+        task: &TaskRef,
+        outcome: Result<(), &RemoteError>,
+    ) -> Delivery {
+        self.now = self.now.max(now);
+        let Some(Held::Running { session, .. }) = self.tasks.get(task).copied() else {
+            return Delivery::Drop;
+        };
+        self.end(task);
+        let delivery = match (session, outcome) {
+            (Some(id), _) if self.sessions.contains_key(&id) => Delivery::Session(id),
+            (Some(_), _) => Delivery::Drop,
+            (None, Ok(())) => Delivery::Files,
+            (None, Err(error)) => {
+                self.decline(now, task, decline_reason(error.kind));
+                Delivery::Drop
+            }
+        };
+        self.after_end(now);
+        delivery
+    }
+
+    /// Files route: the result of `task` could not be sent; the client hears it.
+    pub fn delivery_failed(&mut self, now: Millis, task: &TaskRef) {
+        self.now = self.now.max(now);
+        self.decline(now, task, DeclineReason::Failed);
+    }
+
+    /// Takes `task` out of its slot (or queue) and its timer.
+    fn end(&mut self, task: &TaskRef) {
+        match self.tasks.remove(task) {
+            Some(Held::Running { deadline, .. }) => {
+                self.busy -= 1;
+                if let Some(at) = deadline {
+                    self.deadlines.remove(&(at, task.clone()));
+                }
+            }
+            Some(Held::Receiving) => self.busy -= 1,
+            Some(Held::Queued(session)) => {
+                if let Some(state) = self.sessions.get_mut(&session) {
+                    state.queue.retain(|f| *f != task.future);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Stops a task the client gave up, wherever it is; a running session task is answered
+    /// as cancelled.
+    fn stop_task(&mut self, now: Millis, task: &TaskRef, why: &str) {
+        let Some(held) = self.tasks.get(task).copied() else {
+            return;
+        };
+        self.end(task);
+        self.actions
+            .push_back(WorkerAction::Interrupt { task: task.clone() });
+        if let Held::Running {
+            session: Some(id), ..
+        } = held
+        {
+            self.send_error(id, task, RemoteErrorKind::Cancelled, why.to_owned());
+        }
+        self.after_end(now);
+    }
+
+    /// `task` ran past the time limit: stopped, and its client told so.
+    fn time_out(&mut self, now: Millis, task: &TaskRef) {
+        let Some(Held::Running { session, .. }) = self.tasks.get(task).copied() else {
+            // A stale timer: nothing runs under it.
+            self.deadlines.retain(|(_, t)| t != task);
+            return;
+        };
+        self.end(task);
+        self.actions
+            .push_back(WorkerAction::Interrupt { task: task.clone() });
+        let limit = self.config.time_limit.unwrap_or_default();
+        let message = format!(
+            "the task ran past this worker's time limit of {:.3} s",
+            limit as f64 / 1000.0
+        );
+        match session {
+            Some(id) if self.sessions.contains_key(&id) => {
+                self.send_error(id, task, RemoteErrorKind::TimeLimit, message);
+            }
+            Some(_) => {}
+            None => self.decline(now, task, DeclineReason::TimeLimit),
+        }
+        self.after_end(now);
+    }
+
+    fn send_error(
+        &mut self,
+        session: SessionId,
+        task: &TaskRef,
+        kind: RemoteErrorKind,
+        message: String,
+    ) {
+        self.actions.push_back(WorkerAction::Send {
+            session,
+            frame: Frame::Result(TaskResult {
+                future: task.future.clone(),
+                outcome: p2p_proto::frame::Outcome::Error(RemoteError { kind, message }),
+            }),
+        });
+    }
+
+    /// A slot came free: stop if the duration is over, else give it away.
+    fn after_end(&mut self, now: Millis) {
         if self.is_over(now) {
             self.stop_if_idle();
         } else {
-            self.offer(now);
+            self.fill(now);
         }
-    }
-
-    /// A task this worker took could not produce a result: tell its client why with a
-    /// `decline` line (so it retries elsewhere instead of waiting) and free the slot.
-    pub fn task_failed(&mut self, now: Millis, future: &FutureId, reason: DeclineReason) {
-        if let Some(client) = self.running.get(future).cloned() {
-            self.post(
-                now,
-                Message::Decline(Decline {
-                    from: self.config.me.clone(),
-                    to: client,
-                    future: future.clone(),
-                    reason,
-                }),
-            );
-        }
-        self.task_finished(now, future);
     }
 
     fn stop_if_idle(&mut self) {
-        if self.running.is_empty() && !self.stopped {
+        if self.busy == 0 && !self.stopped {
             self.stopped = true;
             self.actions.push_back(WorkerAction::Stop);
         }
+    }
+}
+
+/// How a failure of the files route is said on the board.
+fn decline_reason(kind: RemoteErrorKind) -> DeclineReason {
+    match kind {
+        RemoteErrorKind::TimeLimit => DeclineReason::TimeLimit,
+        RemoteErrorKind::PayloadTooLarge => DeclineReason::TooLarge,
+        RemoteErrorKind::Refused => DeclineReason::NotAllowed,
+        RemoteErrorKind::Cancelled
+        | RemoteErrorKind::Crashed
+        | RemoteErrorKind::Unsupported
+        | RemoteErrorKind::Failed => DeclineReason::Failed,
     }
 }
 

@@ -1,47 +1,56 @@
-//! The tokio driver of the worker: feeds [`WorkerCore`] with board lines and time, and
-//! runs the tasks it accepts on an [`Executor`].
+//! The tokio driver of the worker: feeds [`WorkerCore`] with board lines, time and what
+//! its transfers, sessions and runs report, and carries out the core's actions.
 //!
 //! ```text
-//!   board (LineChannel) <--lines--> driver task --Run--> job task per accepted task
-//!                                        ^                 |  files: receive CODE-f, run,
-//!                                        +----reports------+         send CODE-r
-//!                                                             session: frames until closed
+//!   board (LineChannel) <--lines--> driver loop --Open--> receive job (files) | session task
+//!                                     ^   |                    (frames in: reports;
+//!                                     |   +--Start--> run job   frames out: one writer
+//!                                     |                          per session, in order)
+//!                                     +------- reports: received, ran, delivered,
+//!                                              session up / frame / ended
 //! ```
 //!
-//! The driver never blocks on a task: jobs run in their own tasks, so the board is read
-//! all the time (a stalled reader would stall the whole topic for everyone).
+//! The driver never blocks on a task: transfers, sessions and runs live in their own tokio
+//! tasks, so the board is read all the time (a stalled reader would stall the whole topic
+//! for everyone). Which task runs when, time limits, cancels and slots are the core's
+//! decisions; the driver keeps the bytes (payloads until they run, codes until results
+//! go back) and one cancel token per transfer or run.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
 use p2p_proto::frame::{Frame, Hello, Outcome, Progress, RemoteError, RemoteErrorKind, TaskResult};
-use p2p_proto::id::{FutureId, PeerId};
+use p2p_proto::id::{PeerId, WormholeCode};
 use p2p_proto::line;
 use p2p_proto::message::DeclineReason;
+use p2p_proto::protocols;
 use p2p_transport::clock::{sleep_until, unix_ms};
 use p2p_transport::lines::{LineChannel, post_line};
 use p2p_transport::wormhole::{
-    Session, SessionConfig, SessionRole, TransferError, TransferOptions, WormholeConfig,
-    receive_bytes, send_bytes,
+    Session, SessionConfig, SessionRole, SessionSender, TransferError, TransferOptions,
+    WormholeConfig, receive_bytes, send_bytes,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::core::{Assignment, TransferMode, WorkerAction, WorkerConfig, WorkerCore};
+use crate::core::{
+    Assignment, Delivery, Route, SessionId, TaskRef, WorkerAction, WorkerConfig, WorkerCore,
+};
 use crate::executor::{Executor, Job};
 
 /// Everything the worker needs besides the board and the executor.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    /// The board state machine.
+    /// The board state machine (slots, time limit, sessions, ...).
     pub core: WorkerConfig,
     /// The mailbox and relays payloads go through.
     pub wormhole: WormholeConfig,
     /// Bound on receiving a payload or sending a result, rendezvous included.
     pub transfer_timeout: Duration,
-    /// Longest a task may run; `None` for no limit.
-    pub time_limit: Option<Duration>,
     /// Warm sessions: timeouts, heartbeats, frame size.
     pub session: SessionConfig,
 }
@@ -53,7 +62,6 @@ impl WorkerOptions {
             core,
             wormhole,
             transfer_timeout: Duration::from_secs(600),
-            time_limit: None,
             session: SessionConfig::default(),
         }
     }
@@ -64,11 +72,25 @@ pub fn fresh_secret() -> p2p_proto::seal::WorkerSecret {
     p2p_proto::seal::WorkerSecret::generate(&mut rand_core::OsRng)
 }
 
+/// The two ends of a session the driver writes to: frames go out in order through one
+/// writer task; the token closes the session.
+struct SessionLink {
+    client: PeerId,
+    outbound: mpsc::UnboundedSender<Frame>,
+    close: CancellationToken,
+}
+
 enum Report {
-    /// A task arrived on a session and now takes a slot.
-    SessionTask(PeerId, FutureId),
-    /// A task ended: delivered, or why not (told to its client with a `decline` line).
-    TaskEnded(FutureId, Result<(), DeclineReason>),
+    /// Files route: the payload arrived, or why not.
+    Received(TaskRef, Result<Bytes, DeclineReason>),
+    /// A run ended.
+    Ran(TaskRef, Result<Bytes, RemoteError>),
+    /// Files route: the result went out (`true`) or could not be sent.
+    Delivered(TaskRef, bool),
+    /// The session's hellos were exchanged; it reports starts when both sides can.
+    SessionUp(SessionId, SessionLink, bool),
+    SessionFrame(SessionId, Frame),
+    SessionEnded(SessionId),
 }
 
 /// Why a worker stopped.
@@ -101,13 +123,19 @@ impl Worker {
         let (stopped_tx, stopped) = watch::channel(None);
         let shutdown = CancellationToken::new();
         let (reports_tx, reports) = mpsc::unbounded_channel();
+        let mut config = options.core.clone();
+        config.seed = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
         let driver = Driver {
-            core: WorkerCore::new(options.core.clone(), unix_ms()),
+            core: WorkerCore::new(config, unix_ms()),
             options,
-            executor: std::sync::Arc::new(executor),
+            executor: Arc::new(executor),
             board_out: board.outgoing,
             jobs: HashMap::new(),
+            payloads: HashMap::new(),
+            codes: HashMap::new(),
+            sessions: HashMap::new(),
             reports: reports_tx,
+            all_jobs: shutdown.child_token(),
         };
         tokio::spawn(driver.run(board.incoming, reports, shutdown.clone(), stopped_tx));
         Worker { stopped, shutdown }
@@ -134,11 +162,18 @@ impl Worker {
 struct Driver<E> {
     core: WorkerCore,
     options: WorkerOptions,
-    executor: std::sync::Arc<E>,
+    executor: Arc<E>,
     board_out: mpsc::Sender<String>,
-    /// Cancels the job running a board-accepted task.
-    jobs: HashMap<FutureId, CancellationToken>,
+    /// Cancels the receive or the run of a task.
+    jobs: HashMap<TaskRef, CancellationToken>,
+    /// Payloads waiting for the core to start them.
+    payloads: HashMap<TaskRef, Bytes>,
+    /// Files route: the code each accepted task's result goes back under.
+    codes: HashMap<TaskRef, WormholeCode>,
+    sessions: HashMap<SessionId, SessionLink>,
     reports: mpsc::UnboundedSender<Report>,
+    /// Parent of every job's token: cancelled when the worker stops.
+    all_jobs: CancellationToken,
 }
 
 impl<E: Executor> Driver<E> {
@@ -163,24 +198,15 @@ impl<E: Executor> Driver<E> {
                     },
                     None => break StopReason::BoardClosed,
                 },
-                Some(report) = reports.recv() => match report {
-                    Report::SessionTask(client, future) => self.core.session_task_started(&client, &future),
-                    Report::TaskEnded(future, Ok(())) => {
-                        self.jobs.remove(&future);
-                        self.core.task_finished(unix_ms(), &future);
-                    }
-                    Report::TaskEnded(future, Err(reason)) => {
-                        self.jobs.remove(&future);
-                        self.core.task_failed(unix_ms(), &future, reason);
-                    }
-                },
+                Some(report) = reports.recv() => self.report(report),
                 () = tokio::time::sleep(sleep) => self.core.handle_timeout(unix_ms()),
                 () = shutdown.cancelled() => break StopReason::ShutDown,
             }
         };
         tracing::info!(%reason, "worker stopped");
-        for (_, cancel) in self.jobs.drain() {
-            cancel.cancel();
+        self.all_jobs.cancel();
+        for (_, link) in self.sessions.drain() {
+            link.close.cancel();
         }
         let _ = stopped.send(Some(reason));
     }
@@ -194,11 +220,15 @@ impl<E: Executor> Driver<E> {
                         return Some(StopReason::BoardClosed);
                     }
                 }
-                WorkerAction::Run(assignment) => self.run_job(assignment),
-                WorkerAction::Interrupt { future, .. } => {
-                    if let Some(cancel) = self.jobs.get(&future) {
+                WorkerAction::Open(assignment) => self.open(assignment),
+                WorkerAction::Start { task, session } => self.start(task, session),
+                WorkerAction::Send { session, frame } => self.send(session, frame),
+                WorkerAction::Interrupt { task } => {
+                    if let Some(cancel) = self.jobs.remove(&task) {
                         cancel.cancel();
                     }
+                    self.payloads.remove(&task);
+                    self.codes.remove(&task);
                 }
                 WorkerAction::Stop => return Some(StopReason::DurationOver),
             }
@@ -206,249 +236,383 @@ impl<E: Executor> Driver<E> {
         None
     }
 
-    fn run_job(&mut self, assignment: Assignment) {
-        let cancel = CancellationToken::new();
-        self.jobs.insert(assignment.future.clone(), cancel.clone());
-        let job = JobContext {
-            executor: std::sync::Arc::clone(&self.executor),
-            options: self.options.clone(),
-            reports: self.reports.clone(),
-            cancel,
-        };
-        tokio::spawn(async move {
-            use futures::FutureExt;
-            let future = assignment.future.clone();
-            let run = async {
-                match assignment.mode {
-                    TransferMode::Files => job.files(assignment).await,
-                    // A session reports its outcomes in frames; the board hears only
-                    // that it broke.
-                    TransferMode::Session => match job.session(assignment).await {
-                        true => Ok(()),
-                        false => Err(DeclineReason::Failed),
-                    },
+    fn report(&mut self, report: Report) {
+        let now = unix_ms();
+        match report {
+            Report::Received(task, Ok(payload)) => {
+                self.jobs.remove(&task);
+                self.payloads.insert(task.clone(), payload);
+                if !self.core.payload_received(now, &task) {
+                    self.payloads.remove(&task);
                 }
-            };
-            // A panicking executor must not leak the slot: the task just failed.
-            let outcome = std::panic::AssertUnwindSafe(run)
-                .catch_unwind()
-                .await
-                .unwrap_or(Err(DeclineReason::Failed));
-            let _ = job.reports.send(Report::TaskEnded(future, outcome));
-        });
+            }
+            Report::Received(task, Err(reason)) => {
+                self.jobs.remove(&task);
+                self.codes.remove(&task);
+                self.core.transfer_failed(now, &task, reason);
+            }
+            Report::Ran(task, outcome) => {
+                self.jobs.remove(&task);
+                let code = self.codes.remove(&task);
+                match self
+                    .core
+                    .task_ended(now, &task, outcome.as_ref().map(|_| ()))
+                {
+                    Delivery::Session(session) => {
+                        let outcome = match outcome {
+                            Ok(value) => Outcome::Value(value),
+                            Err(error) => Outcome::Error(error),
+                        };
+                        let frame = Frame::Result(TaskResult {
+                            future: task.future,
+                            outcome,
+                        });
+                        self.send(session, frame);
+                    }
+                    Delivery::Files => {
+                        if let (Some(code), Ok(value)) = (code, outcome) {
+                            self.deliver(task, code, value);
+                        }
+                    }
+                    Delivery::Drop => {}
+                }
+            }
+            Report::Delivered(task, delivered) => {
+                if !delivered {
+                    self.core.delivery_failed(now, &task);
+                }
+            }
+            Report::SessionUp(session, link, reports_starts) => {
+                self.sessions.insert(session, link);
+                self.core.session_opened(now, session, reports_starts);
+            }
+            Report::SessionFrame(session, frame) => match frame {
+                Frame::Task(task) => {
+                    let Some(client) = self.sessions.get(&session).map(|l| l.client.clone()) else {
+                        return;
+                    };
+                    let key = TaskRef {
+                        client,
+                        future: task.future.clone(),
+                    };
+                    // Kept before the core decides, so that a Start in the same step finds it.
+                    let earlier = self.payloads.insert(key.clone(), task.payload);
+                    if !self.core.session_task(now, session, task.future) {
+                        match earlier {
+                            Some(payload) => self.payloads.insert(key, payload),
+                            None => self.payloads.remove(&key),
+                        };
+                    }
+                }
+                Frame::Cancel(cancel) => self.core.session_cancel(now, session, cancel.future),
+                // Heartbeats are consumed by the session; anything else from a client is a
+                // protocol slip the client's side notices on its own.
+                Frame::Hello(_)
+                | Frame::Result(_)
+                | Frame::Heartbeat(_)
+                | Frame::Progress(_)
+                | Frame::Started(_) => {}
+            },
+            Report::SessionEnded(session) => {
+                if let Some(link) = self.sessions.remove(&session) {
+                    link.close.cancel();
+                }
+                self.core.session_closed(now, session);
+            }
+        }
     }
-}
 
-struct JobContext<E> {
-    executor: std::sync::Arc<E>,
-    options: WorkerOptions,
-    reports: mpsc::UnboundedSender<Report>,
-    cancel: CancellationToken,
-}
+    fn send(&mut self, session: SessionId, frame: Frame) {
+        // A session that is gone has been (or is being) reported ended to the core.
+        if let Some(link) = self.sessions.get(&session) {
+            let _ = link.outbound.send(frame);
+        }
+    }
 
-impl<E: Executor> JobContext<E> {
-    fn transfer_options(&self) -> TransferOptions {
+    fn transfer_options(&self, cancel: CancellationToken) -> TransferOptions {
         TransferOptions {
             timeout: self.options.transfer_timeout,
             max_size: self.options.core.max_payload,
-            cancel: self.cancel.clone(),
+            cancel,
             progress: None,
         }
     }
 
-    /// Runs one payload with the time limit; progress goes to `progress`.
-    async fn execute(
-        &self,
-        client: &PeerId,
-        future: &FutureId,
-        payload: Bytes,
-        progress: mpsc::UnboundedSender<Bytes>,
-    ) -> Result<Bytes, RemoteError> {
-        if payload.len() as u64 > self.options.core.max_payload {
-            return Err(RemoteError {
-                kind: RemoteErrorKind::PayloadTooLarge,
-                message: format!(
-                    "payload of {} bytes exceeds this worker's limit of {} bytes",
-                    payload.len(),
-                    self.options.core.max_payload
-                ),
-            });
-        }
-        let job = Job {
-            future: future.clone(),
-            client: client.clone(),
-            payload,
-        };
-        let run = self.executor.execute(job, progress);
-        match self.options.time_limit {
-            Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
-                Err(RemoteError {
-                    kind: RemoteErrorKind::TimeLimit,
-                    message: format!("the task ran past this worker's time limit of {limit:?}"),
-                })
-            }),
-            None => run.await,
+    fn open(&mut self, assignment: Assignment) {
+        let Assignment {
+            client,
+            future,
+            code,
+            route,
+        } = assignment;
+        let reports = self.reports.clone();
+        let wormhole = self.options.wormhole.clone();
+        match route {
+            Route::Files => {
+                let task = TaskRef { client, future };
+                let cancel = self.all_jobs.child_token();
+                self.jobs.insert(task.clone(), cancel.clone());
+                self.codes.insert(task.clone(), code.clone());
+                let options = self.transfer_options(cancel);
+                tokio::spawn(async move {
+                    let received = receive_bytes(&wormhole, &code.future_code(), &options)
+                        .await
+                        .map(|received| received.data)
+                        .map_err(|err| {
+                            tracing::warn!(future = %task.future, %err, "receiving the task failed");
+                            match err {
+                                TransferError::TooLarge { .. } => DeclineReason::TooLarge,
+                                _ => DeclineReason::Failed,
+                            }
+                        });
+                    let _ = reports.send(Report::Received(task, received));
+                });
+            }
+            Route::Session(session) => {
+                let serve = ServeSession {
+                    wormhole,
+                    code,
+                    config: self.options.session.clone(),
+                    hello: Hello::new(self.options.core.me.clone(), self.options.core.protocols()),
+                    session,
+                    client,
+                    close: self.all_jobs.child_token(),
+                    reports,
+                };
+                tokio::spawn(serve.run());
+            }
         }
     }
 
-    /// future.p2p's way: payload under `CODE-f`, result under `CODE-r`.
-    async fn files(&self, assignment: Assignment) -> Result<(), DeclineReason> {
-        let code = &assignment.code;
-        let options = self.transfer_options();
-        let payload =
-            match receive_bytes(&self.options.wormhole, &code.future_code(), &options).await {
-                Ok(received) => received.data,
-                Err(err) => {
-                    tracing::warn!(future = %assignment.future, %err, "receiving the task failed");
-                    return Err(match err {
-                        TransferError::TooLarge { .. } => DeclineReason::TooLarge,
-                        _ => DeclineReason::Failed,
-                    });
+    /// Runs a task's payload on the executor; its progress goes out on its session.
+    fn start(&mut self, task: TaskRef, session: Option<SessionId>) {
+        let payload = self.payloads.remove(&task);
+        let cancel = self.all_jobs.child_token();
+        let progress_out = session
+            .and_then(|id| self.sessions.get(&id))
+            .map(|link| link.outbound.clone());
+        let executor = Arc::clone(&self.executor);
+        let max_payload = self.options.core.max_payload;
+        let job = task.clone();
+        let token = cancel.clone();
+        let mut run = Box::pin(async move {
+            match payload {
+                Some(payload) => {
+                    run_job(
+                        executor.as_ref(),
+                        &job,
+                        payload,
+                        max_payload,
+                        progress_out,
+                        token,
+                    )
+                    .await
                 }
-            };
-        // future.p2p has no channel for progress: updates are dropped.
-        let (progress, _) = mpsc::unbounded_channel();
-        let result = tokio::select! {
-            result = self.execute(&assignment.client, &assignment.future, payload, progress) => result,
-            () = self.cancel.cancelled() => return Err(DeclineReason::Failed),
-        };
-        let result = match result {
-            Ok(result) => result,
-            Err(err) => {
-                tracing::warn!(future = %assignment.future, %err, "task failed");
-                // future.p2p has no error channel: the reason goes on the board.
-                return Err(match err.kind {
-                    RemoteErrorKind::TimeLimit => DeclineReason::TimeLimit,
-                    RemoteErrorKind::PayloadTooLarge => DeclineReason::TooLarge,
-                    _ => DeclineReason::Failed,
+                None => Err(RemoteError {
+                    kind: RemoteErrorKind::Failed,
+                    message: "the worker lost the task's payload".into(),
+                }),
+            }
+        });
+        // A run that is over at once (a trivial executor, a payload refused) is reported
+        // here, without a trip through a task of its own. Otherwise it goes on in one,
+        // which polls it again with its own waker.
+        let mut context = Context::from_waker(Waker::noop());
+        if let Poll::Ready(outcome) = run.as_mut().poll(&mut context) {
+            self.report(Report::Ran(task, outcome));
+            return;
+        }
+        self.jobs.insert(task.clone(), cancel);
+        let reports = self.reports.clone();
+        tokio::spawn(async move {
+            let outcome = run.await;
+            // An interrupted run's end is ignored by the core; it is still reported so
+            // that nothing waits on it.
+            let _ = reports.send(Report::Ran(task, outcome));
+        });
+    }
+
+    /// Files route: sends the result under `CODE-r`.
+    fn deliver(&mut self, task: TaskRef, code: WormholeCode, result: Bytes) {
+        let wormhole = self.options.wormhole.clone();
+        let options = self.transfer_options(self.all_jobs.child_token());
+        let reports = self.reports.clone();
+        tokio::spawn(async move {
+            let name = format!("{}-FutureResult.rds", task.future);
+            let sent = send_bytes(&wormhole, &code.result_code(), &name, result, &options).await;
+            if let Err(err) = &sent {
+                tracing::warn!(future = %task.future, %err, "sending the result failed");
+            }
+            let _ = reports.send(Report::Delivered(task, sent.is_ok()));
+        });
+    }
+}
+
+/// Runs one payload until it ends or `cancel` fires, relaying progress to `progress_out`;
+/// a panicking executor is a crash of this task, not of the worker.
+async fn run_job<E: Executor>(
+    executor: &E,
+    task: &TaskRef,
+    payload: Bytes,
+    max_payload: u64,
+    progress_out: Option<mpsc::UnboundedSender<Frame>>,
+    cancel: CancellationToken,
+) -> Result<Bytes, RemoteError> {
+    use futures::FutureExt;
+    if payload.len() as u64 > max_payload {
+        return Err(RemoteError {
+            kind: RemoteErrorKind::PayloadTooLarge,
+            message: format!(
+                "payload of {} bytes exceeds this worker's limit of {max_payload} bytes",
+                payload.len(),
+            ),
+        });
+    }
+    let job = Job {
+        future: task.future.clone(),
+        client: task.client.clone(),
+        payload,
+    };
+    let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+    let run = std::panic::AssertUnwindSafe(executor.execute(job, progress_tx)).catch_unwind();
+    tokio::pin!(run);
+    let relay = |payload: Bytes| {
+        if let Some(out) = &progress_out {
+            let _ = out.send(Frame::Progress(Progress {
+                future: task.future.clone(),
+                payload,
+            }));
+        }
+    };
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut run => break outcome,
+            Some(update) = progress_rx.recv() => relay(update),
+            () = cancel.cancelled() => {
+                return Err(RemoteError {
+                    kind: RemoteErrorKind::Cancelled,
+                    message: "stopped by the worker".into(),
                 });
             }
-        };
-        let name = format!("{}-FutureResult.rds", assignment.future);
-        match send_bytes(
-            &self.options.wormhole,
-            &code.result_code(),
-            &name,
-            result,
-            &options,
+        }
+    };
+    // Updates sent just before the end go out before the result.
+    while let Ok(update) = progress_rx.try_recv() {
+        relay(update);
+    }
+    outcome.unwrap_or_else(|_| {
+        Err(RemoteError {
+            kind: RemoteErrorKind::Crashed,
+            message: "the executor panicked while running the task".into(),
+        })
+    })
+}
+
+/// One session, follower side: connect, exchange hellos, then report every frame until
+/// the session ends or the worker closes it.
+struct ServeSession {
+    wormhole: WormholeConfig,
+    code: WormholeCode,
+    config: SessionConfig,
+    hello: Hello,
+    session: SessionId,
+    client: PeerId,
+    close: CancellationToken,
+    reports: mpsc::UnboundedSender<Report>,
+}
+
+impl ServeSession {
+    async fn run(self) {
+        let id = self.session;
+        let reports = self.reports.clone();
+        if let Err(err) = self.serve().await {
+            tracing::debug!(session = id.0, %err, "session ended");
+        }
+        let _ = reports.send(Report::SessionEnded(id));
+    }
+
+    async fn serve(self) -> Result<(), String> {
+        let mut session = Session::connect(
+            &self.wormhole,
+            &self.code,
+            SessionRole::Follower,
+            &self.config,
+            self.close.clone(),
         )
         .await
+        .map_err(|err| format!("opening the session: {err}"))?;
+        let theirs = match session.recv().await {
+            Ok(Frame::Hello(theirs)) => theirs,
+            Ok(other) => {
+                return Err(format!(
+                    "expected a hello, got a {} frame",
+                    other.kind_name()
+                ));
+            }
+            Err(err) => return Err(err.to_string()),
+        };
+        self.hello
+            .negotiate(&theirs)
+            .map_err(|err| err.to_string())?;
+        session
+            .send(&Frame::Hello(self.hello.clone()))
+            .await
+            .map_err(|err| err.to_string())?;
+        let reports_starts = theirs.protocols.supports(protocols::SLOTS)
+            && self.hello.protocols.supports(protocols::SLOTS);
+        let (outbound, frames) = mpsc::unbounded_channel();
+        tokio::spawn(write_frames(session.sender(), frames));
+        let link = SessionLink {
+            client: self.client,
+            outbound,
+            close: self.close.clone(),
+        };
+        if self
+            .reports
+            .send(Report::SessionUp(self.session, link, reports_starts))
+            .is_err()
         {
-            Ok(()) => Ok(()),
-            Err(err) => {
-                tracing::warn!(future = %assignment.future, %err, "sending the result failed");
-                Err(DeclineReason::Failed)
+            return Ok(());
+        }
+        loop {
+            tokio::select! {
+                frame = session.recv() => match frame {
+                    Ok(frame) => {
+                        if self.reports.send(Report::SessionFrame(self.session, frame)).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    // The client closed the session (idle too long, or done) or it died.
+                    Err(err) => return Err(err.to_string()),
+                },
+                () = self.close.cancelled() => {
+                    session.close().await;
+                    return Ok(());
+                }
             }
         }
     }
+}
 
-    /// A warm session: tasks and results as frames until the client closes it.
-    async fn session(&self, assignment: Assignment) -> bool {
-        let session = Session::connect(
-            &self.options.wormhole,
-            &assignment.code,
-            SessionRole::Follower,
-            &self.options.session,
-            self.cancel.clone(),
-        )
-        .await;
-        let mut session = match session {
-            Ok(session) => session,
-            Err(err) => {
-                tracing::warn!(future = %assignment.future, %err, "opening the session failed");
-                return false;
-            }
-        };
-        let ours = Hello::new(self.options.core.me.clone(), self.options.core.protocols());
-        let hello_ok = match session.recv().await {
-            Ok(Frame::Hello(theirs)) => ours.negotiate(&theirs).is_ok(),
-            _ => false,
-        };
-        if !hello_ok || session.send(&Frame::Hello(ours)).await.is_err() {
-            return false;
-        }
-        // Tasks the client pipelined while another ran; they run in arrival order.
-        let mut pending: VecDeque<p2p_proto::frame::Task> = VecDeque::new();
-        let mut first = true;
-        loop {
-            let task = match pending.pop_front() {
-                Some(task) => task,
-                None => tokio::select! {
-                    frame = session.recv() => match frame {
-                        Ok(Frame::Task(task)) => task,
-                        Ok(_) => continue,
-                        // The client closed the session (queue empty) or it died.
-                        Err(_) => return true,
-                    },
-                    () = self.cancel.cancelled() => return false,
-                },
-            };
-            if first {
-                first = false;
-            } else {
-                let _ = self.reports.send(Report::SessionTask(
-                    assignment.client.clone(),
-                    task.future.clone(),
-                ));
-            }
-            let future = task.future.clone();
-            let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
-            let run = self.execute(&assignment.client, &task.future, task.payload, progress_tx);
-            tokio::pin!(run);
-            let outcome = loop {
-                tokio::select! {
-                    result = &mut run => break match result {
-                        Ok(value) => Outcome::Value(value),
-                        Err(err) => Outcome::Error(err),
-                    },
-                    Some(payload) = progress_rx.recv() => {
-                        let progress = Frame::Progress(Progress { future: future.clone(), payload });
-                        if session.send(&progress).await.is_err() {
-                            return false;
-                        }
-                    }
-                    frame = session.recv() => match frame {
-                        Ok(Frame::Cancel(cancel)) if cancel.future == future => break Outcome::Error(RemoteError {
-                            kind: RemoteErrorKind::Cancelled,
-                            message: "cancelled by the client".into(),
-                        }),
-                        // A cancelled task that has not started is simply dropped: the
-                        // client has already finished it.
-                        Ok(Frame::Cancel(cancel)) => pending.retain(|t| t.future != cancel.future),
-                        Ok(Frame::Task(next)) => pending.push_back(next),
-                        Ok(_) => {}
-                        Err(_) => return false,
-                    },
-                    () = self.cancel.cancelled() => return false,
-                }
-            };
-            // What the job sent before its result goes out before it: the select above
-            // may have taken the result while conditions (progress) were still queued.
-            while let Ok(payload) = progress_rx.try_recv() {
-                let progress = Frame::Progress(Progress {
-                    future: future.clone(),
-                    payload,
-                });
-                if session.send(&progress).await.is_err() {
-                    return false;
-                }
-            }
-            let result = Frame::Result(TaskResult {
-                future: future.clone(),
-                outcome,
-            });
-            let sent = session.send(&result).await.is_ok();
-            if future != assignment.future {
-                let outcome = if sent {
-                    Ok(())
-                } else {
-                    Err(DeclineReason::Failed)
-                };
-                let _ = self.reports.send(Report::TaskEnded(future, outcome));
-            }
-            if !sent {
-                return false;
+/// Sends a session's frames in the order they were queued, several per write when they
+/// pile up (a result and the next start leave together).
+pub(crate) async fn write_frames(
+    sender: SessionSender,
+    mut frames: mpsc::UnboundedReceiver<Frame>,
+) {
+    let mut batch = Vec::new();
+    while let Some(frame) = frames.recv().await {
+        batch.push(frame);
+        while batch.len() < 256 {
+            match frames.try_recv() {
+                Ok(frame) => batch.push(frame),
+                Err(_) => break,
             }
         }
+        if sender.send_all(&batch).await.is_err() {
+            // The session failed; its reader reports the end.
+            return;
+        }
+        batch.clear();
     }
 }

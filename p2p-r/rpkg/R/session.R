@@ -54,6 +54,8 @@ bridge_start <- function(cluster, host, ssh_args) {
            FUTURE_P2P_CONNECT_TIMEOUT = whole_seconds(timeout))
   cluster_timeout <- p2p_option("cluster_timeout", NA_real_)
   if (!is.na(cluster_timeout)) env <- c(env, FUTURE_P2P_CLUSTER_TIMEOUT = whole_seconds(cluster_timeout))
+  time_limit <- p2p_option("time_limit", NA_real_)
+  if (!is.na(time_limit)) env <- c(env, FUTURE_P2P_TIME_LIMIT = as.character(time_limit))
   proc <- with_stealth_rng(processx::process$new(
     bin, args, env = env,
     stdin = "|", stdout = "|", stderr = log, cleanup = TRUE, cleanup_tree = TRUE

@@ -129,6 +129,10 @@ impl BridgeSession {
                 }
                 TaskEvent::Accepted { worker } => (FutureState::Sent, worker.to_string()),
                 TaskEvent::Running { worker } => (FutureState::Running, worker.to_string()),
+                TaskEvent::Requeued { worker } => (
+                    FutureState::Queued,
+                    format!("waited on worker {worker}; queued again for a free one"),
+                ),
                 TaskEvent::Retried { worker, error } => (
                     FutureState::Requeued,
                     format!("worker {worker} was lost ({error}); queued again"),
@@ -175,10 +179,11 @@ impl BridgeSession {
         }
     }
 
-    /// The number of workers seen on the board changed: the new counts for R.
-    pub fn workers_changed(&mut self, seen: usize) -> Reply {
-        self.workers_seen = u32::try_from(seen).unwrap_or(u32::MAX);
-        if seen > 0 {
+    /// The worker slots seen on the board changed (the sum of the slots of the workers
+    /// whose hellos stand): the new counts for R.
+    pub fn workers_changed(&mut self, slots: usize) -> Reply {
+        self.workers_seen = u32::try_from(slots).unwrap_or(u32::MAX);
+        if slots > 0 {
             self.unreachable = None;
         }
         self.workers()
@@ -244,6 +249,10 @@ impl BridgeSession {
 fn error_kind(err: &SubmitError) -> ErrorKind {
     match err {
         SubmitError::Task(TaskError::Cancelled) => ErrorKind::Remote(RemoteErrorKind::Cancelled),
+        SubmitError::Task(TaskError::TimedOut { .. }) => {
+            ErrorKind::Remote(RemoteErrorKind::TimeLimit)
+        }
+        SubmitError::Task(TaskError::Undeliverable { .. }) => ErrorKind::Exhausted,
         SubmitError::Task(TaskError::Exhausted { last, .. }) => match last {
             AttemptError::Remote(remote) => ErrorKind::Remote(remote.kind),
             AttemptError::Declined(DeclineReason::NotAllowed) => {
@@ -303,6 +312,13 @@ mod tests {
             ErrorKind::Remote(RemoteErrorKind::Cancelled)
         );
         assert_eq!(
+            error_kind(&SubmitError::Task(TaskError::TimedOut {
+                worker: worker(),
+                limit: p2p_scheduler::TimeLimit::Client { millis: 1_000 },
+            })),
+            ErrorKind::Remote(RemoteErrorKind::TimeLimit)
+        );
+        assert_eq!(
             error_kind(&SubmitError::Stopped(
                 p2p_scheduler::StopReason::BoardClosed
             )),
@@ -326,7 +342,7 @@ mod tests {
         prop_oneof![
             (0u32..8).prop_map(Op::Submit),
             (0u32..8).prop_map(Op::Cancel),
-            ((0u32..8), 0u8..6).prop_map(|(id, e)| Op::Event(id, e)),
+            ((0u32..8), 0u8..7).prop_map(|(id, e)| Op::Event(id, e)),
             (0u32..8).prop_map(Op::Progress),
             ((0u32..8), 0u8..4).prop_map(|(id, o)| Op::Finish(id, o)),
             (0usize..5).prop_map(Op::Workers),
@@ -386,6 +402,7 @@ mod tests {
                             2 => TaskEvent::Accepted { worker: worker() },
                             3 => TaskEvent::Running { worker: worker() },
                             4 => TaskEvent::Retried { worker: worker(), error: AttemptError::Vanished },
+                            5 => TaskEvent::Requeued { worker: worker() },
                             _ => TaskEvent::Declined { worker: worker(), reason: p2p_proto::message::DeclineReason::TooLarge },
                         };
                         replies.extend(session.task_update(task, TaskUpdate::Event(event)));

@@ -1,4 +1,5 @@
 use super::*;
+use p2p_proto::frame::{RemoteError, RemoteErrorKind};
 use p2p_proto::line;
 use p2p_proto::message::{Offer, WorkerKey};
 use p2p_proto::seal::WorkerSecret;
@@ -6,6 +7,7 @@ use p2p_transport::wormhole::SessionError;
 use rand_chacha::rand_core::SeedableRng;
 
 const T0: Millis = 1_760_000_000_000;
+const OURS: &str = "wormhole;sealed-v1;session-v1;slots-v1";
 
 fn me() -> PeerId {
     "alice@desktop:200".parse().unwrap()
@@ -51,6 +53,16 @@ fn posted(actions: &[SchedulerAction]) -> Vec<&Message> {
         .collect()
 }
 
+fn requests(actions: &[SchedulerAction]) -> Vec<FutureId> {
+    posted(actions)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Request(r) => Some(r.future.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn dispatches(actions: &[SchedulerAction]) -> Vec<&Dispatch> {
     actions
         .iter()
@@ -88,6 +100,65 @@ fn offer(
             pk,
         }),
     )
+}
+
+/// An offer from a worker of future.p2p's kind, standing until `expires`.
+fn offer_until(from: &PeerId, future: &FutureId, expires: Millis) -> BoardLine {
+    let mut line = offer(from, future, Some("wormhole"), None);
+    if let Message::Offer(offer) = &mut line.message {
+        offer.expires = Expiry::from_unix_ms(expires);
+    }
+    line
+}
+
+fn hello(worker: &PeerId, slots: u32) -> BoardLine {
+    line::decode(&format!(
+        "when=2025-10-01T09:00:00,expires={},type=worker,from={worker},protocols={OURS},slots={slots}",
+        T0 / 1000 + 600,
+    ))
+    .unwrap()
+}
+
+/// A client in a warm session with `worker` (of `slots`), opened for task `first`; the
+/// task has started.
+fn with_session(core: &mut SchedulerCore, worker: &PeerId, slots: u32, first: u32) -> TaskId {
+    core.handle_line(T0, &hello(worker, slots));
+    let id = core.submit(T0, fid(first), 1);
+    drain(core);
+    core.handle_line(
+        T0,
+        &offer(
+            worker,
+            &fid(first),
+            Some("wormhole;session-v1;slots-v1"),
+            None,
+        ),
+    );
+    let actions = drain(core);
+    assert!(
+        matches!(
+            dispatches(&actions)[..],
+            [Dispatch {
+                route: Route::NewSession { .. },
+                ..
+            }]
+        ),
+        "{actions:?}"
+    );
+    assert!(core.session_opened(T0, worker, id, true));
+    core.task_started(T0, id, worker);
+    drain(core);
+    id
+}
+
+fn moved(actions: &[SchedulerAction]) -> Vec<(TaskId, PeerId)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            SchedulerAction::Interrupt { task, worker } => Some((*task, worker.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]
@@ -128,7 +199,7 @@ fn request_offer_accept_files_for_a_future_p2p_worker() {
             route: Route::Files { code: code.clone() }
         }]
     );
-    core.task_started(task, &bob());
+    core.task_started(T0 + 6, task, &bob());
     assert!(core.task_succeeded(T0 + 10, task, &bob()));
     assert_eq!(finished(&drain(&mut core)), vec![(task, Ok(bob()))]);
     assert!(
@@ -156,12 +227,7 @@ fn seed_workers_get_bare_codes_and_ours_get_sealed_sessions() {
     let secret = WorkerSecret::from_bytes([5; 32]);
     core.handle_line(
         T0,
-        &offer(
-            &carol(),
-            &fid(2),
-            Some("wormhole;sealed-v1;session-v1"),
-            Some(secret.public()),
-        ),
+        &offer(&carol(), &fid(2), Some(OURS), Some(secret.public())),
     );
     let actions = drain(&mut core);
     let sealed = match posted(&actions)[..] {
@@ -178,47 +244,191 @@ fn seed_workers_get_bare_codes_and_ours_get_sealed_sessions() {
 }
 
 #[test]
-fn warm_session_takes_queued_tasks_without_the_board_then_closes() {
+fn a_warm_session_takes_the_next_tasks_and_stays_open_while_idle() {
     let mut config = SchedulerConfig::new(me());
     config.max_open_requests = 1;
     let mut core = core(config);
+    core.handle_line(T0, &hello(&bob(), 1));
     let t1 = core.submit(T0, fid(1), 1);
     let t2 = core.submit(T0, fid(2), 1);
-    drain(&mut core);
-    core.handle_line(
-        T0,
-        &offer(&bob(), &fid(1), Some("wormhole;session-v1"), None),
-    );
+    // One request may stand.
+    assert_eq!(requests(&drain(&mut core)), vec![fid(1)]);
+    core.handle_line(T0, &offer(&bob(), &fid(1), Some(OURS), None));
     let actions = drain(&mut core);
-    // Accepting t1 frees the one request slot: t2's request goes up.
-    assert!(
-        posted(&actions)
-            .iter()
-            .any(|m| matches!(m, Message::Request(r) if r.future == fid(2)))
-    );
-    core.session_opened(T0, &bob(), t1);
-    core.task_started(t1, &bob());
-    assert!(core.task_succeeded(T0 + 1, t1, &bob()));
+    // With bob taken, no other worker is there to ask: no request for t2.
+    assert!(requests(&actions).is_empty(), "{actions:?}");
+    assert!(core.session_opened(T0 + 1, &bob(), t1, true));
     let actions = drain(&mut core);
-    // t2 goes over the idle session, and its standing request is withdrawn.
-    assert!(
-        posted(&actions)
-            .iter()
-            .any(|m| matches!(m, Message::Withdraw(w) if w.future == fid(2)))
-    );
+    // t2 goes over the session: one slot plus one task ahead.
     assert_eq!(
-        dispatches(&actions)[0],
-        &Dispatch {
+        dispatches(&actions),
+        vec![&Dispatch {
             task: t2,
             future: fid(2),
             worker: bob(),
             route: Route::Session
-        }
+        }]
     );
-    assert!(core.task_succeeded(T0 + 2, t2, &bob()));
+    assert!(posted(&actions).is_empty(), "{actions:?}");
+    core.task_started(T0 + 2, t1, &bob());
+    assert!(core.task_succeeded(T0 + 3, t1, &bob()));
+    core.task_started(T0 + 3, t2, &bob());
+    assert!(core.task_succeeded(T0 + 4, t2, &bob()));
     let actions = drain(&mut core);
-    assert!(actions.contains(&SchedulerAction::CloseSession { worker: bob() }));
+    assert!(!actions.contains(&SchedulerAction::CloseSession { worker: bob() }));
+    // A task submitted while the session idles skips the board.
+    let t3 = core.submit(T0 + 1_000, fid(3), 1);
+    let actions = drain(&mut core);
+    assert!(posted(&actions).is_empty());
+    assert_eq!(dispatches(&actions)[0].task, t3);
+    core.task_started(T0 + 1_001, t3, &bob());
+    assert!(core.task_succeeded(T0 + 1_002, t3, &bob()));
+    drain(&mut core);
+    // After the grace with nothing to do, the session closes.
+    let grace = T0 + 1_002 + core.config().session_idle_grace;
+    core.handle_timeout(grace - 1);
+    assert!(!drain(&mut core).contains(&SchedulerAction::CloseSession { worker: bob() }));
+    assert_eq!(core.poll_timeout(), Some(grace));
+    core.handle_timeout(grace);
+    assert!(drain(&mut core).contains(&SchedulerAction::CloseSession { worker: bob() }));
     assert_eq!(core.pending(), 0);
+    assert_eq!(core.sessions(), 0);
+}
+
+#[test]
+fn a_session_holds_its_slots_and_a_small_prefetch_only() {
+    let mut config = SchedulerConfig::new(me());
+    config.max_open_requests = 3;
+    let mut core = core(config);
+    with_session(&mut core, &bob(), 2, 0);
+    for n in 1..10 {
+        core.submit(T0, fid(n), 1);
+    }
+    let actions = drain(&mut core);
+    // Two slots, one running: two more go (the second slot and one ahead), the rest wait.
+    assert_eq!(dispatches(&actions).len(), 2);
+    // carol is known and in no session: the queue's tail goes on the board for her.
+    core.handle_line(T0, &hello(&carol(), 1));
+    assert_eq!(requests(&drain(&mut core)), vec![fid(9), fid(8), fid(7)]);
+}
+
+#[test]
+fn tiny_tasks_get_a_deeper_prefetch() {
+    let mut core = core(SchedulerConfig::new(me()));
+    let first = with_session(&mut core, &bob(), 1, 0);
+    assert!(core.task_succeeded(T0, first, &bob()));
+    let ids: Vec<TaskId> = (1..100).map(|n| core.submit(T0, fid(n), 1)).collect();
+    drain(&mut core);
+    // Results come back within the same millisecond: the window opens up to the maximum.
+    for id in &ids[..10] {
+        core.task_started(T0, *id, &bob());
+        assert!(core.task_succeeded(T0, *id, &bob()));
+    }
+    let in_flight = core.sessions.get(&bob()).unwrap().in_flight.len();
+    assert_eq!(in_flight, 1 + core.config().max_prefetch);
+}
+
+#[test]
+fn waiting_tasks_move_to_an_idle_worker() {
+    let mut core = core(SchedulerConfig::new(me()));
+    let b0 = with_session(&mut core, &bob(), 1, 0);
+    let c1 = with_session(&mut core, &carol(), 1, 1);
+    let t2 = core.submit(T0, fid(2), 1);
+    let t3 = core.submit(T0, fid(3), 1);
+    drain(&mut core);
+    // Each worker: one running, one waiting behind it.
+    for (t, w) in [(t2, bob()), (t3, carol())] {
+        assert!(core.sessions.get(&w).unwrap().in_flight.contains(&t));
+    }
+    // Long tasks: results a second apart.
+    core.handle_timeout(T0 + 1_000);
+    assert!(core.task_succeeded(T0 + 1_000, c1, &carol()));
+    core.task_started(T0 + 1_000, t3, &carol());
+    drain(&mut core);
+    assert!(core.task_succeeded(T0 + 2_000, t3, &carol()));
+    // carol is idle, the queue is empty, t2 would wait a second behind b0: it moves.
+    let actions = drain(&mut core);
+    assert_eq!(moved(&actions), vec![(t2, bob())]);
+    assert_eq!(
+        dispatches(&actions),
+        vec![&Dispatch {
+            task: t2,
+            future: fid(2),
+            worker: carol(),
+            route: Route::Session
+        }]
+    );
+    // bob's late word about t2 is refused.
+    assert!(!core.task_succeeded(T0 + 2_001, t2, &bob()));
+    assert!(core.task_succeeded(T0 + 2_500, b0, &bob()));
+}
+
+#[test]
+fn a_task_stuck_behind_a_busy_worker_goes_on_the_board_for_a_free_one() {
+    let mut core = core(SchedulerConfig::new(me()));
+    let b0 = with_session(&mut core, &bob(), 1, 0);
+    assert!(core.task_succeeded(T0 + 1_000, b0, &bob()));
+    let t1 = core.submit(T0 + 1_000, fid(1), 1);
+    let t2 = core.submit(T0 + 1_000, fid(2), 1);
+    core.task_started(T0 + 1_000, t1, &bob());
+    drain(&mut core);
+    // carol appears, in no session with us: t2, a second behind t1, is put up for her.
+    core.handle_line(T0 + 1_001, &hello(&carol(), 1));
+    assert_eq!(requests(&drain(&mut core)), vec![fid(2)]);
+    core.handle_line(T0 + 1_002, &offer(&carol(), &fid(2), Some(OURS), None));
+    let actions = drain(&mut core);
+    assert_eq!(moved(&actions), vec![(t2, bob())]);
+    assert!(matches!(
+        dispatches(&actions)[..],
+        [Dispatch { task, route: Route::NewSession { .. }, .. }] if *task == t2
+    ));
+}
+
+#[test]
+fn only_started_tasks_spend_a_try_when_a_session_dies() {
+    let mut core = core(SchedulerConfig::new(me()));
+    let b0 = with_session(&mut core, &bob(), 1, 0);
+    let t1 = core.submit(T0, fid(1), 1);
+    drain(&mut core);
+    core.session_closed(T0 + 5, &bob(), AttemptError::Session(SessionError::Closed));
+    let actions = drain(&mut core);
+    let events: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            SchedulerAction::Event { task, event } => Some((*task, event.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(events.contains(&(
+        b0,
+        TaskEvent::Retried {
+            worker: bob(),
+            error: AttemptError::Session(SessionError::Closed)
+        }
+    )));
+    assert!(events.contains(&(t1, TaskEvent::Requeued { worker: bob() })));
+    assert_eq!(core.tasks[&b0].tried, vec![bob()]);
+    assert!(core.tasks[&t1].tried.is_empty());
+}
+
+#[test]
+fn sessions_without_started_frames_count_starts_by_position() {
+    let mut core = core(SchedulerConfig::new(me()));
+    core.handle_line(T0, &hello(&bob(), 1));
+    let t0 = core.submit(T0, fid(0), 1);
+    drain(&mut core);
+    core.handle_line(
+        T0,
+        &offer(&bob(), &fid(0), Some("wormhole;session-v1"), None),
+    );
+    drain(&mut core);
+    assert!(core.session_opened(T0, &bob(), t0, false));
+    let t1 = core.submit(T0, fid(1), 1);
+    drain(&mut core);
+    assert!(matches!(core.tasks[&t0].phase, Phase::Running { .. }));
+    assert!(matches!(core.tasks[&t1].phase, Phase::Sent { .. }));
+    assert!(core.task_succeeded(T0 + 1, t0, &bob()));
+    assert!(matches!(core.tasks[&t1].phase, Phase::Running { .. }));
 }
 
 #[test]
@@ -230,11 +440,15 @@ fn failures_retry_on_other_workers_then_fail_naming_them() {
     drain(&mut core);
     core.handle_line(T0, &offer(&bob(), &fid(1), Some("wormhole"), None));
     drain(&mut core);
+    core.task_started(T0 + 1, task, &bob());
     core.task_failed(
         T0 + 1,
         task,
         &bob(),
-        AttemptError::Session(SessionError::Closed),
+        AttemptError::Transfer {
+            stage: crate::error::TransferStage::ReceivingResult,
+            source: p2p_transport::wormhole::TransferError::Cancelled.into(),
+        },
     );
     let actions = drain(&mut core);
     assert!(actions.iter().any(|a| matches!(
@@ -244,30 +458,26 @@ fn failures_retry_on_other_workers_then_fail_naming_them() {
             ..
         }
     )));
-    assert!(
-        matches!(posted(&actions)[..], [Message::Request(_)]),
-        "re-posted"
-    );
+    assert_eq!(requests(&actions), vec![fid(1)], "re-posted");
     // bob failed it once: while carol is around, his new offer is skipped.
-    let hello = line::decode(&format!(
-        "when=2025-10-01T09:00:00,expires={},type=worker,from={},protocols=wormhole",
-        T0 / 1000 + 60,
-        carol()
-    ))
-    .unwrap();
-    core.handle_line(T0 + 2, &hello);
+    core.handle_line(T0 + 2, &hello(&carol(), 1));
+    drain(&mut core);
     core.handle_line(T0 + 2, &offer(&bob(), &fid(1), Some("wormhole"), None));
     assert!(posted(&drain(&mut core)).is_empty());
     core.handle_line(T0 + 2, &offer(&carol(), &fid(1), Some("wormhole"), None));
     drain(&mut core);
-    // carol never starts: the accept deadline fails the task for good.
-    core.handle_timeout(T0 + 2 + 60_000);
+    core.task_started(T0 + 3, task, &carol());
+    core.task_failed(
+        T0 + 4,
+        task,
+        &carol(),
+        AttemptError::Declined(DeclineReason::Failed),
+    );
     let outcome = finished(&drain(&mut core));
     match &outcome[..] {
         [(t, Err(TaskError::Exhausted { tried, last }))] => {
             assert_eq!(*t, task);
             assert_eq!(tried, &vec![bob(), carol()]);
-            assert_eq!(last, &AttemptError::NotStarted);
             let message = TaskError::Exhausted {
                 tried: tried.clone(),
                 last: last.clone(),
@@ -282,6 +492,67 @@ fn failures_retry_on_other_workers_then_fail_naming_them() {
     }
     // A late result from bob is refused.
     assert!(!core.task_succeeded(T0 + 70_000, task, &bob()));
+}
+
+#[test]
+fn hand_overs_that_never_start_spend_no_try_but_are_bounded() {
+    let mut config = SchedulerConfig::new(me());
+    config.max_dispatch_failures = 2;
+    config.set_aside = 1;
+    let mut core = core(config);
+    let task = core.submit(T0, fid(1), 1);
+    drain(&mut core);
+    let mut now = T0;
+    for round in 0..3 {
+        core.handle_line(now, &offer_until(&bob(), &fid(1), now + 15_000));
+        drain(&mut core);
+        now += core.config().accept_ttl;
+        core.handle_timeout(now);
+        let actions = drain(&mut core);
+        if round < 2 {
+            assert!(finished(&actions).is_empty());
+            assert!(core.tasks[&task].tried.is_empty());
+        } else {
+            assert!(matches!(
+                &finished(&actions)[..],
+                [(
+                    _,
+                    Err(TaskError::Undeliverable {
+                        attempts: 3,
+                        last: AttemptError::NotStarted
+                    })
+                )]
+            ));
+        }
+        now += 60_000;
+        core.handle_timeout(now);
+        drain(&mut core);
+    }
+}
+
+#[test]
+fn a_worker_that_keeps_failing_is_set_aside_for_a_while() {
+    let mut core = core(SchedulerConfig::new(me()));
+    core.handle_line(T0, &hello(&carol(), 1));
+    for n in 0..2 {
+        let task = core.submit(T0, fid(n), 1);
+        drain(&mut core);
+        core.handle_line(T0, &offer(&bob(), &fid(n), Some("wormhole"), None));
+        drain(&mut core);
+        core.task_started(T0, task, &bob());
+        core.task_failed(T0, task, &bob(), AttemptError::Vanished);
+        drain(&mut core);
+    }
+    let fresh = core.submit(T0, fid(5), 1);
+    drain(&mut core);
+    core.handle_line(T0 + 10, &offer(&bob(), &fid(5), Some("wormhole"), None));
+    assert!(posted(&drain(&mut core)).is_empty(), "bob is set aside");
+    core.handle_line(T0 + 2_000, &offer(&bob(), &fid(5), Some("wormhole"), None));
+    assert!(
+        dispatches(&drain(&mut core))
+            .iter()
+            .any(|d| d.task == fresh)
+    );
 }
 
 #[test]
@@ -328,7 +599,7 @@ fn cancel_withdraws_queued_and_interrupts_running_tasks() {
 }
 
 #[test]
-fn open_requests_are_bounded_and_workers_are_tracked() {
+fn open_requests_are_bounded_and_workers_are_tracked_with_their_slots() {
     let mut config = SchedulerConfig::new(me());
     config.max_open_requests = 3;
     let mut core = core(config);
@@ -336,15 +607,16 @@ fn open_requests_are_bounded_and_workers_are_tracked() {
         core.submit(T0, fid(n), 1);
     }
     assert_eq!(posted(&drain(&mut core)).len(), 3);
-    let hello = line::decode(&format!(
-        "when=2025-10-01T09:00:00,expires={},type=worker,from={},protocols=wormhole",
-        T0 / 1000 + 60,
-        bob()
-    ))
-    .unwrap();
-    core.handle_line(T0, &hello);
-    assert_eq!(core.workers(T0).count(), 1);
-    assert_eq!(core.workers(T0 + 61_000).count(), 0);
+    let version = core.workers_version();
+    core.handle_line(T0, &hello(&bob(), 4));
+    drain(&mut core);
+    assert_ne!(core.workers_version(), version);
+    let seen: Vec<_> = core
+        .workers(T0)
+        .map(|(id, w)| (id.clone(), w.slots))
+        .collect();
+    assert_eq!(seen, vec![(bob(), 4)]);
+    assert_eq!(core.workers(T0 + 601_000).count(), 0);
     // Offers addressed to someone else are not ours to take.
     let mut other = offer(&bob(), &fid(0), Some("wormhole"), None);
     if let Message::Offer(o) = &mut other.message {
@@ -361,6 +633,7 @@ fn a_lone_worker_gets_a_failed_task_again() {
     drain(&mut core);
     core.handle_line(T0, &offer(&bob(), &fid(1), Some("wormhole"), None));
     drain(&mut core);
+    core.task_started(T0, task, &bob());
     core.task_failed(T0 + 1, task, &bob(), AttemptError::Vanished);
     drain(&mut core);
     core.handle_line(T0 + 2, &offer(&bob(), &fid(1), Some("wormhole"), None));
@@ -382,9 +655,112 @@ fn a_worker_whose_hello_expires_mid_task_loses_the_task() {
     core.handle_line(T0, &hello);
     core.handle_line(T0, &offer(&bob(), &fid(1), Some("wormhole"), None));
     drain(&mut core);
-    core.task_started(task, &bob());
+    core.task_started(T0, task, &bob());
     assert!(core.poll_timeout().is_some_and(|t| t <= T0 + 60_000));
     core.handle_timeout(T0 + 60_000);
     let actions = drain(&mut core);
     assert!(actions.iter().any(|a| matches!(a, SchedulerAction::Event { event: TaskEvent::Retried { error, .. }, .. } if *error == AttemptError::Vanished)), "{actions:?}");
+}
+
+#[test]
+fn time_limits_finish_hung_tasks_as_timed_out() {
+    let mut config = SchedulerConfig::new(me());
+    config.time_limit = Some(5_000);
+    let mut core = core(config);
+    let task = with_session(&mut core, &bob(), 1, 0);
+    assert_eq!(core.poll_timeout(), Some(T0 + 5_000));
+    core.handle_timeout(T0 + 5_000);
+    let actions = drain(&mut core);
+    assert!(actions.contains(&SchedulerAction::Interrupt {
+        task,
+        worker: bob()
+    }));
+    assert_eq!(
+        finished(&actions),
+        vec![(
+            task,
+            Err(TaskError::TimedOut {
+                worker: bob(),
+                limit: TimeLimit::Client { millis: 5_000 }
+            })
+        )]
+    );
+    // A worker's own time limit ends a task the same way, without a retry.
+    let task = core.submit(T0 + 6_000, fid(1), 1);
+    drain(&mut core);
+    core.task_started(T0 + 6_000, task, &bob());
+    let error = RemoteError {
+        kind: RemoteErrorKind::TimeLimit,
+        message: "ran past 1 s".into(),
+    };
+    core.task_failed(T0 + 7_000, task, &bob(), AttemptError::Remote(error));
+    assert!(matches!(
+        &finished(&drain(&mut core))[..],
+        [(_, Err(TaskError::TimedOut { limit: TimeLimit::Worker(message), .. }))] if message == "ran past 1 s"
+    ));
+}
+
+#[test]
+fn a_busy_decline_requeues_without_blame() {
+    let mut core = core(SchedulerConfig::new(me()));
+    let task = core.submit(T0, fid(1), 1);
+    drain(&mut core);
+    core.handle_line(T0, &offer(&bob(), &fid(1), Some("wormhole"), None));
+    drain(&mut core);
+    let decline = line::decode(&format!(
+        "when=2025-10-01T09:00:00,type=decline,from={},to={},future=f-1,reason=busy",
+        bob(),
+        me()
+    ))
+    .unwrap();
+    core.handle_line(T0 + 1, &decline);
+    let actions = drain(&mut core);
+    assert!(actions.contains(&SchedulerAction::Event {
+        task,
+        event: TaskEvent::Requeued { worker: bob() }
+    }));
+    assert_eq!(core.tasks[&task].dispatch_failures, 0);
+    assert_eq!(requests(&actions), vec![fid(1)]);
+}
+
+#[test]
+fn a_worker_that_just_came_sees_the_standing_requests_again() {
+    let mut core = core(SchedulerConfig::new(me()));
+    core.submit(T0, fid(1), 1);
+    assert_eq!(requests(&drain(&mut core)), vec![fid(1)]);
+    // bob comes after the request was posted: he never read it.
+    core.handle_line(T0 + 2_000, &hello(&bob(), 1));
+    assert_eq!(requests(&drain(&mut core)), vec![fid(1)]);
+    // carol right after: once a second is enough.
+    core.handle_line(T0 + 2_100, &hello(&carol(), 1));
+    assert!(requests(&drain(&mut core)).is_empty());
+    // A worker already known saying hello again changes nothing.
+    core.handle_line(T0 + 5_000, &hello(&bob(), 1));
+    assert!(requests(&drain(&mut core)).is_empty());
+}
+
+#[test]
+fn a_session_that_opens_too_late_is_closed_and_its_task_queued_again() {
+    let mut core = core(SchedulerConfig::new(me()));
+    core.handle_line(T0, &hello(&bob(), 1));
+    let task = core.submit(T0, fid(1), 1);
+    drain(&mut core);
+    core.handle_line(T0, &offer(&bob(), &fid(1), Some(OURS), None));
+    drain(&mut core);
+    let deadline = T0 + core.config().session_open_ttl;
+    assert_eq!(core.poll_timeout(), Some(deadline));
+    core.handle_timeout(deadline);
+    let actions = drain(&mut core);
+    assert!(actions.contains(&SchedulerAction::CloseSession { worker: bob() }));
+    assert!(actions.contains(&SchedulerAction::Event {
+        task,
+        event: TaskEvent::Retried {
+            worker: bob(),
+            error: AttemptError::NotStarted
+        }
+    }));
+    assert_eq!(core.tasks[&task].dispatch_failures, 1);
+    assert!(core.tasks[&task].tried.is_empty());
+    // The rendezvous completes after all: the driver is told to close it.
+    assert!(!core.session_opened(deadline + 5, &bob(), task, true));
 }
