@@ -404,6 +404,7 @@ impl<E: Executor> JobContext<E> {
                     Some(payload) = progress_rx.recv() => {
                         let progress = Frame::Progress(Progress { future: future.clone(), payload });
                         if session.send(&progress).await.is_err() {
+                            self.session_task_lost(&assignment, &future);
                             return false;
                         }
                     }
@@ -417,9 +418,15 @@ impl<E: Executor> JobContext<E> {
                         Ok(Frame::Cancel(cancel)) => pending.retain(|t| t.future != cancel.future),
                         Ok(Frame::Task(next)) => pending.push_back(next),
                         Ok(_) => {}
-                        Err(_) => return false,
+                        Err(_) => {
+                            self.session_task_lost(&assignment, &future);
+                            return false;
+                        }
                     },
-                    () = self.cancel.cancelled() => return false,
+                    () = self.cancel.cancelled() => {
+                        self.session_task_lost(&assignment, &future);
+                        return false;
+                    }
                 }
             };
             let result = Frame::Result(TaskResult {
@@ -438,6 +445,19 @@ impl<E: Executor> JobContext<E> {
             if !sent {
                 return false;
             }
+        }
+    }
+
+    /// A session task that had started (and so took a slot, see `SessionTask`) dies with
+    /// its session: free its slot. The assignment's own task is reported by the caller.
+    /// Without this, a session broken mid-task (e.g. its relay restarted) left the slot
+    /// taken for good and the worker never offered again.
+    fn session_task_lost(&self, assignment: &Assignment, future: &FutureId) {
+        if *future != assignment.future {
+            let _ = self.reports.send(Report::TaskEnded(
+                future.clone(),
+                Err(DeclineReason::Failed),
+            ));
         }
     }
 }
