@@ -145,7 +145,10 @@ result.PicoP2PFuture <- function(future, ...) {
                  bridge$cluster, bridge$failure))
   }
   p2p_cancel(future)
-  fail(sprintf("no result from cluster %s within %s s (option future.p2p.timeout)", bridge$cluster, timeout))
+  seen <- if (is.null(bridge$total) || is.na(bridge$total)) 0L else bridge$total
+  fail(sprintf("no result from cluster %s within %s s (option future.p2p.timeout); %d worker(s) seen on it%s",
+               bridge$cluster, timeout, seen,
+               if (seen == 0L) " (is it hosted, and are you on its access list?)" else ""))
 }
 
 #' Cancel a future sent to a future-p2p cluster
