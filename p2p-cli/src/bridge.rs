@@ -18,14 +18,12 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use p2p_proto::id::ClusterName;
-use p2p_proto::message::{Message, Role};
 use p2p_scheduler::{Scheduler, SchedulerOptions, SubmitError};
-use p2p_transport::lines::{LineChannel, TOPIC_LINES, line_channel};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 
 use crate::CliError;
-use crate::connect::BoardArgs;
+use crate::connect::{BoardArgs, host_advice};
 use crate::units::{parse_duration, parse_size};
 use p2p_r::bridge::protocol::{BRIDGE_PROTOCOL_VERSION, ErrorKind, Reply, Request, ServerHello};
 use p2p_r::bridge::session::BridgeSession;
@@ -115,17 +113,20 @@ async fn serve(
     replies: &mpsc::UnboundedSender<Reply>,
 ) -> Result<(), CliError> {
     let cluster: ClusterName = args.cluster.parse()?;
-    let (_board, user, me, topic) =
-        tokio::time::timeout(args.connect_timeout, args.board.join(&cluster))
-            .await
-            .map_err(|_| CliError::TimedOut {
-                what: format!(
-                    "reaching the board at {} and joining cluster {cluster}",
-                    args.board.host
-                ),
-                waited: args.connect_timeout,
-            })??;
-    let (lines, mut host_seen) = watch_for_host(topic);
+    let joined = tokio::time::timeout(
+        args.connect_timeout,
+        args.board.join(&cluster, Some(args.cluster_timeout)),
+    )
+    .await
+    .map_err(|_| CliError::TimedOut {
+        what: format!(
+            "reaching the board at {} and joining cluster {cluster}",
+            args.board.host
+        ),
+        waited: args.connect_timeout,
+    })??;
+    let (user, me, lines) = (joined.user, joined.me, joined.lines);
+    let mut host_seen = joined.watch.sightings();
     let _ = replies.send(Reply::Hello(ServerHello {
         protocol: BRIDGE_PROTOCOL_VERSION,
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -239,7 +240,7 @@ async fn serve(
             Ok(()) = host_seen.changed() => session.cluster_seen(),
             _ = &mut watchdog, if watchdog_armed => {
                 watchdog_armed = false;
-                if !*host_seen.borrow() && workers.borrow().is_empty() {
+                if host_seen.borrow().is_none() && workers.borrow().is_empty() {
                     tracing::warn!("{unreachable}");
                     let (tasks, failed) = session.cluster_unreachable(&unreachable);
                     for task in tasks {
@@ -260,48 +261,11 @@ async fn serve(
 fn unreachable_advice(cluster: &ClusterName, user: &str, host: &str, waited: Duration) -> String {
     let owner = cluster.owner().unwrap_or(user);
     format!(
-        "cluster {owner}/{name} on {host}: neither its host nor any worker showed up within {secs} s. \
-         Either nobody hosts it (its owner {owner} must start `future-p2p host --cluster {name} --users ...` \
-         or future.p2p::host_cluster() BEFORE members join), or you ({user}) are not on its access list \
-         (ask {owner} to add you). Then call plan() again.",
+        "cluster {owner}/{name} on {host}: neither its host nor any worker showed up within {secs} s (0 workers seen): \
+         {advice} Then call plan() again.",
         name = cluster.name(),
         secs = waited.as_secs(),
-    )
-}
-
-/// Passes the topic's lines through to the scheduler and flags the host's
-/// `type=cluster` hellos.
-fn watch_for_host(topic: LineChannel) -> (LineChannel, watch::Receiver<bool>) {
-    let (lines, mut pump) = line_channel(TOPIC_LINES);
-    let (seen_tx, seen) = watch::channel(false);
-    let LineChannel {
-        mut incoming,
-        outgoing,
-    } = topic;
-    tokio::spawn(async move {
-        while let Some(line) = incoming.recv().await {
-            if !*seen_tx.borrow() && is_host_hello(&line) {
-                seen_tx.send_replace(true);
-            }
-            if pump.to_driver.send(line).await.is_err() {
-                break;
-            }
-        }
-    });
-    tokio::spawn(async move {
-        while let Some(line) = pump.from_driver.recv().await {
-            if outgoing.send(line).await.is_err() {
-                break;
-            }
-        }
-    });
-    (lines, seen)
-}
-
-fn is_host_hello(line: &str) -> bool {
-    matches!(
-        p2p_proto::line::decode(line).map(|l| l.message),
-        Ok(Message::Hello(hello)) if hello.role == Role::Cluster
+        advice = host_advice(cluster, user),
     )
 }
 
@@ -409,11 +373,11 @@ mod tests {
     }
 
     #[test]
-    fn only_cluster_hellos_count_as_the_host() {
+    fn the_hosts_hello_is_what_members_watch_for() {
+        use p2p_transport::cluster_watch::host_hello;
         let me = p2p_proto::id::PeerId::new("alice", "box", 7).unwrap();
         let line = crate::host::cluster_hello(&me, Duration::from_secs(5)).unwrap();
-        assert!(is_host_hello(&line));
-        assert!(!is_host_hello(&line.replace("type=cluster", "type=worker")));
-        assert!(!is_host_hello("garbage"));
+        assert_eq!(host_hello(&line).map(|(host, _)| host), Some(me));
+        assert!(host_hello(&line.replace("type=cluster", "type=worker")).is_none());
     }
 }

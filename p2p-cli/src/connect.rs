@@ -1,10 +1,13 @@
-//! How every subcommand but `hub` reaches the board and the wormhole servers.
+//! How every subcommand but `hub` reaches the board and the wormhole servers, and how a
+//! member joins a cluster: its topic wrapped in a [`ClusterWatch`], so that a member whose
+//! cluster shows no host says so (the topic itself reconnects after any drop).
 
 use clap::Args;
 use p2p_proto::id::{ClusterName, PeerId};
 use p2p_transport::board::ssh_args::split_words;
 use p2p_transport::board::{Backend, Board, BoardConfig};
 use p2p_transport::board::{join_cluster, local_peer_id};
+use p2p_transport::cluster_watch::{ClusterWatch, WatchOptions, watch_cluster};
 use p2p_transport::lines::LineChannel;
 use p2p_transport::wormhole::{DEFAULT_MAILBOX_URL, DEFAULT_RELAY_URL, WormholeConfig};
 
@@ -64,15 +67,30 @@ impl BoardArgs {
         }
     }
 
-    /// Connects and opens `cluster`'s topic: our board, peer id and the topic's lines.
+    /// Connects and opens `cluster`'s topic as a member: our board, username, peer id, the
+    /// topic's lines and what is seen of the host (warned about after `host_timeout`, if
+    /// given).
     pub async fn join(
         &self,
         cluster: &ClusterName,
-    ) -> Result<(Board, String, PeerId, LineChannel), CliError> {
+        host_timeout: Option<std::time::Duration>,
+    ) -> Result<Joined, CliError> {
         let board = self.connect().await?;
         let user = self.username(&board).await?;
         let (me, lines) = join_cluster(&board, cluster, Some(&user)).await?;
-        Ok((board, user, me, lines))
+        let options = WatchOptions {
+            cluster: cluster.qualified(&user)?.to_string(),
+            bound: host_timeout,
+            advice: host_advice(cluster, &user),
+        };
+        let (lines, watch) = watch_cluster(lines, options);
+        Ok(Joined {
+            board,
+            user,
+            me,
+            lines,
+            watch,
+        })
     }
 
     /// Our peer id on `board`.
@@ -86,4 +104,30 @@ impl BoardArgs {
     pub fn wormhole(&self) -> WormholeConfig {
         WormholeConfig::new(self.mailbox.clone(), self.relay.clone())
     }
+}
+
+/// A member on its cluster's topic.
+#[derive(Debug)]
+pub struct Joined {
+    /// The board connection (keep it: the topic reconnects through it).
+    pub board: Board,
+    /// Our username there.
+    pub user: String,
+    /// Our peer id.
+    pub me: PeerId,
+    /// The topic's lines.
+    pub lines: LineChannel,
+    /// The cluster's host as seen on the topic.
+    pub watch: ClusterWatch,
+}
+
+/// What a member should check when its cluster shows no host.
+pub fn host_advice(cluster: &ClusterName, user: &str) -> String {
+    let owner = cluster.owner().unwrap_or(user);
+    format!(
+        "either nobody hosts it (its owner {owner} must start `future-p2p host --cluster {name} --users ...` \
+         or future.p2p::host_cluster() before members join), or you ({user}) are not on its access list \
+         (ask {owner} to add you).",
+        name = cluster.name(),
+    )
 }

@@ -1,8 +1,13 @@
 //! `future-p2p host`: what future.p2p's `host_cluster()` does. The host opens the cluster's
-//! topic with its access list (`pipe NAME -a users`), which only lasts while it stays
-//! connected, and says hello as `type=cluster` so members can tell the cluster is up.
-//! It must come first: a member who opens `alice/p2p` before alice created it lands on a
-//! private topic of their own (pico's topic rules).
+//! topic with its access list (`pipe NAME -a users`) and says hello as `type=cluster` so
+//! members can tell the cluster is up. Its topic reconnects on its own after any drop
+//! (a hub restart, a network error), reopening the pipe with the same list.
+//!
+//! It should come first. On pico.sh the list lasts only while the host is connected, and a
+//! member who opens `alice/p2p` before alice created it lands on a private topic of their
+//! own. On a future-p2p hub the list is kept (across hub restarts too) until the owner
+//! hosts again with another list, which ends the sessions of users taken off it; a member
+//! who comes before the first hosting is told so and retries (see `docs/trust.md`).
 
 use std::time::Duration;
 
@@ -12,6 +17,7 @@ use p2p_proto::message::{BoardLine, Hello, Message, Role};
 use p2p_proto::time::{BoardTime, Expiry};
 use p2p_transport::board::PipeOptions;
 use p2p_transport::clock::unix_ms;
+use p2p_transport::cluster_watch::{WatchOptions, watch_cluster};
 use p2p_transport::lines::TOPIC_LINES;
 
 use crate::CliError;
@@ -36,10 +42,21 @@ pub struct HostArgs {
     pub hello_interval: Duration,
 }
 
-/// The `ls` line of a hosted cluster: `- owner/name: (Access List: …)`.
-fn hosted_in_listing(listing: &str, topic: &str) -> bool {
-    let prefix = format!("- {topic}: (Access List:");
-    listing.lines().any(|line| line.starts_with(&prefix))
+/// Whether `ls` shows `topic` with an access list and a session of its owner `user` on it
+/// (`  - UUID (user@addr)` or `(user-keyname@addr)` under the channel): another host. The
+/// list alone proves nothing on a hub, which keeps lists after their host left.
+fn hosted_in_listing(listing: &str, topic: &str, user: &str) -> bool {
+    let header = format!("- {topic}: (Access List:");
+    let mut lines = listing
+        .lines()
+        .skip_while(|line| !line.starts_with(&header));
+    if lines.next().is_none() {
+        return false;
+    }
+    let mine = [format!("({user}@"), format!("({user}-")];
+    lines
+        .take_while(|line| line.starts_with("  "))
+        .any(|line| mine.iter().any(|m| line.contains(m.as_str())))
 }
 
 /// The `type=cluster` hello, valid for two intervals.
@@ -72,17 +89,27 @@ pub async fn run(args: HostArgs) -> Result<(), CliError> {
         });
     }
     let topic = format!("{user}/{}", cluster.name());
-    if hosted_in_listing(&board.ls().await?, &topic) {
+    if hosted_in_listing(&board.ls().await?, &topic, &user) {
         return Err(CliError::AlreadyHosted { cluster: topic });
     }
     let options = PipeOptions {
         access: args.users.clone(),
         ..PipeOptions::default()
     };
-    let mut lines = board
+    let lines = board
         .open(cluster.name(), &options)
         .await?
         .into_lines(TOPIC_LINES);
+    // The host's own hellos do not come back to it: any it sees are another host's.
+    let (mut lines, watch) = watch_cluster(
+        lines,
+        WatchOptions {
+            cluster: topic.clone(),
+            bound: None,
+            advice: String::new(),
+        },
+    );
+    let mut other_hosts = watch.sightings();
     println!("hosting {topic} for {}", args.users.join(", "));
     let stop = async {
         match args.duration {
@@ -99,6 +126,11 @@ pub async fn run(args: HostArgs) -> Result<(), CliError> {
                     && lines.outgoing.send(line).await.is_err()
                 {
                     break;
+                }
+            }
+            Ok(()) = other_hosts.changed() => {
+                if let Some(other) = other_hosts.borrow_and_update().as_ref() {
+                    tracing::warn!(host = %other.host, "another host announces {topic} too; stop one of them");
                 }
             }
             // Keep reading: on a pipe, a reader that stalls stalls everyone.
@@ -122,14 +154,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_hosted_cluster_is_the_one_with_an_access_list() {
-        let listing = "Channel Information\r\n- alice/p2p: (Access List: bob, carol)\r\n  Pipes:\r\n  - x\r\n- alice/other:\r\n";
-        assert!(hosted_in_listing(listing, "alice/p2p"));
-        assert!(!hosted_in_listing(listing, "alice/other"));
-        assert!(!hosted_in_listing(listing, "alice/p2"));
+    fn a_hosted_cluster_has_an_access_list_and_its_owner_on_it() {
+        let listing = "Channel Information\r\n- alice/p2p: (Access List: bob, carol)\r\n  Pipes:\r\n  - u1 (bob@1.2.3.4:5)\r\n  - u2 (alice-laptop@1.2.3.4:6)\r\n- alice/other:\r\n  Pipes:\r\n  - u3 (alice@1.2.3.4:7)\r\n";
+        assert!(hosted_in_listing(listing, "alice/p2p", "alice"));
+        assert!(!hosted_in_listing(listing, "alice/other", "alice"));
+        assert!(!hosted_in_listing(listing, "alice/p2", "alice"));
+        // The list kept by a hub after its host left, with only members on it.
+        let left = "Channel Information\r\n- alice/p2p: (Access List: bob)\r\n  Pipes:\r\n  - u1 (bob@1.2.3.4:5)\r\n- alice/x:\r\n  Pipes:\r\n  - u3 (alice@1.2.3.4:7)\r\n";
+        assert!(!hosted_in_listing(left, "alice/p2p", "alice"));
         assert!(!hosted_in_listing(
             "no pubsub channels found\n",
-            "alice/p2p"
+            "alice/p2p",
+            "alice"
         ));
     }
 

@@ -40,6 +40,10 @@ pub struct WorkerArgs {
     /// client told so (a TimedOut error). 0 for no limit.
     #[arg(long, env = "FUTURE_P2P_TIME_LIMIT", value_parser = parse_duration, default_value = "24h")]
     pub time_limit: Duration,
+    /// Warn when no host has announced the cluster within this long (the worker keeps
+    /// waiting, and its topic keeps reconnecting).
+    #[arg(long, env = "FUTURE_P2P_CLUSTER_TIMEOUT", value_parser = parse_duration, default_value = "60")]
+    pub cluster_timeout: Duration,
     /// How often to say hello on the board (clients count workers by their hellos).
     #[arg(long, env = "FUTURE_P2P_HELLO_INTERVAL", value_parser = parse_duration, default_value = "30")]
     pub hello_interval: Duration,
@@ -93,8 +97,9 @@ async fn serve<E: p2p_worker::Executor>(
     cluster: &ClusterName,
     executor: E,
 ) -> Result<(), CliError> {
-    let (_board, _user, me, lines) = args.board.join(cluster).await?;
-    let mut worker = Worker::start(lines, executor, options(args, me.clone()));
+    let joined = args.board.join(cluster, Some(args.cluster_timeout)).await?;
+    let me = joined.me.clone();
+    let mut worker = Worker::start(joined.lines, executor, options(args, me.clone()));
     println!("worker {me} joined {cluster}");
     tokio::select! {
         reason = worker.stopped() => println!("worker stopped: {reason}"),

@@ -10,7 +10,14 @@
 //! - board round trip (peer): a line to another peer on the topic and its answer back
 //!   (four legs, what a request/offer exchange costs);
 //! - fan-out: one writer, N readers (each its own SSH connection), first unpaced for the
-//!   highest rate every reader sustains, then paced at 20,000 lines/s for latency.
+//!   highest rate every reader sustains, then paced at 20,000 lines/s for latency. The
+//!   lines are board requests (`when=…,type=request,from=bench@…`), so the server's sender
+//!   check reads every one of them, as it does on a cluster's topic.
+//!
+//! `--busy N` runs N threads that spin on the CPU during the fan-out runs, to measure "with
+//! the machine busy" reproducibly (the paced fan-out is then measured twice: without and
+//! with them). The load average before and after is printed too, as whatever else ran on
+//! the machine counts as load.
 //!
 //! Not a test: nothing here asserts on time.
 
@@ -32,6 +39,7 @@ struct Args {
     lines: usize,
     paced_rate: usize,
     paced_secs: u64,
+    busy: usize,
 }
 
 fn args() -> Result<Args, Error> {
@@ -41,6 +49,7 @@ fn args() -> Result<Args, Error> {
         lines: 50_000,
         paced_rate: 20_000,
         paced_secs: 3,
+        busy: 2,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -51,6 +60,7 @@ fn args() -> Result<Args, Error> {
             "--lines" => a.lines = value.parse()?,
             "--rate" => a.paced_rate = value.parse()?,
             "--seconds" => a.paced_secs = value.parse()?,
+            "--busy" => a.busy = value.parse()?,
             _ => return Err(format!("unknown flag {flag}").into()),
         }
     }
@@ -205,10 +215,15 @@ async fn fan_out(
                 let mut samples = Vec::with_capacity(lines);
                 while samples.len() < lines {
                     let line = next_line(&mut r).await?;
-                    let Some(rest) = line.strip_prefix(tag) else {
+                    // `tag=` and `ts=` are the fifth and sixth fields.
+                    let mut fields = line.split(',').skip(4);
+                    if fields.next().and_then(|f| f.strip_prefix("tag=")) != Some(tag) {
+                        continue;
+                    }
+                    let Some(sent) = fields.next().and_then(|f| f.strip_prefix("ts=")) else {
                         continue;
                     };
-                    let sent: u64 = rest.split(',').next().unwrap_or("0").parse()?;
+                    let sent: u64 = sent.parse()?;
                     let now = origin.elapsed().as_nanos() as u64;
                     samples.push(Duration::from_nanos(now.saturating_sub(sent)));
                 }
@@ -229,7 +244,7 @@ async fn fan_out(
             let ts = origin.elapsed().as_nanos();
             sender
                 .send_line(&format!(
-                    "{tag}{ts},when=2026-01-01T00:00:00,type=request,future=f{sent},size=1024"
+                    "when=2026-01-01T00:00:00,expires=1767225600,type=request,from=bench@bench:1,tag={tag},ts={ts},future=f{sent},size=1024"
                 ))
                 .await?;
             sent += 1;
@@ -278,6 +293,49 @@ async fn connect(server: &BoardServer, key: &Path, known_hosts: &Path) -> Result
     Ok(Board::connect(config).await?)
 }
 
+/// Threads that spin on the CPU until dropped: a busy machine on demand.
+struct Spinners {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Spinners {
+    fn start(n: usize) -> Spinners {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..n)
+            .map(|_| {
+                let stop = std::sync::Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
+                        );
+                    }
+                })
+            })
+            .collect();
+        Spinners { stop, threads }
+    }
+}
+
+impl Drop for Spinners {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The 1-minute load average, as `/proc/loadavg` says (`?` where there is none).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
 fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
@@ -324,23 +382,37 @@ async fn main() -> Result<(), Error> {
     let writer_board = connect(&server, &key, &known_hosts).await?;
     let writer = writer_board.open("fanout", &PipeOptions::default()).await?;
     // Warm up: until every reader sees the writer's lines.
-    let (_, readers) = fan_out(origin, &writer, readers, 100, Some(10_000), "warm=").await?;
+    let (_, readers) = fan_out(origin, &writer, readers, 100, Some(10_000), "warm").await?;
     eprintln!("fan-out, unpaced, {} lines ...", a.lines);
-    let (unpaced, readers) = fan_out(origin, &writer, readers, a.lines, None, "free=").await?;
+    let (unpaced, readers) = fan_out(origin, &writer, readers, a.lines, None, "free").await?;
     let paced_lines = a.paced_rate * a.paced_secs as usize;
     eprintln!(
         "fan-out, paced at {} lines/s for {} s ...",
         a.paced_rate, a.paced_secs
     );
-    let (paced, _readers) = fan_out(
+    let load_before = loadavg();
+    let (paced, readers) = fan_out(
         origin,
         &writer,
         readers,
         paced_lines,
         Some(a.paced_rate),
-        "paced=",
+        "paced",
     )
     .await?;
+    eprintln!("fan-out, paced, with {} busy threads spinning ...", a.busy);
+    let spinners = Spinners::start(a.busy);
+    let (busy, _readers) = fan_out(
+        origin,
+        &writer,
+        readers,
+        paced_lines,
+        Some(a.paced_rate),
+        "busy",
+    )
+    .await?;
+    drop(spinners);
+    let load_after = loadavg();
 
     let base = tcp.p50.as_secs_f64();
     let ratio = |d: Duration| format!("{:.1}x", d.as_secs_f64() / base);
@@ -382,7 +454,21 @@ async fn main() -> Result<(), Error> {
         paced.rate,
         ratio(paced.latency.p50),
     );
+    println!(
+        "| fan-out to {} readers, paced {} lines/s, {} busy threads | {} | {} | {:.0} lines/s | {} |",
+        a.readers,
+        a.paced_rate,
+        a.busy,
+        ms(busy.latency.p50),
+        ms(busy.latency.p99),
+        busy.rate,
+        ratio(busy.latency.p50),
+    );
     println!();
+    println!(
+        "machine: {} cores; load average {load_before} before the paced runs, {load_after} after",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!(
         "targets: board round trip within 3x raw TCP; 20,000 lines/s to 50 readers with p99 <= 5 ms"
     );

@@ -8,10 +8,12 @@
 //!       p2p-hub                         <- this crate
 //!         hub        Hub: the three servers below on their own addresses
 //!         board/     pico-compatible SSH pipe server (russh): users, commands, topics and
-//!                    access lists, a broker that fans lines out and cuts off slow readers
+//!                    persisted access lists, a gate that checks each line's sender, a
+//!                    broker that fans lines out and sheds load before it cuts off readers
 //!         mailbox/   magic-wormhole mailbox (rendezvous) server: sans-IO state machine
 //!                    (state, protocol) and a WebSocket driver (server)
 //!         relay      magic-wormhole transit relay: handshake parser and splice
+//!         statedir   the state directory: mode 0700, files 0600, atomic rewrites
 //!          |
 //!       p2p-transport (clock)
 //! ```
@@ -23,5 +25,6 @@ pub mod board;
 pub mod hub;
 pub mod mailbox;
 pub mod relay;
+pub mod statedir;
 
 pub use hub::{Hub, HubConfig, HubError};

@@ -4,16 +4,22 @@
 //! `please relay TOKEN\n` is accepted too). When a second connection with the same token and
 //! another side arrives, both get `ok\n` and the relay splices the two sockets. The handshake
 //! parser ([`HandshakeParser`]) is sans-IO; [`TransitRelay`] is the tokio driver.
+//!
+//! Every resource is bounded ([`RelayConfig`]): the wait for a handshake and a partner, a
+//! pairing's idle time and (if set) its bytes, connections in all and per IP address. A
+//! relay that is full gives a newcomer the place of the connection idle longest, so pairs
+//! that are kept open and silent cannot keep others out.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -94,16 +100,54 @@ pub fn parse_line(line: &[u8]) -> Result<RelayRequest, HandshakeError> {
 pub struct RelayConfig {
     /// How long a connection may wait for its handshake and then for its partner.
     pub pairing_timeout: Duration,
-    /// Most connections handled at once (waiting or spliced); more are refused.
+    /// A paired connection that moves no byte either way for this long is closed. Warm
+    /// sessions send a heartbeat every 5 s, so only dead or abandoned pairs get there.
+    pub idle_timeout: Duration,
+    /// Most bytes one pairing may carry (both ways together); `None`: no limit.
+    pub max_bytes_per_pairing: Option<u64>,
+    /// Most connections handled at once (waiting or spliced).
     pub max_connections: usize,
+    /// Most connections at once from one IP address.
+    pub max_connections_per_address: usize,
+    /// When a limit above is reached, a new connection takes the place of the connection
+    /// idle longest (in the same scope: the address, or all) if it has been idle this long;
+    /// otherwise it is refused.
+    pub evict_idle_after: Duration,
 }
 
 impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
             pairing_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(120),
+            max_bytes_per_pairing: None,
             max_connections: 1000,
+            max_connections_per_address: 500,
+            evict_idle_after: Duration::from_secs(10),
         }
+    }
+}
+
+/// A connection, as the relay keeps count of it.
+struct Slot {
+    ip: IpAddr,
+    /// Milliseconds since the relay started when a byte last moved (or the connection came).
+    activity: Arc<AtomicU64>,
+    /// Ends the connection's task (and its partner's, once spliced).
+    cancel: CancellationToken,
+}
+
+/// Removes its slot from the registry when the connection ends.
+struct SlotGuard {
+    inner: Arc<Inner>,
+    id: u64,
+    activity: Arc<AtomicU64>,
+    cancel: CancellationToken,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.inner.slots().remove(&self.id);
     }
 }
 
@@ -111,7 +155,7 @@ impl Default for RelayConfig {
 struct Waiting {
     id: u64,
     side: Option<String>,
-    partner: oneshot::Sender<(TcpStream, OwnedSemaphorePermit)>,
+    partner: oneshot::Sender<(TcpStream, SlotGuard)>,
 }
 
 #[derive(Default)]
@@ -122,8 +166,10 @@ struct Pending {
 
 struct Inner {
     config: RelayConfig,
+    started: Instant,
     pending: Mutex<Pending>,
-    permits: Arc<Semaphore>,
+    slots: Mutex<HashMap<u64, Slot>>,
+    next_slot: AtomicU64,
 }
 
 impl Inner {
@@ -131,6 +177,67 @@ impl Inner {
         self.pending
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn slots(&self) -> MutexGuard<'_, HashMap<u64, Slot>> {
+        self.slots
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Counts a connection from `ip`, making room by evicting the longest-idle connection
+    /// of the limit's scope when one has been idle long enough; `None`: refused.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<SlotGuard> {
+        let now = self.now_ms();
+        let evictable = self.config.evict_idle_after.as_millis() as u64;
+        let mut slots = self.slots();
+        loop {
+            let from_ip = slots.values().filter(|s| s.ip == ip).count();
+            let scope_is_ip = if from_ip >= self.config.max_connections_per_address {
+                true
+            } else if slots.len() >= self.config.max_connections {
+                false
+            } else {
+                break;
+            };
+            let victim = slots
+                .iter()
+                .filter(|(_, s)| !scope_is_ip || s.ip == ip)
+                .map(|(id, s)| (now.saturating_sub(s.activity.load(Ordering::Relaxed)), *id))
+                .filter(|(idle, _)| *idle >= evictable)
+                .max();
+            let (idle, id) = victim?;
+            if let Some(slot) = slots.remove(&id) {
+                tracing::info!(victim = %slot.ip, idle_ms = idle, "relay full: evicting an idle connection");
+                slot.cancel.cancel();
+            }
+        }
+        let id = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        let activity = Arc::new(AtomicU64::new(now));
+        let cancel = CancellationToken::new();
+        slots.insert(
+            id,
+            Slot {
+                ip,
+                activity: Arc::clone(&activity),
+                cancel: cancel.clone(),
+            },
+        );
+        Some(SlotGuard {
+            inner: Arc::clone(self),
+            id,
+            activity,
+            cancel,
+        })
+    }
+
+    /// Connections counted now (for tests and monitoring).
+    fn connections(&self) -> usize {
+        self.slots().len()
     }
 }
 
@@ -144,27 +251,38 @@ impl TransitRelay {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let inner = Arc::new(Inner {
-            permits: Arc::new(Semaphore::new(config.max_connections)),
             config,
+            started: Instant::now(),
             pending: Mutex::new(Pending::default()),
+            slots: Mutex::new(HashMap::new()),
+            next_slot: AtomicU64::new(0),
         });
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(accept_loop(listener, inner, shutdown.clone()));
+        let task = tokio::spawn(accept_loop(listener, Arc::clone(&inner), shutdown.clone()));
         tracing::info!(%local_addr, "transit relay listening");
         Ok(RelayHandle {
             local_addr,
             shutdown,
             task: Some(task),
+            inner,
         })
     }
 }
 
 /// A running transit relay. Dropping it stops the relay.
-#[derive(Debug)]
 pub struct RelayHandle {
     local_addr: SocketAddr,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RelayHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayHandle")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RelayHandle {
@@ -176,6 +294,11 @@ impl RelayHandle {
     /// The relay hint clients use: `tcp://ADDR`.
     pub fn url(&self) -> String {
         format!("tcp://{}", self.local_addr)
+    }
+
+    /// Connections the relay holds now, waiting or spliced.
+    pub fn connections(&self) -> usize {
+        self.inner.connections()
     }
 
     /// Stop accepting, drop every connection and wait for the relay to end.
@@ -207,7 +330,7 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, shutdown: Cancell
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&inner.permits).try_acquire_owned() else {
+        let Some(slot) = inner.admit(peer.ip()) else {
             tracing::info!(%peer, "relay full, refusing connection");
             tokio::spawn(async move {
                 let _ = stream.write_all(b"error: relay full\n").await;
@@ -218,20 +341,17 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, shutdown: Cancell
         let inner = Arc::clone(&inner);
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let cancel = slot.cancel.clone();
             tokio::select! {
-                () = handle(stream, peer, permit, inner) => {}
+                () = handle(stream, peer, slot, inner) => {}
+                () = cancel.cancelled() => {}
                 () = shutdown.cancelled() => {}
             }
         });
     }
 }
 
-async fn handle(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
-    inner: Arc<Inner>,
-) {
+async fn handle(mut stream: TcpStream, peer: SocketAddr, slot: SlotGuard, inner: Arc<Inner>) {
     let timeout = inner.config.pairing_timeout;
     let request = match tokio::time::timeout(timeout, read_handshake(&mut stream)).await {
         Ok(Ok(request)) => request,
@@ -247,7 +367,7 @@ async fn handle(
     };
     // Pair with a waiting partner of the same token and another side, or wait ourselves.
     let (partner_tx, partner_rx) = oneshot::channel();
-    let mut me = Some((stream, permit));
+    let mut me = Some((stream, slot));
     let my_id = {
         let mut pending = inner.pending();
         let matches = pending
@@ -279,17 +399,36 @@ async fn handle(
             None
         }
     };
-    let (Some((mut stream, _permit)), Some(my_id)) = (me, my_id) else {
+    let (Some((mut stream, slot)), Some(my_id)) = (me, my_id) else {
         return; // Handed over: the partner's task splices both sockets.
     };
     match tokio::time::timeout(timeout, partner_rx).await {
-        Ok(Ok((mut other, _other_permit))) => {
+        Ok(Ok((mut other, other_slot))) => {
             tracing::debug!(%peer, "relay paired");
             if stream.write_all(b"ok\n").await.is_err() || other.write_all(b"ok\n").await.is_err() {
                 return;
             }
-            let (up, down) = splice(stream, other).await;
+            let pairing = Pairing {
+                activity: [Arc::clone(&slot.activity), Arc::clone(&other_slot.activity)],
+                inner: Arc::clone(&inner),
+                moved: AtomicU64::new(0),
+                over: CancellationToken::new(),
+            };
+            let idle = inner.config.idle_timeout;
+            let (up, down) = tokio::select! {
+                moved = splice(stream, other, &pairing) => moved,
+                () = other_slot.cancel.cancelled() => (0, 0),
+                () = pairing.over.cancelled() => {
+                    tracing::info!(%peer, "relay pairing reached its byte limit");
+                    (0, 0)
+                }
+                () = pairing.idle(idle) => {
+                    tracing::debug!(%peer, "idle relay pairing closed");
+                    (0, 0)
+                }
+            };
             tracing::debug!(%peer, up, down, "relay session ended");
+            drop((slot, other_slot));
         }
         Ok(Err(_)) | Err(_) => {
             let mut pending = inner.pending();
@@ -305,11 +444,54 @@ async fn handle(
     }
 }
 
+/// What both directions of a spliced pair share: when bytes last moved, how many did.
+struct Pairing {
+    activity: [Arc<AtomicU64>; 2],
+    inner: Arc<Inner>,
+    moved: AtomicU64,
+    /// Fired when the pairing passes `max_bytes_per_pairing`.
+    over: CancellationToken,
+}
+
+impl Pairing {
+    fn record(&self, n: usize) {
+        let now = self.inner.now_ms();
+        for a in &self.activity {
+            a.store(now, Ordering::Relaxed);
+        }
+        let moved = self.moved.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        if self
+            .inner
+            .config
+            .max_bytes_per_pairing
+            .is_some_and(|max| moved > max)
+        {
+            self.over.cancel();
+        }
+    }
+
+    /// Resolves once no byte moved either way for `limit`.
+    async fn idle(&self, limit: Duration) {
+        let limit_ms = limit.as_millis() as u64;
+        loop {
+            let last = self.activity[0].load(Ordering::Relaxed);
+            let idle = self.inner.now_ms().saturating_sub(last);
+            if idle >= limit_ms {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(limit_ms - idle)).await;
+        }
+    }
+}
+
 /// Copy both ways until both sides have finished; returns the bytes moved each way.
-async fn splice(a: TcpStream, b: TcpStream) -> (u64, u64) {
+async fn splice(a: TcpStream, b: TcpStream, pairing: &Pairing) -> (u64, u64) {
     let (a_read, a_write) = a.into_split();
     let (b_read, b_write) = b.into_split();
-    tokio::join!(forward(a_read, b_write), forward(b_read, a_write))
+    tokio::join!(
+        forward(a_read, b_write, pairing),
+        forward(b_read, a_write, pairing)
+    )
 }
 
 /// One direction of a relayed connection.
@@ -318,7 +500,7 @@ async fn splice(a: TcpStream, b: TcpStream) -> (u64, u64) {
 /// with Nagle's algorithm on, so each write after the first waits for our ACK. With delayed
 /// ACKs that costs up to 40 ms per record; re-arming TCP_QUICKACK after every read makes
 /// the relay acknowledge at once, which is what keeps warm round trips in microseconds.
-async fn forward(mut from: OwnedReadHalf, mut to: OwnedWriteHalf) -> u64 {
+async fn forward(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, pairing: &Pairing) -> u64 {
     let mut buf = vec![0u8; 64 << 10];
     let mut total = 0u64;
     loop {
@@ -327,6 +509,7 @@ async fn forward(mut from: OwnedReadHalf, mut to: OwnedWriteHalf) -> u64 {
             Ok(n) => n,
         };
         let _ = from.as_ref().set_quickack(true);
+        pairing.record(n);
         if to.write_all(&buf[..n]).await.is_err() {
             break;
         }

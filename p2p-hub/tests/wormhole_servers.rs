@@ -332,6 +332,7 @@ async fn relay_pairs_by_token_and_refuses_strays() {
     let config = RelayConfig {
         pairing_timeout: Duration::from_millis(500),
         max_connections: 3,
+        ..RelayConfig::default()
     };
     let relay = TransitRelay::bind(loopback(), config).await.expect("bind");
     let addr = relay.local_addr();

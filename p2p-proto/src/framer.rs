@@ -120,6 +120,11 @@ impl LineFramer {
             self.discarding = !ends_line;
             return;
         }
+        if ends_line && self.partial.is_empty() {
+            // The whole line is in this chunk (the usual case): no copy into `partial`.
+            self.ready.push_back(decode(segment));
+            return;
+        }
         self.partial.extend_from_slice(segment);
         if ends_line {
             let line = self.partial.split();

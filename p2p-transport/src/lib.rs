@@ -9,6 +9,8 @@
 //!         board      the SSH pipe client: Board, Topic, join_cluster (see board/)
 //!         wormhole   magic-wormhole transfers and warm sessions (see wormhole/)
 //!         lines      LineChannel: a topic as lines in / lines out, for the drivers
+//!         cluster_watch  watch_cluster: a member's LineChannel that warns while no host
+//!                    has announced the cluster (`type=cluster` hello)
 //!         clock      the wall clock in Unix ms, as the drivers feed it to the cores
 //!          |
 //!       p2p-proto                       (sans-IO: messages, codecs, framer)
@@ -19,5 +21,6 @@
 
 pub mod board;
 pub mod clock;
+pub mod cluster_watch;
 pub mod lines;
 pub mod wormhole;

@@ -880,3 +880,76 @@ async fn close_with_unread_events_returns() {
         .expect("close hung");
     until_gone(&alice, "(alice@").await;
 }
+
+/// A pipe the server ends (here: its user is taken off the access list, then put back) is
+/// reopened by the topic on its own, with the server's reason in the events, and a server
+/// that keeps refusing is asked less and less often.
+#[tokio::test]
+async fn a_pipe_the_server_ends_is_reopened_with_its_reason() {
+    let p = people();
+    let hub = hub_for(&p).await;
+    let alice = board(&hub, &p.alice, "alice").await;
+    let listed = |users: &[&str]| PipeOptions {
+        access: users.iter().map(|u| u.to_string()).collect(),
+        ..Default::default()
+    };
+    let host = alice.open("p2p", &listed(&["bob"])).await.expect("host");
+    until_listed(&alice, "(alice@").await;
+    let kh = hub.known_hosts();
+    let mut c = config(&hub, &p.bob, "bob", &kh);
+    c.backoff = Backoff {
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(800),
+        max_attempts: None,
+    };
+    let bob = Board::connect(c).await.expect("bob");
+    let mut worker = bob
+        .open("alice/p2p", &PipeOptions::default())
+        .await
+        .expect("worker");
+    until_listed(&alice, "(bob@").await;
+
+    // Alice hosts again without bob: his pipe is ended, and he is told why.
+    let _again = alice.open("p2p", &listed(&["carol"])).await.expect("again");
+    match next_event(&mut worker).await {
+        TopicEvent::Disconnected { reason, .. } => assert!(
+            reason.contains("exit status 1")
+                && reason.contains("access revoked: alice took you off the access list"),
+            "{reason}"
+        ),
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+    // While refused, the delays grow instead of a tight loop.
+    let mut delays = Vec::new();
+    while delays.len() < 4 {
+        match next_event(&mut worker).await {
+            TopicEvent::Disconnected { reason, retry_in } => {
+                assert!(reason.contains("access denied: bob"), "{reason}");
+                delays.push(retry_in);
+            }
+            TopicEvent::Reconnected => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(delays.windows(2).all(|w| w[0] <= w[1]), "{delays:?}");
+    assert!(delays[3] > delays[0], "{delays:?}");
+
+    // Bob is back on the list: his topic comes back by itself and lines flow again.
+    drop(_again);
+    let _back = alice
+        .open("p2p", &listed(&["bob", "carol"]))
+        .await
+        .expect("back");
+    until_listed(&alice, "(bob@").await;
+    host.send_line("welcome back").await.expect("send");
+    loop {
+        match next_event(&mut worker).await {
+            TopicEvent::Line(line) => {
+                assert_eq!(line, "welcome back");
+                break;
+            }
+            TopicEvent::Disconnected { .. } | TopicEvent::Reconnected => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -13,6 +13,15 @@
 //! reader instead ([`Eviction::TooSlow`]); the other readers and the publishers carry on.
 //! The bound is [`DEFAULT_BACKLOG_LIMIT`] unless configured.
 //!
+//! Before it drops a reader, the broker drops what the reader can afford to lose: a chunk
+//! the session layer marked droppable (offers and worker/client hellos, see
+//! [`super::gate`]) is not queued for a reader whose backlog is past half the bound. So a
+//! reader that lags under a flood of offers keeps the other half of its backlog for
+//! requests, accepts and results, and is only cut off when those alone overflow it.
+//!
+//! A member also leaves when the topic's owner takes it off the access list
+//! ([`Broker::revoke`], [`Eviction::Revoked`]).
+//!
 //! Termination follows upstream before 2026-08-15 (docs/pico-compat.md §7.6),
 //! chosen because a cluster host must survive its last worker leaving: a remaining pipe is
 //! never disconnected because a peer left. A `sub` without `-k` is evicted
@@ -29,7 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::command::Dispatcher;
 use super::ls::ChannelView;
-use super::topic::AccessTable;
+use super::topic::{AccessTable, Caller};
 
 /// Default per-reader backlog bound: 4 MiB. At the 20,000 lines/s target with ~100-byte
 /// lines that is two seconds of traffic, far above any healthy reader's lag, and small
@@ -62,6 +71,13 @@ pub enum Eviction {
     },
     /// The last writer left and the reader is a `sub` without `-k`.
     WritersGone,
+    /// The topic's owner replaced its access list with one that leaves this user out.
+    Revoked {
+        /// The channel.
+        topic: String,
+        /// Its owner.
+        owner: String,
+    },
 }
 
 impl std::fmt::Display for Eviction {
@@ -72,6 +88,10 @@ impl std::fmt::Display for Eviction {
                 "reader too slow: {backlog} bytes queued, limit {limit}; disconnected so the topic keeps flowing"
             ),
             Eviction::WritersGone => f.write_str("all writers left"),
+            Eviction::Revoked { topic, owner } => write!(
+                f,
+                "access revoked: {owner} took you off the access list of {topic}"
+            ),
         }
     }
 }
@@ -81,7 +101,6 @@ impl std::fmt::Display for Eviction {
 pub struct Outbox {
     data: mpsc::UnboundedSender<Bytes>,
     backlog: Arc<AtomicUsize>,
-    evict: Option<oneshot::Sender<Eviction>>,
 }
 
 /// The session's end of a reader's queue.
@@ -89,8 +108,6 @@ pub struct Outbox {
 pub struct Inbox {
     /// Chunks to write to the reader, in topic order; ends when the broker drops the reader.
     pub data: mpsc::UnboundedReceiver<Bytes>,
-    /// Fires once if the broker evicts the reader.
-    pub evicted: oneshot::Receiver<Eviction>,
     backlog: Arc<AtomicUsize>,
 }
 
@@ -104,20 +121,48 @@ impl Inbox {
 /// A connected queue pair for one reader.
 pub fn queue() -> (Outbox, Inbox) {
     let (data_tx, data_rx) = mpsc::unbounded_channel();
-    let (evict_tx, evict_rx) = oneshot::channel();
     let backlog = Arc::new(AtomicUsize::new(0));
     (
         Outbox {
             data: data_tx,
             backlog: Arc::clone(&backlog),
-            evict: Some(evict_tx),
         },
         Inbox {
             data: data_rx,
-            evicted: evict_rx,
             backlog,
         },
     )
+}
+
+/// How the broker tells a member's session that it was removed.
+pub type EvictionNotice = oneshot::Sender<Eviction>;
+
+/// A member's notice pair: the broker keeps the sender, the session awaits the receiver
+/// (which fires once, or errors when the member left on its own).
+pub fn eviction() -> (EvictionNotice, oneshot::Receiver<Eviction>) {
+    oneshot::channel()
+}
+
+/// Who a member is, so that a changed access list can be applied to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Username (`public` for anonymous keys).
+    pub user: String,
+    /// `SHA256:` fingerprint of the session's key.
+    pub fingerprint: String,
+    /// An unregistered key.
+    pub anonymous: bool,
+}
+
+impl Identity {
+    /// As the access table sees it.
+    pub fn caller(&self) -> Caller<'_> {
+        Caller {
+            user: &self.user,
+            fingerprint: &self.fingerprint,
+            anonymous: self.anonymous,
+        }
+    }
 }
 
 /// A client joining a channel.
@@ -133,6 +178,18 @@ pub struct Member {
     pub keepalive: bool,
     /// Queue for readers (`None` for pubs).
     pub outbox: Option<Outbox>,
+    /// Who it is.
+    pub identity: Identity,
+    /// Fired if the broker removes it.
+    pub notice: Option<EvictionNotice>,
+}
+
+impl Member {
+    fn evict(&mut self, why: Eviction) {
+        if let Some(tx) = self.notice.take() {
+            let _ = tx.send(why);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -156,6 +213,8 @@ pub struct Published {
     pub delivered: usize,
     /// Readers evicted as too slow.
     pub evicted: Vec<ClientId>,
+    /// Readers that skipped a droppable chunk because they lag.
+    pub shed: usize,
 }
 
 /// All channels and waiting pubs of one server.
@@ -230,10 +289,8 @@ impl Broker {
                 .map(|(id, _)| *id)
                 .collect();
             for reader in gone {
-                if let Some(mut m) = channel.members.remove(&reader)
-                    && let Some(tx) = m.outbox.as_mut().and_then(|o| o.evict.take())
-                {
-                    let _ = tx.send(Eviction::WritersGone);
+                if let Some(mut m) = channel.members.remove(&reader) {
+                    m.evict(Eviction::WritersGone);
                 }
                 evicted.push(reader);
             }
@@ -262,15 +319,53 @@ impl Broker {
         self.waiting.remove(&id);
     }
 
+    /// Removes the members of `topic` that `still_allowed` refuses, telling each it was
+    /// revoked by `owner`. Returns them.
+    pub fn revoke(
+        &mut self,
+        topic: &str,
+        owner: &str,
+        still_allowed: impl Fn(Caller<'_>) -> bool,
+    ) -> Vec<ClientId> {
+        let Some(channel) = self.channels.get_mut(topic) else {
+            return Vec::new();
+        };
+        let gone: Vec<ClientId> = channel
+            .members
+            .iter()
+            .filter(|(_, m)| !still_allowed(m.identity.caller()))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &gone {
+            if let Some(mut m) = channel.members.remove(id) {
+                m.evict(Eviction::Revoked {
+                    topic: topic.to_owned(),
+                    owner: owner.to_owned(),
+                });
+            }
+        }
+        if channel.members.is_empty() {
+            self.channels.remove(topic);
+        }
+        gone
+    }
+
     /// Hands `data` from `from` to the readers of `topic` (multicast: all; round robin: the
     /// next one in join order). Never blocks: a reader whose backlog would pass the bound is
-    /// evicted instead.
-    pub fn publish(&mut self, topic: &str, from: ClientId, data: Bytes) -> Published {
+    /// evicted instead, and a `droppable` chunk skips readers past half the bound.
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        from: ClientId,
+        data: Bytes,
+        droppable: bool,
+    ) -> Published {
         let mut out = Published::default();
         if data.is_empty() {
             return out;
         }
         let limit = self.backlog_limit;
+        let shed_above = limit / 2;
         let Some(channel) = self.channels.get_mut(topic) else {
             return out;
         };
@@ -304,13 +399,15 @@ impl Broker {
                 continue;
             };
             let queued = outbox.backlog.load(Ordering::Acquire);
+            if droppable && queued.saturating_add(data.len()) > shed_above {
+                out.shed += 1;
+                continue;
+            }
             if queued.saturating_add(data.len()) > limit {
-                if let Some(tx) = outbox.evict.take() {
-                    let _ = tx.send(Eviction::TooSlow {
-                        backlog: queued,
-                        limit,
-                    });
-                }
+                member.evict(Eviction::TooSlow {
+                    backlog: queued,
+                    limit,
+                });
                 channel.members.remove(&id);
                 out.evicted.push(id);
                 continue;
@@ -367,13 +464,30 @@ mod tests {
     use proptest::prelude::*;
 
     fn member(role: Role, outbox: Option<Outbox>) -> Member {
-        Member {
+        noticed(role, outbox, "u").0
+    }
+
+    /// A member of `user` and the receiver of its eviction notice.
+    fn noticed(
+        role: Role,
+        outbox: Option<Outbox>,
+        user: &str,
+    ) -> (Member, oneshot::Receiver<Eviction>) {
+        let (notice, evicted) = eviction();
+        let member = Member {
             label: format!("{role:?}"),
             role,
             replay: false,
             keepalive: false,
             outbox,
-        }
+            identity: Identity {
+                user: user.to_owned(),
+                fingerprint: format!("SHA256:{user}"),
+                anonymous: false,
+            },
+            notice: Some(notice),
+        };
+        (member, evicted)
     }
 
     fn drain(inbox: &mut Inbox) -> Vec<u8> {
@@ -400,9 +514,21 @@ mod tests {
         );
         b.join("a/t", 2, replayer, Dispatcher::Multicast);
         b.join("a/t", 3, member(Role::Pub, None), Dispatcher::Multicast);
-        assert_eq!(b.publish("a/t", 1, Bytes::from_static(b"x")).delivered, 1);
-        assert_eq!(b.publish("a/t", 2, Bytes::from_static(b"y")).delivered, 2);
-        assert_eq!(b.publish("a/t", 3, Bytes::from_static(b"z")).delivered, 2);
+        assert_eq!(
+            b.publish("a/t", 1, Bytes::from_static(b"x"), false)
+                .delivered,
+            1
+        );
+        assert_eq!(
+            b.publish("a/t", 2, Bytes::from_static(b"y"), false)
+                .delivered,
+            2
+        );
+        assert_eq!(
+            b.publish("a/t", 3, Bytes::from_static(b"z"), false)
+                .delivered,
+            2
+        );
         assert_eq!(drain(&mut i1), b"yz");
         assert_eq!(drain(&mut i2), b"xyz");
     }
@@ -419,7 +545,11 @@ mod tests {
         // A later writer does not change it.
         b.join("a/t", 4, member(Role::Pub, None), Dispatcher::Multicast);
         for c in [b"a", b"b", b"c", b"d"] {
-            assert_eq!(b.publish("a/t", 1, Bytes::copy_from_slice(c)).delivered, 1);
+            assert_eq!(
+                b.publish("a/t", 1, Bytes::copy_from_slice(c), false)
+                    .delivered,
+                1
+            );
         }
         assert_eq!(drain(&mut i1), b"ac");
         assert_eq!(drain(&mut i2), b"bd");
@@ -428,15 +558,11 @@ mod tests {
     #[test]
     fn slow_reader_is_evicted_others_continue() {
         let mut b = Broker::new(10);
-        let (slow, mut slow_in) = queue();
+        let (slow, _slow_in) = queue();
         let (fast, mut fast_in) = queue();
+        let (slow, mut slow_evicted) = noticed(Role::Sub, Some(slow), "u");
         b.join("a/t", 1, member(Role::Pub, None), Dispatcher::Multicast);
-        b.join(
-            "a/t",
-            2,
-            member(Role::Sub, Some(slow)),
-            Dispatcher::Multicast,
-        );
+        b.join("a/t", 2, slow, Dispatcher::Multicast);
         b.join(
             "a/t",
             3,
@@ -444,41 +570,103 @@ mod tests {
             Dispatcher::Multicast,
         );
         for _ in 0..3 {
-            let p = b.publish("a/t", 1, Bytes::from_static(b"1234"));
+            let p = b.publish("a/t", 1, Bytes::from_static(b"1234"), false);
             drain(&mut fast_in);
             if !p.evicted.is_empty() {
                 assert_eq!(p.evicted, [2]);
             }
         }
         assert_eq!(
-            slow_in.evicted.try_recv(),
+            slow_evicted.try_recv(),
             Ok(Eviction::TooSlow {
                 backlog: 8,
                 limit: 10
             })
         );
-        assert_eq!(b.publish("a/t", 1, Bytes::from_static(b"5")).delivered, 1);
+        assert_eq!(
+            b.publish("a/t", 1, Bytes::from_static(b"5"), false)
+                .delivered,
+            1
+        );
         assert_eq!(drain(&mut fast_in), b"5");
     }
 
     #[test]
     fn subs_leave_with_last_writer_unless_keepalive() {
         let mut b = Broker::new(1024);
-        let (o1, mut i1) = queue();
-        let (o2, mut i2) = queue();
+        let (o1, _i1) = queue();
+        let (o2, _i2) = queue();
         let (o3, _i3) = queue();
-        let mut keep = member(Role::Sub, Some(o2));
+        let (first, mut e1) = noticed(Role::Sub, Some(o1), "u");
+        let (mut keep, mut e2) = noticed(Role::Sub, Some(o2), "u");
         keep.keepalive = true;
-        b.join("a/t", 1, member(Role::Sub, Some(o1)), Dispatcher::Multicast);
+        b.join("a/t", 1, first, Dispatcher::Multicast);
         b.join("a/t", 2, keep, Dispatcher::Multicast);
         // A sub leaving does not kick the others.
         b.join("a/t", 3, member(Role::Sub, Some(o3)), Dispatcher::Multicast);
         assert!(b.leave("a/t", 3).is_empty());
         b.join("a/t", 4, member(Role::Pub, None), Dispatcher::Multicast);
         assert_eq!(b.leave("a/t", 4), vec![1]);
-        assert_eq!(i1.evicted.try_recv(), Ok(Eviction::WritersGone));
-        assert!(i2.evicted.try_recv().is_err());
+        assert_eq!(e1.try_recv(), Ok(Eviction::WritersGone));
+        assert!(e2.try_recv().is_err());
         assert!(b.has_readers("a/t"));
+    }
+
+    #[test]
+    fn a_lagging_reader_sheds_droppable_chunks_before_it_is_evicted() {
+        let mut b = Broker::new(10);
+        let (lagging, mut lagging_in) = queue();
+        let (lagging, mut evicted) = noticed(Role::Sub, Some(lagging), "u");
+        b.join("a/t", 1, member(Role::Pub, None), Dispatcher::Multicast);
+        b.join("a/t", 2, lagging, Dispatcher::Multicast);
+        // Up to half the bound, offers are queued like anything else.
+        assert_eq!(
+            b.publish("a/t", 1, Bytes::from_static(b"ooo"), true)
+                .delivered,
+            1
+        );
+        // Past it they are skipped for this reader; essential chunks still fit.
+        let p = b.publish("a/t", 1, Bytes::from_static(b"ooo"), true);
+        assert_eq!((p.delivered, p.shed), (0, 1));
+        assert_eq!(
+            b.publish("a/t", 1, Bytes::from_static(b"rrrr"), false)
+                .delivered,
+            1
+        );
+        assert!(evicted.try_recv().is_err());
+        // Only when essential chunks alone overflow it is the reader cut off.
+        let p = b.publish("a/t", 1, Bytes::from_static(b"rrrr"), false);
+        assert_eq!(p.evicted, [2]);
+        assert!(matches!(evicted.try_recv(), Ok(Eviction::TooSlow { .. })));
+        assert_eq!(drain(&mut lagging_in), b"ooorrrr");
+    }
+
+    #[test]
+    fn revoked_members_leave_at_once_whatever_their_role() {
+        let mut b = Broker::new(1024);
+        let (o1, _i1) = queue();
+        let (o2, _i2) = queue();
+        let (bob_pipe, mut bob_pipe_evicted) = noticed(Role::Pipe, Some(o1), "bob");
+        let (bob_pub, mut bob_pub_evicted) = noticed(Role::Pub, None, "bob");
+        let (carol, mut carol_evicted) = noticed(Role::Pipe, Some(o2), "carol");
+        b.join("alice/p2p", 1, bob_pipe, Dispatcher::Multicast);
+        b.join("alice/p2p", 2, bob_pub, Dispatcher::Multicast);
+        b.join("alice/p2p", 3, carol, Dispatcher::Multicast);
+        let gone = b.revoke("alice/p2p", "alice", |c| c.user != "bob");
+        assert_eq!(gone, [1, 2]);
+        let revoked = Eviction::Revoked {
+            topic: "alice/p2p".into(),
+            owner: "alice".into(),
+        };
+        assert_eq!(bob_pipe_evicted.try_recv(), Ok(revoked.clone()));
+        assert_eq!(bob_pub_evicted.try_recv(), Ok(revoked));
+        assert!(carol_evicted.try_recv().is_err());
+        // Carol still gets what another writer sends.
+        assert_eq!(
+            b.publish("alice/p2p", 9, Bytes::from_static(b"x"), false)
+                .delivered,
+            1
+        );
     }
 
     #[test]
@@ -540,7 +728,7 @@ mod tests {
             for (n, (writer, len)) in ops.iter().enumerate() {
                 let chunk = vec![(n % 251) as u8; *len];
                 expected.extend_from_slice(&chunk);
-                b.publish("a/t", *writer, Bytes::from(chunk));
+                b.publish("a/t", *writer, Bytes::from(chunk), false);
             }
             for inbox in &mut inboxes {
                 prop_assert_eq!(drain(inbox), expected.clone());

@@ -42,6 +42,7 @@ pub fn load_or_generate(dir: &Path) -> Result<PrivateKey, HostKeyError> {
     };
     match std::fs::read_to_string(&path) {
         Ok(text) => {
+            crate::statedir::tighten(&path, crate::statedir::FILE_MODE).map_err(io)?;
             let key =
                 PrivateKey::from_openssh(text.as_bytes()).map_err(|e| HostKeyError::Invalid {
                     path: path.clone(),
@@ -82,26 +83,8 @@ pub fn generate_key_file(path: &Path) -> Result<PrivateKey, HostKeyError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    write_private(path, text.as_bytes()).map_err(io)?;
+    crate::statedir::create_private(path, text.as_bytes()).map_err(io)?;
     Ok(key)
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
 }
 
 #[cfg(test)]

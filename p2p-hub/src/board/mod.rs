@@ -4,9 +4,13 @@
 //! rules where upstream has quirks (each module says which; §12 there lists them all):
 //! - public-key authentication only; every key gets in, unknown keys as `public`;
 //! - commands `help`, `ls`, `user`, `pub`, `sub`, `pipe` ([`command`]);
-//! - topic names and access lists ([`topic`]), `ls` format ([`ls`]);
-//! - a multicast FIFO per topic where a slow reader is cut off instead of stalling everyone
-//!   ([`broker`]);
+//! - topic names and access lists ([`topic`]), `ls` format ([`ls`]); access lists of
+//!   registered owners are persisted in `STATE/clusters` ([`clusters`]) and an owner's new
+//!   list ends the sessions of users it leaves out;
+//! - a multicast FIFO per topic where a slow reader first loses droppable lines and is then
+//!   cut off instead of stalling everyone ([`broker`]);
+//! - a board line whose `from=` is not the session's user never reaches anyone ([`gate`]);
+//! - at most [`ServerConfig::max_sessions_per_user`] pub/sub/pipe sessions per user;
 //! - errors on stderr as `msg\n\r` with exit status 1; exit status 0, EOF and close (in that
 //!   order, after all output) otherwise.
 //!
@@ -18,9 +22,11 @@
 //! from clients is answered, so `ServerAliveInterval` works.
 
 pub mod broker;
+pub mod clusters;
 pub mod command;
 pub mod duration;
 pub mod flags;
+pub mod gate;
 mod handler;
 pub mod hostkey;
 pub mod ls;
@@ -30,6 +36,7 @@ mod state;
 pub mod tokenize;
 pub mod topic;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -42,6 +49,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use self::broker::{Broker, DEFAULT_BACKLOG_LIMIT};
+use self::clusters::ClustersError;
 use self::handler::Acceptor;
 use self::hostkey::HostKeyError;
 use self::registry::{Registry, RegistryError};
@@ -63,7 +71,14 @@ pub struct ServerConfig {
     pub public_host: String,
     /// Interval of server keepalives.
     pub keepalive_interval: Duration,
+    /// Most pub/sub/pipe sessions one user holds at once; anonymous keys share one count.
+    pub max_sessions_per_user: usize,
 }
+
+/// Default [`ServerConfig::max_sessions_per_user`]: a member running a host, a client and
+/// dozens of workers under one account stays well below it, while one member (or all
+/// anonymous keys together) cannot hold more than 256 x the backlog bound in reader queues.
+pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 256;
 
 impl ServerConfig {
     /// Defaults: `127.0.0.1:2222`, no signup, [`DEFAULT_BACKLOG_LIMIT`], 5 s keepalives.
@@ -75,6 +90,7 @@ impl ServerConfig {
             backlog_limit: DEFAULT_BACKLOG_LIMIT,
             public_host: "localhost".to_owned(),
             keepalive_interval: Duration::from_secs(5),
+            max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
         }
     }
 }
@@ -88,6 +104,9 @@ pub enum ServerError {
     /// User registry problem.
     #[error("user registry: {0}")]
     Registry(#[from] RegistryError),
+    /// The persisted access lists could not be read.
+    #[error("access lists: {0}")]
+    Clusters(#[from] ClustersError),
     /// The state directory could not be created.
     #[error("state directory {path}: {source}")]
     StateDir {
@@ -126,12 +145,18 @@ impl std::fmt::Debug for BoardServer {
 impl BoardServer {
     /// Loads (or creates) the state, binds and starts serving in the background.
     pub async fn start(config: ServerConfig) -> Result<BoardServer, ServerError> {
-        std::fs::create_dir_all(&config.state_dir).map_err(|source| ServerError::StateDir {
-            path: config.state_dir.clone(),
-            source,
+        crate::statedir::ensure_private_dir(&config.state_dir).map_err(|source| {
+            ServerError::StateDir {
+                path: config.state_dir.clone(),
+                source,
+            }
         })?;
         let host_key = hostkey::load_or_generate(&config.state_dir)?;
         let registry = Registry::open(&config.state_dir)?;
+        let persisted = clusters::load(&config.state_dir)?;
+        if !persisted.is_empty() {
+            tracing::info!(lists = persisted.len(), "access lists restored");
+        }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Bind {
@@ -149,11 +174,15 @@ impl BoardServer {
         };
         let state = Arc::new(State {
             broker: Mutex::new(Broker::new(config.backlog_limit)),
-            access: Mutex::new(AccessTable::default()),
+            access: Mutex::new(AccessTable::with_persisted(persisted)),
             registry: Mutex::new(registry),
             members_changed: watch::Sender::new(0),
             signup: config.signup,
             ssh_cmd,
+            state_dir: config.state_dir.clone(),
+            persisting: Mutex::new(()),
+            max_sessions_per_user: config.max_sessions_per_user,
+            sessions: Mutex::new(HashMap::new()),
         });
         let public = host_key.public_key().clone();
         let ssh = russh::server::Config {

@@ -1,7 +1,8 @@
 //! The hub's user registry: which SSH key belongs to which username
 //! (docs/pico-compat.md §8).
 //!
-//! Persisted in the state directory as two plain-text files an admin can edit:
+//! Persisted in the state directory as two plain-text files an admin can edit (mode 0600,
+//! see [`crate::statedir`]):
 //! - `users`: one `username key-type base64 [comment]` line per key (a user may have several
 //!   keys; `#` lines and blank lines are ignored). The comment is the key's name, shown in
 //!   client IDs as `alice-laptop@...`.
@@ -222,24 +223,21 @@ fn read_optional(path: &Path) -> Result<String, RegistryError> {
 }
 
 fn append(path: &Path, text: &str) -> Result<(), RegistryError> {
-    use std::io::Write;
-    let io = |source| RegistryError::Io {
+    crate::statedir::append_private(path, text.as_bytes()).map_err(|source| RegistryError::Io {
         path: path.to_owned(),
         source,
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io)?;
-    f.write_all(text.as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)
+    })
 }
 
 impl Registry {
     /// Loads `users` and `accounts` from `dir` (missing files are empty), creating account
     /// lines for users that have none.
     pub fn open(dir: &Path) -> Result<Registry, RegistryError> {
+        for file in ["users", "accounts"] {
+            let path = dir.join(file);
+            crate::statedir::tighten(&path, crate::statedir::FILE_MODE)
+                .map_err(|source| RegistryError::Io { path, source })?;
+        }
         let keys = parse_users(&read_optional(&dir.join("users"))?)?;
         let mut accounts: HashMap<String, Account> =
             parse_accounts(&read_optional(&dir.join("accounts"))?)?

@@ -4,6 +4,10 @@
 //! close) and a writer task drains the reader's broker queue into the channel. Keeping them
 //! apart matters: a write waiting for the client's window must never stop us from reading,
 //! or a pipe client that writes while we write to it would deadlock the connection.
+//!
+//! What a session writes goes through its [`LineGate`] (a board line must name the session's
+//! user as its sender) before the broker sees it. Every pub/sub/pipe session counts against
+//! its user's session limit while it lasts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,12 +18,15 @@ use russh::{Channel, ChannelMsg};
 use russh::{ChannelReadHalf, ChannelWriteHalf};
 use tokio::task::JoinHandle;
 
-use super::broker::{Eviction, Inbox, Member, Role, queue};
+use tokio::sync::oneshot;
+
+use super::broker::{Eviction, Identity, Inbox, Member, Role, eviction, queue};
 use super::command::{
     Command, CommandError, Dispatcher, PipeArgs, PubArgs, SubArgs, TopicArgs, parse_command,
 };
-use super::state::{Membership, State, lock};
-use super::topic::{Caller, Resolution, to_public_topic, to_topic};
+use super::gate::{LineGate, Refusal};
+use super::state::{Membership, SessionSlot, State, lock};
+use super::topic::{Caller, Claim, Resolution, to_public_topic, to_topic};
 
 /// How long an evicted reader gets to take its stderr notice before the channel closes.
 const NOTICE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -40,6 +47,23 @@ impl Peer {
             user: &self.user,
             fingerprint: &self.fingerprint,
             anonymous: self.anonymous,
+        }
+    }
+
+    fn identity(&self) -> Identity {
+        Identity {
+            user: self.user.clone(),
+            fingerprint: self.fingerprint.clone(),
+            anonymous: self.anonymous,
+        }
+    }
+
+    /// How errors name this user.
+    fn shown(&self) -> String {
+        if self.anonymous {
+            format!("{} (an unregistered key)", self.user)
+        } else {
+            self.user.clone()
         }
     }
 
@@ -175,10 +199,31 @@ async fn execute(
             out.status(state.ls(&peer.user)).await
         }
         Command::User => user(out, state, peer).await,
-        Command::Pub(args) => publish(args, rx, out, state, peer).await,
-        Command::Sub(args) => subscribe(args, rx, out, state, peer).await,
-        Command::Pipe(args) => pipe(args, rx, out, state, peer).await,
+        Command::Pub(args) => {
+            let _slot = open_session(state, peer)?;
+            publish(args, rx, out, state, peer).await
+        }
+        Command::Sub(args) => {
+            let _slot = open_session(state, peer)?;
+            subscribe(args, rx, out, state, peer).await
+        }
+        Command::Pipe(args) => {
+            let _slot = open_session(state, peer)?;
+            pipe(args, rx, out, state, peer).await
+        }
     }
+}
+
+/// Counts the session against its user's limit (anonymous keys share `public`'s).
+fn open_session(state: &Arc<State>, peer: &Peer) -> Result<SessionSlot, End> {
+    state.open_session(&peer.user).map_err(|open| {
+        tracing::warn!(user = %peer.user, open, "session refused: too many sessions");
+        End::Fail(format!(
+            "too many sessions: {} has {open} open on this hub (limit {}); close some first",
+            peer.shown(),
+            state.max_sessions_per_user
+        ))
+    })
 }
 
 /// `user`, as `ssh pico.sh user` prints it: name, id, creation time, pico+ expiry (empty).
@@ -213,12 +258,14 @@ struct Target {
     moved: bool,
 }
 
-fn resolve(state: &State, peer: &Peer, args: &TopicArgs) -> Resolved {
+fn resolve(state: &State, peer: &Peer, args: &TopicArgs) -> Result<Resolved, End> {
     let (topic, generated) = match &args.topic {
         Some(t) => (t.clone(), false),
         None => (uuid::Uuid::new_v4().to_string(), true),
     };
-    let resolution = lock(&state.access).resolve(peer.caller(), &topic, args.public);
+    let resolution = lock(&state.access).resolve(peer.caller(), &topic, args.public, |name| {
+        state.is_user(name)
+    });
     let target = match resolution {
         Resolution::Channel(name) => Target {
             name,
@@ -239,8 +286,22 @@ fn resolve(state: &State, peer: &Peer, args: &TopicArgs) -> Resolved {
                 moved: true,
             }
         }
+        Resolution::NotListed { topic, owner } => {
+            tracing::info!(user = %peer.user, %topic, "refused: not on the access list");
+            return Err(End::Fail(format!(
+                "access denied: {} is not on the access list of {topic} (ask {owner} to add you)",
+                peer.shown()
+            )));
+        }
+        Resolution::NotHosted { topic, owner } => {
+            tracing::info!(user = %peer.user, %topic, "refused: not hosted");
+            return Err(End::Fail(format!(
+                "{topic} is not hosted: it is {owner}'s, and {owner} has not opened it with an access list \
+                 (a cluster's host must start before its members; this hub lets nobody else create it)"
+            )));
+        }
     };
-    Resolved { target, generated }
+    Ok(Resolved { target, generated })
 }
 
 struct Resolved {
@@ -249,9 +310,29 @@ struct Resolved {
 }
 
 /// Claims the ACL, registers the membership guard and returns it with a fresh client id.
+/// When the owner replaces a list, the members it leaves out are removed at once
+/// (revocation), under the same lock, so nobody slips in between.
 fn enter(state: &Arc<State>, peer: &Peer, name: &str, access: &[String]) -> Membership {
     let id = lock(&state.broker).next_client_id();
-    lock(&state.access).claim(name, id, peer.caller(), access);
+    let claim = {
+        let table = &mut *lock(&state.access);
+        let claim = table.claim(name, id, peer.caller(), access);
+        if let Claim::Replaced { before } = &claim {
+            let revoked =
+                lock(&state.broker).revoke(name, &peer.user, |caller| table.permits(name, caller));
+            tracing::info!(
+                topic = %name, owner = %peer.user, ?before, after = ?access,
+                revoked = revoked.len(), "access list replaced"
+            );
+        }
+        claim
+    };
+    if claim.changed() {
+        if !peer.anonymous {
+            state.persist_access();
+        }
+        state.notify_members();
+    }
     Membership {
         state: Arc::clone(state),
         id,
@@ -259,17 +340,143 @@ fn enter(state: &Arc<State>, peer: &Peer, name: &str, access: &[String]) -> Memb
     }
 }
 
-fn join(state: &State, m: &Membership, member: Member, dispatcher: Dispatcher) {
-    lock(&state.broker).join(&m.topic, m.id, member, dispatcher);
+/// Adds the session to its channel, unless the channel's access list no longer allows it
+/// (it was replaced while the session waited). Returns the eviction notice to watch.
+fn join(
+    state: &State,
+    m: &Membership,
+    peer: &Peer,
+    member: NewMember,
+    dispatcher: Dispatcher,
+) -> Result<oneshot::Receiver<Eviction>, End> {
+    let (notice, evicted) = eviction();
+    {
+        let access = lock(&state.access);
+        if !access.permits(&m.topic, peer.caller()) {
+            let owner = access
+                .entry(&m.topic)
+                .map(|e| e.owner.clone())
+                .unwrap_or_default();
+            return Err(End::Fail(
+                Eviction::Revoked {
+                    topic: m.topic.clone(),
+                    owner,
+                }
+                .to_string(),
+            ));
+        }
+        let member = Member {
+            label: member.label,
+            role: member.role,
+            replay: member.replay,
+            keepalive: member.keepalive,
+            outbox: member.outbox,
+            identity: peer.identity(),
+            notice: Some(notice),
+        };
+        lock(&state.broker).join(&m.topic, m.id, member, dispatcher);
+    }
     state.notify_members();
+    Ok(evicted)
+}
+
+/// The session's part of a [`Member`].
+struct NewMember {
+    label: String,
+    role: Role,
+    replay: bool,
+    keepalive: bool,
+    outbox: Option<super::broker::Outbox>,
+}
+
+/// The writing half of a pub or pipe session: its line gate and what it refused.
+struct Publisher {
+    state: Arc<State>,
+    id: u64,
+    topic: String,
+    user: String,
+    gate: LineGate,
+    refused: usize,
+    out: Arc<Output>,
+}
+
+impl Publisher {
+    fn new(state: &Arc<State>, m: &Membership, peer: &Peer, out: &Arc<Output>) -> Publisher {
+        Publisher {
+            state: Arc::clone(state),
+            id: m.id,
+            topic: m.topic.clone(),
+            user: peer.user.clone(),
+            gate: LineGate::new(&peer.user),
+            refused: 0,
+            out: Arc::clone(out),
+        }
+    }
+
+    /// Bytes the client wrote.
+    fn data(&mut self, data: &[u8]) {
+        let gated = self.gate.push(data);
+        self.publish(gated);
+    }
+
+    /// The client's EOF: what the gate held goes out.
+    fn finish(&mut self) {
+        let gated = self.gate.finish();
+        self.publish(gated);
+    }
+
+    fn publish(&mut self, gated: super::gate::Gated) {
+        for run in gated.runs {
+            publish_chunk(&self.state, &self.topic, self.id, run.data, run.droppable);
+        }
+        for refusal in gated.refused {
+            self.refuse(refusal);
+        }
+    }
+
+    /// Logs the first refusal of the session (and every 1000th), and tells the client
+    /// once on stderr, so a misconfigured peer learns why nobody answers.
+    fn refuse(&mut self, refusal: Refusal) {
+        self.refused += 1;
+        if self.refused == 1 || self.refused.is_multiple_of(1000) {
+            tracing::warn!(
+                user = %self.user, topic = %self.topic, refused = self.refused, %refusal,
+                "board line dropped"
+            );
+        }
+        if self.refused == 1 {
+            let out = Arc::clone(&self.out);
+            let notice = format!(
+                "board line dropped ({refusal}); on this hub a line's from= must be you ({})\n",
+                self.user
+            );
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(NOTICE_TIMEOUT, out.stderr(notice)).await;
+            });
+        }
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        if self.refused > 1 {
+            tracing::warn!(
+                user = %self.user, topic = %self.topic, refused = self.refused,
+                "board lines dropped in this session"
+            );
+        }
+    }
 }
 
 /// Hands a chunk to the broker and logs evictions.
-fn publish_chunk(state: &State, m: &Membership, data: Bytes) {
-    let published = lock(&state.broker).publish(&m.topic, m.id, data);
+fn publish_chunk(state: &State, topic: &str, id: u64, data: Bytes, droppable: bool) {
+    let published = lock(&state.broker).publish(topic, id, data, droppable);
     if !published.evicted.is_empty() {
-        tracing::warn!(topic = %m.topic, evicted = ?published.evicted, "slow readers disconnected");
+        tracing::warn!(%topic, evicted = ?published.evicted, "slow readers disconnected");
         state.notify_members();
+    }
+    if published.shed > 0 {
+        tracing::debug!(%topic, readers = published.shed, "droppable lines skipped for lagging readers");
     }
 }
 
@@ -325,7 +532,7 @@ async fn publish(
     peer: &Arc<Peer>,
 ) -> Result<(), End> {
     let clean = args.common.clean;
-    let Resolved { target, .. } = resolve(state, peer, &args.common);
+    let Resolved { target, .. } = resolve(state, peer, &args.common)?;
     let membership = enter(state, peer, &target.name, &args.common.access);
     let label = peer.label();
     if !clean {
@@ -371,10 +578,11 @@ async fn publish(
     if !clean {
         out.status("sending msg ...\n".to_owned()).await?;
     }
-    join(
+    let mut evicted = join(
         state,
         &membership,
-        Member {
+        peer,
+        NewMember {
             label,
             role: Role::Pub,
             replay: false,
@@ -382,29 +590,45 @@ async fn publish(
             outbox: None,
         },
         args.dispatcher,
-    );
+    )?;
+    let mut publisher = Publisher::new(state, &membership, peer, out);
     for chunk in stash {
-        publish_chunk(state, &membership, chunk);
+        publisher.data(&chunk);
     }
+    // A oneshot must not be polled again once it has resolved.
+    let mut notice_open = true;
     while !eof {
-        match rx.wait().await {
-            Some(ChannelMsg::Data { data }) => {
-                if args.block && !lock(&state.broker).has_readers(&target.name) {
-                    let mut later = Vec::new();
-                    wait_for_reader(state, &target.name, None, rx, &mut later, &mut eof).await?;
-                    publish_chunk(state, &membership, data);
-                    for chunk in later {
-                        publish_chunk(state, &membership, chunk);
-                    }
-                } else {
-                    publish_chunk(state, &membership, data);
+        tokio::select! {
+            biased;
+            eviction = &mut evicted, if notice_open => {
+                notice_open = false;
+                if let Ok(eviction) = eviction {
+                    tracing::info!(user = %peer.user, reason = %eviction, "writer removed");
+                    return Err(End::Fail(eviction.to_string()));
                 }
             }
-            Some(ChannelMsg::Eof) => eof = true,
-            Some(ChannelMsg::Close) | None => return Err(End::Gone),
-            Some(_) => {}
+            msg = rx.wait() => match msg {
+                Some(ChannelMsg::Data { data }) => {
+                    if args.block && !lock(&state.broker).has_readers(&target.name) {
+                        let mut later = Vec::new();
+                        wait_for_reader(state, &target.name, None, rx, &mut later, &mut eof)
+                            .await?;
+                        publisher.data(&data);
+                        for chunk in later {
+                            publisher.data(&chunk);
+                        }
+                    } else {
+                        publisher.data(&data);
+                    }
+                }
+                Some(ChannelMsg::Eof) => eof = true,
+                Some(ChannelMsg::Close) | None => return Err(End::Gone),
+                Some(_) => {}
+            },
         }
     }
+    publisher.finish();
+    drop(publisher);
     drop(membership);
     if !clean {
         out.status("msg sent!\n".to_owned()).await?;
@@ -419,16 +643,17 @@ async fn subscribe(
     state: &Arc<State>,
     peer: &Arc<Peer>,
 ) -> Result<(), End> {
-    let Resolved { target, .. } = resolve(state, peer, &args.common);
+    let Resolved { target, .. } = resolve(state, peer, &args.common)?;
     if target.moved {
         return Err(End::Fail("access denied".to_owned()));
     }
     let membership = enter(state, peer, &target.name, &args.common.access);
     let (outbox, inbox) = queue();
-    join(
+    let evicted = join(
         state,
         &membership,
-        Member {
+        peer,
+        NewMember {
             label: peer.label(),
             role: Role::Sub,
             replay: false,
@@ -436,9 +661,9 @@ async fn subscribe(
             outbox: Some(outbox),
         },
         Dispatcher::Multicast,
-    );
-    let writer = spawn_writer(inbox, Arc::clone(out));
-    read_until_done(rx, writer, |_| {}).await
+    )?;
+    let writer = spawn_writer(inbox, evicted, Arc::clone(out));
+    read_until_done(rx, writer, None).await
 }
 
 async fn pipe(
@@ -448,7 +673,7 @@ async fn pipe(
     state: &Arc<State>,
     peer: &Arc<Peer>,
 ) -> Result<(), End> {
-    let Resolved { target, generated } = resolve(state, peer, &args.common);
+    let Resolved { target, generated } = resolve(state, peer, &args.common)?;
     let membership = enter(state, peer, &target.name, &args.common.access);
     if generated && !args.common.clean {
         let p = if args.common.public { "-p " } else { "" };
@@ -459,10 +684,11 @@ async fn pipe(
         .await?;
     }
     let (outbox, inbox) = queue();
-    join(
+    let evicted = join(
         state,
         &membership,
-        Member {
+        peer,
+        NewMember {
             label: peer.label(),
             role: Role::Pipe,
             replay: args.replay,
@@ -470,10 +696,11 @@ async fn pipe(
             outbox: Some(outbox),
         },
         args.dispatcher,
-    );
-    let writer = spawn_writer(inbox, Arc::clone(out));
+    )?;
+    let writer = spawn_writer(inbox, evicted, Arc::clone(out));
+    let mut publisher = Publisher::new(state, &membership, peer, out);
     // After the client's EOF the pipe stays on as a reader (upstream before 2026-08-15).
-    read_until_done(rx, writer, |data| publish_chunk(state, &membership, data)).await
+    read_until_done(rx, writer, Some(&mut publisher)).await
 }
 
 /// How a reader's writer task ended.
@@ -486,7 +713,11 @@ enum WriterEnd {
     Gone,
 }
 
-fn spawn_writer(mut inbox: Inbox, out: Arc<Output>) -> JoinHandle<WriterEnd> {
+fn spawn_writer(
+    mut inbox: Inbox,
+    mut evicted: oneshot::Receiver<Eviction>,
+    out: Arc<Output>,
+) -> JoinHandle<WriterEnd> {
     tokio::spawn(async move {
         let mut writers_gone = false;
         // A oneshot must not be polled again once it has resolved.
@@ -494,7 +725,7 @@ fn spawn_writer(mut inbox: Inbox, out: Arc<Output>) -> JoinHandle<WriterEnd> {
         loop {
             let chunk = tokio::select! {
                 biased;
-                eviction = &mut inbox.evicted, if !eviction_seen => {
+                eviction = &mut evicted, if !eviction_seen => {
                     eviction_seen = true;
                     match eviction {
                         Ok(Eviction::WritersGone) => writers_gone = true,
@@ -516,11 +747,11 @@ fn spawn_writer(mut inbox: Inbox, out: Arc<Output>) -> JoinHandle<WriterEnd> {
             loop {
                 tokio::select! {
                     biased;
-                    eviction = &mut inbox.evicted, if !eviction_seen => {
+                    eviction = &mut evicted, if !eviction_seen => {
                         eviction_seen = true;
                         match eviction {
                             Ok(Eviction::WritersGone) => writers_gone = true,
-                            // Too slow: drop the write in flight and what is queued.
+                            // Too slow or revoked: drop the write in flight and what is queued.
                             Ok(e) => return WriterEnd::Evicted(e),
                             Err(_) => {}
                         }
@@ -564,11 +795,12 @@ fn coalesce(first: Bytes, queue: &mut tokio::sync::mpsc::UnboundedReceiver<Bytes
     batch.map_or(first, Bytes::from)
 }
 
-/// Reads the client's channel until it closes or the writer ends; `on_data` gets stdin.
+/// Reads the client's channel until it closes or the writer ends; a pipe's `publisher`
+/// gets its stdin.
 async fn read_until_done(
     rx: &mut ChannelReadHalf,
     mut writer: JoinHandle<WriterEnd>,
-    mut on_data: impl FnMut(Bytes),
+    mut publisher: Option<&mut Publisher>,
 ) -> Result<(), End> {
     let mut eof = false;
     loop {
@@ -577,15 +809,24 @@ async fn read_until_done(
                 return match end {
                     Ok(WriterEnd::Evicted(Eviction::WritersGone) | WriterEnd::Closed) => Ok(()),
                     Ok(WriterEnd::Evicted(e)) => {
-                        tracing::info!(reason = %e, "reader evicted");
+                        tracing::info!(reason = %e, "reader removed");
                         Err(End::Fail(e.to_string()))
                     }
                     Ok(WriterEnd::Gone) | Err(_) => Err(End::Gone),
                 };
             }
             msg = rx.wait() => match msg {
-                Some(ChannelMsg::Data { data }) if !eof => on_data(data),
-                Some(ChannelMsg::Eof) => eof = true,
+                Some(ChannelMsg::Data { data }) if !eof => {
+                    if let Some(p) = publisher.as_deref_mut() {
+                        p.data(&data);
+                    }
+                }
+                Some(ChannelMsg::Eof) => {
+                    eof = true;
+                    if let Some(p) = publisher.as_deref_mut() {
+                        p.finish();
+                    }
+                }
                 Some(ChannelMsg::Close) | None => {
                     writer.abort();
                     return Err(End::Gone);

@@ -1,15 +1,20 @@
-//! State shared by every connection of one server: broker, access lists, user registry.
+//! State shared by every connection of one server: broker, access lists, user registry,
+//! the per-user session count, and where the access lists are persisted.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
 use super::broker::{Broker, ClientId};
+use super::clusters;
 use super::ls::{ChannelView, format_ls};
 use super::registry::Registry;
 use super::topic::AccessTable;
 
-/// Shared server state. Lock order, where two are needed: `access` before `broker`.
+/// Shared server state. Lock order, where several are needed: `access`, then `registry`,
+/// then `broker`; `sessions` and `persisting` are taken alone.
 #[derive(Debug)]
 pub(crate) struct State {
     pub broker: Mutex<Broker>,
@@ -21,6 +26,15 @@ pub(crate) struct State {
     pub signup: bool,
     /// How hints spell the server, e.g. `ssh -p 2222 localhost`.
     pub ssh_cmd: String,
+    /// Holds `clusters` (the persisted access lists).
+    pub state_dir: PathBuf,
+    /// Serialises rewrites of `clusters`, so an older snapshot never lands last.
+    pub persisting: Mutex<()>,
+    /// Most pub/sub/pipe sessions one user may hold at once (anonymous keys share one
+    /// count under `public`).
+    pub max_sessions_per_user: usize,
+    /// Live pub/sub/pipe sessions per user.
+    pub sessions: Mutex<HashMap<String, usize>>,
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: the broker's
@@ -41,6 +55,53 @@ impl State {
             lock(&self.broker).views(&access)
         };
         format_ls(user, &views)
+    }
+
+    /// Whether `name` is a registered user.
+    pub fn is_user(&self, name: &str) -> bool {
+        lock(&self.registry).account(name).is_some()
+    }
+
+    /// Rewrites `clusters` from the access table. A failure is logged: the lists stay in
+    /// force in memory, only a restart would lose the change.
+    pub fn persist_access(&self) {
+        let _serial = lock(&self.persisting);
+        let entries = lock(&self.access).persisted();
+        if let Err(error) = clusters::save(&self.state_dir, &entries) {
+            tracing::error!(%error, "could not persist the access lists");
+        }
+    }
+
+    /// Counts a new session of `user`, unless the user is at the limit.
+    pub fn open_session(self: &Arc<Self>, user: &str) -> Result<SessionSlot, usize> {
+        let mut sessions = lock(&self.sessions);
+        let count = sessions.entry(user.to_owned()).or_insert(0);
+        if *count >= self.max_sessions_per_user {
+            return Err(*count);
+        }
+        *count += 1;
+        Ok(SessionSlot {
+            state: Arc::clone(self),
+            user: user.to_owned(),
+        })
+    }
+}
+
+/// One counted pub/sub/pipe session; the count drops with it.
+pub(crate) struct SessionSlot {
+    state: Arc<State>,
+    user: String,
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        let mut sessions = lock(&self.state.sessions);
+        if let Some(count) = sessions.get_mut(&self.user) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                sessions.remove(&self.user);
+            }
+        }
     }
 }
 

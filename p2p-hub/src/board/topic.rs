@@ -7,14 +7,31 @@
 //! upstream's code (§6.2):
 //! - the namespace owner (the user who created the ACL) is always let in, in every session;
 //! - a listed user (by name, or by `SHA256:` key fingerprint) joins `owner/topic`;
-//! - an unlisted user typing `owner/topic` of a *private* ACL topic is routed, silently, to
-//!   their own `user/owner/topic`, so they never reach the owner's channel;
 //! - an unlisted user on a *public* ACL topic is denied (sub: `access denied`; pub/pipe:
 //!   moved to a fresh random public topic, by the caller).
 //!
 //! Upstream treats almost every caller as the ACL's "creator" (its creator check looks at the
 //! caller's own rerouted name), which lets anyone into a private ACL topic. Here the ACL
 //! records who created it, and only that user counts as the owner.
+//!
+//! Where this hub departs from pico.sh on purpose (the trust model, `docs/trust.md`):
+//! - **Nobody is routed silently.** Upstream sends an unlisted user who types `alice/p2p`
+//!   to a private `dave/alice/p2p` of their own, and a member who comes before the host to
+//!   `bob/alice/p2p`: both then wait on a topic nobody else will ever join. Here typing a
+//!   topic in another registered user's namespace resolves to that user's channel or to an
+//!   error that names the cause: [`Resolution::NotListed`] (an access list without the
+//!   caller) or [`Resolution::NotHosted`] (no access list: only the owner uses it). So only
+//!   a namespace's owner creates topics in it; a non-host cannot create a cluster's topic.
+//! - **Access lists of registered owners outlive their sessions.** Upstream drops an ACL
+//!   when the session that made it ends, which is what let members who reconnected first
+//!   after a hub restart land on topics of their own. Here an ACL whose owner is a
+//!   registered user is kept (and persisted by the server in `STATE/clusters`) until its
+//!   owner replaces it; anonymous owners' ACLs still end with their session, since an
+//!   anonymous key names nobody the hub could hand the topic back to.
+//! - **The owner's latest list is the list.** Upstream keeps the first `-a` on a name and
+//!   ignores later ones. Here the owner's later `-a` with another list replaces it
+//!   ([`Claim::Replaced`]) and the server ends the sessions of users taken off it at once
+//!   (revocation); `-a` from anyone else is still ignored.
 
 use std::collections::HashMap;
 
@@ -55,14 +72,33 @@ pub type SessionKey = u64;
 /// An access list stored under a full channel name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AclEntry {
-    /// The creating session (the entry goes when it ends).
-    pub session: SessionKey,
+    /// The session whose end removes the entry (anonymous owners); `None` for a registered
+    /// owner's entry, which stays until the owner replaces it.
+    pub session: Option<SessionKey>,
     /// The creator's username.
     pub owner: String,
     /// The creator's key fingerprint (identifies anonymous owners, who share a name).
     pub owner_fingerprint: String,
     /// Allowed usernames and fingerprints (never empty: see [`AccessTable::claim`]).
     pub list: Vec<String>,
+}
+
+impl AclEntry {
+    fn is_owner(&self, caller: Caller<'_>) -> bool {
+        if caller.anonymous {
+            self.session.is_some() && self.owner_fingerprint == caller.fingerprint
+        } else {
+            self.session.is_none() && self.owner == caller.user
+        }
+    }
+
+    /// Whether `caller` may use the topic: its owner, or named on its list.
+    pub fn allows(&self, caller: Caller<'_>) -> bool {
+        self.is_owner(caller)
+            || self.list.iter().any(|allowed| {
+                allowed == caller.fingerprint || (!caller.anonymous && allowed == caller.user)
+            })
+    }
 }
 
 /// Where a topic request lands.
@@ -72,17 +108,81 @@ pub enum Resolution {
     Channel(String),
     /// A public ACL topic the caller is not on.
     Denied,
+    /// A topic of `owner`'s with an access list that does not name the caller.
+    NotListed {
+        /// The full channel name.
+        topic: String,
+        /// Who may change the list.
+        owner: String,
+    },
+    /// A topic in another registered user's namespace that has no access list: only its
+    /// owner may use it (for a cluster: its host has not hosted it yet).
+    NotHosted {
+        /// The full channel name.
+        topic: String,
+        /// The namespace's owner.
+        owner: String,
+    },
 }
 
-/// All access lists, keyed by full channel name. In memory only, like upstream.
+/// What [`AccessTable::claim`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Nothing changed (no list given, or the caller is not the owner, or the same list).
+    Unchanged,
+    /// A new entry.
+    Created,
+    /// The owner replaced the list; sessions the new list no longer allows must end.
+    Replaced {
+        /// The list before.
+        before: Vec<String>,
+    },
+}
+
+impl Claim {
+    /// Whether the persisted state changed.
+    pub fn changed(&self) -> bool {
+        !matches!(self, Claim::Unchanged)
+    }
+}
+
+/// A registered owner's access list as it is persisted: `(channel, owner, list)`.
+pub type PersistedAcl = (String, String, Vec<String>);
+
+/// All access lists, keyed by full channel name.
 #[derive(Debug, Default)]
 pub struct AccessTable {
     entries: HashMap<String, AclEntry>,
 }
 
 impl AccessTable {
-    /// Resolves `topic` (as typed) for `caller`.
-    pub fn resolve(&self, caller: Caller<'_>, topic: &str, public: bool) -> Resolution {
+    /// A table holding the persisted lists of registered owners.
+    pub fn with_persisted(persisted: impl IntoIterator<Item = PersistedAcl>) -> AccessTable {
+        let entries = persisted
+            .into_iter()
+            .map(|(name, owner, list)| {
+                (
+                    name,
+                    AclEntry {
+                        session: None,
+                        owner,
+                        owner_fingerprint: String::new(),
+                        list,
+                    },
+                )
+            })
+            .collect();
+        AccessTable { entries }
+    }
+
+    /// Resolves `topic` (as typed) for `caller`; `is_user` tells registered usernames.
+    pub fn resolve(
+        &self,
+        caller: Caller<'_>,
+        topic: &str,
+        public: bool,
+        is_user: impl Fn(&str) -> bool,
+    ) -> Resolution {
         let initial = if public {
             to_public_topic(topic)
         } else {
@@ -99,66 +199,99 @@ impl AccessTable {
             let Some(entry) = self.entries.get(key.as_str()) else {
                 continue;
             };
-            if Self::allowed(entry, caller) {
+            if entry.allows(caller) {
                 return Resolution::Channel(key.clone());
             }
             if key.starts_with("public/") {
                 return Resolution::Denied;
             }
-            return Resolution::Channel(to_topic(caller.user, key));
+            return Resolution::NotListed {
+                topic: key.clone(),
+                owner: entry.owner.clone(),
+            };
+        }
+        if typed != initial
+            && let Some((namespace, _)) = typed.split_once('/')
+            && namespace != caller.user
+            && is_user(namespace)
+        {
+            let owner = namespace.to_owned();
+            return Resolution::NotHosted {
+                topic: typed,
+                owner,
+            };
         }
         Resolution::Channel(initial)
     }
 
-    fn allowed(entry: &AclEntry, caller: Caller<'_>) -> bool {
-        let owner = if caller.anonymous {
-            entry.owner_fingerprint == caller.fingerprint
-        } else {
-            entry.owner == caller.user
-        };
-        owner
-            || entry.list.iter().any(|allowed| {
-                allowed == caller.fingerprint || (!caller.anonymous && allowed == caller.user)
-            })
-    }
-
-    /// Stores `list` under `name` unless an entry exists (upstream's `LoadOrStore`): the
-    /// first session with `-a` on a name sets its ACL, later `-a` values are ignored.
-    /// Returns whether this call created the entry.
+    /// Stores `list` under `name` for `caller`, a session of `session`.
     ///
-    /// Upstream also stores an empty list, so whoever touches a name first without `-a`
-    /// (anyone, on a public topic) keeps the owner from ever restricting it. Here only a
-    /// non-empty list is stored.
+    /// A new name gets an entry (kept past the session for a registered caller, see the
+    /// module notes). An existing entry changes only when its owner gives another list.
+    /// An empty list is never stored: upstream stores it, so whoever touches a name first
+    /// without `-a` (anyone, on a public topic) keeps the owner from ever restricting it.
     pub fn claim(
         &mut self,
         name: &str,
         session: SessionKey,
         caller: Caller<'_>,
         list: &[String],
-    ) -> bool {
-        if list.is_empty() || self.entries.contains_key(name) {
-            return false;
+    ) -> Claim {
+        if list.is_empty() {
+            return Claim::Unchanged;
         }
-        self.entries.insert(
-            name.to_owned(),
-            AclEntry {
-                session,
-                owner: caller.user.to_owned(),
-                owner_fingerprint: caller.fingerprint.to_owned(),
-                list: list.to_vec(),
-            },
-        );
-        true
+        match self.entries.get_mut(name) {
+            None => {
+                self.entries.insert(
+                    name.to_owned(),
+                    AclEntry {
+                        session: caller.anonymous.then_some(session),
+                        owner: caller.user.to_owned(),
+                        owner_fingerprint: caller.fingerprint.to_owned(),
+                        list: list.to_vec(),
+                    },
+                );
+                Claim::Created
+            }
+            Some(entry) if entry.is_owner(caller) && entry.list != list => {
+                let before = std::mem::replace(&mut entry.list, list.to_vec());
+                Claim::Replaced { before }
+            }
+            Some(_) => Claim::Unchanged,
+        }
     }
 
-    /// Drops the entries `session` created (upstream: `defer Access.Delete(name)`).
+    /// Drops the entries that end with `session` (anonymous owners'; upstream drops every
+    /// entry with its session, `defer Access.Delete(name)`).
     pub fn release(&mut self, session: SessionKey) {
-        self.entries.retain(|_, e| e.session != session);
+        self.entries.retain(|_, e| e.session != Some(session));
+    }
+
+    /// The entry stored under exactly `name`.
+    pub fn entry(&self, name: &str) -> Option<&AclEntry> {
+        self.entries.get(name)
+    }
+
+    /// Whether `caller` may be on channel `name` now: no list, or one that allows them.
+    pub fn permits(&self, name: &str, caller: Caller<'_>) -> bool {
+        self.entries.get(name).is_none_or(|e| e.allows(caller))
     }
 
     /// The access list stored under exactly `name`, for `ls`.
     pub fn list(&self, name: &str) -> Option<&[String]> {
         self.entries.get(name).map(|e| e.list.as_slice())
+    }
+
+    /// Registered owners' entries, sorted by name, as they are persisted.
+    pub fn persisted(&self) -> Vec<PersistedAcl> {
+        let mut out: Vec<PersistedAcl> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.session.is_none())
+            .map(|(name, e)| (name.clone(), e.owner.clone(), e.list.clone()))
+            .collect();
+        out.sort();
+        out
     }
 }
 
@@ -183,6 +316,10 @@ mod tests {
         s.iter().map(|x| x.to_string()).collect()
     }
 
+    fn registered(name: &str) -> bool {
+        ["alice", "bob", "carol", "dave"].contains(&name)
+    }
+
     #[test]
     fn namespaces_are_idempotent() {
         assert_eq!(to_topic("alice", "p2p"), "alice/p2p");
@@ -196,35 +333,98 @@ mod tests {
     fn seed_scenario_and_unlisted_user() {
         let mut t = AccessTable::default();
         let alice = user("alice");
-        let r = t.resolve(alice, "p2p", false);
-        assert_eq!(r, chan("alice/p2p"));
-        assert!(t.claim("alice/p2p", 1, alice, &strings(&["bob", "carol", "diana"])));
+        // Before alice hosts, bob is told so instead of landing on `bob/alice/p2p`.
         assert_eq!(
-            t.resolve(user("bob"), "alice/p2p", false),
+            t.resolve(user("bob"), "alice/p2p", false, registered),
+            Resolution::NotHosted {
+                topic: "alice/p2p".into(),
+                owner: "alice".into()
+            }
+        );
+        // A namespace that is nobody's stays the caller's own, as upstream.
+        assert_eq!(
+            t.resolve(user("bob"), "zed/p2p", false, registered),
+            chan("bob/zed/p2p")
+        );
+        assert_eq!(
+            t.resolve(alice, "p2p", false, registered),
             chan("alice/p2p")
         );
         assert_eq!(
-            t.resolve(user("dave"), "alice/p2p", false),
-            chan("dave/alice/p2p")
+            t.claim("alice/p2p", 1, alice, &strings(&["bob", "carol", "diana"])),
+            Claim::Created
+        );
+        assert_eq!(
+            t.resolve(user("bob"), "alice/p2p", false, registered),
+            chan("alice/p2p")
+        );
+        assert_eq!(
+            t.resolve(user("dave"), "alice/p2p", false, registered),
+            Resolution::NotListed {
+                topic: "alice/p2p".into(),
+                owner: "alice".into()
+            }
         );
         // The owner's second session, bare or full name.
-        assert_eq!(t.resolve(alice, "p2p", false), chan("alice/p2p"));
-        assert_eq!(t.resolve(alice, "alice/p2p", false), chan("alice/p2p"));
+        assert_eq!(
+            t.resolve(alice, "p2p", false, registered),
+            chan("alice/p2p")
+        );
+        assert_eq!(
+            t.resolve(alice, "alice/p2p", false, registered),
+            chan("alice/p2p")
+        );
         // Bob's bare name is his own namespace.
-        assert_eq!(t.resolve(user("bob"), "p2p", false), chan("bob/p2p"));
-        // A session without -a stores nothing; a later -a does not replace the first ACL.
-        assert!(!t.claim("alice/other", 3, alice, &[]));
-        assert!(t.claim("alice/other", 4, alice, &strings(&["carol"])));
-        assert!(!t.claim("alice/p2p", 2, user("bob"), &strings(&["dave"])));
+        assert_eq!(
+            t.resolve(user("bob"), "p2p", false, registered),
+            chan("bob/p2p")
+        );
+        // A session without -a stores nothing; someone else's -a changes nothing.
+        assert_eq!(t.claim("alice/other", 3, alice, &[]), Claim::Unchanged);
+        assert_eq!(
+            t.claim("alice/p2p", 2, user("bob"), &strings(&["dave"])),
+            Claim::Unchanged
+        );
+        // A registered owner's list outlives the session that made it.
+        t.release(1);
         assert_eq!(
             t.list("alice/p2p"),
             Some(&strings(&["bob", "carol", "diana"])[..])
         );
-        t.release(1);
-        assert_eq!(t.list("alice/p2p"), None);
+        // The owner's new list replaces it.
         assert_eq!(
-            t.resolve(user("bob"), "alice/p2p", false),
-            chan("bob/alice/p2p")
+            t.claim("alice/p2p", 4, alice, &strings(&["carol"])),
+            Claim::Replaced {
+                before: strings(&["bob", "carol", "diana"])
+            }
+        );
+        assert!(!t.permits("alice/p2p", user("bob")));
+        assert!(t.permits("alice/p2p", user("carol")));
+        assert!(t.permits("alice/p2p", alice));
+        assert_eq!(
+            t.claim("alice/p2p", 5, alice, &strings(&["carol"])),
+            Claim::Unchanged
+        );
+        assert_eq!(
+            t.persisted(),
+            vec![("alice/p2p".into(), "alice".into(), strings(&["carol"]))]
+        );
+    }
+
+    #[test]
+    fn persisted_lists_come_back() {
+        let t = AccessTable::with_persisted([(
+            "alice/p2p".to_owned(),
+            "alice".to_owned(),
+            strings(&["bob"]),
+        )]);
+        assert_eq!(
+            t.resolve(user("bob"), "alice/p2p", false, registered),
+            chan("alice/p2p")
+        );
+        assert_eq!(
+            t.resolve(user("alice"), "p2p", false, registered),
+            chan("alice/p2p")
         );
     }
 
@@ -242,21 +442,66 @@ mod tests {
             fingerprint: "SHA256:other",
             anonymous: true,
         };
-        assert!(t.claim("public/news", 1, alice, &strings(&["bob", "SHA256:anon"])));
-        assert_eq!(t.resolve(user("bob"), "news", true), chan("public/news"));
-        assert_eq!(t.resolve(alice, "news", true), chan("public/news"));
-        assert_eq!(t.resolve(anon, "news", false), chan("public/news"));
-        assert_eq!(t.resolve(user("eve"), "news", true), Resolution::Denied);
-        // No bypass through the anonymous namespace or typing the full public name.
-        assert_eq!(t.resolve(other_anon, "news", false), Resolution::Denied);
         assert_eq!(
-            t.resolve(user("eve"), "public/news", false),
+            t.claim("public/news", 1, alice, &strings(&["bob", "SHA256:anon"])),
+            Claim::Created
+        );
+        assert_eq!(
+            t.resolve(user("bob"), "news", true, registered),
+            chan("public/news")
+        );
+        assert_eq!(
+            t.resolve(alice, "news", true, registered),
+            chan("public/news")
+        );
+        assert_eq!(
+            t.resolve(anon, "news", false, registered),
+            chan("public/news")
+        );
+        assert_eq!(
+            t.resolve(user("eve"), "news", true, registered),
             Resolution::Denied
         );
-        // An anonymous user named in nobody's list cannot claim to be "public".
-        assert!(t.claim("public/x", 2, anon, &strings(&["bob"])));
-        assert_eq!(t.resolve(other_anon, "x", false), Resolution::Denied);
-        assert_eq!(t.resolve(anon, "x", false), chan("public/x"));
+        // No bypass through the anonymous namespace or typing the full public name.
+        assert_eq!(
+            t.resolve(other_anon, "news", false, registered),
+            Resolution::Denied
+        );
+        assert_eq!(
+            t.resolve(user("eve"), "public/news", false, registered),
+            Resolution::Denied
+        );
+        // An anonymous user named in nobody's list cannot claim to be "public"; their
+        // lists end with their session.
+        assert_eq!(
+            t.claim("public/x", 2, anon, &strings(&["bob"])),
+            Claim::Created
+        );
+        assert_eq!(
+            t.resolve(other_anon, "x", false, registered),
+            Resolution::Denied
+        );
+        assert_eq!(t.resolve(anon, "x", false, registered), chan("public/x"));
+        assert_eq!(
+            t.claim("public/x", 3, anon, &strings(&["carol"])),
+            Claim::Replaced {
+                before: strings(&["bob"])
+            }
+        );
+        assert_eq!(
+            t.claim("public/x", 3, other_anon, &strings(&["dave"])),
+            Claim::Unchanged
+        );
+        t.release(2);
+        assert_eq!(t.list("public/x"), None);
+        // Anonymous callers are not routed into a user's namespace either.
+        assert_eq!(
+            t.resolve(anon, "alice/p2p", false, registered),
+            Resolution::NotHosted {
+                topic: "alice/p2p".into(),
+                owner: "alice".into()
+            }
+        );
     }
 
     proptest! {
@@ -267,13 +512,17 @@ mod tests {
             prop_assume!(owner != intruder && owner != PUBLIC_NAMESPACE);
             let mut t = AccessTable::default();
             let o = Caller { user: &owner, fingerprint: "SHA256:o", anonymous: false };
-            let Resolution::Channel(name) = t.resolve(o, &topic, false) else {
+            let users = |name: &str| name == owner || name == intruder;
+            let Resolution::Channel(name) = t.resolve(o, &topic, false, users) else {
                 panic!("owner denied");
             };
             t.claim(&name, 1, o, &["someone-else".to_owned()]);
             let i = Caller { user: &intruder, fingerprint: "SHA256:i", anonymous: false };
-            prop_assert_ne!(t.resolve(i, &name, false), Resolution::Channel(name.clone()));
-            prop_assert_ne!(t.resolve(i, &topic, false), Resolution::Channel(name.clone()));
+            prop_assert_ne!(t.resolve(i, &name, false, users), Resolution::Channel(name.clone()));
+            prop_assert_ne!(t.resolve(i, &topic, false, users), Resolution::Channel(name.clone()));
+            // Nor does the intruder reach it after the owner's session ended.
+            t.release(1);
+            prop_assert_ne!(t.resolve(i, &name, false, users), Resolution::Channel(name.clone()));
         }
     }
 }

@@ -8,5 +8,5 @@ pub mod protocol;
 pub mod server;
 pub mod state;
 
-pub use server::{MailboxHandle, MailboxServer};
+pub use server::{MailboxHandle, MailboxServer, MailboxStats};
 pub use state::{CommandError, ConnId, MailboxConfig, MailboxState, Output};

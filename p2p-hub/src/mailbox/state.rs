@@ -4,6 +4,22 @@
 //! Outputs ([`Output`]): a text frame for a connection, or "close this connection". The
 //! caller supplies `now` with every input, so expiry and idle limits are tested exactly with
 //! simulated time, and the tokio driver in [`super::server`] only moves bytes and timers.
+//!
+//! Quotas (anyone who reaches the server may use it, so every resource is bounded):
+//! - bytes stored per connection ([`MailboxConfig::max_connection_bytes`]), per mailbox
+//!   ([`MailboxConfig::max_mailbox_bytes`]) and in all ([`MailboxConfig::max_stored_bytes`]);
+//!   when the total is reached, the largest mailboxes (then the oldest) are evicted to make
+//!   room, so one flooder's mailboxes go before the small ones real transfers use;
+//! - mailboxes per appid ([`MailboxConfig::max_mailboxes_per_app`]): when full, a new one
+//!   evicts the mailbox least likely to be in use (nobody listening, then only one side,
+//!   then the oldest), so claiming nameplates in bulk cannot block other transfers: it only
+//!   shortens how long an abandoned nameplate survives;
+//! - a nameplate nobody holds any more (no connection claims it, its mailbox is empty and
+//!   unheard) is taken over by the next side that claims it, so claims left behind by a
+//!   flood cannot squat the codes of later transfers;
+//! - connections listening to one mailbox ([`MailboxConfig::max_listeners_per_mailbox`]),
+//!   which bounds how often one `add` is copied into output queues;
+//! - the driver bounds each connection's output queue and the connections per address.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -24,8 +40,23 @@ pub struct MailboxConfig {
     pub abandoned_after: Duration,
     /// Most messages one mailbox stores (a normal wormhole needs well under 20).
     pub max_messages_per_mailbox: usize,
-    /// Most live mailboxes per appid, bounding memory under abuse.
+    /// Most live mailboxes per appid; a new one beyond evicts the least used one.
     pub max_mailboxes_per_app: usize,
+    /// Most bytes stored in one mailbox (a wormhole stores a few KiB).
+    pub max_mailbox_bytes: usize,
+    /// Most bytes one connection may store over its life.
+    pub max_connection_bytes: usize,
+    /// Most bytes stored by the whole server; beyond, the largest mailboxes are evicted.
+    pub max_stored_bytes: usize,
+    /// Most connections listening to one mailbox (two sides, and their reconnects).
+    pub max_listeners_per_mailbox: usize,
+    /// Driver: most bytes queued for one connection that does not read; it is closed
+    /// beyond.
+    pub max_output_bytes: usize,
+    /// Driver: most connections at once.
+    pub max_connections: usize,
+    /// Driver: most connections at once from one IP address.
+    pub max_connections_per_address: usize,
     /// Whether `list` reveals nameplates (like the reference server without `--disallow-list`).
     pub allow_list: bool,
     /// Message of the day in `welcome`.
@@ -40,6 +71,13 @@ impl Default for MailboxConfig {
             abandoned_after: Duration::from_secs(10 * 60),
             max_messages_per_mailbox: 200,
             max_mailboxes_per_app: 10_000,
+            max_mailbox_bytes: 256 * 1024,
+            max_connection_bytes: 256 * 1024,
+            max_stored_bytes: 64 * 1024 * 1024,
+            max_listeners_per_mailbox: 8,
+            max_output_bytes: 1024 * 1024,
+            max_connections: 4096,
+            max_connections_per_address: 1024,
             allow_list: true,
             motd: None,
         }
@@ -115,9 +153,24 @@ pub enum CommandError {
     /// The mailbox holds `max_messages_per_mailbox` messages.
     #[error("mailbox full")]
     MailboxFull,
-    /// The appid holds `max_mailboxes_per_app` mailboxes.
+    /// The appid holds `max_mailboxes_per_app` mailboxes, all in use.
     #[error("too many mailboxes")]
     TooManyMailboxes,
+    /// The mailbox holds `max_mailbox_bytes`.
+    #[error("mailbox full ({limit} bytes stored)")]
+    MailboxBytes {
+        /// The limit.
+        limit: usize,
+    },
+    /// The connection stored `max_connection_bytes`.
+    #[error("this connection stored its {limit} bytes already")]
+    ConnectionBytes {
+        /// The limit.
+        limit: usize,
+    },
+    /// The server's storage is full of mailboxes that cannot be evicted.
+    #[error("server storage full")]
+    ServerFull,
     /// No free nameplate below the mailbox limit.
     #[error("no nameplate available")]
     NoNameplate,
@@ -132,6 +185,8 @@ struct Conn {
     opened: Option<String>,
     closed: bool,
     last_activity: Instant,
+    /// Bytes this connection added to mailboxes.
+    stored: usize,
 }
 
 #[derive(Debug)]
@@ -158,6 +213,36 @@ struct Mailbox {
     messages: Vec<StoredMessage>,
     listeners: BTreeSet<ConnId>,
     updated: Instant,
+    created: Instant,
+    /// Bytes its messages take.
+    bytes: usize,
+}
+
+impl Mailbox {
+    fn new(now: Instant) -> Mailbox {
+        Mailbox {
+            sides: HashMap::new(),
+            messages: Vec::new(),
+            listeners: BTreeSet::new(),
+            updated: now,
+            created: now,
+            bytes: 0,
+        }
+    }
+
+    /// Eviction order: smaller is evicted first (nobody listening, one side, oldest).
+    fn eviction_rank(&self) -> (bool, bool, Instant) {
+        (
+            !self.listeners.is_empty(),
+            self.sides.len() >= 2,
+            self.created,
+        )
+    }
+}
+
+/// What a stored message costs, roughly: its strings and their bookkeeping.
+fn stored_size(side: &str, phase: &str, body: &str) -> usize {
+    side.len() + phase.len() + body.len() + 64
 }
 
 #[derive(Debug, Default)]
@@ -176,6 +261,8 @@ pub struct MailboxState {
     conns: HashMap<ConnId, Conn>,
     apps: HashMap<String, App>,
     outputs: VecDeque<Output>,
+    /// Bytes stored in all mailboxes.
+    stored: usize,
 }
 
 impl MailboxState {
@@ -188,6 +275,7 @@ impl MailboxState {
             conns: HashMap::new(),
             apps: HashMap::new(),
             outputs: VecDeque::new(),
+            stored: 0,
         }
     }
 
@@ -210,6 +298,7 @@ impl MailboxState {
                 opened: None,
                 closed: false,
                 last_activity: now,
+                stored: 0,
             },
         );
         let welcome = ServerMessage::Welcome {
@@ -291,9 +380,15 @@ impl MailboxState {
             self.disconnect(conn, now);
         }
         let limit = self.config.abandoned_after;
+        let mut freed = 0;
         for app in self.apps.values_mut() {
-            app.mailboxes
-                .retain(|_, m| !m.listeners.is_empty() || now < m.updated + limit);
+            app.mailboxes.retain(|_, m| {
+                let keep = !m.listeners.is_empty() || now < m.updated + limit;
+                if !keep {
+                    freed += m.bytes;
+                }
+                keep
+            });
             let mailboxes = &app.mailboxes;
             app.nameplates.retain(|_, n| {
                 let listened = mailboxes
@@ -304,6 +399,7 @@ impl MailboxState {
         }
         self.apps
             .retain(|_, app| !app.nameplates.is_empty() || !app.mailboxes.is_empty());
+        self.stored = self.stored.saturating_sub(freed);
     }
 
     /// When [`MailboxState::handle_timeout`] next has something to do, if ever.
@@ -338,6 +434,11 @@ impl MailboxState {
     /// Live mailboxes for `appid` (for tests and monitoring).
     pub fn mailbox_count(&self, appid: &str) -> usize {
         self.apps.get(appid).map_or(0, |app| app.mailboxes.len())
+    }
+
+    /// Bytes stored in all mailboxes (for tests and monitoring).
+    pub fn stored_bytes(&self) -> usize {
+        self.stored
     }
 
     fn command(
@@ -383,6 +484,7 @@ impl MailboxState {
                 if state.allocated {
                     return Err(CommandError::AlreadyAllocated);
                 }
+                self.make_room(&appid, now)?;
                 let nameplate = self.free_nameplate(&appid)?;
                 self.claim(&appid, &side, &nameplate, now)?;
                 if let Some(state) = self.conns.get_mut(&conn) {
@@ -434,7 +536,7 @@ impl MailboxState {
                 if state.closed {
                     return Err(CommandError::NotOpen("adding"));
                 }
-                self.add(&appid, &mailbox_id, side, phase, body, id, now)
+                self.add(conn, &appid, &mailbox_id, side, phase, body, id, now)
             }
             Command::Close { mailbox, mood } => {
                 let opened = state
@@ -480,7 +582,22 @@ impl MailboxState {
         nameplate: &str,
         now: Instant,
     ) -> Result<String, CommandError> {
-        let max_mailboxes = self.config.max_mailboxes_per_app;
+        if self.is_dead(appid, side, nameplate)
+            && let Some(mailbox) = self
+                .apps
+                .get(appid)
+                .and_then(|app| app.nameplates.get(nameplate))
+                .map(|n| n.mailbox.clone())
+        {
+            self.evict(appid, &mailbox, "its nameplate was left behind", now);
+        }
+        let known = self
+            .apps
+            .get(appid)
+            .is_some_and(|app| app.nameplates.contains_key(nameplate));
+        if !known {
+            self.make_room(appid, now)?;
+        }
         let app = self.apps.entry(appid.to_owned()).or_default();
         let mailbox_id = match app.nameplates.get(nameplate) {
             Some(existing) => {
@@ -492,23 +609,13 @@ impl MailboxState {
                 }
                 existing.mailbox.clone()
             }
-            None => {
-                if app.mailboxes.len() >= max_mailboxes {
-                    return Err(CommandError::TooManyMailboxes);
-                }
-                new_mailbox_id()
-            }
+            None => new_mailbox_id(),
         };
         // A claim also counts the side into the mailbox, so a third side is refused early.
         let mailbox = app
             .mailboxes
             .entry(mailbox_id.clone())
-            .or_insert_with(|| Mailbox {
-                sides: HashMap::new(),
-                messages: Vec::new(),
-                listeners: BTreeSet::new(),
-                updated: now,
-            });
+            .or_insert_with(|| Mailbox::new(now));
         if !mailbox.sides.contains_key(side) && mailbox.sides.len() >= 2 {
             return Err(CommandError::Crowded);
         }
@@ -552,21 +659,23 @@ impl MailboxState {
         mailbox_id: &str,
         now: Instant,
     ) -> Result<(), CommandError> {
-        let max_mailboxes = self.config.max_mailboxes_per_app;
-        let app = self.apps.entry(appid.to_owned()).or_default();
-        if !app.mailboxes.contains_key(mailbox_id) && app.mailboxes.len() >= max_mailboxes {
-            return Err(CommandError::TooManyMailboxes);
+        let known = self
+            .apps
+            .get(appid)
+            .is_some_and(|app| app.mailboxes.contains_key(mailbox_id));
+        if !known {
+            self.make_room(appid, now)?;
         }
+        let max_listeners = self.config.max_listeners_per_mailbox;
+        let app = self.apps.entry(appid.to_owned()).or_default();
         let mailbox = app
             .mailboxes
             .entry(mailbox_id.to_owned())
-            .or_insert_with(|| Mailbox {
-                sides: HashMap::new(),
-                messages: Vec::new(),
-                listeners: BTreeSet::new(),
-                updated: now,
-            });
+            .or_insert_with(|| Mailbox::new(now));
         if !mailbox.sides.contains_key(side) && mailbox.sides.len() >= 2 {
+            return Err(CommandError::Crowded);
+        }
+        if mailbox.listeners.len() >= max_listeners {
             return Err(CommandError::Crowded);
         }
         mailbox.sides.entry(side.to_owned()).or_insert(true);
@@ -585,6 +694,7 @@ impl MailboxState {
     #[allow(clippy::too_many_arguments)] // One field per wire field keeps the call site clear.
     fn add(
         &mut self,
+        conn: ConnId,
         appid: &str,
         mailbox_id: &str,
         side: String,
@@ -594,16 +704,47 @@ impl MailboxState {
         now: Instant,
     ) -> Result<(), CommandError> {
         let server_rx = self.unix(now);
-        let max_messages = self.config.max_messages_per_mailbox;
+        let size = stored_size(&side, &phase, &body);
+        let limits = &self.config;
+        let (max_messages, max_mailbox, max_conn) = (
+            limits.max_messages_per_mailbox,
+            limits.max_mailbox_bytes,
+            limits.max_connection_bytes,
+        );
+        let stored_by_conn = self.conns.get(&conn).map_or(0, |c| c.stored);
+        if stored_by_conn + size > max_conn {
+            return Err(CommandError::ConnectionBytes { limit: max_conn });
+        }
+        {
+            let mailbox = self
+                .apps
+                .get(appid)
+                .and_then(|app| app.mailboxes.get(mailbox_id))
+                // Expired while the connection was open but silent: nothing to add to.
+                .ok_or(CommandError::NotOpen("adding"))?;
+            if mailbox.messages.len() >= max_messages {
+                return Err(CommandError::MailboxFull);
+            }
+            if mailbox.bytes + size > max_mailbox {
+                return Err(CommandError::MailboxBytes { limit: max_mailbox });
+            }
+        }
+        if self.stored + size > self.config.max_stored_bytes {
+            self.evict_for_bytes(size, (appid, mailbox_id), now);
+            if self.stored + size > self.config.max_stored_bytes {
+                return Err(CommandError::ServerFull);
+            }
+        }
+        if let Some(state) = self.conns.get_mut(&conn) {
+            state.stored += size;
+        }
+        self.stored += size;
         let mailbox = self
             .apps
             .get_mut(appid)
             .and_then(|app| app.mailboxes.get_mut(mailbox_id))
-            // Expired while the connection was open but silent: nothing to add to.
             .ok_or(CommandError::NotOpen("adding"))?;
-        if mailbox.messages.len() >= max_messages {
-            return Err(CommandError::MailboxFull);
-        }
+        mailbox.bytes += size;
         let stored = StoredMessage {
             side,
             phase,
@@ -635,8 +776,107 @@ impl MailboxState {
         mailbox.updated = now;
         // Once every side has closed, nothing will ever read the mailbox again.
         if mailbox.sides.values().all(|open| !open) {
+            let bytes = mailbox.bytes;
             app.mailboxes.remove(mailbox_id);
             app.nameplates.retain(|_, n| n.mailbox != mailbox_id);
+            self.stored = self.stored.saturating_sub(bytes);
+        }
+    }
+
+    /// Whether `nameplate` is held by nobody `side` could meet: claimed by other sides only,
+    /// none of whose connections is still here, and its mailbox is empty and unheard.
+    fn is_dead(&self, appid: &str, side: &str, nameplate: &str) -> bool {
+        let Some(app) = self.apps.get(appid) else {
+            return false;
+        };
+        let Some(record) = app.nameplates.get(nameplate) else {
+            return false;
+        };
+        if record.sides.contains_key(side) {
+            return false;
+        }
+        let mailbox_idle = app
+            .mailboxes
+            .get(&record.mailbox)
+            .is_none_or(|m| m.listeners.is_empty() && m.messages.is_empty());
+        let held = self.conns.values().any(|c| {
+            c.claimed.as_deref() == Some(nameplate)
+                && c.app.as_ref().is_some_and(|(a, _)| a == appid)
+        });
+        mailbox_idle && !held
+    }
+
+    /// Before a new mailbox in `appid`: if the appid is full, evict its least used mailbox.
+    fn make_room(&mut self, appid: &str, now: Instant) -> Result<(), CommandError> {
+        let max = self.config.max_mailboxes_per_app;
+        let count = self.apps.get(appid).map_or(0, |app| app.mailboxes.len());
+        if count < max {
+            return Ok(());
+        }
+        // One in use is only evicted when the appid is full of mailboxes in use, which the
+        // driver's connection limit keeps below `max_mailboxes_per_app` by default.
+        let victim = self.apps.get(appid).and_then(|app| {
+            app.mailboxes
+                .iter()
+                .min_by_key(|(_, m)| m.eviction_rank())
+                .map(|(id, _)| id.clone())
+        });
+        let victim = victim.ok_or(CommandError::TooManyMailboxes)?;
+        self.evict(
+            appid,
+            &victim,
+            "the server needed room for a new transfer",
+            now,
+        );
+        Ok(())
+    }
+
+    /// Evicts the largest (then oldest) mailboxes other than `keep` until `size` more bytes
+    /// fit under the server's total.
+    fn evict_for_bytes(&mut self, size: usize, keep: (&str, &str), now: Instant) {
+        let mut candidates: Vec<(usize, Instant, String, String)> = self
+            .apps
+            .iter()
+            .flat_map(|(appid, app)| {
+                app.mailboxes
+                    .iter()
+                    .filter(move |(id, _)| (appid.as_str(), id.as_str()) != keep)
+                    .map(move |(id, m)| (m.bytes, m.created, appid.clone(), id.clone()))
+            })
+            .collect();
+        candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        for (_, _, appid, id) in candidates {
+            if self.stored + size <= self.config.max_stored_bytes {
+                break;
+            }
+            self.evict(&appid, &id, "the server's storage was full", now);
+        }
+    }
+
+    /// Removes a mailbox and its nameplates; its listeners get `error` and are closed.
+    fn evict(&mut self, appid: &str, mailbox_id: &str, why: &str, now: Instant) {
+        let Some(app) = self.apps.get_mut(appid) else {
+            return;
+        };
+        let Some(mailbox) = app.mailboxes.remove(mailbox_id) else {
+            return;
+        };
+        app.nameplates.retain(|_, n| n.mailbox != mailbox_id);
+        self.stored = self.stored.saturating_sub(mailbox.bytes);
+        tracing::debug!(
+            appid,
+            mailbox = mailbox_id,
+            bytes = mailbox.bytes,
+            why,
+            "mailbox evicted"
+        );
+        for listener in mailbox.listeners {
+            let error = ServerMessage::Error {
+                error: format!("mailbox evicted: {why}"),
+                orig: Value::Null,
+            };
+            self.send(listener, now, &error);
+            self.outputs.push_back(Output::Close { conn: listener });
         }
     }
 
@@ -899,7 +1139,6 @@ mod tests {
         let config = MailboxConfig {
             max_message_bytes: 100,
             max_messages_per_mailbox: 2,
-            max_mailboxes_per_app: 1,
             ..MailboxConfig::default()
         };
         let (mut s, now) = server(config);
@@ -923,9 +1162,168 @@ mod tests {
             json!({"type":"add","phase":"0","body":"00"}),
         );
         assert_eq!(out[1]["error"], "mailbox full");
+    }
+
+    fn add(s: &mut MailboxState, conn: ConnId, now: Instant, body_len: usize) -> Value {
+        let body = "0".repeat(body_len);
+        let out = cmd(s, conn, now, json!({"type":"add","phase":"0","body":body}));
+        out[1].clone()
+    }
+
+    #[test]
+    fn stored_bytes_are_bounded_per_connection_mailbox_and_server() {
+        let config = MailboxConfig {
+            max_connection_bytes: 1000,
+            max_mailbox_bytes: 1500,
+            max_stored_bytes: 3000,
+            ..MailboxConfig::default()
+        };
+        let (mut s, now) = server(config);
+        let a = bound(&mut s, now, "a");
+        cmd(&mut s, a, now, json!({"type":"open","mailbox":"m1"}));
+        assert_eq!(add(&mut s, a, now, 800)["type"], "message");
+        assert_eq!(
+            add(&mut s, a, now, 800)["error"],
+            "this connection stored its 1000 bytes already"
+        );
+        // The other side fills the mailbox up to its bound.
         let b = bound(&mut s, now, "b");
-        let out = cmd(&mut s, b, now, json!({"type":"claim","nameplate":"1"}));
-        assert_eq!(out[1]["error"], "too many mailboxes");
+        cmd(&mut s, b, now, json!({"type":"open","mailbox":"m1"}));
+        sent_to(&mut s, b);
+        sent_to(&mut s, a);
+        assert_eq!(add(&mut s, b, now, 500)["type"], "message");
+        assert_eq!(
+            add(&mut s, b, now, 300)["error"],
+            "mailbox full (1500 bytes stored)"
+        );
+        assert_eq!(s.stored_bytes(), 800 + 500 + 2 * (2 + 64));
+        // A small transfer later still fits: the biggest mailbox makes room.
+        let t = now + Duration::from_secs(1);
+        let c = bound(&mut s, t, "c");
+        cmd(&mut s, c, t, json!({"type":"open","mailbox":"m2"}));
+        let d = bound(&mut s, t, "d");
+        cmd(&mut s, d, t, json!({"type":"open","mailbox":"m3"}));
+        assert_eq!(add(&mut s, d, t, 900)["type"], "message");
+        let body = "0".repeat(900);
+        s.handle_text(
+            c,
+            t,
+            &json!({"type":"add","phase":"0","body":body}).to_string(),
+        );
+        let (mut stored_for_c, mut told_a, mut closed_a) = (false, false, false);
+        while let Some(output) = s.poll_output() {
+            match output {
+                Output::Send { conn, text } if conn == c => {
+                    stored_for_c |= text.contains(r#""type":"message""#);
+                }
+                Output::Send { conn, text } if conn == a => {
+                    told_a |= text.contains("mailbox evicted");
+                }
+                Output::Close { conn } => closed_a |= conn == a,
+                Output::Send { .. } => {}
+            }
+        }
+        assert!(stored_for_c);
+        assert!(s.stored_bytes() <= 3000);
+        // m1 (the largest) went, with an error to its listeners, who are closed.
+        assert!(told_a && closed_a);
+        assert_eq!(s.mailbox_count("app"), 2);
+    }
+
+    #[test]
+    fn a_full_appid_evicts_its_least_used_mailbox() {
+        let config = MailboxConfig {
+            max_mailboxes_per_app: 3,
+            ..MailboxConfig::default()
+        };
+        let (mut s, start) = server(config);
+        // A flood of one-sided claims whose connections went away...
+        for n in 1..=3 {
+            let t = start + Duration::from_secs(n);
+            let flood = bound(&mut s, t, &format!("f{n}"));
+            cmd(
+                &mut s,
+                flood,
+                t,
+                json!({"type":"claim","nameplate":n.to_string()}),
+            );
+            s.disconnect(flood, t);
+        }
+        assert_eq!(s.nameplate_count("app"), 3);
+        // ... does not keep a real transfer out: both of its sides meet.
+        let t = start + Duration::from_secs(10);
+        let a = bound(&mut s, t, "a");
+        let out = cmd(&mut s, a, t, json!({"type":"allocate"}));
+        assert_eq!(out[1]["type"], "allocated");
+        let nameplate = out[1]["nameplate"].as_str().unwrap().to_owned();
+        // The oldest flood claim went, so its number is the smallest free one again.
+        assert_eq!(nameplate, "1");
+        let claimed = cmd(&mut s, a, t, json!({"type":"claim","nameplate":nameplate}));
+        let b = bound(&mut s, t, "b");
+        let out = cmd(&mut s, b, t, json!({"type":"claim","nameplate":nameplate}));
+        assert_eq!(out[1]["mailbox"], claimed[1]["mailbox"]);
+        assert_eq!(s.mailbox_count("app"), 3);
+        assert_eq!(s.nameplate_count("app"), 3);
+    }
+
+    #[test]
+    fn a_nameplate_left_behind_is_taken_over_but_a_held_one_is_not() {
+        let (mut s, now) = server(MailboxConfig::default());
+        // A squatter claims 7 and goes away.
+        let squat = bound(&mut s, now, "x");
+        cmd(&mut s, squat, now, json!({"type":"claim","nameplate":"7"}));
+        s.disconnect(squat, now);
+        // Two sides of a real transfer meet on 7 anyway.
+        let a = bound(&mut s, now, "a");
+        let first = cmd(&mut s, a, now, json!({"type":"claim","nameplate":"7"}));
+        let b = bound(&mut s, now, "b");
+        let second = cmd(&mut s, b, now, json!({"type":"claim","nameplate":"7"}));
+        assert_eq!(first[1]["mailbox"], second[1]["mailbox"]);
+        // A third side is still crowded out while a and b hold it.
+        let c = bound(&mut s, now, "c");
+        let out = cmd(&mut s, c, now, json!({"type":"claim","nameplate":"7"}));
+        assert_eq!(out[1]["error"], "crowded");
+        // A first side that is still connected keeps its nameplate.
+        let d = bound(&mut s, now, "d");
+        let held = cmd(&mut s, d, now, json!({"type":"claim","nameplate":"9"}));
+        let e = bound(&mut s, now, "e");
+        let joined = cmd(&mut s, e, now, json!({"type":"claim","nameplate":"9"}));
+        assert_eq!(held[1]["mailbox"], joined[1]["mailbox"]);
+        // So does one that left a message behind (a sender whose connection dropped).
+        let f = bound(&mut s, now, "f");
+        let claimed = cmd(&mut s, f, now, json!({"type":"claim","nameplate":"11"}));
+        let mailbox = claimed[1]["mailbox"].as_str().unwrap().to_owned();
+        cmd(&mut s, f, now, json!({"type":"open","mailbox":mailbox}));
+        cmd(
+            &mut s,
+            f,
+            now,
+            json!({"type":"add","phase":"pake","body":"00"}),
+        );
+        s.disconnect(f, now);
+        let g = bound(&mut s, now, "g");
+        let out = cmd(&mut s, g, now, json!({"type":"claim","nameplate":"11"}));
+        assert_eq!(out[1]["mailbox"], mailbox.as_str());
+    }
+
+    #[test]
+    fn listeners_per_mailbox_are_bounded() {
+        let config = MailboxConfig {
+            max_listeners_per_mailbox: 2,
+            ..MailboxConfig::default()
+        };
+        let (mut s, now) = server(config);
+        for n in 0..2 {
+            let c = bound(&mut s, now, "a");
+            assert_eq!(
+                types(&cmd(&mut s, c, now, json!({"type":"open","mailbox":"m"}))),
+                ["ack"],
+                "{n}"
+            );
+        }
+        let c = bound(&mut s, now, "a");
+        let out = cmd(&mut s, c, now, json!({"type":"open","mailbox":"m"}));
+        assert_eq!(out[1]["error"], "crowded");
     }
 
     #[test]

@@ -235,8 +235,10 @@ result.PicoP2PFuture <- function(future, ...) {
   }
   waited <- waiting_for(box, bridge$cluster)
   send_cancel(future)
-  fail(sprintf("waited %s s (option future.p2p.timeout) for %s; the future is withdrawn",
-               format(future$timeout), waited))
+  seen <- if (is.null(bridge$total) || is.na(bridge$total)) 0L else bridge$total
+  fail(sprintf("waited %s s (option future.p2p.timeout) for %s; the future is withdrawn. %d worker slot(s) seen on cluster %s%s",
+               format(future$timeout), waited, seen, bridge$cluster,
+               if (seen == 0L) " (is it hosted, and are you on its access list?)" else ""))
 }
 
 #' Cancel a future sent to a future-p2p cluster

@@ -1,9 +1,14 @@
 //! [`Topic`]: an open `pipe`, lines out and [`TopicEvent`]s in, with reconnects.
 //!
-//! Lines are split by `p2p_proto::framer::LineFramer` in one place, the topic's task. When
-//! the connection drops, a topic reports [`TopicEvent::Disconnected`], retries with
-//! exponential backoff, reopens the same pipe and reports [`TopicEvent::Reconnected`]; it
-//! never just hangs.
+//! Lines are split by `p2p_proto::framer::LineFramer` in one place, the topic's task.
+//!
+//! A pipe ends only when its caller closes it. Whatever else ends it (the connection drops,
+//! the hub restarts, the server ends the pipe with an exit status, e.g. a slow-reader cut or
+//! an access error), the topic reports [`TopicEvent::Disconnected`] with the reason (and the
+//! server's stderr), logs it, retries with exponential backoff, reopens the same pipe and
+//! reports [`TopicEvent::Reconnected`]; it never just hangs or silently stops. The backoff
+//! starts over only after a pipe stayed open for [`STABLE_PIPE`], so a server that refuses
+//! the pipe at once is asked less and less often, not in a tight loop.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -35,12 +40,15 @@ pub enum TopicEvent {
     },
     /// The pipe is open again after a disconnection (lines sent meanwhile are lost).
     Reconnected,
-    /// The pipe ended for good: the server closed it (exit status, stderr) or reconnecting
-    /// gave up. No more events follow. ([`Topic::close`] ends it without this event.)
+    /// The pipe ended for good: reconnecting gave up after [`Backoff::max_attempts`]
+    /// (never, by default). No more events follow. ([`Topic::close`] ends it without this
+    /// event.)
+    ///
+    /// [`Backoff::max_attempts`]: super::Backoff::max_attempts
     Closed {
-        /// Exit status if one was sent (a missing one or 255 means the stream just ended).
+        /// Exit status of the last pipe if one was sent.
         status: Option<u32>,
-        /// The server's stderr (e.g. a slow-reader notice), or why reconnecting gave up.
+        /// Why the last attempt failed.
         message: String,
     },
 }
@@ -59,7 +67,10 @@ enum TopicCommand {
 #[derive(Debug)]
 pub struct Topic {
     sender: TopicSender,
-    events: mpsc::Receiver<TopicEvent>,
+    /// Events come in batches (the lines of one read), which keeps the cost per line low
+    /// when a busy topic delivers tens of thousands of lines a second.
+    events: mpsc::Receiver<Vec<TopicEvent>>,
+    batch: VecDeque<TopicEvent>,
 }
 
 /// A cloneable handle that sends lines to a [`Topic`].
@@ -99,7 +110,7 @@ impl Topic {
     /// Starts the task that pumps `exec`, the running `command` (reopened on reconnects).
     pub(super) fn start(inner: Arc<Inner>, command: String, exec: Exec) -> Topic {
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
-        let (event_tx, event_rx) = mpsc::channel(256);
+        let (event_tx, event_rx) = mpsc::channel(EVENT_BATCHES);
         let task = TopicTask {
             inner,
             command,
@@ -113,6 +124,7 @@ impl Topic {
         Topic {
             sender: TopicSender { commands: cmd_tx },
             events: event_rx,
+            batch: VecDeque::new(),
         }
     }
 
@@ -128,19 +140,25 @@ impl Topic {
 
     /// The next event; `None` after [`TopicEvent::Closed`].
     pub async fn recv(&mut self) -> Option<TopicEvent> {
-        self.events.recv().await
+        loop {
+            if let Some(event) = self.batch.pop_front() {
+                return Some(event);
+            }
+            self.batch = self.events.recv().await?.into();
+        }
     }
 
     /// Hands the topic to the protocol drivers as a [`LineChannel`] (`capacity` lines each
-    /// way). Malformed lines are logged and skipped, reconnects are logged; `incoming` closes
-    /// when the topic ends for good, and dropping `outgoing` leaves the topic.
+    /// way). Malformed lines are logged and skipped (disconnects and reconnects are logged
+    /// by the topic itself); `incoming` closes only if reconnecting gives up, and dropping
+    /// `outgoing` leaves the topic.
     pub fn into_lines(mut self, capacity: usize) -> LineChannel {
         let (channel, mut pump) = line_channel(capacity);
         let sender = self.sender();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    event = self.events.recv() => match event {
+                    event = self.recv() => match event {
                         Some(TopicEvent::Line(line)) => {
                             if pump.to_driver.send(line).await.is_err() {
                                 break;
@@ -149,12 +167,9 @@ impl Topic {
                         Some(TopicEvent::Malformed(error)) => {
                             tracing::warn!(%error, "skipped a malformed board line");
                         }
-                        Some(TopicEvent::Disconnected { reason, retry_in }) => {
-                            tracing::warn!(%reason, ?retry_in, "board topic disconnected");
-                        }
-                        Some(TopicEvent::Reconnected) => tracing::info!("board topic reconnected"),
+                        Some(TopicEvent::Disconnected { .. } | TopicEvent::Reconnected) => {}
                         Some(TopicEvent::Closed { status, message }) => {
-                            tracing::info!(?status, %message, "board topic closed");
+                            tracing::error!(?status, %message, "board topic closed for good");
                             return;
                         }
                         None => return,
@@ -194,7 +209,7 @@ struct TopicTask {
     inner: Arc<Inner>,
     command: String,
     commands: mpsc::Receiver<TopicCommand>,
-    events: mpsc::Sender<TopicEvent>,
+    events: mpsc::Sender<Vec<TopicEvent>>,
     framer: LineFramer,
     /// Events read from the stream and not yet taken by the caller.
     pending: VecDeque<TopicEvent>,
@@ -203,6 +218,13 @@ struct TopicTask {
 
 /// Lines buffered before the task stops reading the stream.
 const PENDING_LINES: usize = 4096;
+/// Batches of events queued for the caller, and lines per batch: with `PENDING_LINES`,
+/// at most about 8,000 lines wait for a caller that stopped reading.
+const EVENT_BATCHES: usize = 16;
+const BATCH_LINES: usize = 256;
+/// A pipe that stayed open this long was a success: the next disconnect starts the backoff
+/// from its first delay again.
+pub const STABLE_PIPE: Duration = Duration::from_secs(10);
 /// Tail of the server's stderr kept for [`TopicEvent::Closed`].
 const STDERR_KEPT: usize = 64 * 1024;
 
@@ -215,8 +237,13 @@ enum Pumped {
 
 impl TopicTask {
     async fn run(mut self, mut exec: Exec) {
+        // Failed attempts since the last pipe that lasted STABLE_PIPE.
+        let mut failures = 0u32;
         loop {
-            let reason = match self.pump(&mut exec).await {
+            let opened = tokio::time::Instant::now();
+            let ended = self.pump(&mut exec).await;
+            let mut status = None;
+            let reason = match ended {
                 // `Topic::close` consumed the receiver's owner: no Closed event is wanted,
                 // and waiting for room in a full event queue would never end.
                 Pumped::ClosedByCaller(done) => {
@@ -228,39 +255,52 @@ impl TopicTask {
                     let _ = exec.input.send(Input::Close).await;
                     return;
                 }
-                Pumped::Ended(Ending::Lost(reason)) => reason,
-                Pumped::Ended(Ending::Exit(status)) => {
+                Pumped::Ended(Ending::Lost(reason)) => {
+                    // A line cut off by the drop is not a line.
+                    self.framer = LineFramer::new(MAX_LINE_LEN);
+                    reason
+                }
+                Pumped::Ended(Ending::Exit(code)) => {
                     self.flush_partial().await;
-                    let message = String::from_utf8_lossy(&self.stderr).trim().to_owned();
-                    self.closed(Some(status), message).await;
-                    return;
+                    status = Some(code);
+                    self.server_ended(&format!("exit status {code}"))
                 }
                 Pumped::Ended(Ending::NoStatus) => {
                     self.flush_partial().await;
-                    let message = String::from_utf8_lossy(&self.stderr).trim().to_owned();
-                    self.closed(None, message).await;
-                    return;
+                    self.server_ended("no exit status")
                 }
             };
-            // A line cut off by the drop is not a line.
-            self.framer = LineFramer::new(MAX_LINE_LEN);
-            match self.reconnect(reason).await {
+            if opened.elapsed() >= STABLE_PIPE {
+                failures = 0;
+            }
+            match self.reconnect(reason, status, &mut failures).await {
                 Some(next) => exec = next,
                 None => return,
             }
         }
     }
 
+    /// Why the server ended the pipe, with what it said on stderr.
+    fn server_ended(&mut self, how: &str) -> String {
+        let said = String::from_utf8_lossy(&self.stderr).trim().to_owned();
+        self.stderr.clear();
+        if said.is_empty() {
+            format!("the board ended the pipe ({how})")
+        } else {
+            format!("the board ended the pipe ({how}): {said}")
+        }
+    }
+
     async fn closed(&self, status: Option<u32>, message: String) {
         let _ = self
             .events
-            .send(TopicEvent::Closed { status, message })
+            .send(vec![TopicEvent::Closed { status, message }])
             .await;
     }
 
     async fn flush_partial(&mut self) {
         if let Some(last) = self.framer.finish() {
-            let _ = self.events.send(event(last)).await;
+            let _ = self.events.send(vec![event(last)]).await;
         }
     }
 
@@ -285,9 +325,8 @@ impl TopicTask {
                 },
                 permit = self.events.reserve(), if !self.pending.is_empty() => match permit {
                     Ok(permit) => {
-                        if let Some(next) = self.pending.pop_front() {
-                            permit.send(next);
-                        }
+                        let n = self.pending.len().min(BATCH_LINES);
+                        permit.send(self.pending.drain(..n).collect());
                     }
                     Err(_) => return Pumped::CallerGone,
                 },
@@ -312,22 +351,28 @@ impl TopicTask {
     }
 
     /// Retries with backoff; `None` if the caller closed the topic or attempts ran out.
-    async fn reconnect(&mut self, mut reason: String) -> Option<Exec> {
+    /// `failures` counts attempts since the last stable pipe, across calls.
+    async fn reconnect(
+        &mut self,
+        mut reason: String,
+        status: Option<u32>,
+        failures: &mut u32,
+    ) -> Option<Exec> {
         let backoff = self.inner.config.backoff;
-        let mut attempt = 0u32;
         loop {
-            if backoff.max_attempts.is_some_and(|max| attempt >= max) {
-                self.closed(None, format!("gave up reconnecting: {reason}"))
+            if backoff.max_attempts.is_some_and(|max| *failures >= max) {
+                self.closed(status, format!("gave up reconnecting: {reason}"))
                     .await;
                 return None;
             }
-            let delay = backoff.delay(attempt);
-            tracing::warn!(%reason, ?delay, "board connection lost; reconnecting");
+            let delay = backoff.delay(*failures);
+            *failures = failures.saturating_add(1);
+            tracing::warn!(command = %self.command, %reason, ?delay, "board pipe lost; reconnecting");
             let disconnected = TopicEvent::Disconnected {
                 reason: reason.clone(),
                 retry_in: delay,
             };
-            if self.events.send(disconnected).await.is_err() {
+            if self.events.send(vec![disconnected]).await.is_err() {
                 return None;
             }
             let sleep = tokio::time::sleep(delay);
@@ -350,13 +395,11 @@ impl TopicTask {
             match self.inner.exec(&self.command).await {
                 Ok(exec) => {
                     self.stderr.clear();
-                    let _ = self.events.send(TopicEvent::Reconnected).await;
+                    tracing::info!(command = %self.command, "board pipe reopened");
+                    let _ = self.events.send(vec![TopicEvent::Reconnected]).await;
                     return Some(exec);
                 }
-                Err(e) => {
-                    reason = e.to_string();
-                    attempt = attempt.saturating_add(1);
-                }
+                Err(e) => reason = e.to_string(),
             }
         }
     }
