@@ -12,7 +12,9 @@
 //!     protocols  Protocols: the `;`-separated capability list, negotiation
 //!     seal       sealed codes: a wormhole code only the accepted worker can open
 //!   data plane (binary, on a warm session)
-//!     frame      Frame (hello, task, result, heartbeat, cancel, progress), FrameDecoder
+//!     frame      Frame (hello, task, result, heartbeat, cancel, progress) with payloads as
+//!                bulk after a small head; FrameDecoder hands payloads on in pieces
+//!     limits     DEFAULT_MAX_PAYLOAD: the one payload size limit every layer applies
 //! ```
 //!
 //! Above this crate, `p2p-transport` moves the bytes and the scheduler and worker cores
@@ -24,6 +26,7 @@
 pub mod frame;
 pub mod framer;
 pub mod id;
+pub mod limits;
 pub mod line;
 pub mod message;
 pub mod protocols;
