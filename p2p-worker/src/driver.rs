@@ -22,14 +22,14 @@ use p2p_proto::message::DeclineReason;
 use p2p_transport::clock::{sleep_until, unix_ms};
 use p2p_transport::lines::{LineChannel, post_line};
 use p2p_transport::wormhole::{
-    Session, SessionConfig, SessionRole, TransferError, TransferOptions, WormholeConfig,
-    receive_bytes, send_bytes,
+    Incoming, IncomingPayload, IncomingTask, Session, SessionConfig, SessionRole, TransferError,
+    TransferOptions, WormholeConfig, receive_bytes, send_bytes,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::core::{Assignment, TransferMode, WorkerAction, WorkerConfig, WorkerCore};
-use crate::executor::{Executor, Job};
+use crate::executor::{Executor, StreamJob};
 
 /// Everything the worker needs besides the board and the executor.
 #[derive(Debug, Clone)]
@@ -42,7 +42,7 @@ pub struct WorkerOptions {
     pub transfer_timeout: Duration,
     /// Longest a task may run; `None` for no limit.
     pub time_limit: Option<Duration>,
-    /// Warm sessions: timeouts, heartbeats, frame size.
+    /// Warm sessions: timeouts, heartbeats (their payload limit is `core.max_payload`).
     pub session: SessionConfig,
 }
 
@@ -256,15 +256,16 @@ impl<E: Executor> JobContext<E> {
         }
     }
 
-    /// Runs one payload with the time limit; progress goes to `progress`.
+    /// Runs one payload (possibly still arriving) with the time limit; progress goes to
+    /// `progress`.
     async fn execute(
         &self,
         client: &PeerId,
         future: &FutureId,
-        payload: Bytes,
+        payload: IncomingPayload,
         progress: mpsc::UnboundedSender<Bytes>,
     ) -> Result<Bytes, RemoteError> {
-        if payload.len() as u64 > self.options.core.max_payload {
+        if payload.len() > self.options.core.max_payload {
             return Err(RemoteError {
                 kind: RemoteErrorKind::PayloadTooLarge,
                 message: format!(
@@ -274,12 +275,12 @@ impl<E: Executor> JobContext<E> {
                 ),
             });
         }
-        let job = Job {
+        let job = StreamJob {
             future: future.clone(),
             client: client.clone(),
             payload,
         };
-        let run = self.executor.execute(job, progress);
+        let run = std::sync::Arc::clone(&self.executor).execute_stream(job, progress);
         match self.options.time_limit {
             Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
                 Err(RemoteError {
@@ -309,7 +310,7 @@ impl<E: Executor> JobContext<E> {
         // future.p2p has no channel for progress: updates are dropped.
         let (progress, _) = mpsc::unbounded_channel();
         let result = tokio::select! {
-            result = self.execute(&assignment.client, &assignment.future, payload, progress) => result,
+            result = self.execute(&assignment.client, &assignment.future, payload.into(), progress) => result,
             () = self.cancel.cancelled() => return Err(DeclineReason::Failed),
         };
         let result = match result {
@@ -344,11 +345,15 @@ impl<E: Executor> JobContext<E> {
 
     /// A warm session: tasks and results as frames until the client closes it.
     async fn session(&self, assignment: Assignment) -> bool {
+        let config = SessionConfig {
+            max_payload: self.options.core.max_payload,
+            ..self.options.session.clone()
+        };
         let session = Session::connect(
             &self.options.wormhole,
             &assignment.code,
             SessionRole::Follower,
-            &self.options.session,
+            &config,
             self.cancel.clone(),
         )
         .await;
@@ -367,15 +372,16 @@ impl<E: Executor> JobContext<E> {
         if !hello_ok || session.send(&Frame::Hello(ours)).await.is_err() {
             return false;
         }
-        // Tasks the client pipelined while another ran; they run in arrival order.
-        let mut pending: VecDeque<p2p_proto::frame::Task> = VecDeque::new();
+        // Tasks the client pipelined while another ran; they run in arrival order. Their
+        // payloads keep arriving meanwhile.
+        let mut pending: VecDeque<IncomingTask> = VecDeque::new();
         let mut first = true;
         loop {
             let task = match pending.pop_front() {
                 Some(task) => task,
                 None => tokio::select! {
-                    frame = session.recv() => match frame {
-                        Ok(Frame::Task(task)) => task,
+                    frame = session.recv_incoming() => match frame {
+                        Ok(Incoming::Task(task)) => task,
                         Ok(_) => continue,
                         // The client closed the session (queue empty) or it died.
                         Err(_) => return true,
@@ -407,15 +413,15 @@ impl<E: Executor> JobContext<E> {
                             return false;
                         }
                     }
-                    frame = session.recv() => match frame {
-                        Ok(Frame::Cancel(cancel)) if cancel.future == future => break Outcome::Error(RemoteError {
+                    frame = session.recv_incoming() => match frame {
+                        Ok(Incoming::Frame(Frame::Cancel(cancel))) if cancel.future == future => break Outcome::Error(RemoteError {
                             kind: RemoteErrorKind::Cancelled,
                             message: "cancelled by the client".into(),
                         }),
                         // A cancelled task that has not started is simply dropped: the
                         // client has already finished it.
-                        Ok(Frame::Cancel(cancel)) => pending.retain(|t| t.future != cancel.future),
-                        Ok(Frame::Task(next)) => pending.push_back(next),
+                        Ok(Incoming::Frame(Frame::Cancel(cancel))) => pending.retain(|t| t.future != cancel.future),
+                        Ok(Incoming::Task(next)) => pending.push_back(next),
                         Ok(_) => {}
                         Err(_) => return false,
                     },
