@@ -34,6 +34,8 @@ bridge_start <- function(cluster, host, ssh_args) {
   env <- c("current", FUTURE_P2P_BRIDGE_TOKEN = token)
   cluster_timeout <- p2p_option("cluster_timeout", NA_real_)
   if (!is.na(cluster_timeout)) env <- c(env, FUTURE_P2P_CLUSTER_TIMEOUT = as.character(cluster_timeout))
+  max_payload <- p2p_option("max_payload", NA_real_)
+  if (!is.na(max_payload)) env <- c(env, FUTURE_P2P_MAX_PAYLOAD = format(max_payload, scientific = FALSE))
   proc <- with_stealth_rng(processx::process$new(
     bin, args, env = env,
     stdin = "|", stdout = "|", stderr = log, cleanup = TRUE, cleanup_tree = TRUE

@@ -257,6 +257,7 @@ fn error_kind(err: &SubmitError) -> ErrorKind {
             }
             _ => ErrorKind::Exhausted,
         },
+        SubmitError::PayloadTooLarge { .. } => ErrorKind::Remote(RemoteErrorKind::PayloadTooLarge),
         SubmitError::Stopped(_) => ErrorKind::Cluster,
     }
 }
