@@ -15,6 +15,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use p2p_proto::id::{FutureId, PeerId, WormholeCode};
+use p2p_proto::limits::DEFAULT_MAX_PAYLOAD;
 use p2p_proto::message::{
     BoardLine, Decline, DeclineReason, Hello, Message, Offer, Request, Role, TransferUri,
 };
@@ -42,7 +43,7 @@ pub struct WorkerConfig {
     pub hello_interval: Millis,
     /// Users whose requests are taken; `None` takes every member of the cluster.
     pub allow_users: Option<BTreeSet<String>>,
-    /// Largest payload accepted, in bytes.
+    /// Largest payload accepted (and result returned), in bytes.
     pub max_payload: u64,
     /// Key to receive sealed codes; `None` speaks only plain codes.
     pub secret: Option<WorkerSecret>,
@@ -51,7 +52,8 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// One slot, no time limit, everyone allowed, 1 GiB payloads, plain codes, no sessions.
+    /// One slot, no time limit, everyone allowed, payloads up to the common limit
+    /// ([`DEFAULT_MAX_PAYLOAD`]), plain codes, no sessions.
     pub fn new(me: PeerId) -> Self {
         WorkerConfig {
             me,
@@ -60,7 +62,7 @@ impl WorkerConfig {
             offer_ttl: OFFER_TTL,
             hello_interval: HELLO_INTERVAL,
             allow_users: None,
-            max_payload: 1 << 30,
+            max_payload: DEFAULT_MAX_PAYLOAD,
             secret: None,
             sessions: false,
         }

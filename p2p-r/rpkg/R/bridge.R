@@ -56,7 +56,12 @@ bridge_submit <- function(id, payload, label = NULL) {
 ## Refuses a payload over the bridge's limit before anything is sent, naming the limit.
 bridge_check_size <- function(bridge, size, future = NULL) {
   limit <- bridge$hello$max_payload
-  if (is.null(limit) || is.na(limit) || size <= limit) return(invisible())
+  if (is.null(limit)) limit <- NA_real_
+  ## The bridge is started once per R session and keeps the limit it started with; a
+  ## lower future.p2p.max_payload set since then applies all the same.
+  option <- p2p_option("max_payload", NA_real_)
+  if (!is.na(option)) limit <- min(limit, option, na.rm = TRUE)
+  if (is.na(limit) || size <= limit) return(invisible())
   stop(future::FutureError(sprintf(paste(
     "the future's payload is %.0f bytes, more than the limit of %.0f bytes of future-p2p:",
     "set options(future.p2p.max_payload = <bytes>) or FUTURE_P2P_MAX_PAYLOAD (e.g. 2G)",
