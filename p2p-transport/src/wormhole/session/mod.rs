@@ -68,6 +68,10 @@ const READ_CHUNK: usize = 256 << 10;
 const SMALL_READ: usize = 16 << 10;
 /// Bytes read in one receive call before it gives the rest of its task a turn.
 const YIELD_AFTER: usize = 1 << 20;
+/// Bytes of a streamed payload handed on but not yet consumed beyond which the session
+/// stops reading until its consumer catches up (TCP then slows the sender): a worker
+/// whose command or R reads slower than the network holds this much, not the payload.
+const STREAM_AHEAD: usize = 8 << 20;
 
 /// Sealed records are written out once this many bytes are ready: a few records per
 /// system call, each write bounded by the stall limit.
@@ -293,6 +297,12 @@ pub struct Session {
     sink: Sink,
     /// Buffers of the pieces of streamed payloads.
     pieces: Arc<PiecePool>,
+    /// Whether reading still waits for a slow consumer of the payload streaming in. Spent
+    /// after half of `dead_after` without progress (a consumer that does not read, e.g. a
+    /// task waiting behind another): the payload is then buffered, so the sender, whose
+    /// writes must progress within `dead_after`, never takes a slow consumer for a dead
+    /// peer.
+    patience: bool,
     dead_after: Duration,
     max_payload: u64,
     path: SessionPath,
@@ -378,6 +388,7 @@ impl Session {
             decoder: FrameDecoder::default(),
             sink: Sink::Idle,
             pieces: Arc::default(),
+            patience: false,
             dead_after: session.dead_after,
             max_payload: session.max_payload,
             path,
@@ -452,6 +463,7 @@ impl Session {
                 let (payload, pieces) = IncomingPayload::stream(len);
                 self.pieces.set_active(true);
                 self.sink = Sink::Stream(pieces, Arc::clone(&self.pieces));
+                self.patience = true;
                 // What is already here goes along at once: a small payload is complete
                 // when its task is handed on.
                 if let Err(error) = self.route_buffered_payload() {
@@ -485,6 +497,7 @@ impl Session {
                 read_since_yield = 0;
                 tokio::task::yield_now().await;
             }
+            self.wait_for_consumer().await;
             self.make_room();
             let read = tokio::time::timeout(self.dead_after, self.reader.read_buf(&mut self.recv));
             let error = match read.await {
@@ -497,6 +510,30 @@ impl Session {
                 Err(_) => SessionError::PeerDead(self.dead_after),
             };
             return Err(self.fail(error));
+        }
+    }
+
+    /// While a payload streams to a consumer that has more than [`STREAM_AHEAD`] bytes of
+    /// it to catch up on, waits (not reading) until it is down to half of that. Nothing
+    /// else can arrive meanwhile: the rest of the payload comes first on the wire.
+    /// Cancel-safe: it only waits.
+    async fn wait_for_consumer(&mut self) {
+        if !self.patience || !matches!(self.sink, Sink::Stream(..)) {
+            return;
+        }
+        if self.pieces.outstanding() <= STREAM_AHEAD {
+            return;
+        }
+        let drained = self.pieces.drained_to(STREAM_AHEAD / 2);
+        if tokio::time::timeout(self.dead_after / 2, drained)
+            .await
+            .is_err()
+        {
+            tracing::debug!(
+                outstanding = self.pieces.outstanding(),
+                "the payload's consumer does not keep up; buffering the rest"
+            );
+            self.patience = false;
         }
     }
 

@@ -5,11 +5,16 @@
 //! memory for every piece would cost the kernel a page fault per page; instead a freed
 //! buffer goes back to the pool and carries the next piece. The pool keeps buffers only
 //! while a payload streams, so an idle session holds none.
+//!
+//! It also counts the bytes of pieces still alive (handed on, not yet dropped by their
+//! consumer), so the session can stop reading while a slow consumer has a lot to catch
+//! up on, and be woken when it freed some.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use tokio::sync::Notify;
 
 /// Most free buffers kept (each at most a record's plaintext).
 const KEEP: usize = 8;
@@ -19,6 +24,10 @@ pub(crate) struct PiecePool {
     free: Mutex<Vec<Vec<u8>>>,
     /// Whether freed buffers are kept: only while a payload streams.
     active: AtomicBool,
+    /// Bytes in pieces handed on and not dropped yet.
+    outstanding: AtomicUsize,
+    /// Woken whenever a piece is dropped.
+    released: Notify,
 }
 
 impl PiecePool {
@@ -32,6 +41,7 @@ impl PiecePool {
             .unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(bytes);
+        self.outstanding.fetch_add(buf.len(), Ordering::Relaxed);
         Bytes::from_owner(Pooled {
             buf,
             pool: Arc::clone(self),
@@ -43,6 +53,25 @@ impl PiecePool {
         self.active.store(active, Ordering::Relaxed);
         if !active {
             self.free.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+
+    /// Bytes in pieces their consumer has not dropped yet.
+    pub(crate) fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::Relaxed)
+    }
+
+    /// Waits until [`PiecePool::outstanding`] is at most `bound`.
+    pub(crate) async fn drained_to(&self, bound: usize) {
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            // Registered before the check, so a piece dropped in between still wakes us.
+            released.as_mut().enable();
+            if self.outstanding() <= bound {
+                return;
+            }
+            released.await;
         }
     }
 
@@ -66,6 +95,10 @@ impl AsRef<[u8]> for Pooled {
 
 impl Drop for Pooled {
     fn drop(&mut self) {
+        self.pool
+            .outstanding
+            .fetch_sub(self.buf.len(), Ordering::Relaxed);
+        self.pool.released.notify_waiters();
         if !self.pool.active.load(Ordering::Relaxed) {
             return;
         }
@@ -106,5 +139,26 @@ mod tests {
         assert_eq!(pool.free_buffers(), 0);
         drop(pool.piece(b"third"));
         assert_eq!(pool.free_buffers(), 0, "an idle pool keeps nothing");
+    }
+
+    #[tokio::test]
+    async fn live_pieces_are_counted_and_their_release_wakes_a_waiter() {
+        let pool = Arc::new(PiecePool::default());
+        let first = pool.piece(&[1u8; 100]);
+        let second = pool.piece(&[2u8; 50]);
+        assert_eq!(pool.outstanding(), 150);
+        let waiter = {
+            let pool = Arc::clone(&pool);
+            tokio::spawn(async move { pool.drained_to(60).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "150 bytes are still held");
+        drop(first);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken once 50 bytes are left")
+            .unwrap();
+        drop(second);
+        assert_eq!(pool.outstanding(), 0);
     }
 }
