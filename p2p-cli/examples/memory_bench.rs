@@ -377,6 +377,15 @@ async fn idle_workers(
         .find(|(key, _)| *key == "FUTURE_P2P_R_LIBRARY")
         .map(|(_, library)| PathBuf::from(library))
         .expect("the cluster's R library");
+    // Workers install the package into a subdirectory named after its sources.
+    let library = std::fs::read_dir(&library)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("future.p2p-"))
+        })
+        .ok_or("no future.p2p library installed by the workers")?;
     let mut r = cluster
         .rscript(bin, &library)
         .args([

@@ -12,6 +12,8 @@
 //!     channel   that channel (direct or via a transit relay), ours because only our peers
 //!               speak sessions and the crate's transit is slow for small records
 //!     payload   IncomingPayload: a task's payload handed on while it still arrives
+//!     pool      PiecePool: recycled buffers for those pieces, counting what the consumer
+//!               still holds so a slow one slows the sender
 //!     error     SessionError
 //!   nodelay     TCP_NODELAY on the crate's transit sockets (a workaround, see there)
 //! ```
