@@ -36,8 +36,9 @@ pub struct BridgeArgs {
     /// The cluster, `OWNER/NAME` (or `NAME` for one of your own).
     #[arg(long, env = "FUTURE_P2P_CLUSTER")]
     pub cluster: String,
-    /// Largest future payload accepted from R (e.g. 500M, 2G).
-    #[arg(long, env = "FUTURE_P2P_MAX_PAYLOAD", value_parser = parse_size, default_value = "2G")]
+    /// Largest future payload sent to the cluster (e.g. 500M, 2G); R refuses a larger one
+    /// before sending it. Workers have a limit of their own (the same by default).
+    #[arg(long, env = "FUTURE_P2P_MAX_PAYLOAD", value_parser = parse_size, default_value_t = p2p_proto::limits::DEFAULT_MAX_PAYLOAD)]
     pub max_payload: u64,
     /// Fail waiting futures when neither the host nor a worker shows up within this long.
     #[arg(long, env = "FUTURE_P2P_CLUSTER_TIMEOUT", value_parser = parse_duration, default_value = "60")]
@@ -131,10 +132,13 @@ async fn serve(
         protocol: BRIDGE_PROTOCOL_VERSION,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         cluster: cluster.qualified(&user)?.to_string(),
+        max_payload: args.max_payload,
     }));
     let mut options = SchedulerOptions::new(me, args.board.wormhole());
     options.core.time_limit =
         (!args.time_limit.is_zero()).then_some(args.time_limit.as_millis() as u64);
+    options.max_payload = args.max_payload;
+    options.max_result_size = args.max_payload;
     let scheduler = Scheduler::start(lines, options);
     let mut session = BridgeSession::new(format!("r{}", std::process::id()));
     let mut updates = scheduler.updates();
@@ -325,6 +329,7 @@ fn spawn_request_reader(
                     }
                 }
             }
+            buffer.reserve(p2p_r::frame::READ_CHUNK);
             match input.read_buf(&mut buffer).await {
                 Ok(0) => return,
                 Ok(_) => {}
@@ -338,7 +343,8 @@ fn spawn_request_reader(
     rx
 }
 
-/// Writes replies to `output`, flushing after each batch.
+/// Writes replies to `output`, flushing after each batch; results are written from
+/// where they are, not copied into the batch.
 async fn write_replies(
     mut output: impl AsyncWrite + Unpin,
     mut replies: mpsc::UnboundedReceiver<Reply>,
@@ -347,8 +353,17 @@ async fn write_replies(
     while let Some(reply) = replies.recv().await {
         let mut next = Some(reply);
         while let Some(reply) = next {
-            if let Err(err) = reply.encode(&mut buffer) {
-                tracing::warn!(%err, "cannot encode a reply for R");
+            match reply.encode_split(&mut buffer) {
+                Ok(Some(body)) => {
+                    if output.write_all(&buffer).await.is_err()
+                        || output.write_all(&body).await.is_err()
+                    {
+                        return;
+                    }
+                    buffer.clear();
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!(%err, "cannot encode a reply for R"),
             }
             next = replies.try_recv().ok();
         }

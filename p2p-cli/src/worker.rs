@@ -2,16 +2,22 @@
 //! [`REvaluator`] in persistent R processes, with the bundled future.p2p R package
 //! installed (once per build) into a cache library; with `--exec`, each task is a shell
 //! command instead (payload on stdin, result on stdout), for Rust clients.
+//!
+//! Bounds, the same for R and commands (`--help` shows them): a task runs at most
+//! `--time-limit` (1 hour; then it is interrupted, its processes killed), within
+//! `--memory-limit` of address space (the machine's memory shared by the slots), and its
+//! payload and result are at most `--max-payload` (512M, the clients' default too).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 use p2p_proto::id::ClusterName;
+use p2p_proto::limits::DEFAULT_MAX_PAYLOAD;
 use p2p_r::evaluator::{REvaluator, REvaluatorConfig};
 use p2p_transport::clock::unix_ms;
 use p2p_worker::core::WorkerConfig;
-use p2p_worker::{CommandExecutor, Worker, WorkerOptions, fresh_secret};
+use p2p_worker::{CommandExecutor, CommandLimits, Worker, WorkerOptions, fresh_secret};
 
 use crate::CliError;
 use crate::connect::BoardArgs;
@@ -33,13 +39,17 @@ pub struct WorkerArgs {
     /// Only take futures from these users (comma-separated); default: any member.
     #[arg(long, env = "FUTURE_P2P_ALLOW_USERS", value_delimiter = ',')]
     pub allow_users: Vec<String>,
-    /// Largest future accepted (e.g. 500M, 2G).
-    #[arg(long, env = "FUTURE_P2P_MAX_PAYLOAD", value_parser = parse_size, default_value = "1G")]
+    /// Largest future accepted, and largest result returned (e.g. 500M, 2G).
+    #[arg(long, env = "FUTURE_P2P_MAX_PAYLOAD", value_parser = parse_size, default_value_t = DEFAULT_MAX_PAYLOAD)]
     pub max_payload: u64,
-    /// Longest a future may run (e.g. 600, 30m, 8h); past it the future is stopped and its
-    /// client told so (a TimedOut error). 0 for no limit.
-    #[arg(long, env = "FUTURE_P2P_TIME_LIMIT", value_parser = parse_duration, default_value = "24h")]
+    /// Longest a future may run (e.g. 600, 30m, 8h; 0 for no limit); then it is stopped,
+    /// what it started is killed, and its client told so (a TimedOut error).
+    #[arg(long, env = "FUTURE_P2P_TIME_LIMIT", value_parser = parse_duration, default_value = "1h")]
     pub time_limit: Duration,
+    /// Address space each R process or command may use (e.g. 4G; 0 for no limit); default:
+    /// the machine's memory divided among the slots.
+    #[arg(long, env = "FUTURE_P2P_MEMORY_LIMIT", value_parser = parse_size)]
+    pub memory_limit: Option<u64>,
     /// Warn when no host has announced the cluster within this long (the worker keeps
     /// waiting, and its topic keeps reconnecting).
     #[arg(long, env = "FUTURE_P2P_CLUSTER_TIMEOUT", value_parser = parse_duration, default_value = "60")]
@@ -50,6 +60,11 @@ pub struct WorkerArgs {
     /// The Rscript that runs the R processes.
     #[arg(long, env = "FUTURE_P2P_RSCRIPT", default_value = "Rscript")]
     pub rscript: PathBuf,
+    /// Start R processes at the first future and stop them after this long without one
+    /// (e.g. 10m): no R in memory while the worker is unused, but the first future after
+    /// a pause waits for R to start. Default: R starts with the worker and is kept warm.
+    #[arg(long, env = "FUTURE_P2P_R_IDLE_STOP", value_parser = parse_duration)]
+    pub r_idle_stop: Option<Duration>,
     /// Where the bundled future.p2p R package is installed; default: a cache directory.
     #[arg(long, env = "FUTURE_P2P_R_LIBRARY")]
     pub r_library: Option<PathBuf>,
@@ -62,7 +77,18 @@ pub struct WorkerArgs {
 pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
     let cluster: ClusterName = args.cluster.parse()?;
     match args.exec.clone() {
-        Some(command) => serve(&args, &cluster, CommandExecutor::new(command)).await,
+        Some(command) => {
+            let limits = CommandLimits {
+                max_output: args.max_payload,
+                memory: memory_limit(&args),
+            };
+            serve(
+                &args,
+                &cluster,
+                CommandExecutor::with_limits(command, limits),
+            )
+            .await
+        }
         None => {
             let evaluator = r_evaluator(&args).await?;
             serve(&args, &cluster, evaluator).await
@@ -86,9 +112,36 @@ async fn r_evaluator(args: &WorkerArgs) -> Result<REvaluator, CliError> {
         slots: args.slots.max(1),
         rscript: args.rscript.clone(),
         library_paths: vec![library],
+        memory_limit: memory_limit(args),
+        idle_stop: args.r_idle_stop,
+        max_frame: usize::try_from(args.max_payload)
+            .unwrap_or(usize::MAX)
+            .min(p2p_r::frame::MAX_BODY_LEN),
         ..REvaluatorConfig::default()
     })
     .await?)
+}
+
+/// The memory limit of one R process or command: as given (0: none), else the machine's
+/// memory shared by the slots.
+fn memory_limit(args: &WorkerArgs) -> Option<u64> {
+    match args.memory_limit {
+        Some(0) => None,
+        Some(bytes) => Some(bytes),
+        None => total_memory().map(|total| total / args.slots.max(1) as u64),
+    }
+}
+
+/// The machine's memory (`MemTotal` of /proc/meminfo), if known.
+fn total_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_mem_total(&meminfo)
+}
+
+fn parse_mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|line| line.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// Joins the cluster and serves tasks on `executor` until the worker stops.
@@ -126,4 +179,16 @@ fn options(args: &WorkerArgs, me: p2p_proto::id::PeerId) -> WorkerOptions {
     core.secret = Some(fresh_secret());
     core.time_limit = (!args.time_limit.is_zero()).then_some(args.time_limit.as_millis() as u64);
     WorkerOptions::new(core, args.board.wormhole())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_machines_memory_is_read_from_meminfo() {
+        let meminfo = "MemTotal:       24522200 kB\nMemFree:         9522200 kB\n";
+        assert_eq!(parse_mem_total(meminfo), Some(24_522_200 * 1024));
+        assert_eq!(parse_mem_total("MemFree: 1 kB"), None);
+    }
 }

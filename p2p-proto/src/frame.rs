@@ -1,19 +1,24 @@
 //! Data-plane frames: what client and worker exchange over a warm session.
 //!
 //! ```text
-//!   +----------------+---------+-------------------------------+
-//!   | length: u32 BE | version | body: MessagePack (rmp-serde) |
-//!   +----------------+---------+-------------------------------+
-//!        4 bytes       1 byte    length - 1 bytes
+//!   +----------------+---------+--------------+-------------------------------+ +------------+
+//!   | length: u32 BE | version | bulk: u64 BE | body: MessagePack (rmp-serde) | | bulk bytes |
+//!   +----------------+---------+--------------+-------------------------------+ +------------+
+//!        4 bytes       1 byte      8 bytes          length - 9 bytes             `bulk` bytes
 //! ```
 //!
-//! `length` counts the version byte and the body. The version byte is the frame format
-//! ([`FORMAT_VERSION`]); a decoder refuses formats it does not know instead of misreading
-//! them. Bodies are maps with named fields, so a newer peer may add fields that an older one
-//! ignores. The session protocol version is negotiated separately by [`Hello`] frames.
+//! `length` counts the version byte, the bulk field and the body. The version byte is the
+//! frame format ([`FORMAT_VERSION`]); a decoder refuses formats it does not know instead of
+//! misreading them. Bodies are maps with named fields, so a newer peer may add fields that
+//! an older one ignores. The session protocol version is negotiated separately by
+//! [`Hello`] frames.
 //!
-//! Payloads are [`Bytes`]: encoding copies them once into the output buffer, decoding once
-//! out of it, never element by element.
+//! The payload of a frame (a task's payload, a result's value, a progress update) is not
+//! inside the MessagePack body, which carries it empty: its `bulk` bytes follow the frame
+//! on the wire. So a frame's head is small ([`MAX_FRAME_LEN`]) whatever its payload, a
+//! sender writes the payload straight from its buffer, and [`FrameDecoder`] hands the
+//! payload on in pieces as they arrive ([`Decoded::Bulk`]), zero-copy, so a receiver can
+//! pass a large payload on without ever holding all of it. Payloads are [`Bytes`].
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -23,13 +28,17 @@ use crate::id::{FutureId, PeerId};
 use crate::protocols::Protocols;
 
 /// Frame format written in every header.
-pub const FORMAT_VERSION: u8 = 1;
-/// Bytes before the body: length and version.
-pub const HEADER_LEN: usize = 5;
-/// Protocol ceiling for one frame (version byte and body). Decoders may be stricter.
-pub const MAX_FRAME_LEN: usize = 1 << 30;
+pub const FORMAT_VERSION: u8 = 2;
+/// Bytes before the body: length, version and bulk length.
+pub const HEADER_LEN: usize = 13;
+/// Protocol ceiling for the head of one frame (version, bulk field and body; payloads
+/// travel as bulk and are not counted). Decoders may be stricter.
+pub const MAX_FRAME_LEN: usize = 1 << 20;
 /// Session protocol versions this build speaks, oldest and newest.
-pub const SESSION_VERSIONS: (u16, u16) = (1, 1);
+pub const SESSION_VERSIONS: (u16, u16) = (2, 2);
+
+/// Bytes of `length` that precede what it counts.
+const LENGTH_LEN: usize = 4;
 
 /// A frame could not be written or read.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -56,9 +65,13 @@ pub enum FrameError {
     /// A complete frame was expected but bytes follow it.
     #[error("{0} unexpected bytes after the frame")]
     TrailingBytes(usize),
-    /// The header announced an empty frame, which has no version byte.
-    #[error("frame with zero length")]
-    Empty,
+    /// The header announced a frame too short for its version and bulk fields.
+    #[error("frame of {0} bytes is shorter than its version and bulk fields")]
+    TooShort(usize),
+    /// A bulk payload was announced for a frame that carries none (a hello, a heartbeat,
+    /// a cancel, an error result), or the body carries its payload inline as well.
+    #[error("a {0} frame cannot carry a bulk payload")]
+    UnexpectedBulk(&'static str),
     /// The body is not a frame of this protocol.
     #[error("malformed frame body: {0}")]
     Malformed(String),
@@ -235,27 +248,76 @@ impl Frame {
         }
     }
 
-    /// Encodes the frame, header included, into a new buffer.
+    /// The payload the frame carries as bulk, if it is of a kind that carries one.
+    pub fn payload(&self) -> Option<&Bytes> {
+        match self {
+            Frame::Task(task) => Some(&task.payload),
+            Frame::Result(TaskResult {
+                outcome: Outcome::Value(value),
+                ..
+            }) => Some(value),
+            Frame::Progress(progress) => Some(&progress.payload),
+            _ => None,
+        }
+    }
+
+    fn payload_mut(&mut self) -> Option<&mut Bytes> {
+        match self {
+            Frame::Task(task) => Some(&mut task.payload),
+            Frame::Result(TaskResult {
+                outcome: Outcome::Value(value),
+                ..
+            }) => Some(value),
+            Frame::Progress(progress) => Some(&mut progress.payload),
+            _ => None,
+        }
+    }
+
+    /// Puts a payload received as bulk into the frame's payload field.
+    pub fn attach_payload(&mut self, payload: Bytes) -> Result<(), FrameError> {
+        let kind = self.kind_name();
+        match self.payload_mut() {
+            Some(slot) if slot.is_empty() => {
+                *slot = payload;
+                Ok(())
+            }
+            _ => Err(FrameError::UnexpectedBulk(kind)),
+        }
+    }
+
+    /// Encodes the frame, payload included, into a new buffer.
     pub fn encode(&self) -> Result<Bytes, FrameError> {
         let mut buf = BytesMut::new();
         self.encode_into(&mut buf)?;
         Ok(buf.freeze())
     }
 
-    /// Appends the encoded frame, header included, to `buf`.
+    /// Appends the encoded frame, payload included, to `buf`.
     pub fn encode_into(&self, buf: &mut BytesMut) -> Result<(), FrameError> {
+        let payload = self.encode_head(buf)?;
+        buf.extend_from_slice(&payload);
+        Ok(())
+    }
+
+    /// Appends the frame's head (header and body) to `buf` and returns its payload, the
+    /// bulk bytes that must follow the head on the wire (empty for frames without one).
+    /// The payload is not copied: a sender writes it from where it already is.
+    pub fn encode_head(&self, buf: &mut BytesMut) -> Result<Bytes, FrameError> {
+        let mut head = self.clone();
+        let payload = head.payload_mut().map(std::mem::take).unwrap_or_default();
         let start = buf.len();
-        buf.reserve(HEADER_LEN + self.payload_len() + 128);
+        buf.reserve(HEADER_LEN + 128);
         buf.put_u32(0);
         buf.put_u8(FORMAT_VERSION);
+        buf.put_u64(payload.len() as u64);
         let mut writer = buf.writer();
-        let encoded = rmp_serde::encode::write_named(&mut writer, self);
+        let encoded = rmp_serde::encode::write_named(&mut writer, &head);
         let buf = writer.into_inner();
         if let Err(err) = encoded {
             buf.truncate(start);
             return Err(FrameError::Encode(err.to_string()));
         }
-        let len = buf.len() - start - 4;
+        let len = buf.len() - start - LENGTH_LEN;
         if len > MAX_FRAME_LEN {
             buf.truncate(start);
             return Err(FrameError::TooLarge {
@@ -264,49 +326,47 @@ impl Frame {
             });
         }
         // Cannot truncate: MAX_FRAME_LEN < u32::MAX.
-        buf[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
-        Ok(())
+        buf[start..start + LENGTH_LEN].copy_from_slice(&(len as u32).to_be_bytes());
+        Ok(payload)
     }
 
-    /// Decodes exactly one complete frame, header included.
+    /// Decodes exactly one complete frame, header, body and payload.
     pub fn decode(frame: &[u8]) -> Result<Frame, FrameError> {
-        let len = frame_len(frame, MAX_FRAME_LEN)?.ok_or(FrameError::Truncated {
-            needed: HEADER_LEN,
+        let truncated = |needed: usize| FrameError::Truncated {
+            needed,
             available: frame.len(),
-        })?;
-        let needed = 4 + len;
-        match frame.len().cmp(&needed) {
-            std::cmp::Ordering::Less => Err(FrameError::Truncated {
-                needed,
-                available: frame.len(),
-            }),
-            std::cmp::Ordering::Greater => Err(FrameError::TrailingBytes(frame.len() - needed)),
-            std::cmp::Ordering::Equal => decode_body(&frame[4..]),
+        };
+        let len = frame_len(frame, MAX_FRAME_LEN)?.ok_or(truncated(HEADER_LEN))?;
+        let head_end = LENGTH_LEN + len;
+        if frame.len() < head_end {
+            return Err(truncated(head_end));
         }
-    }
-
-    /// Bytes of payload the frame carries (for buffer sizing).
-    fn payload_len(&self) -> usize {
-        match self {
-            Frame::Task(task) => task.payload.len(),
-            Frame::Result(TaskResult {
-                outcome: Outcome::Value(value),
-                ..
-            }) => value.len(),
-            Frame::Progress(progress) => progress.payload.len(),
-            _ => 0,
+        let (mut decoded, bulk) = decode_head(&frame[LENGTH_LEN..head_end])?;
+        let needed = usize::try_from(bulk)
+            .ok()
+            .and_then(|bulk| head_end.checked_add(bulk))
+            .ok_or(truncated(usize::MAX))?;
+        match frame.len().cmp(&needed) {
+            std::cmp::Ordering::Less => Err(truncated(needed)),
+            std::cmp::Ordering::Greater => Err(FrameError::TrailingBytes(frame.len() - needed)),
+            std::cmp::Ordering::Equal => {
+                if bulk > 0 {
+                    decoded.attach_payload(Bytes::copy_from_slice(&frame[head_end..]))?;
+                }
+                Ok(decoded)
+            }
         }
     }
 }
 
-/// Reads the length from a header; `None` when the header is incomplete.
+/// Reads the length from a header; `None` when the length is incomplete.
 fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, FrameError> {
-    if buf.len() < 4 {
+    if buf.len() < LENGTH_LEN {
         return Ok(None);
     }
     let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-    if len == 0 {
-        return Err(FrameError::Empty);
+    if len < HEADER_LEN - LENGTH_LEN {
+        return Err(FrameError::TooShort(len));
     }
     if len > max {
         return Err(FrameError::TooLarge { len, max });
@@ -314,19 +374,52 @@ fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, FrameError> {
     Ok(Some(len))
 }
 
-/// Decodes version byte + body.
-fn decode_body(body: &[u8]) -> Result<Frame, FrameError> {
-    let (&version, body) = body.split_first().ok_or(FrameError::Empty)?;
+/// Decodes version, bulk field and body: the frame (its payload still empty if it comes
+/// as bulk) and the number of bulk bytes that follow it.
+fn decode_head(head: &[u8]) -> Result<(Frame, u64), FrameError> {
+    let mut head = head;
+    let version = head.get_u8();
     if version != FORMAT_VERSION {
         return Err(FrameError::UnsupportedFormat(version));
     }
-    rmp_serde::from_slice(body).map_err(|err| FrameError::Malformed(err.to_string()))
+    let bulk = head.get_u64();
+    let frame: Frame =
+        rmp_serde::from_slice(head).map_err(|err| FrameError::Malformed(err.to_string()))?;
+    if bulk > 0 && !frame.payload().is_some_and(Bytes::is_empty) {
+        return Err(FrameError::UnexpectedBulk(frame.kind_name()));
+    }
+    Ok((frame, bulk))
 }
 
-/// Cuts frames out of a byte stream (e.g. a TCP or transit connection).
+/// What [`FrameDecoder::decode`] took off the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    /// A frame. When `bulk` is not 0, its payload field is empty and the payload follows
+    /// as [`Decoded::Bulk`] pieces, `bulk` bytes in all, before the next frame.
+    Frame {
+        /// The frame.
+        frame: Frame,
+        /// Bytes of payload that follow it.
+        bulk: u64,
+    },
+    /// The next piece of the current frame's payload.
+    Bulk {
+        /// The bytes, as they arrived (never empty).
+        bytes: Bytes,
+        /// Bytes of the payload still to come after these; 0 for the last piece.
+        remaining: u64,
+    },
+}
+
+/// Cuts frames and their payloads out of a byte stream (e.g. a session's decrypted
+/// records). It never reserves memory itself: the reader grows the buffer as bytes
+/// arrive, so an announced length costs nothing until the bytes are there. Payload pieces
+/// are split off the buffer without copying.
 #[derive(Debug, Clone)]
 pub struct FrameDecoder {
     max_frame_len: usize,
+    /// Bytes of the current frame's payload not yet handed out.
+    bulk_left: u64,
 }
 
 impl Default for FrameDecoder {
@@ -336,10 +429,13 @@ impl Default for FrameDecoder {
 }
 
 impl FrameDecoder {
-    /// A decoder refusing frames longer than `max_frame_len` (capped at [`MAX_FRAME_LEN`]).
+    /// A decoder refusing frame heads longer than `max_frame_len` (capped at
+    /// [`MAX_FRAME_LEN`]). Payload sizes are the receiver's to judge: it sees each one in
+    /// [`Decoded::Frame`] before a byte of it.
     pub fn new(max_frame_len: usize) -> Self {
         Self {
             max_frame_len: max_frame_len.min(MAX_FRAME_LEN),
+            bulk_left: 0,
         }
     }
 
@@ -348,20 +444,65 @@ impl FrameDecoder {
         self.max_frame_len
     }
 
-    /// Takes the next complete frame off the front of `buf`, or `None` if more bytes are
-    /// needed. An over-long length is refused as soon as the header is in, before the body
-    /// is buffered. After an error the stream is out of sync and must be closed.
-    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+    /// Whether the decoder is in the middle of a payload.
+    pub fn in_payload(&self) -> bool {
+        self.bulk_left > 0
+    }
+
+    /// How many more bytes `buf` needs before [`FrameDecoder::decode`] can take the next
+    /// frame head off it (0 when it can, or when a payload is in progress). A reader
+    /// holding the stream in buffers of its own moves just that many into `buf`.
+    pub fn wanted(&self, buf: &[u8]) -> usize {
+        if self.bulk_left > 0 {
+            return 0;
+        }
+        match buf.first_chunk::<LENGTH_LEN>() {
+            None => LENGTH_LEN - buf.len(),
+            Some(length) => {
+                let len = u32::from_be_bytes(*length) as usize;
+                // An invalid length is for decode() to refuse: ask for nothing more.
+                (LENGTH_LEN + len.min(self.max_frame_len)).saturating_sub(buf.len())
+            }
+        }
+    }
+
+    /// Accounts for payload bytes a reader passes on from a buffer of its own rather than
+    /// through [`FrameDecoder::decode`]'s: of `available` bytes at the front of the stream,
+    /// how many belong to the current payload, and how many of it remain after them.
+    /// `decode`'s buffer must hold no payload bytes (it is empty when this is used).
+    pub fn take_payload(&mut self, available: usize) -> (usize, u64) {
+        let take = usize::try_from(self.bulk_left).map_or(available, |left| left.min(available));
+        self.bulk_left -= take as u64;
+        (take, self.bulk_left)
+    }
+
+    /// Takes the next frame or payload piece off the front of `buf`, or `None` if more
+    /// bytes are needed. An over-long head is refused as soon as its length is in, before
+    /// the body is buffered. After an error the stream is out of sync and must be closed.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Decoded>, FrameError> {
+        if self.bulk_left > 0 {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            let take =
+                usize::try_from(self.bulk_left).map_or(buf.len(), |left| left.min(buf.len()));
+            self.bulk_left -= take as u64;
+            return Ok(Some(Decoded::Bulk {
+                bytes: buf.split_to(take).freeze(),
+                remaining: self.bulk_left,
+            }));
+        }
         let Some(len) = frame_len(buf, self.max_frame_len)? else {
             return Ok(None);
         };
-        if buf.len() < 4 + len {
-            buf.reserve(4 + len - buf.len());
+        if buf.len() < LENGTH_LEN + len {
             return Ok(None);
         }
-        buf.advance(4);
-        let body = buf.split_to(len);
-        decode_body(&body).map(Some)
+        buf.advance(LENGTH_LEN);
+        let head = buf.split_to(len);
+        let (frame, bulk) = decode_head(&head)?;
+        self.bulk_left = bulk;
+        Ok(Some(Decoded::Frame { frame, bulk }))
     }
 }
 
@@ -378,6 +519,36 @@ mod tests {
         "abc-1".parse().unwrap()
     }
 
+    /// Feeds `stream` to a decoder in pieces of `piece` bytes and puts the frames back
+    /// together, payloads attached.
+    fn decode_stream(stream: &[u8], piece: usize) -> Vec<Frame> {
+        let mut decoder = FrameDecoder::default();
+        let mut input = BytesMut::new();
+        let mut out = Vec::new();
+        let mut current: Option<(Frame, BytesMut)> = None;
+        for chunk in stream.chunks(piece.max(1)) {
+            input.extend_from_slice(chunk);
+            while let Some(decoded) = decoder.decode(&mut input).unwrap() {
+                match decoded {
+                    Decoded::Frame { frame, bulk: 0 } => out.push(frame),
+                    Decoded::Frame { frame, .. } => current = Some((frame, BytesMut::new())),
+                    Decoded::Bulk { bytes, remaining } => {
+                        let (_, payload) = current.as_mut().expect("bulk after its frame");
+                        assert!(!bytes.is_empty());
+                        payload.extend_from_slice(&bytes);
+                        if remaining == 0 {
+                            let (mut frame, payload) = current.take().unwrap();
+                            frame.attach_payload(payload.freeze()).unwrap();
+                            out.push(frame);
+                        }
+                    }
+                }
+            }
+        }
+        assert!(input.is_empty() && !decoder.in_payload() && current.is_none());
+        out
+    }
+
     #[test]
     fn task_round_trip_and_header() {
         let frame = Frame::Task(Task {
@@ -386,11 +557,28 @@ mod tests {
         });
         let bytes = frame.encode().unwrap();
         assert_eq!(bytes[4], FORMAT_VERSION);
-        assert_eq!(
-            u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize,
-            bytes.len() - 4
-        );
+        assert_eq!(u64::from_be_bytes(bytes[5..13].try_into().unwrap()), 7);
+        let head_len = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+        assert_eq!(head_len + 4 + 7, bytes.len());
+        assert_eq!(&bytes[bytes.len() - 7..], b"payload");
         assert_eq!(Frame::decode(&bytes).unwrap(), frame);
+    }
+
+    #[test]
+    fn the_payload_is_not_copied_into_the_head() {
+        let payload = Bytes::from(vec![9u8; 1 << 20]);
+        let frame = Frame::Result(TaskResult {
+            future: future(),
+            outcome: Outcome::Value(payload.clone()),
+        });
+        let mut head = BytesMut::new();
+        let bulk = frame.encode_head(&mut head).unwrap();
+        assert!(head.len() < 100, "head of {} bytes", head.len());
+        assert_eq!(
+            bulk.as_ptr(),
+            payload.as_ptr(),
+            "the payload is handed back as is"
+        );
     }
 
     #[test]
@@ -398,43 +586,110 @@ mod tests {
         let frames = [
             Frame::Hello(Hello::new(peer(), Protocols::ours())),
             Frame::Heartbeat(Heartbeat { seq: 7 }),
+            Frame::Task(Task {
+                future: future(),
+                payload: Bytes::from(vec![3u8; 1000]),
+            }),
             Frame::Cancel(Cancel { future: future() }),
         ];
         let mut stream = BytesMut::new();
         for frame in &frames {
             frame.encode_into(&mut stream).unwrap();
         }
+        for piece in [1, 7, 64, stream.len()] {
+            assert_eq!(decode_stream(&stream, piece), frames);
+        }
+    }
+
+    #[test]
+    fn payload_pieces_are_split_off_without_copying() {
+        let frame = Frame::Task(Task {
+            future: future(),
+            payload: Bytes::from(vec![5u8; 100]),
+        });
+        let mut stream = BytesMut::new();
+        frame.encode_into(&mut stream).unwrap();
         let mut decoder = FrameDecoder::default();
-        let mut input = BytesMut::new();
+        let Some(Decoded::Frame { bulk: 100, .. }) = decoder.decode(&mut stream).unwrap() else {
+            panic!("frame first");
+        };
+        let at = stream.as_ptr();
+        let Some(Decoded::Bulk { bytes, remaining }) = decoder.decode(&mut stream).unwrap() else {
+            panic!("then its payload");
+        };
+        assert_eq!((bytes.len(), remaining, bytes.as_ptr()), (100, 0, at));
+    }
+
+    #[test]
+    fn a_reader_can_pass_payloads_on_from_its_own_buffers() {
+        let frames = [
+            Frame::Task(Task {
+                future: future(),
+                payload: Bytes::from(vec![4u8; 10]),
+            }),
+            Frame::Heartbeat(Heartbeat { seq: 3 }),
+        ];
+        let mut stream = BytesMut::new();
+        for frame in &frames {
+            frame.encode_into(&mut stream).unwrap();
+        }
+        // Heads go through the decoder's buffer a byte count at a time, payloads are
+        // counted off the reader's own buffer.
+        let mut decoder = FrameDecoder::default();
+        let mut head = BytesMut::new();
+        let mut at = 0;
         let mut out = Vec::new();
-        for byte in stream.iter() {
-            input.put_u8(*byte);
-            while let Some(frame) = decoder.decode(&mut input).unwrap() {
-                out.push(frame);
+        let mut payload = Vec::new();
+        while at < stream.len() {
+            if decoder.in_payload() {
+                let (take, remaining) = decoder.take_payload(3.min(stream.len() - at));
+                payload.extend_from_slice(&stream[at..at + take]);
+                at += take;
+                if remaining == 0 {
+                    out.push(std::mem::take(&mut payload));
+                }
+                continue;
+            }
+            let wanted = decoder.wanted(&head);
+            assert!(wanted > 0);
+            head.extend_from_slice(&stream[at..at + wanted]);
+            at += wanted;
+            if let Some(Decoded::Frame { frame, .. }) = decoder.decode(&mut head).unwrap() {
+                assert_eq!(
+                    decoder.wanted(&head),
+                    if decoder.in_payload() { 0 } else { 4 }
+                );
+                out.push(frame.kind_name().as_bytes().to_vec());
             }
         }
-        assert_eq!(out, frames);
-        assert!(input.is_empty());
+        assert_eq!(
+            out,
+            [b"task".to_vec(), vec![4u8; 10], b"heartbeat".to_vec()]
+        );
+        assert!(head.is_empty());
     }
 
     #[test]
     fn typed_errors_for_bad_input() {
         let mut decoder = FrameDecoder::new(16);
-        let mut big = BytesMut::from(&[0, 0, 1, 0, 1][..]);
+        let mut big = BytesMut::from(&[0, 0, 1, 0, 2][..]);
         assert_eq!(
             decoder.decode(&mut big),
             Err(FrameError::TooLarge { len: 256, max: 16 })
         );
         assert_eq!(
             decoder.decode(&mut BytesMut::from(&[0, 0, 0, 0][..])),
-            Err(FrameError::Empty)
+            Err(FrameError::TooShort(0))
         );
+        let mut old = BytesMut::from(&[0, 0, 0, 10, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xc0][..]);
         assert_eq!(
-            decoder.decode(&mut BytesMut::from(&[0, 0, 0, 2, 9, 0][..])),
-            Err(FrameError::UnsupportedFormat(9))
+            decoder.decode(&mut old),
+            Err(FrameError::UnsupportedFormat(1))
         );
         assert!(matches!(
-            decoder.decode(&mut BytesMut::from(&[0, 0, 0, 3, 1, 0xc1, 0xc1][..])),
+            decoder.decode(&mut BytesMut::from(
+                &[0, 0, 0, 11, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0xc1, 0xc1][..]
+            )),
             Err(FrameError::Malformed(_))
         ));
         let good = Frame::Heartbeat(Heartbeat { seq: 1 }).encode().unwrap();
@@ -449,6 +704,34 @@ mod tests {
             Frame::decode(&[0, 0]),
             Err(FrameError::Truncated { .. })
         ));
+        // A bulk payload on a heartbeat is refused, not attached somewhere.
+        let mut bulky = good.to_vec();
+        bulky[12] = 3;
+        bulky.extend_from_slice(b"abc");
+        assert_eq!(
+            Frame::decode(&bulky),
+            Err(FrameError::UnexpectedBulk("heartbeat"))
+        );
+    }
+
+    #[test]
+    fn an_announced_payload_reserves_nothing() {
+        let frame = Frame::Task(Task {
+            future: future(),
+            payload: Bytes::from(vec![1u8; 10]),
+        });
+        let mut head = BytesMut::new();
+        frame.encode_head(&mut head).unwrap();
+        // Claim a 1 TiB payload: the decoder hands out the frame and waits for bytes.
+        head[5..13].copy_from_slice(&(1u64 << 40).to_be_bytes());
+        let capacity = head.capacity();
+        let mut decoder = FrameDecoder::default();
+        assert!(matches!(
+            decoder.decode(&mut head).unwrap(),
+            Some(Decoded::Frame { bulk, .. }) if bulk == 1 << 40
+        ));
+        assert_eq!(decoder.decode(&mut head).unwrap(), None);
+        assert!(head.capacity() <= capacity);
     }
 
     #[test]
@@ -469,8 +752,8 @@ mod tests {
         let ours = Hello::new(peer(), Protocols::ours());
         let mut theirs = ours.clone();
         theirs.max_version = 5;
-        assert_eq!(ours.negotiate(&theirs), Ok(1));
-        theirs.min_version = 2;
+        assert_eq!(ours.negotiate(&theirs), Ok(SESSION_VERSIONS.1));
+        theirs.min_version = SESSION_VERSIONS.1 + 1;
         assert!(matches!(
             ours.negotiate(&theirs),
             Err(FrameError::NoCommonVersion { .. })
@@ -536,8 +819,19 @@ mod tests {
         fn every_frame_round_trips(frame in arb_frame()) {
             let bytes = frame.encode().unwrap();
             prop_assert_eq!(Frame::decode(&bytes).unwrap(), frame.clone());
-            let mut stream = BytesMut::from(&bytes[..]);
-            prop_assert_eq!(FrameDecoder::default().decode(&mut stream).unwrap(), Some(frame));
+            prop_assert_eq!(decode_stream(&bytes, bytes.len()), vec![frame]);
+        }
+
+        #[test]
+        fn streams_of_frames_decode_in_any_pieces(
+            frames in proptest::collection::vec(arb_frame(), 1..6),
+            piece in 1usize..200,
+        ) {
+            let mut stream = BytesMut::new();
+            for frame in &frames {
+                frame.encode_into(&mut stream).unwrap();
+            }
+            prop_assert_eq!(decode_stream(&stream, piece), frames);
         }
 
         #[test]
@@ -554,6 +848,9 @@ mod tests {
             let at = at % bytes.len();
             bytes[at] = byte;
             let _ = Frame::decode(&bytes);
+            let mut stream = BytesMut::from(&bytes[..]);
+            let mut decoder = FrameDecoder::default();
+            while let Ok(Some(_)) = decoder.decode(&mut stream) {}
         }
     }
 }

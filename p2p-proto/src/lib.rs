@@ -12,8 +12,10 @@
 //!     protocols  Protocols: the `;`-separated capability list, negotiation
 //!     seal       sealed codes: a wormhole code only the accepted worker can open
 //!   data plane (binary, on a warm session)
-//!     frame      Frame (hello, task, result, heartbeat, cancel, progress, started),
-//!                FrameDecoder
+//!     frame      Frame (hello, task, result, heartbeat, cancel, progress, started) with
+//!                payloads as bulk after a small head; FrameDecoder hands payloads on in
+//!                pieces
+//!     limits     DEFAULT_MAX_PAYLOAD: the one payload size limit every layer applies
 //! ```
 //!
 //! Above this crate, `p2p-transport` moves the bytes and the scheduler and worker cores
@@ -25,6 +27,7 @@
 pub mod frame;
 pub mod framer;
 pub mod id;
+pub mod limits;
 pub mod line;
 pub mod message;
 pub mod protocols;

@@ -18,6 +18,10 @@ pub const HEADER_LEN: usize = 9;
 /// The longest body the R side can read or write (an R integer length).
 pub const MAX_BODY_LEN: usize = i32::MAX as usize;
 
+/// How much room a reader of frames makes in its buffer before each read: large enough
+/// for few system calls per megabyte, small enough that an idle reader holds little.
+pub const READ_CHUNK: usize = 64 << 10;
+
 /// One frame as it is on the wire, before its kind is interpreted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawFrame {
@@ -113,7 +117,9 @@ pub fn utf8(kind: u8, bytes: &[u8]) -> Result<String, RFrameError> {
 
 /// Splits a byte stream into frames of one protocol's direction (`T`: the evaluator's
 /// `FromR`/`ToR`, the bridge's `Request`/`Reply`); bodies longer than its limit are an
-/// error, so a corrupted length cannot make the reader buffer gigabytes.
+/// error, so a corrupted length cannot make the reader buffer gigabytes. It never reserves
+/// memory itself: the reader grows the buffer as bytes arrive ([`READ_CHUNK`] per read), so
+/// an announced length costs nothing until its bytes are there.
 #[derive(Debug, Clone)]
 pub struct RFrameReader {
     max_body: usize,
@@ -158,7 +164,6 @@ impl RFrameReader {
             });
         }
         if src.len() < HEADER_LEN + len {
-            src.reserve(HEADER_LEN + len - src.len());
             return Ok(None);
         }
         src.advance(HEADER_LEN);
@@ -219,6 +224,14 @@ mod tests {
             put_frame(&mut whole, kind, id, &vec![7; len]).unwrap();
             prop_assert_eq!(&header(kind, id, len).unwrap()[..], &whole[..HEADER_LEN]);
         }
+    }
+
+    #[test]
+    fn an_announced_body_reserves_nothing() {
+        let mut stream = BytesMut::from(&header(1, 1, 1 << 30).unwrap()[..]);
+        let capacity = stream.capacity();
+        assert_eq!(RFrameReader::default().decode_raw(&mut stream), Ok(None));
+        assert_eq!(stream.capacity(), capacity);
     }
 
     #[test]

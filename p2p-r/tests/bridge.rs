@@ -78,6 +78,7 @@ fn replies_encoded_by_rust_decode_in_r() {
             protocol: BRIDGE_PROTOCOL_VERSION,
             version: "0.1.0".into(),
             cluster: "alice/p2p".into(),
+            max_payload: 512 << 20,
         }),
         Reply::Workers { total: 3, free: 2 },
         Reply::Status {
@@ -117,7 +118,7 @@ fn replies_encoded_by_rust_decode_in_r() {
     std::fs::write(dir.path().join("replies.bin"), &stream).unwrap();
     let printed = run_r(&["replies", dir.path().to_str().unwrap()]);
     let expected = "\
-hello 0 protocol=1 version=0.1.0 cluster=alice/p2p
+hello 0 protocol=1 version=0.1.0 cluster=alice/p2p max_payload=536870912
 workers 0 total=3 free=2
 status 1 state=running detail=bob@box:42 ü
 condition 1 condition=<3 bytes:1,2,3>

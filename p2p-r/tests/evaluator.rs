@@ -10,7 +10,8 @@ use bytes::Bytes;
 use client::{Case, WAIT, evaluator};
 use p2p_proto::frame::{RemoteError, RemoteErrorKind};
 use p2p_r::evaluator::{REvaluator, REvaluatorConfig, SpawnError};
-use p2p_worker::executor::Executor;
+use p2p_transport::wormhole::IncomingPayload;
+use p2p_worker::executor::{Executor, Job, StreamJob};
 use tokio::sync::mpsc;
 
 /// Runs a case to its result, collecting the conditions relayed on the way.
@@ -293,4 +294,120 @@ async fn a_missing_r_is_a_clear_start_error() {
     .expect_err("no R there");
     assert!(matches!(err, SpawnError::Exited(_)), "{err}");
     assert!(err.to_string().contains("/nonexistent/Rscript"), "{err}");
+}
+
+#[tokio::test]
+async fn a_payload_still_arriving_is_read_by_r_as_it_comes() {
+    let case = Case::make("big");
+    let evaluator = std::sync::Arc::new(evaluator(1).await);
+    let (payload, pieces) = IncomingPayload::stream(case.payload.len() as u64);
+    let half = case.payload.len() / 2;
+    pieces.send(case.payload.slice(..half)).expect("first half");
+    let job = StreamJob {
+        future: "f-1".parse().expect("id"),
+        client: "alice@host:1".parse().expect("peer"),
+        payload,
+    };
+    let (progress, _) = mpsc::unbounded_channel();
+    let run = tokio::spawn(std::sync::Arc::clone(&evaluator).execute_stream(job, progress));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!run.is_finished(), "R cannot finish half a payload");
+    pieces
+        .send(case.payload.slice(half..))
+        .expect("second half");
+    let result = tokio::time::timeout(WAIT, run)
+        .await
+        .expect("in time")
+        .expect("join")
+        .expect("a result");
+    assert!(case.client_value(&result, &[]).contains("value=6000000L"));
+}
+
+#[tokio::test]
+async fn payloads_that_are_not_one_serialized_object_fail_and_r_is_replaced() {
+    let pid = Case::make("pid");
+    let evaluator = evaluator(1).await;
+    let before = pid_of(&evaluator, &pid).await;
+    let mut trailing = pid.payload.to_vec();
+    trailing.extend_from_slice(b"more bytes");
+    for (payload, expected) in [
+        (Bytes::from(trailing), "not one serialized object"),
+        (Bytes::from_static(b"not R at all"), "cannot unserialize"),
+    ] {
+        let job = Job {
+            payload,
+            ..pid.job()
+        };
+        let (progress, _) = mpsc::unbounded_channel();
+        let err = tokio::time::timeout(WAIT, evaluator.execute(job, progress))
+            .await
+            .expect("in time")
+            .expect_err("a failure");
+        assert_eq!(err.kind, RemoteErrorKind::Failed, "{err}");
+        assert!(err.message.contains(expected), "{}", err.message);
+        // The stream was out of step: a new R serves the next job.
+        let after = pid_of(&evaluator, &pid).await;
+        assert_ne!(before, after);
+    }
+    evaluator.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_result_over_the_limit_is_refused_with_its_size() {
+    let case = Case::make("value");
+    let evaluator = tokio::time::timeout(
+        WAIT,
+        REvaluator::start(REvaluatorConfig {
+            max_frame: 100,
+            ..client::config(1)
+        }),
+    )
+    .await
+    .expect("R starts in time")
+    .expect("R starts");
+    let (result, _) = run(&evaluator, &case).await;
+    let err = result.expect_err("refused");
+    assert_eq!(err.kind, RemoteErrorKind::PayloadTooLarge, "{err}");
+    assert!(
+        err.message.contains("limit of 100 bytes"),
+        "{}",
+        err.message
+    );
+    evaluator.shutdown().await;
+}
+
+#[tokio::test]
+async fn lazy_evaluators_start_r_for_work_and_stop_it_when_idle() {
+    let pid = Case::make("pid");
+    let evaluator = tokio::time::timeout(
+        WAIT,
+        REvaluator::start(REvaluatorConfig {
+            idle_stop: Some(Duration::from_millis(500)),
+            ..client::config(1)
+        }),
+    )
+    .await
+    .expect("R starts in time")
+    .expect("R is there");
+    let first: i32 = pid_of(&evaluator, &pid)
+        .await
+        .trim_end_matches('L')
+        .parse()
+        .expect("a pid");
+    assert!(std::path::Path::new(&format!("/proc/{first}")).exists());
+    let deadline = Instant::now() + WAIT;
+    while std::path::Path::new(&format!("/proc/{first}")).exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !std::path::Path::new(&format!("/proc/{first}")).exists(),
+        "the idle R process was stopped"
+    );
+    let second: i32 = pid_of(&evaluator, &pid)
+        .await
+        .trim_end_matches('L')
+        .parse()
+        .expect("a pid");
+    assert_ne!(first, second, "a new R for new work");
+    evaluator.shutdown().await;
 }

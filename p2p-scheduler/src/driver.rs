@@ -20,6 +20,7 @@ use bytes::Bytes;
 use p2p_proto::frame::{Cancel, Frame, Hello, Outcome, Task, TaskResult};
 use p2p_proto::id::WormholeCode;
 use p2p_proto::id::{FutureId, PeerId};
+use p2p_proto::limits::DEFAULT_MAX_PAYLOAD;
 use p2p_proto::line;
 use p2p_proto::time::Millis;
 use p2p_transport::clock::{sleep_until, unix_ms};
@@ -50,6 +51,8 @@ pub struct SchedulerOptions {
     pub wormhole: WormholeConfig,
     /// Bound on one file transfer (payload out, result back), rendezvous included.
     pub transfer_timeout: Duration,
+    /// Largest payload [`Scheduler::submit`] takes; larger ones are refused at once.
+    pub max_payload: u64,
     /// Largest result accepted from a worker.
     pub max_result_size: u64,
     /// Warm sessions: timeouts, heartbeats, frame size.
@@ -63,7 +66,8 @@ impl SchedulerOptions {
             core: SchedulerConfig::new(me),
             wormhole,
             transfer_timeout: Duration::from_secs(3600),
-            max_result_size: 1 << 30,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            max_result_size: DEFAULT_MAX_PAYLOAD,
             session: SessionConfig::default(),
         }
     }
@@ -154,6 +158,7 @@ struct InFlight {
 #[derive(Debug)]
 pub struct Scheduler {
     commands: mpsc::UnboundedSender<Command>,
+    max_payload: u64,
     updates: broadcast::Sender<(TaskId, TaskUpdate)>,
     workers: watch::Receiver<Vec<WorkerSeen>>,
     stopped: watch::Receiver<Option<StopReason>>,
@@ -167,6 +172,7 @@ impl Scheduler {
         let (workers_tx, workers) = watch::channel(Vec::new());
         let (stopped_tx, stopped) = watch::channel(None);
         let (reports_tx, reports) = mpsc::unbounded_channel();
+        let max_payload = options.max_payload;
         let mut seed = [0u8; 32];
         OsRng.fill_bytes(&mut seed);
         let driver = Driver {
@@ -189,6 +195,7 @@ impl Scheduler {
         tokio::spawn(driver.run(board.incoming, command_rx, reports, stopped_tx));
         Scheduler {
             commands,
+            max_payload,
             updates,
             workers,
             stopped,
@@ -196,11 +203,20 @@ impl Scheduler {
     }
 
     /// Submits a payload for future `future`; the handle resolves to the worker's result.
+    /// A payload over [`SchedulerOptions::max_payload`] is refused here, before anything
+    /// is posted.
     pub async fn submit(
         &self,
         future: FutureId,
         payload: Bytes,
     ) -> Result<TaskHandle, SubmitError> {
+        let size = payload.len() as u64;
+        if size > self.max_payload {
+            return Err(SubmitError::PayloadTooLarge {
+                size,
+                max: self.max_payload,
+            });
+        }
         let (reply, handle) = oneshot::channel();
         self.commands
             .send(Command::Submit {
@@ -527,7 +543,11 @@ impl Driver {
             }
             Route::NewSession { code } => {
                 let me = self.options.core.me.clone();
-                let session_config = self.options.session.clone();
+                // Results on the session are bounded like those of file transfers.
+                let session_config = SessionConfig {
+                    max_payload: self.options.max_result_size,
+                    ..self.options.session.clone()
+                };
                 let close = CancellationToken::new();
                 self.opening.insert(worker.clone(), close.clone());
                 tokio::spawn(async move {

@@ -167,6 +167,18 @@ pub enum StopReason {
 /// Why a submitted task has no result.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SubmitError {
+    /// The payload is larger than the scheduler's limit; it was refused before anything
+    /// was posted.
+    #[error(
+        "payload of {size} bytes exceeds the limit of {max} bytes (raise the client's and \
+         the workers' limit, --max-payload / FUTURE_P2P_MAX_PAYLOAD, to send it)"
+    )]
+    PayloadTooLarge {
+        /// The payload's size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
     /// The task failed or was cancelled.
     #[error(transparent)]
     Task(#[from] TaskError),

@@ -5,12 +5,16 @@
 //! cargo run --release -p p2p-transport --example wormhole_bench
 //! ```
 //!
-//! Targets (docs/ARCHITECTURE.md §9): 64 MiB through our relay at >= 0.3x the raw copy rate;
-//! warm frame round trip <= 2x raw TCP; cold small transfer <= 30 ms p50 with the local hub.
-//! Not a test: nothing here asserts timings.
+//! Targets (docs/ARCHITECTURE.md §9): a 64 MiB payload on a warm session at >= 0.5x the raw copy rate through our
+//! relay and >= 0.7x direct (issue 15); a 64 MiB file transfer through our relay at >= 0.3x;
+//! warm frame round trip <= 2x raw TCP; cold small transfer <= 30 ms p50 with the local hub
+//! (issue 4). It also prints the CPU cost per GiB of each candidate record cipher, which is
+//! how the sessions' cipher was picked. Not a test: nothing here asserts timings.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use rustix::time::{ClockId, clock_gettime};
 
 use bytes::Bytes;
 use p2p_hub::mailbox::{MailboxConfig, MailboxServer};
@@ -18,7 +22,7 @@ use p2p_hub::relay::{RelayConfig, TransitRelay};
 use p2p_proto::frame::{Frame, Outcome, Task, TaskResult};
 use p2p_testkit::peers;
 use p2p_transport::wormhole::{
-    Session, SessionConfig, SessionRole, TransferOptions, TransitMode, WormholeConfig,
+    Incoming, Session, SessionConfig, SessionRole, TransferOptions, TransitMode, WormholeConfig,
     receive_bytes, send_bytes,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,6 +30,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 const BIG: usize = 64 << 20;
+/// Bulk runs per path; the best counts (the machine is shared).
+const BULK_RUNS: usize = 3;
 const COLD_RUNS: usize = 30;
 const RTT_RUNS: usize = 2000;
 const SMALL: usize = 1024;
@@ -47,19 +53,41 @@ async fn main() -> Result<(), BoxError> {
         relay.url()
     );
 
-    let raw_copy = raw_tcp_copy(BIG).await?;
+    let ciphers = tokio::task::spawn_blocking(cipher_costs).await?;
+    let raw_before = best_of(|| raw_tcp_copy(BIG)).await?;
+    let warm_relay = best_of(|| warm_session_bulk(&config, false)).await?;
+    let warm_direct = best_of(|| warm_session_bulk(&config, true)).await?;
     let relayed = relayed_transfer(&config, BIG).await?;
+    // The raw baseline both before and after the payload figures, the better kept, so a
+    // burst of load does not flatter the ratios.
+    let raw_copy = raw_before.min(best_of(|| raw_tcp_copy(BIG)).await?);
     let cold = cold_transfers(&config).await?;
-    // The machine is shared: take the raw baseline both before and after the session
-    // figures and keep the better, so a burst of load does not flatter the ratio.
-    let raw_before = raw_tcp_rtt().await?;
+    let raw_rtt_before = raw_tcp_rtt().await?;
     let warm_rtt = warm_session_rtt(&config, true).await?;
     let warm_relay_rtt = warm_session_rtt(&config, false).await?;
-    let raw_rtt = raw_before.min(raw_tcp_rtt().await?);
+    let raw_rtt = raw_rtt_before.min(raw_tcp_rtt().await?);
 
     let mib = (BIG >> 20) as f64;
-    let raw_rate = mib / raw_copy.as_secs_f64();
-    let relay_rate = mib / relayed.as_secs_f64();
+    let rate = |d: Duration| mib / d.as_secs_f64();
+    let raw_rate = rate(raw_copy);
+    println!();
+    println!(
+        "record ciphers, CPU per GiB on one core ({} KiB records):",
+        CIPHER_RECORD >> 10
+    );
+    println!(
+        "{:<34} {:>10} {:>10} {:>10}",
+        "cipher", "seal", "open", "both"
+    );
+    for (name, seal, open) in &ciphers {
+        println!(
+            "{:<34} {:>8.3} s {:>8.3} s {:>8.3} s",
+            name,
+            seal.as_secs_f64(),
+            open.as_secs_f64(),
+            (*seal + *open).as_secs_f64()
+        );
+    }
     println!();
     println!(
         "{:<44} {:>14} {:>14} {:>10}",
@@ -70,12 +98,32 @@ async fn main() -> Result<(), BoxError> {
         "{:<44} {:>10.0} MiB/s {:>14} {:>10}",
         "raw TCP copy 64 MiB (loopback)", raw_rate, "-", "1.00x"
     );
+    let bulk_line = |name: &str, bulk: &Bulk, target: &str| {
+        println!(
+            "{:<44} {:>10.0} MiB/s {:>8.0} MiB/s {:>9.2}x  ({target}; CPU {:.2} s/GiB)",
+            name,
+            rate(bulk.elapsed),
+            raw_rate,
+            rate(bulk.elapsed) / raw_rate,
+            bulk.cpu.as_secs_f64() * 1024.0 / mib
+        );
+    };
+    bulk_line(
+        "warm session 64 MiB task, via our relay",
+        &warm_relay,
+        "target >= 0.50x",
+    );
+    bulk_line(
+        "warm session 64 MiB task, direct",
+        &warm_direct,
+        "target >= 0.70x",
+    );
     println!(
         "{:<44} {:>10.0} MiB/s {:>8.0} MiB/s {:>9.2}x  (target >= 0.30x)",
-        "wormhole 64 MiB via our relay",
-        relay_rate,
+        "wormhole file 64 MiB via our relay",
+        rate(relayed),
         raw_rate,
-        relay_rate / raw_rate
+        rate(relayed) / raw_rate
     );
     println!(
         "{:<44} {:>11.1} ms {:>14} {:>10}  (target <= 30 ms p50; p90 {:.1} ms)",
@@ -106,7 +154,138 @@ async fn main() -> Result<(), BoxError> {
         us(raw_rtt),
         warm_relay_rtt.as_secs_f64() / raw_rtt.as_secs_f64()
     );
+    println!();
+    println!(
+        "(CPU: of this whole process, both ends and the relay, per GiB moved; the raw copy \
+         takes {:.2} s/GiB)",
+        raw_cpu_per_gib().await?
+    );
     Ok(())
+}
+
+/// The best of [`BULK_RUNS`] runs.
+async fn best_of<T: Ord, F: std::future::Future<Output = Result<T, BoxError>>>(
+    mut run: impl FnMut() -> F,
+) -> Result<T, BoxError> {
+    let mut best = run().await?;
+    for _ in 1..BULK_RUNS {
+        best = best.min(run().await?);
+    }
+    Ok(best)
+}
+
+fn cpu(clock: ClockId) -> Duration {
+    let t = clock_gettime(clock);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// Plaintext per record in the cipher figures (the sessions' record size).
+const CIPHER_RECORD: usize = 256 << 10;
+
+/// Seal and open CPU per GiB of each candidate, in place, on one thread.
+fn cipher_costs() -> Vec<(&'static str, Duration, Duration)> {
+    fn nonce12(counter: u64) -> [u8; 12] {
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&counter.to_be_bytes());
+        n
+    }
+    fn measure(
+        mut seal: impl FnMut(u64, &mut [u8]) -> [u8; 16],
+        mut open: impl FnMut(u64, &mut [u8], &[u8; 16]) -> bool,
+    ) -> (Duration, Duration) {
+        let mut buf = vec![0x5au8; CIPHER_RECORD];
+        let (mut sealed, mut opened) = (Duration::ZERO, Duration::ZERO);
+        for i in 0..((1usize << 30) / CIPHER_RECORD) as u64 {
+            let t0 = cpu(ClockId::ThreadCPUTime);
+            let tag = seal(i, &mut buf);
+            let t1 = cpu(ClockId::ThreadCPUTime);
+            assert!(open(i, &mut buf, &tag), "a record opens");
+            opened += cpu(ClockId::ThreadCPUTime) - t1;
+            sealed += t1 - t0;
+        }
+        (sealed, opened)
+    }
+    let key = [7u8; 32];
+    let mut out = Vec::new();
+    {
+        use crypto_secretbox::XSalsa20Poly1305;
+        use crypto_secretbox::aead::{AeadInPlace, KeyInit};
+        let cipher = XSalsa20Poly1305::new((&key).into());
+        let nonce24 = |i: u64| {
+            let mut n = [0u8; 24];
+            n[16..].copy_from_slice(&i.to_be_bytes());
+            n
+        };
+        let (seal, open) = measure(
+            |i, b| {
+                let tag = cipher.encrypt_in_place_detached((&nonce24(i)).into(), b"", b);
+                tag.expect("seal").into()
+            },
+            |i, b, t| {
+                cipher
+                    .decrypt_in_place_detached((&nonce24(i)).into(), b"", b, t.into())
+                    .is_ok()
+            },
+        );
+        out.push(("XSalsa20-Poly1305 (RustCrypto; v1)", seal, open));
+    }
+    {
+        use chacha20poly1305::ChaCha20Poly1305;
+        use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+        let cipher = ChaCha20Poly1305::new((&key).into());
+        let (seal, open) = measure(
+            |i, b| {
+                let tag = cipher.encrypt_in_place_detached((&nonce12(i)).into(), b"", b);
+                tag.expect("seal").into()
+            },
+            |i, b, t| {
+                cipher
+                    .decrypt_in_place_detached((&nonce12(i)).into(), b"", b, t.into())
+                    .is_ok()
+            },
+        );
+        out.push(("ChaCha20-Poly1305 (RustCrypto)", seal, open));
+    }
+    {
+        use aes_gcm::Aes256Gcm;
+        use aes_gcm::aead::{AeadInPlace, KeyInit};
+        let cipher = Aes256Gcm::new((&key).into());
+        let (seal, open) = measure(
+            |i, b| {
+                let tag = cipher.encrypt_in_place_detached((&nonce12(i)).into(), b"", b);
+                tag.expect("seal").into()
+            },
+            |i, b, t| {
+                cipher
+                    .decrypt_in_place_detached((&nonce12(i)).into(), b"", b, t.into())
+                    .is_ok()
+            },
+        );
+        out.push(("AES-256-GCM (RustCrypto)", seal, open));
+    }
+    for (name, algorithm) in [
+        ("ChaCha20-Poly1305 (ring)", &ring::aead::CHACHA20_POLY1305),
+        ("AES-256-GCM (ring; sessions v2)", &ring::aead::AES_256_GCM),
+        ("AES-128-GCM (ring)", &ring::aead::AES_128_GCM),
+    ] {
+        use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey};
+        let key_bytes = &key[..algorithm.key_len()];
+        let key = LessSafeKey::new(UnboundKey::new(algorithm, key_bytes).expect("key"));
+        let (seal, open) = measure(
+            |i, b| {
+                let nonce = Nonce::assume_unique_for_key(nonce12(i));
+                let tag = key.seal_in_place_separate_tag(nonce, Aad::empty(), b);
+                tag.expect("seal").as_ref().try_into().expect("16 bytes")
+            },
+            |i, b, t| {
+                let nonce = Nonce::assume_unique_for_key(nonce12(i));
+                key.open_in_place_separate_tag(nonce, Aad::empty(), Tag::from(*t), b, 0..)
+                    .is_ok()
+            },
+        );
+        out.push((name, seal, open));
+    }
+    out
 }
 
 fn ms(d: Duration) -> f64 {
@@ -152,6 +331,91 @@ async fn raw_tcp_copy(len: usize) -> Result<Duration, BoxError> {
     let elapsed = start.elapsed();
     assert_eq!(got, len);
     Ok(elapsed)
+}
+
+/// One payload on a warm session: how long from the first byte sent to the last byte
+/// received, and the CPU this process spent on it (both ends and the relay).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Bulk {
+    elapsed: Duration,
+    cpu: Duration,
+}
+
+/// A 64 MiB task on an open session, taken by the worker as a worker does
+/// (`recv_incoming`, the pieces passed on and dropped); `direct` lets the follower listen
+/// on loopback, otherwise it goes through the relay.
+async fn warm_session_bulk(config: &WormholeConfig, direct: bool) -> Result<Bulk, BoxError> {
+    let code = peers::fresh_code();
+    let session_config = SessionConfig {
+        listen: direct.then_some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        max_payload: BIG as u64,
+        ..SessionConfig::default()
+    };
+    let worker = {
+        let (config, code, session_config) = (config.clone(), code.clone(), session_config.clone());
+        tokio::spawn(async move {
+            let mut session = Session::connect(
+                &config,
+                &code,
+                SessionRole::Follower,
+                &session_config,
+                CancellationToken::new(),
+            )
+            .await?;
+            // Warm: one small frame each way first.
+            let ping = session.recv().await?;
+            session.send(&ping).await?;
+            let Incoming::Task(mut task) = session.recv_incoming().await? else {
+                return Err::<usize, BoxError>("expected a task".into());
+            };
+            let mut received = 0;
+            loop {
+                tokio::select! {
+                    piece = task.payload.next_chunk() => match piece? {
+                        Some(piece) => received += piece.len(),
+                        None => break,
+                    },
+                    // Keep the session read, as a worker does while its task runs.
+                    frame = session.recv_incoming() => { frame?; }
+                }
+            }
+            session.close().await;
+            Ok(received)
+        })
+    };
+    let mut client = Session::connect(
+        config,
+        &code,
+        SessionRole::Leader,
+        &session_config,
+        CancellationToken::new(),
+    )
+    .await?;
+    let task = Frame::Task(Task {
+        future: "bench-bulk".parse()?,
+        payload: Bytes::from(vec![0xa5u8; BIG]),
+    });
+    let ping = Frame::Cancel(p2p_proto::frame::Cancel {
+        future: "bench-ping".parse()?,
+    });
+    client.send(&ping).await?;
+    client.recv().await?;
+    let cpu_before = cpu(ClockId::ProcessCPUTime);
+    let start = Instant::now();
+    client.send(&task).await?;
+    let received = worker.await??;
+    let elapsed = start.elapsed();
+    let cpu = cpu(ClockId::ProcessCPUTime) - cpu_before;
+    assert_eq!(received, BIG);
+    Ok(Bulk { elapsed, cpu })
+}
+
+/// CPU per GiB of the raw copy, for scale.
+async fn raw_cpu_per_gib() -> Result<f64, BoxError> {
+    let before = cpu(ClockId::ProcessCPUTime);
+    raw_tcp_copy(BIG).await?;
+    let used = cpu(ClockId::ProcessCPUTime) - before;
+    Ok(used.as_secs_f64() * 1024.0 / (BIG >> 20) as f64)
 }
 
 async fn relayed_transfer(config: &WormholeConfig, len: usize) -> Result<Duration, BoxError> {

@@ -1,15 +1,17 @@
-//! Warm sessions carrying p2p-proto frames: volume both ways, dead and killed peers, wrong
-//! codes; against our servers and against the Python reference servers.
+//! Warm sessions carrying p2p-proto frames: volume both ways, large payloads in pieces,
+//! oversized ones refused, dead and killed peers, wrong codes; against our servers and
+//! against the Python reference servers.
 
 use p2p_testkit::peers;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use p2p_proto::frame::{Frame, Outcome, Task, TaskResult};
+use p2p_proto::frame::{Frame, Outcome, RemoteErrorKind, Task, TaskResult};
 use p2p_proto::id::WormholeCode;
 use p2p_transport::wormhole::{
-    Session, SessionConfig, SessionError, SessionPath, SessionRole, WormholeConfig,
+    Incoming, IncomingTask, PayloadError, Session, SessionConfig, SessionError, SessionPath,
+    SessionRole, WormholeConfig,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -278,4 +280,209 @@ async fn frames_sent_together_arrive_in_order() {
     for i in 0..=100 {
         assert_eq!(recv(&mut worker).await.expect("frame"), task(i));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_payload_arrives_in_pieces_while_it_is_sent() {
+    p2p_testkit::init_tracing();
+    let (_mailbox, _relay, config) = peers::our_servers().await;
+    let (client, mut worker) =
+        pair(&config, SessionConfig::default(), SessionConfig::default()).await;
+    let payload: Bytes = (0..32u32 << 20).map(|i| (i % 251) as u8).collect();
+    let sent = {
+        let (sender, payload) = (client.sender(), payload.clone());
+        tokio::spawn(async move {
+            sender
+                .send(&Frame::Task(Task {
+                    future: "big-1".parse().expect("id"),
+                    payload,
+                }))
+                .await
+        })
+    };
+    let incoming = tokio::time::timeout(LIMIT, worker.recv_incoming())
+        .await
+        .expect("in time")
+        .expect("a task");
+    let Incoming::Task(mut task) = incoming else {
+        panic!("not a task: {incoming:?}");
+    };
+    assert_eq!(task.future.as_str(), "big-1");
+    assert_eq!(task.payload.len(), payload.len() as u64);
+    let mut received = Vec::with_capacity(payload.len());
+    let mut pieces = 0;
+    loop {
+        tokio::select! {
+            piece = task.payload.next_chunk() => match piece.expect("the payload") {
+                Some(piece) => {
+                    assert!(piece.len() <= 256 << 10, "a piece of {} bytes", piece.len());
+                    received.extend_from_slice(&piece);
+                    pieces += 1;
+                }
+                None => break,
+            },
+            frame = worker.recv_incoming() => panic!("no frame expected: {frame:?}"),
+        }
+    }
+    assert!(pieces >= 128, "{pieces} pieces");
+    assert!(received == payload, "the payload arrives intact");
+    sent.await.expect("join").expect("sent");
+}
+
+/// Sends `payload` as a task on `client`; the send's task.
+fn send_task(
+    client: &Session,
+    payload: Bytes,
+) -> tokio::task::JoinHandle<Result<(), SessionError>> {
+    let sender = client.sender();
+    tokio::spawn(async move {
+        sender
+            .send(&Frame::Task(Task {
+                future: "big-1".parse().expect("id"),
+                payload,
+            }))
+            .await
+    })
+}
+
+/// Polls `worker` (as a worker does while its task runs) for `idle` without taking any
+/// piece of `task`'s payload, then takes all of it.
+async fn consume_late(worker: &mut Session, task: &mut IncomingTask, idle: Duration) -> Vec<u8> {
+    let frame = tokio::time::timeout(idle, worker.recv_incoming()).await;
+    assert!(frame.is_err(), "no frame expected: {frame:?}");
+    let mut received = Vec::new();
+    loop {
+        tokio::select! {
+            piece = task.payload.next_chunk() => match piece.expect("the payload") {
+                Some(piece) => received.extend_from_slice(&piece),
+                None => return received,
+            },
+            frame = worker.recv_incoming() => panic!("no frame expected: {frame:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_slows_the_sender_instead_of_filling_memory() {
+    p2p_testkit::init_tracing();
+    let (_mailbox, _relay, config) = peers::our_servers().await;
+    let (client, mut worker) =
+        pair(&config, SessionConfig::default(), SessionConfig::default()).await;
+    let payload: Bytes = (0..64u32 << 20).map(|i| (i % 253) as u8).collect();
+    let sent = send_task(&client, payload.clone());
+    let Incoming::Task(mut task) = tokio::time::timeout(LIMIT, worker.recv_incoming())
+        .await
+        .expect("in time")
+        .expect("a task")
+    else {
+        panic!("a task first");
+    };
+    // 64 MiB cannot all be on the way (socket buffers and the session's read-ahead are a
+    // few MiB): while nothing is consumed, the send cannot finish.
+    let received = {
+        let consume = consume_late(&mut worker, &mut task, Duration::from_secs(2));
+        tokio::pin!(consume);
+        tokio::select! {
+            received = &mut consume => received,
+            _ = tokio::time::sleep(Duration::from_millis(1500)) => {
+                assert!(!sent.is_finished(), "the whole payload was taken in unconsumed");
+                tokio::time::timeout(LIMIT, consume).await.expect("consumed in time")
+            }
+        }
+    };
+    assert!(received == payload, "the payload arrives intact");
+    sent.await.expect("join").expect("sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_does_not_read_never_makes_the_peer_look_dead() {
+    p2p_testkit::init_tracing();
+    let (_mailbox, _relay, config) = peers::our_servers().await;
+    let quick = SessionConfig {
+        heartbeat_interval: Duration::from_millis(200),
+        dead_after: Duration::from_secs(2),
+        ..SessionConfig::default()
+    };
+    let (client, mut worker) = pair(&config, quick.clone(), quick).await;
+    let payload: Bytes = (0..48u32 << 20).map(|i| (i % 241) as u8).collect();
+    let sent = send_task(&client, payload.clone());
+    let Incoming::Task(mut task) = tokio::time::timeout(LIMIT, worker.recv_incoming())
+        .await
+        .expect("in time")
+        .expect("a task")
+    else {
+        panic!("a task first");
+    };
+    // Longer than the sender's stall limit: the session stops waiting for the consumer
+    // after half of it and buffers the rest, so the send completes.
+    let received = consume_late(&mut worker, &mut task, Duration::from_secs(4)).await;
+    tokio::time::timeout(LIMIT, sent)
+        .await
+        .expect("in time")
+        .expect("join")
+        .expect("sent without a stall error");
+    assert!(received == payload, "the payload arrives intact");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_payloads_are_refused_unread_and_the_session_goes_on() {
+    p2p_testkit::init_tracing();
+    let (_mailbox, _relay, config) = peers::our_servers().await;
+    let small = SessionConfig {
+        max_payload: 1 << 20,
+        ..SessionConfig::default()
+    };
+    let (mut client, mut worker) = pair(&config, small.clone(), small).await;
+    let big = Bytes::from(vec![1u8; 3 << 20]);
+    client
+        .sender()
+        .send_all(&[
+            Frame::Task(Task {
+                future: "too-big".parse().expect("id"),
+                payload: big.clone(),
+            }),
+            task(7),
+        ])
+        .await
+        .expect("sent");
+    let Incoming::Task(refused) = worker.recv_incoming().await.expect("first") else {
+        panic!("a task first");
+    };
+    assert_eq!(
+        refused.payload.collect().await,
+        Err(PayloadError::TooLarge {
+            len: 3 << 20,
+            max: 1 << 20
+        })
+    );
+    // The next task is intact: the refused bytes were skipped, not misread.
+    let Incoming::Task(next) = worker.recv_incoming().await.expect("second") else {
+        panic!("then a task");
+    };
+    assert_eq!(next.future.as_str(), "f-7");
+    assert_eq!(next.payload.collect().await.expect("payload"), "payload 7");
+
+    // A result over the client's limit becomes that error; the session goes on.
+    worker
+        .sender()
+        .send_all(&[
+            Frame::Result(TaskResult {
+                future: "f-1".parse().expect("id"),
+                outcome: Outcome::Value(big),
+            }),
+            result(2),
+        ])
+        .await
+        .expect("sent");
+    match recv(&mut client).await.expect("first result") {
+        Frame::Result(TaskResult {
+            outcome: Outcome::Error(error),
+            ..
+        }) => {
+            assert_eq!(error.kind, RemoteErrorKind::PayloadTooLarge);
+            assert!(error.message.contains("1048576"), "{}", error.message);
+        }
+        other => panic!("not a refused result: {other:?}"),
+    }
+    assert_eq!(recv(&mut client).await.expect("second result"), result(2));
 }

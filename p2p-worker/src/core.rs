@@ -45,6 +45,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use p2p_proto::frame::{Frame, RemoteError, RemoteErrorKind, Started, TaskResult};
 use p2p_proto::id::{FutureId, PeerId, WormholeCode};
+use p2p_proto::limits::DEFAULT_MAX_PAYLOAD;
 use p2p_proto::message::{
     BoardLine, Decline, DeclineReason, Hello, Message, Offer, Request, Role, TransferUri,
 };
@@ -86,7 +87,7 @@ pub struct WorkerConfig {
     pub hello_interval: Millis,
     /// Users whose requests are taken; `None` takes every member of the cluster.
     pub allow_users: Option<BTreeSet<String>>,
-    /// Largest payload accepted, in bytes.
+    /// Largest payload accepted (and result returned), in bytes.
     pub max_payload: u64,
     /// Key to receive sealed codes; `None` speaks only plain codes.
     pub secret: Option<WorkerSecret>,
@@ -101,8 +102,9 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// One slot, no duration, no time limit, everyone allowed, 1 GiB payloads, plain codes,
-    /// no sessions, offers delayed by up to 50 ms among many workers.
+    /// One slot, no duration, no time limit, everyone allowed, payloads up to the common
+    /// limit ([`DEFAULT_MAX_PAYLOAD`]), plain codes, no sessions, offers delayed by up to
+    /// 50 ms among many workers.
     pub fn new(me: PeerId) -> Self {
         WorkerConfig {
             me,
@@ -111,7 +113,7 @@ impl WorkerConfig {
             offer_ttl: OFFER_TTL,
             hello_interval: HELLO_INTERVAL,
             allow_users: None,
-            max_payload: 1 << 30,
+            max_payload: DEFAULT_MAX_PAYLOAD,
             secret: None,
             sessions: false,
             time_limit: None,

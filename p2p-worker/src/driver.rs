@@ -31,8 +31,8 @@ use p2p_proto::protocols;
 use p2p_transport::clock::{sleep_until, unix_ms};
 use p2p_transport::lines::{LineChannel, post_line};
 use p2p_transport::wormhole::{
-    Session, SessionConfig, SessionRole, SessionSender, TransferError, TransferOptions,
-    WormholeConfig, receive_bytes, send_bytes,
+    Incoming, IncomingPayload, IncomingTask, Session, SessionConfig, SessionRole, SessionSender,
+    TransferError, TransferOptions, WormholeConfig, receive_bytes, send_bytes,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use crate::core::{
     Assignment, Delivery, Route, SessionId, TaskRef, WorkerAction, WorkerConfig, WorkerCore,
 };
-use crate::executor::{Executor, Job};
+use crate::executor::{Executor, StreamJob};
 
 /// Everything the worker needs besides the board and the executor.
 #[derive(Debug, Clone)]
@@ -90,6 +90,8 @@ enum Report {
     /// The session's hellos were exchanged; it reports starts when both sides can.
     SessionUp(SessionId, SessionLink, bool),
     SessionFrame(SessionId, Frame),
+    /// A task on a session, its payload still arriving.
+    SessionTask(SessionId, IncomingTask),
     SessionEnded(SessionId),
 }
 
@@ -167,7 +169,7 @@ struct Driver<E> {
     /// Cancels the receive or the run of a task.
     jobs: HashMap<TaskRef, CancellationToken>,
     /// Payloads waiting for the core to start them.
-    payloads: HashMap<TaskRef, Bytes>,
+    payloads: HashMap<TaskRef, IncomingPayload>,
     /// Files route: the code each accepted task's result goes back under.
     codes: HashMap<TaskRef, WormholeCode>,
     sessions: HashMap<SessionId, SessionLink>,
@@ -241,7 +243,7 @@ impl<E: Executor> Driver<E> {
         match report {
             Report::Received(task, Ok(payload)) => {
                 self.jobs.remove(&task);
-                self.payloads.insert(task.clone(), payload);
+                self.payloads.insert(task.clone(), payload.into());
                 if !self.core.payload_received(now, &task) {
                     self.payloads.remove(&task);
                 }
@@ -286,23 +288,12 @@ impl<E: Executor> Driver<E> {
                 self.sessions.insert(session, link);
                 self.core.session_opened(now, session, reports_starts);
             }
+            Report::SessionTask(session, task) => {
+                self.session_task(now, session, task.future, task.payload)
+            }
             Report::SessionFrame(session, frame) => match frame {
                 Frame::Task(task) => {
-                    let Some(client) = self.sessions.get(&session).map(|l| l.client.clone()) else {
-                        return;
-                    };
-                    let key = TaskRef {
-                        client,
-                        future: task.future.clone(),
-                    };
-                    // Kept before the core decides, so that a Start in the same step finds it.
-                    let earlier = self.payloads.insert(key.clone(), task.payload);
-                    if !self.core.session_task(now, session, task.future) {
-                        match earlier {
-                            Some(payload) => self.payloads.insert(key, payload),
-                            None => self.payloads.remove(&key),
-                        };
-                    }
+                    self.session_task(now, session, task.future, task.payload.into())
                 }
                 Frame::Cancel(cancel) => self.core.session_cancel(now, session, cancel.future),
                 // Heartbeats are consumed by the session; anything else from a client is a
@@ -319,6 +310,31 @@ impl<E: Executor> Driver<E> {
                 }
                 self.core.session_closed(now, session);
             }
+        }
+    }
+
+    /// A task that came on `session`: its payload is kept for the core's Start.
+    fn session_task(
+        &mut self,
+        now: u64,
+        session: SessionId,
+        future: p2p_proto::id::FutureId,
+        payload: IncomingPayload,
+    ) {
+        let Some(client) = self.sessions.get(&session).map(|l| l.client.clone()) else {
+            return;
+        };
+        let key = TaskRef {
+            client,
+            future: future.clone(),
+        };
+        // Kept before the core decides, so that a Start in the same step finds it.
+        let earlier = self.payloads.insert(key.clone(), payload);
+        if !self.core.session_task(now, session, future) {
+            match earlier {
+                Some(payload) => self.payloads.insert(key, payload),
+                None => self.payloads.remove(&key),
+            };
         }
     }
 
@@ -372,7 +388,11 @@ impl<E: Executor> Driver<E> {
                 let serve = ServeSession {
                     wormhole,
                     code,
-                    config: self.options.session.clone(),
+                    // Payloads on the session are bounded by the worker's own limit.
+                    config: SessionConfig {
+                        max_payload: self.options.core.max_payload,
+                        ..self.options.session.clone()
+                    },
                     hello: Hello::new(self.options.core.me.clone(), self.options.core.protocols()),
                     session,
                     client,
@@ -398,15 +418,7 @@ impl<E: Executor> Driver<E> {
         let mut run = Box::pin(async move {
             match payload {
                 Some(payload) => {
-                    run_job(
-                        executor.as_ref(),
-                        &job,
-                        payload,
-                        max_payload,
-                        progress_out,
-                        token,
-                    )
-                    .await
+                    run_job(executor, &job, payload, max_payload, progress_out, token).await
                 }
                 None => Err(RemoteError {
                     kind: RemoteErrorKind::Failed,
@@ -451,15 +463,15 @@ impl<E: Executor> Driver<E> {
 /// Runs one payload until it ends or `cancel` fires, relaying progress to `progress_out`;
 /// a panicking executor is a crash of this task, not of the worker.
 async fn run_job<E: Executor>(
-    executor: &E,
+    executor: Arc<E>,
     task: &TaskRef,
-    payload: Bytes,
+    payload: IncomingPayload,
     max_payload: u64,
     progress_out: Option<mpsc::UnboundedSender<Frame>>,
     cancel: CancellationToken,
 ) -> Result<Bytes, RemoteError> {
     use futures::FutureExt;
-    if payload.len() as u64 > max_payload {
+    if payload.len() > max_payload {
         return Err(RemoteError {
             kind: RemoteErrorKind::PayloadTooLarge,
             message: format!(
@@ -468,13 +480,15 @@ async fn run_job<E: Executor>(
             ),
         });
     }
-    let job = Job {
+    // The payload may still be arriving: the executor reads it as it comes.
+    let job = StreamJob {
         future: task.future.clone(),
         client: task.client.clone(),
         payload,
     };
     let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
-    let run = std::panic::AssertUnwindSafe(executor.execute(job, progress_tx)).catch_unwind();
+    let run =
+        std::panic::AssertUnwindSafe(executor.execute_stream(job, progress_tx)).catch_unwind();
     tokio::pin!(run);
     let relay = |payload: Bytes| {
         if let Some(out) = &progress_out {
@@ -576,9 +590,13 @@ impl ServeSession {
         }
         loop {
             tokio::select! {
-                frame = session.recv() => match frame {
-                    Ok(frame) => {
-                        if self.reports.send(Report::SessionFrame(self.session, frame)).is_err() {
+                incoming = session.recv_incoming() => match incoming {
+                    Ok(incoming) => {
+                        let report = match incoming {
+                            Incoming::Task(task) => Report::SessionTask(self.session, task),
+                            Incoming::Frame(frame) => Report::SessionFrame(self.session, frame),
+                        };
+                        if self.reports.send(report).is_err() {
                             return Ok(());
                         }
                     }

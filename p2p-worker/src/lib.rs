@@ -5,8 +5,9 @@
 //!          |
 //!       p2p-worker                      <- this crate
 //!         core      sans-IO worker state machine: board lines and time in, actions out
-//!         executor  the Executor trait (payload in, result out, drop to cancel);
-//!                   CommandExecutor runs a shell command per task, FnExecutor a Rust fn
+//!         executor  the Executor trait (payload in, possibly still arriving; result out;
+//!                   drop to cancel); CommandExecutor runs a shell command per task in its
+//!                   own process group, within output and memory limits; FnExecutor a Rust fn
 //!         driver    Worker: the tokio task around the core; runs accepted tasks on the
 //!                   executor, moving payloads and results by wormhole
 //!          |
@@ -20,4 +21,4 @@ pub mod driver;
 pub mod executor;
 
 pub use driver::{StopReason, Worker, WorkerOptions, fresh_secret};
-pub use executor::{CommandExecutor, Executor, FnExecutor, Job};
+pub use executor::{CommandExecutor, CommandLimits, Executor, FnExecutor, Job, StreamJob};

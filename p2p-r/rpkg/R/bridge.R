@@ -10,7 +10,7 @@ BRIDGE_CANCEL <- 3L
 BRIDGE_POLL <- 4L          # id 0: asks for the worker counts
 
 ## child -> R session
-BRIDGE_SERVER_HELLO <- 10L # body: "key=value" lines (protocol, version, cluster)
+BRIDGE_SERVER_HELLO <- 10L # body: "key=value" lines (protocol, version, cluster, max_payload)
 BRIDGE_STATUS <- 11L       # body: state (1 byte), detail (UTF-8)
 BRIDGE_CONDITION <- 12L    # body: a serialized immediate condition
 BRIDGE_RESULT <- 13L       # body: the serialized FutureResult
@@ -36,15 +36,50 @@ bridge_hello <- function() {
   ))
 }
 
-## `payload` is what future_payload() made; `label` the future's label (NULL for none).
+## The header of a SUBMIT frame whose payload of `size` bytes follows: frame header, label
+## length, label. `label` is the future's label (NULL for none).
+bridge_submit_head <- function(id, size, label = NULL) {
+  label <- if (is.null(label) || is.na(label)) raw(0L) else charToRaw(enc2utf8(as.character(label)))
+  c(
+    frame_header(BRIDGE_SUBMIT, id, 4 + length(label) + size),
+    writeBin(length(label), raw(), size = 4L, endian = "big"),
+    label
+  )
+}
+
+## A whole SUBMIT frame; `payload` is what future_payload() made.
 bridge_submit <- function(id, payload, label = NULL) {
   stopifnot(is.raw(payload))
-  label <- if (is.null(label) || is.na(label)) raw(0L) else charToRaw(enc2utf8(as.character(label)))
-  encode_frame(BRIDGE_SUBMIT, id, c(
-    writeBin(length(label), raw(), size = 4L, endian = "big"),
-    label,
-    payload
-  ))
+  c(bridge_submit_head(id, length(payload), label), payload)
+}
+
+## Refuses a payload over the bridge's limit before anything is sent, naming the limit.
+bridge_check_size <- function(bridge, size, future = NULL) {
+  limit <- bridge$hello$max_payload
+  if (is.null(limit)) limit <- NA_real_
+  ## The bridge is started once per R session and keeps the limit it started with; a
+  ## lower future.p2p.max_payload set since then applies all the same.
+  option <- p2p_option("max_payload", NA_real_)
+  if (!is.na(option)) limit <- min(limit, option, na.rm = TRUE)
+  if (is.na(limit) || size <= limit) return(invisible())
+  stop(future::FutureError(sprintf(paste(
+    "the future's payload is %.0f bytes, more than the limit of %.0f bytes of future-p2p:",
+    "set options(future.p2p.max_payload = <bytes>) or FUTURE_P2P_MAX_PAYLOAD (e.g. 2G)",
+    "before plan() to raise it (workers accept at most their own --max-payload)"
+  ), size, limit), future = future))
+}
+
+## Sends a payload to the bridge as a SUBMIT frame, without joining it to its header (a
+## payload of hundreds of megabytes is not copied); interrupts wait until the whole frame
+## is out, so it is never cut.
+bridge_send_submit <- function(bridge, id, payload, label = NULL) {
+  stopifnot(is.raw(payload))
+  head <- bridge_submit_head(id, length(payload), label)
+  suspendInterrupts({
+    bridge_send(bridge, head)
+    bridge_send(bridge, payload)
+  })
+  invisible()
 }
 
 bridge_cancel <- function(id) encode_frame(BRIDGE_CANCEL, id)
@@ -68,7 +103,8 @@ parse_hello_lines <- function(bytes) {
 }
 
 ## A frame from the child (see decode_frames()) as a list with `type` and `id`, plus:
-## hello: protocol, version, cluster; status: state, detail; condition: condition (raw);
+## hello: protocol, version, cluster, max_payload (NA from an older child); status: state,
+## detail; condition: condition (raw);
 ## result: result (raw); error: kind, message; workers: total, free.
 bridge_reply <- function(frame) {
   kind <- frame$kind
@@ -85,7 +121,8 @@ bridge_reply <- function(frame) {
   if (kind == BRIDGE_SERVER_HELLO) {
     fields <- parse_hello_lines(body)
     list(type = "hello", id = id, protocol = as.integer(fields$protocol),
-         version = fields$version, cluster = fields$cluster)
+         version = fields$version, cluster = fields$cluster,
+         max_payload = if (is.null(fields$max_payload)) NA_real_ else as.numeric(fields$max_payload))
   } else if (kind == BRIDGE_STATUS) {
     x <- code_and_text("state", BRIDGE_STATES)
     list(type = "status", id = id, state = x[[1L]], detail = x[[2L]])

@@ -7,7 +7,8 @@
 #' process is reused for the next job (R and future start only once).
 #'
 #' A SIGINT interrupts the running job, which is then reported as interrupted; the loop
-#' carries on. It returns at end of input.
+#' carries on. It returns at end of input, or after a payload it could not read exactly
+#' (the evaluator then starts a new R process).
 #'
 #' @param input,output Paths of the job and reply channels.
 #' @keywords internal
@@ -61,35 +62,42 @@ supported_apis <- function() {
 }
 
 serve_next_frame <- function(inp, out, state) {
-  frame <- read_frame(inp)
-  if (is.null(frame)) return(FALSE)
-  if (frame$kind == FRAME_JOB) {
-    state$job <- frame$job
-    run_job(frame$job, frame$body, out)
-  } else if (frame$kind == FRAME_PING) {
-    send_frame(out, FRAME_PONG, frame$job)
+  header <- read_header(inp)
+  if (is.null(header)) return(FALSE)
+  if (header$kind == FRAME_JOB) {
+    state$job <- header$job
+    return(run_job(header$job, header$size, inp, out))
+  }
+  read_body(inp, header$size)
+  if (header$kind == FRAME_PING) {
+    send_frame(out, FRAME_PONG, header$job)
   } else {
-    send_frame(out, FRAME_FAILED, frame$job, sprintf("unexpected frame kind %d", frame$kind))
+    send_frame(out, FRAME_FAILED, header$job, sprintf("unexpected frame kind %d", header$kind))
   }
   TRUE
 }
 
-run_job <- function(job, payload, out) {
+## Reads the job's payload, evaluates it and replies; FALSE (end the loop, the worker
+## starts a new R) when the payload could not be read exactly, as the next frame's start
+## is then unknown.
+run_job <- function(job, size, inp, out) {
+  payload <- read_job_payload(inp, size)
+  if (!is.null(payload$error)) {
+    send_frame(out, FRAME_FAILED, job, payload$error)
+    return(FALSE)
+  }
   send_frame(out, FRAME_STARTED, job)
   reply <- tryCatch(
-    evaluate_payload(job, payload, out),
+    evaluate_payload(job, payload$value, out),
     interrupt = function(cond) list(kind = FRAME_INTERRUPTED, body = raw(0L))
   )
   send_frame(out, reply$kind, job, reply$body)
+  TRUE
 }
 
-## Evaluates one payload; returns the reply frame's kind and body.
-evaluate_payload <- function(job, payload, out) {
+## Evaluates one unserialized payload; returns the reply frame's kind and body.
+evaluate_payload <- function(job, p, out) {
   reply <- function(kind, body = raw(0L)) list(kind = kind, body = body)
-  p <- tryCatch(unserialize(payload), error = identity)
-  if (inherits(p, "error")) {
-    return(reply(FRAME_FAILED, sprintf("cannot unserialize the payload: %s", conditionMessage(p))))
-  }
   if (!is.list(p) || !identical(p$proto, PAYLOAD_PROTOCOL)) {
     return(reply(FRAME_FAILED, "the payload is not a future.p2p payload (protocol 1)"))
   }

@@ -117,17 +117,11 @@ run.PicoP2PFuture <- function(future, ...) {
 ## Submits `future` on `bridge`; the future remembers where it went.
 launch_on_bridge <- function(future, bridge, api) {
   payload <- future_payload(future, api = api)
-  limit <- p2p_option("max_payload", 2 * 1024^3)
-  if (length(payload) > limit) {
-    stop(future::FutureError(sprintf(
-      "the future's payload is %.0f bytes, more than future-p2p sends (%.0f bytes, option future.p2p.max_payload)",
-      length(payload), limit
-    ), future = future))
-  }
+  bridge_check_size(bridge, length(payload), future)
   bridge$next_id <- bridge$next_id + 1L
   id <- bridge$next_id
   mailbox_open(bridge, id, future)
-  bridge_send(bridge, bridge_submit(id, payload, future$label))
+  bridge_send_submit(bridge, id, payload, future$label)
   future$bridge <- bridge
   future$bridge_id <- id
   future$timeout <- result_timeout()

@@ -3,9 +3,13 @@
 ## A frame is a 9-byte header -- kind (1 byte), job id (4 bytes, big endian), body length
 ## (4 bytes, big endian, at most .Machine$integer.max) -- followed by the body. The kinds
 ## and their meaning must match p2p-r/src/evaluator/protocol.rs.
+##
+## A JOB body is the serialized payload followed by the 4 bytes JOB_TRAILER: the loop
+## unserializes the payload straight from the pipe, as it arrives, and the trailer proves
+## that it read exactly the payload.
 
 ## Rust -> R
-FRAME_JOB <- 1L          # body: a serialized payload made by future_payload()
+FRAME_JOB <- 1L          # body: a serialized payload made by future_payload(), JOB_TRAILER
 FRAME_PING <- 2L         # body: empty; answered by a PONG with the same job id
 
 ## R -> Rust
@@ -21,43 +25,83 @@ FRAME_PONG <- 17L
 FRAME_HEADER_SIZE <- 9L
 
 ## The protocol version in the hello; bumped on any incompatible change of frames.
-EVALUATOR_PROTOCOL <- 1L
+EVALUATOR_PROTOCOL <- 2L
 
-encode_frame <- function(kind, job, body = raw(0L)) {
-  if (is.character(body)) body <- charToRaw(enc2utf8(paste(body, collapse = "\n")))
-  stopifnot(is.raw(body))
-  ## One raw vector, written with one writeBin() call: an interrupt can only land between
-  ## whole frames, never inside one.
+## The end of every JOB body ("P2P!").
+JOB_TRAILER <- as.raw(c(0x50, 0x32, 0x50, 0x21))
+
+frame_header <- function(kind, job, size) {
   c(
     as.raw(kind),
     writeBin(as.integer(job), raw(), size = 4L, endian = "big"),
-    writeBin(length(body), raw(), size = 4L, endian = "big"),
-    body
+    writeBin(as.integer(size), raw(), size = 4L, endian = "big")
   )
 }
 
+frame_body <- function(body) {
+  if (is.character(body)) body <- charToRaw(enc2utf8(paste(body, collapse = "\n")))
+  stopifnot(is.raw(body))
+  body
+}
+
+## A whole frame as one raw vector (small frames; large bodies go out with send_frame()).
+encode_frame <- function(kind, job, body = raw(0L)) {
+  body <- frame_body(body)
+  c(frame_header(kind, job, length(body)), body)
+}
+
+## Writes header and body without joining them (a result of hundreds of megabytes is not
+## copied); interrupts wait until both are out, so a frame is never cut.
 send_frame <- function(con, kind, job, body = raw(0L)) {
-  writeBin(encode_frame(kind, job, body), con)
-  flush(con)
+  body <- frame_body(body)
+  suspendInterrupts({
+    writeBin(frame_header(kind, job, length(body)), con)
+    if (length(body) > 0L) writeBin(body, con)
+    flush(con)
+  })
   invisible()
 }
 
-## Returns list(kind, job, body), or NULL at end of input.
-read_frame <- function(con) {
+## Returns list(kind, job, size) of the next frame, or NULL at end of input.
+read_header <- function(con) {
   header <- readBin(con, what = "raw", n = FRAME_HEADER_SIZE)
   if (length(header) == 0L) return(NULL)
   if (length(header) < FRAME_HEADER_SIZE) {
     stop(sprintf("truncated frame header (%d of %d bytes)", length(header), FRAME_HEADER_SIZE))
   }
-  kind <- as.integer(header[1L])
-  job <- readBin(header[2:5], what = "integer", size = 4L, endian = "big")
   size <- readBin(header[6:9], what = "integer", size = 4L, endian = "big")
   if (is.na(size) || size < 0L) stop("invalid frame length")
+  list(
+    kind = as.integer(header[1L]),
+    job = readBin(header[2:5], what = "integer", size = 4L, endian = "big"),
+    size = size
+  )
+}
+
+read_body <- function(con, size) {
   body <- if (size > 0L) readBin(con, what = "raw", n = size) else raw(0L)
   if (length(body) < size) {
     stop(sprintf("truncated frame body (%d of %d bytes)", length(body), size))
   }
-  list(kind = kind, job = job, body = body)
+  body
+}
+
+## The payload of a JOB frame whose body has `size` bytes, unserialized from `con` as it
+## arrives. list(value) when it was read exactly; list(error) when it could not be, after
+## which the stream is out of step and the loop must end.
+read_job_payload <- function(con, size) {
+  if (size < length(JOB_TRAILER)) {
+    return(list(error = "a job frame shorter than its trailer"))
+  }
+  value <- if (size > length(JOB_TRAILER)) tryCatch(unserialize(con), error = identity) else
+    simpleError("the payload is empty")
+  if (inherits(value, "error")) {
+    return(list(error = sprintf("cannot unserialize the payload: %s", conditionMessage(value))))
+  }
+  if (!identical(readBin(con, what = "raw", n = length(JOB_TRAILER)), JOB_TRAILER)) {
+    return(list(error = "the payload is not one serialized object of its announced size"))
+  }
+  list(value = value)
 }
 
 ## Sans-IO decoding of whatever bytes have arrived so far (e.g. from a non-blocking

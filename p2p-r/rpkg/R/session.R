@@ -56,6 +56,8 @@ bridge_start <- function(cluster, host, ssh_args) {
   if (!is.na(cluster_timeout)) env <- c(env, FUTURE_P2P_CLUSTER_TIMEOUT = whole_seconds(cluster_timeout))
   time_limit <- p2p_option("time_limit", NA_real_)
   if (!is.na(time_limit)) env <- c(env, FUTURE_P2P_TIME_LIMIT = as.character(time_limit))
+  max_payload <- p2p_option("max_payload", NA_real_)
+  if (!is.na(max_payload)) env <- c(env, FUTURE_P2P_MAX_PAYLOAD = format(max_payload, scientific = FALSE))
   proc <- with_stealth_rng(processx::process$new(
     bin, args, env = env,
     stdin = "|", stdout = "|", stderr = log, cleanup = TRUE, cleanup_tree = TRUE

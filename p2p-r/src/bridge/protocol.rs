@@ -126,6 +126,8 @@ pub struct ServerHello {
     pub version: String,
     /// The cluster it connected to, e.g. `alice/p2p`.
     pub cluster: String,
+    /// The largest payload it takes, so R refuses a larger one before sending it.
+    pub max_payload: u64,
 }
 
 impl FutureState {
@@ -282,6 +284,24 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// Appends the frame to `dst`, except that the body of a result or a condition is not
+    /// copied: its header alone goes into `dst` and the body is returned, to be written
+    /// after it.
+    pub fn encode_split(&self, dst: &mut BytesMut) -> Result<Option<Bytes>, RFrameError> {
+        let (kind, id, body) = match self {
+            Reply::Result { id, result } => (kind::RESULT, *id, result),
+            Reply::Condition { id, condition } => (kind::CONDITION, *id, condition),
+            other => {
+                other.encode(dst)?;
+                return Ok(None);
+            }
+        };
+        dst.extend_from_slice(&frame::header(kind, id, body.len())?);
+        Ok(Some(body.clone()))
+    }
+}
+
 impl TryFrom<RawFrame> for Reply {
     type Error = RFrameError;
 
@@ -380,8 +400,8 @@ impl ClientHello {
 impl ServerHello {
     pub fn to_lines(&self) -> String {
         format!(
-            "protocol={}\nversion={}\ncluster={}",
-            self.protocol, self.version, self.cluster
+            "protocol={}\nversion={}\ncluster={}\nmax_payload={}",
+            self.protocol, self.version, self.cluster, self.max_payload
         )
     }
 
@@ -392,6 +412,12 @@ impl ServerHello {
             protocol: number(&fields, "protocol")?,
             version: required(&fields, "version")?.to_owned(),
             cluster: required(&fields, "cluster")?.to_owned(),
+            max_payload: {
+                let value = required(&fields, "max_payload")?;
+                value
+                    .parse()
+                    .map_err(|_| RFrameError::MalformedHello(format!("max_payload {value:?}")))?
+            },
         })
     }
 }
@@ -451,13 +477,16 @@ mod tests {
 
     fn arb_reply() -> impl Strategy<Value = Reply> {
         prop_oneof![
-            (any::<u32>(), arb_word(), arb_word()).prop_map(|(protocol, version, cluster)| {
-                Reply::Hello(ServerHello {
-                    protocol,
-                    version,
-                    cluster,
-                })
-            }),
+            (any::<u32>(), arb_word(), arb_word(), any::<u64>()).prop_map(
+                |(protocol, version, cluster, max_payload)| {
+                    Reply::Hello(ServerHello {
+                        protocol,
+                        version,
+                        cluster,
+                        max_payload,
+                    })
+                }
+            ),
             (any::<u32>(), arb_state(), "\\PC{0,30}")
                 .prop_map(|(id, state, detail)| Reply::Status { id, state, detail }),
             (any::<u32>(), arb_bytes())
@@ -494,6 +523,17 @@ mod tests {
                 prop_assert_eq!(decoder.decode::<Reply>(&mut stream).unwrap(), Some(reply.clone()));
             }
             prop_assert!(stream.is_empty());
+        }
+
+        #[test]
+        fn split_replies_are_the_same_bytes(reply in arb_reply()) {
+            let mut whole = BytesMut::new();
+            reply.encode(&mut whole).unwrap();
+            let mut split = BytesMut::new();
+            if let Some(body) = reply.encode_split(&mut split).unwrap() {
+                split.extend_from_slice(&body);
+            }
+            prop_assert_eq!(whole, split);
         }
 
         #[test]

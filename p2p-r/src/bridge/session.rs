@@ -266,6 +266,7 @@ fn error_kind(err: &SubmitError) -> ErrorKind {
             }
             _ => ErrorKind::Exhausted,
         },
+        SubmitError::PayloadTooLarge { .. } => ErrorKind::Remote(RemoteErrorKind::PayloadTooLarge),
         SubmitError::Stopped(_) => ErrorKind::Cluster,
     }
 }

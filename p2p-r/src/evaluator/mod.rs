@@ -9,8 +9,10 @@
 //!
 //! Each slot task owns one R process ([`process`]) and runs one job at a time on it
 //! ([`slot`]); an idle slot takes the next request from the shared queue. R starts once
-//! per slot (about 150 ms plus loading future), not once per job. The frames are those
-//! of [`protocol`].
+//! per slot (about 150 ms plus loading future), not once per job: with the evaluator
+//! (kept warm, the default), or at the slot's first job and stopped again after
+//! [`REvaluatorConfig::idle_stop`] without one (lazy: no R process while unused). The
+//! frames are those of [`protocol`].
 //!
 //! - Cancelling (dropping the future `execute` returned) sends R a SIGINT; the loop
 //!   reports the interruption and the process is reused. One that does not answer within
@@ -19,7 +21,10 @@
 //!   [`RemoteErrorKind::Crashed`], its exit status and last output lines, and is replaced.
 //! - Time limits are the caller's (it drops the future); the memory limit is a per-process
 //!   `RLIMIT_AS` ([`REvaluatorConfig::memory_limit`]): R then fails allocations with
-//!   "cannot allocate vector of size ...", which comes back as the future's error.
+//!   "cannot allocate vector of size ...", which comes back as the future's error. Each R
+//!   process leads a process group of its own, killed with it (what R started goes too).
+//! - A payload is written to R as it arrives ([`Executor::execute_stream`]); a result
+//!   larger than [`REvaluatorConfig::max_frame`] fails the job with `PayloadTooLarge`.
 //! - Payloads that need a newer future than the worker's (the FutureBackend API, future
 //!   >= 1.40) are refused by the R loop with [`RemoteErrorKind::Unsupported`].
 
@@ -34,7 +39,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use p2p_proto::frame::{RemoteError, RemoteErrorKind};
-use p2p_worker::executor::{Executor, Job, ProgressSink};
+use p2p_proto::limits::DEFAULT_MAX_PAYLOAD;
+use p2p_worker::executor::{Executor, Job, ProgressSink, StreamJob};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -60,7 +66,12 @@ pub struct REvaluatorConfig {
     pub interrupt_grace: Duration,
     /// How long R has to start and say hello.
     pub startup_timeout: Duration,
-    /// Largest frame body accepted from R (a result or a condition), in bytes.
+    /// `None`: R processes start with the evaluator and are kept (warm, no start-up cost
+    /// on any job). `Some(idle)`: each starts at its slot's first job and stops after
+    /// `idle` without one (lazy, no memory used while the worker has no work).
+    pub idle_stop: Option<Duration>,
+    /// Largest frame body accepted from R (a result or a condition), in bytes: results
+    /// are bounded like payloads, by the worker's payload limit.
     pub max_frame: usize,
 }
 
@@ -73,7 +84,10 @@ impl Default for REvaluatorConfig {
             memory_limit: None,
             interrupt_grace: Duration::from_secs(5),
             startup_timeout: Duration::from_secs(60),
-            max_frame: protocol::MAX_BODY_LEN,
+            idle_stop: None,
+            max_frame: usize::try_from(DEFAULT_MAX_PAYLOAD)
+                .unwrap_or(usize::MAX)
+                .min(protocol::MAX_BODY_LEN),
         }
     }
 }
@@ -101,12 +115,18 @@ pub struct REvaluator {
 
 impl REvaluator {
     /// Starts `config.slots` R processes and waits until each has said hello, so that a
-    /// missing R or future.p2p package is an error here rather than on the first job.
+    /// missing R or future.p2p package is an error here rather than on the first job. A
+    /// lazy evaluator ([`REvaluatorConfig::idle_stop`]) starts one to check that, and
+    /// stops it.
     pub async fn start(config: REvaluatorConfig) -> Result<REvaluator, SpawnError> {
         let config = Arc::new(config);
+        let warm = if config.idle_stop.is_some() {
+            1
+        } else {
+            config.slots.max(1)
+        };
         let processes =
-            futures::future::join_all((0..config.slots.max(1)).map(|_| RProcess::spawn(&config)))
-                .await;
+            futures::future::join_all((0..warm).map(|_| RProcess::spawn(&config))).await;
         let mut started = Vec::with_capacity(processes.len());
         let mut failure = None;
         for process in processes {
@@ -127,13 +147,18 @@ impl REvaluator {
             future_version: hello.future_version.clone(),
             apis: hello.apis.clone(),
         };
+        if config.idle_stop.is_some() {
+            for process in started.drain(..) {
+                process.shutdown().await;
+            }
+        }
         let (requests, queue) = mpsc::unbounded_channel();
         let queue = Arc::new(Mutex::new(queue));
-        let slots = started
-            .into_iter()
-            .enumerate()
-            .map(|(index, process)| {
-                tokio::spawn(Slot::new(index, config.clone(), process, queue.clone()).run())
+        let mut started = started.into_iter();
+        let slots = (0..config.slots.max(1))
+            .map(|index| {
+                let slot = Slot::new(index, config.clone(), started.next(), queue.clone());
+                tokio::spawn(slot.run())
             })
             .collect();
         Ok(REvaluator {
@@ -165,10 +190,11 @@ impl REvaluator {
     }
 }
 
-impl Executor for REvaluator {
-    fn execute(
+impl REvaluator {
+    /// Queues `job` for the next free slot.
+    fn submit(
         &self,
-        job: Job,
+        job: StreamJob,
         progress: ProgressSink,
     ) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
         let requests = self.requests.clone();
@@ -190,5 +216,28 @@ impl Executor for REvaluator {
                 message: "the R evaluator stopped before the job ended".to_owned(),
             })?
         })
+    }
+}
+
+impl Executor for REvaluator {
+    fn execute(
+        &self,
+        job: Job,
+        progress: ProgressSink,
+    ) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
+        let job = StreamJob {
+            future: job.future,
+            client: job.client,
+            payload: job.payload.into(),
+        };
+        self.submit(job, progress)
+    }
+
+    fn execute_stream(
+        self: Arc<Self>,
+        job: StreamJob,
+        progress: ProgressSink,
+    ) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
+        self.submit(job, progress)
     }
 }

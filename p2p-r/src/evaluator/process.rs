@@ -15,9 +15,11 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
+use p2p_transport::wormhole::{IncomingPayload, PayloadError};
+
 use super::REvaluatorConfig;
-use super::protocol::{FromR, Hello, PROTOCOL_VERSION, ToR};
-use crate::frame::{RFrameError, RFrameReader};
+use super::protocol::{self, FromR, Hello, PROTOCOL_VERSION, ToR};
+use crate::frame::{BodyTooLarge, READ_CHUNK, RFrameError, RFrameReader};
 
 /// How many of the last output lines of R are kept for crash reports.
 const TAIL_LINES: usize = 20;
@@ -74,6 +76,20 @@ pub enum ProcessError {
     Protocol(#[from] RFrameError),
     #[error("talking to the R process: {0}")]
     Io(#[from] io::Error),
+}
+
+/// A job could not be handed to R.
+#[derive(Debug, Error)]
+pub enum SendError {
+    /// The payload is too large for a frame; nothing was written, R still waits for one.
+    #[error(transparent)]
+    TooLarge(#[from] BodyTooLarge),
+    /// The payload broke off before it was all there; R is left mid-frame.
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// Writing to R failed.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
 }
 
 /// The last lines R printed (stdout and stderr), for post-mortems.
@@ -137,6 +153,8 @@ impl RProcess {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // A group of its own: whatever R starts (system(), forks) is killed with it.
+            .process_group(0)
             .kill_on_drop(true);
         if !config.library_paths.is_empty() {
             let inherited = std::env::var_os("R_LIBS");
@@ -214,8 +232,36 @@ impl RProcess {
         self.jobs.write_all(&frame.header()?).await?;
         if let ToR::Job { payload, .. } = frame {
             self.jobs.write_all(payload).await?;
+            self.jobs.write_all(&protocol::JOB_TRAILER).await?;
         }
         self.jobs.flush().await?;
+        Ok(())
+    }
+
+    /// Sends a job frame, its payload written to R piece by piece as it arrives. Not
+    /// cancel-safe, like [`RProcess::send`].
+    pub async fn send_job(
+        &mut self,
+        job: u32,
+        payload: &mut IncomingPayload,
+    ) -> Result<(), SendError> {
+        let len = usize::try_from(payload.len()).unwrap_or(usize::MAX);
+        let header = protocol::job_header(job, len)?;
+        self.jobs
+            .write_all(&header)
+            .await
+            .map_err(ProcessError::from)?;
+        while let Some(piece) = payload.next_chunk().await? {
+            self.jobs
+                .write_all(&piece)
+                .await
+                .map_err(ProcessError::from)?;
+        }
+        self.jobs
+            .write_all(&protocol::JOB_TRAILER)
+            .await
+            .map_err(ProcessError::from)?;
+        self.jobs.flush().await.map_err(ProcessError::from)?;
         Ok(())
     }
 
@@ -225,6 +271,7 @@ impl RProcess {
             if let Some(frame) = self.decoder.decode::<FromR>(&mut self.buffer)? {
                 return Ok(frame);
             }
+            self.buffer.reserve(READ_CHUNK);
             if self.replies.read_buf(&mut self.buffer).await? == 0 {
                 return Err(ProcessError::Closed);
             }
@@ -242,12 +289,29 @@ impl RProcess {
         Ok(())
     }
 
-    /// Kills R and returns its post-mortem.
+    /// Kills R and what it started, and returns its post-mortem.
     pub async fn kill(&mut self) -> String {
+        self.kill_group();
         if let Err(err) = self.child.start_kill() {
             tracing::debug!(%err, "killing R");
         }
         self.exit_report().await
+    }
+
+    /// Kills R's process group. Only while R is not reaped yet (so its pid, the group's id,
+    /// cannot have been reused).
+    fn kill_group(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        if let Some(group) = self
+            .child
+            .id()
+            .and_then(|pid| rustix::process::Pid::from_raw(pid as i32))
+        {
+            // Gone already (ESRCH) is fine.
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
     }
 
     /// Ends R politely: end of input makes the loop return and R exit; killed if it
@@ -260,6 +324,13 @@ impl RProcess {
         match tokio::time::timeout(REAP_WAIT, child.wait()).await {
             Ok(Ok(status)) => tracing::debug!(%status, "R evaluator exited"),
             _ => {
+                if let Some(group) = child
+                    .id()
+                    .and_then(|pid| rustix::process::Pid::from_raw(pid as i32))
+                {
+                    let _ =
+                        rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+                }
                 if let Err(err) = child.start_kill() {
                     tracing::debug!(%err, "killing R at shutdown");
                 }

@@ -2,7 +2,11 @@
 //! `future.p2p:::evaluator_loop()` it runs (sans-IO).
 //!
 //! Frames are those of [`crate::frame`], their id a job id. The hello is plain
-//! `key=value` lines rather than a serialized R object, so Rust can read it.
+//! `key=value` lines rather than a serialized R object, so Rust can read it. A job's body
+//! is its payload followed by [`JOB_TRAILER`]: R unserializes the payload straight from
+//! the pipe as it arrives (no copy of it in R), and the trailer proves R read exactly the
+//! payload, so a payload that is not one serialized object cannot put the two sides out
+//! of step unnoticed.
 //!
 //! Rust sends [`ToR`] frames on R's file descriptor 4 and reads [`FromR`] frames from R's
 //! file descriptor 3; both directions share one codec so either side can be faked in tests.
@@ -13,7 +17,10 @@ use crate::frame::{self, RFrameError, RawFrame, put_frame};
 pub use crate::frame::{HEADER_LEN, MAX_BODY_LEN};
 
 /// Version of the frame layout and kinds; the R loop reports its own in the hello.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The last four bytes of every job body (`JOB_TRAILER` in `protocol.R`).
+pub const JOB_TRAILER: [u8; 4] = *b"P2P!";
 
 mod kind {
     pub const JOB: u8 = 1;
@@ -31,7 +38,8 @@ mod kind {
 /// A frame Rust sends to the R loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToR {
-    /// Evaluate a payload made by `future.p2p:::future_payload()`.
+    /// Evaluate a payload made by `future.p2p:::future_payload()` (the trailer is added
+    /// when encoding and checked when decoding).
     Job { job: u32, payload: Bytes },
     /// Asks for a [`FromR::Pong`]; wakes a loop blocked reading while a SIGINT is pending.
     Ping { nonce: u32 },
@@ -77,20 +85,40 @@ impl ToR {
     /// Appends the frame to `dst`.
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), RFrameError> {
         match self {
-            ToR::Job { job, payload } => put_frame(dst, kind::JOB, *job, payload)?,
+            ToR::Job { job, payload } => {
+                dst.extend_from_slice(&job_header(*job, payload.len())?);
+                dst.extend_from_slice(payload);
+                dst.extend_from_slice(&JOB_TRAILER);
+            }
             ToR::Ping { nonce } => put_frame(dst, kind::PING, *nonce, &[])?,
         }
         Ok(())
     }
 
     /// The frame header alone, for writing a large payload without copying it.
+    ///
+    /// [`job_header`] is the same for a payload that is not in one piece.
     pub fn header(&self) -> Result<[u8; HEADER_LEN], RFrameError> {
         let header = match self {
-            ToR::Job { job, payload } => frame::header(kind::JOB, *job, payload.len())?,
+            ToR::Job { job, payload } => job_header(*job, payload.len())?,
             ToR::Ping { nonce } => frame::header(kind::PING, *nonce, 0)?,
         };
         Ok(header)
     }
+}
+
+/// The header of a job frame whose payload of `len` bytes follows (then the trailer).
+pub fn job_header(job: u32, len: usize) -> Result<[u8; HEADER_LEN], frame::BodyTooLarge> {
+    let body = len
+        .checked_add(JOB_TRAILER.len())
+        .ok_or(frame::BodyTooLarge {
+            len: len as u64,
+            max: MAX_BODY_LEN - JOB_TRAILER.len(),
+        })?;
+    frame::header(kind::JOB, job, body).map_err(|_| frame::BodyTooLarge {
+        len: len as u64,
+        max: MAX_BODY_LEN - JOB_TRAILER.len(),
+    })
 }
 
 impl TryFrom<RawFrame> for ToR {
@@ -98,10 +126,18 @@ impl TryFrom<RawFrame> for ToR {
 
     fn try_from(raw: RawFrame) -> Result<Self, RFrameError> {
         match raw.kind {
-            kind::JOB => Ok(ToR::Job {
-                job: raw.id,
-                payload: raw.body,
-            }),
+            kind::JOB => {
+                let payload_len = raw
+                    .body
+                    .len()
+                    .checked_sub(JOB_TRAILER.len())
+                    .filter(|&len| raw.body[len..] == JOB_TRAILER)
+                    .ok_or_else(|| raw.malformed("no job trailer"))?;
+                Ok(ToR::Job {
+                    job: raw.id,
+                    payload: raw.body.slice(..payload_len),
+                })
+            }
             kind::PING => raw.empty().map(|()| ToR::Ping { nonce: raw.id }),
             kind::HELLO..=kind::PONG => Err(RFrameError::WrongDirection { kind: raw.kind }),
             other => Err(RFrameError::UnknownKind(other)),
@@ -366,13 +402,31 @@ mod tests {
     }
 
     #[test]
+    fn a_job_without_its_trailer_is_malformed() {
+        let decoder = RFrameReader::default();
+        let mut bytes = raw(kind::JOB, 1, b"payload");
+        assert!(matches!(
+            decoder.decode::<ToR>(&mut bytes),
+            Err(RFrameError::MalformedBody { .. })
+        ));
+        let mut bytes = raw(kind::JOB, 1, b"payloadP2P!");
+        assert_eq!(
+            decoder.decode::<ToR>(&mut bytes),
+            Ok(Some(ToR::Job {
+                job: 1,
+                payload: Bytes::from_static(b"payload")
+            }))
+        );
+    }
+
+    #[test]
     fn the_hello_of_the_r_loop_parses() {
         let hello =
-            Hello::from_lines("protocol=1\nr=4.2.2\nfuture=1.31.0\npid=17766\napi=expr\n").unwrap();
+            Hello::from_lines("protocol=2\nr=4.2.2\nfuture=1.31.0\npid=17766\napi=expr\n").unwrap();
         assert_eq!(
             hello,
             Hello {
-                protocol: 1,
+                protocol: 2,
                 r_version: "4.2.2".into(),
                 future_version: "1.31.0".into(),
                 pid: 17766,

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use p2p_proto::frame::{RemoteError, RemoteErrorKind};
-use p2p_worker::executor::{Job, ProgressSink};
+use p2p_worker::executor::{ProgressSink, StreamJob};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::REvaluatorConfig;
-use super::process::{ProcessError, RProcess};
+use super::process::{ProcessError, RProcess, SendError};
 use super::protocol::{FromR, ToR};
+use crate::frame::{BodyTooLarge, RFrameError};
 
 /// How long a slot waits before trying again to start an R process that failed to start.
 const RESPAWN_BACKOFF: Duration = Duration::from_secs(1);
@@ -23,7 +24,7 @@ const LATE_INTERRUPT_WAIT: Duration = Duration::from_millis(250);
 
 /// One job waiting for a slot.
 pub struct Request {
-    pub job: Job,
+    pub job: StreamJob,
     pub progress: ProgressSink,
     /// Closed by the caller when it drops its future: the job is cancelled.
     pub reply: oneshot::Sender<Result<Bytes, RemoteError>>,
@@ -61,16 +62,18 @@ async fn next_request(queue: &Queue) -> Option<Request> {
 }
 
 impl Slot {
+    /// A slot running its jobs on `process`, or, without one, starting R at its first
+    /// job (a lazy evaluator).
     pub fn new(
         index: usize,
         config: Arc<REvaluatorConfig>,
-        process: RProcess,
+        process: Option<RProcess>,
         queue: Queue,
     ) -> Slot {
         Slot {
             index,
             config,
-            process: Some(process),
+            process,
             queue,
             last_job: 0,
         }
@@ -79,24 +82,35 @@ impl Slot {
     /// Serves requests until the evaluator is dropped.
     pub async fn run(mut self) {
         loop {
-            let Some(process) = self.process.as_mut() else {
-                if !self.respawn().await {
-                    return;
-                }
-                continue;
-            };
-            // While idle, watch the process too: one that dies between jobs is replaced
-            // before it gets a job.
-            let request = tokio::select! {
-                request = next_request(&self.queue) => request,
-                frame = process.next_frame() => {
-                    match frame {
-                        Ok(frame) => tracing::debug!(slot = self.index, ?frame, "ignoring a frame from an idle R"),
-                        Err(err) => {
-                            let report = process.exit_report().await;
-                            tracing::warn!(slot = self.index, %err, %report, "R evaluator died while idle; restarting it");
-                            self.process = None;
+            let request = match self.process.as_mut() {
+                // While idle, watch the process too: one that dies between jobs is
+                // replaced before it gets a job; a lazy slot lets it go after a while.
+                Some(process) => tokio::select! {
+                    request = next_request(&self.queue) => request,
+                    frame = process.next_frame() => {
+                        match frame {
+                            Ok(frame) => tracing::debug!(slot = self.index, ?frame, "ignoring a frame from an idle R"),
+                            Err(err) => {
+                                let report = process.exit_report().await;
+                                tracing::warn!(slot = self.index, %err, %report, "R evaluator died while idle; restarting it");
+                                self.process = None;
+                            }
                         }
+                        continue;
+                    }
+                    () = idle_timeout(self.config.idle_stop) => {
+                        tracing::debug!(slot = self.index, "stopping an idle R evaluator");
+                        if let Some(process) = self.process.take() {
+                            process.shutdown().await;
+                        }
+                        continue;
+                    }
+                },
+                // Lazy: R starts when there is work for it.
+                None if self.config.idle_stop.is_some() => next_request(&self.queue).await,
+                None => {
+                    if !self.respawn().await {
+                        return;
                     }
                     continue;
                 }
@@ -110,6 +124,21 @@ impl Slot {
             if request.reply.is_closed() {
                 continue;
             }
+            let process = match self.process.as_mut() {
+                Some(process) => process,
+                None => match RProcess::spawn(&self.config).await {
+                    Ok(process) => self.process.insert(process),
+                    Err(err) => {
+                        tracing::error!(slot = self.index, %err, "cannot start the R evaluator");
+                        let _ = request.reply.send(Err(remote_error(
+                            RemoteErrorKind::Crashed,
+                            format!("the worker's R evaluator cannot be started: {err}"),
+                        )));
+                        tokio::time::sleep(RESPAWN_BACKOFF).await;
+                        continue;
+                    }
+                },
+            };
             self.last_job = next_job_id(self.last_job);
             match run_job(process, self.last_job, request, self.config.interrupt_grace).await {
                 After::Reuse => {}
@@ -147,6 +176,14 @@ impl Slot {
     }
 }
 
+/// Ends after `idle`, or never.
+async fn idle_timeout(idle: Option<Duration>) {
+    match idle {
+        Some(idle) => tokio::time::sleep(idle).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Job ids stay within R's positive integers.
 fn next_job_id(last: u32) -> u32 {
     if last >= i32::MAX as u32 { 1 } else { last + 1 }
@@ -159,22 +196,35 @@ async fn run_job(process: &mut RProcess, id: u32, request: Request, grace: Durat
         mut reply,
     } = request;
     tracing::debug!(future = %job.future, id, bytes = job.payload.len(), "evaluating in R");
-    let frame = ToR::Job {
-        job: id,
-        payload: job.payload,
-    };
+    let mut payload = job.payload;
     let sent = tokio::select! {
-        sent = process.send(&frame) => sent,
+        sent = process.send_job(id, &mut payload) => sent,
         // R is in the middle of reading the job: only a new process is in a known state.
         _ = reply.closed() => return After::Kill,
     };
-    if let Err(err) = sent {
-        let report = process.kill().await;
-        let _ = reply.send(Err(remote_error(
-            RemoteErrorKind::Crashed,
-            format!("cannot send the job to R ({err}); {report}"),
-        )));
-        return After::Dead;
+    match sent {
+        Ok(()) => {}
+        // Refused before a byte went to R: it is still waiting for a frame.
+        Err(SendError::TooLarge(error)) => {
+            let _ = reply.send(Err(remote_error(
+                RemoteErrorKind::PayloadTooLarge,
+                format!("{error}: R reads jobs of at most that size"),
+            )));
+            return After::Reuse;
+        }
+        // The payload broke off with R mid-frame.
+        Err(SendError::Payload(error)) => {
+            let _ = reply.send(Err(p2p_worker::executor::payload_error(error)));
+            return After::Kill;
+        }
+        Err(SendError::Process(err)) => {
+            let report = process.kill().await;
+            let _ = reply.send(Err(remote_error(
+                RemoteErrorKind::Crashed,
+                format!("cannot send the job to R ({err}); {report}"),
+            )));
+            return After::Dead;
+        }
     }
     let mut started = false;
     loop {
@@ -200,12 +250,26 @@ async fn run_job(process: &mut RProcess, id: u32, request: Request, grace: Durat
             Ok(FromR::Unsupported { job, message }) if job == id => {
                 Err(remote_error(RemoteErrorKind::Unsupported, message))
             }
+            // Failing before `Started`, R could not read the payload exactly and ends its
+            // loop (the next frame's start is unknown): a new process serves the next job.
+            Ok(FromR::Failed { job, message }) if job == id && !started => {
+                let _ = reply.send(Err(remote_error(RemoteErrorKind::Failed, message)));
+                return After::Kill;
+            }
             Ok(FromR::Failed { job, message }) if job == id => {
                 Err(remote_error(RemoteErrorKind::Failed, message))
             }
             Ok(frame) => {
                 tracing::debug!(?frame, id, "ignoring a frame of another job");
                 continue;
+            }
+            Err(ProcessError::Protocol(RFrameError::BodyTooLarge(BodyTooLarge { len, max }))) => {
+                // R is writing a result no one will read: only a new process is usable.
+                let _ = reply.send(Err(remote_error(
+                    RemoteErrorKind::PayloadTooLarge,
+                    format!("the result of {len} bytes exceeds this worker's limit of {max} bytes"),
+                )));
+                return After::Kill;
             }
             Err(err @ ProcessError::Protocol(_)) => {
                 let report = process.kill().await;

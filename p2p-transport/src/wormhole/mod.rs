@@ -8,9 +8,12 @@
 //!   transfer    one-shot byte/file transfers: timeout, cancel, progress, size limit;
 //!               wire-compatible with future.p2p, the Python client and wormhole-william
 //!   session/    one PAKE through the crate, then a long-lived encrypted channel carrying
-//!               p2p-proto frames with heartbeats
+//!               p2p-proto frames with heartbeats; payloads cut into bounded records
 //!     channel   that channel (direct or via a transit relay), ours because only our peers
 //!               speak sessions and the crate's transit is slow for small records
+//!     payload   IncomingPayload: a task's payload handed on while it still arrives
+//!     pool      PiecePool: recycled buffers for those pieces, counting what the consumer
+//!               still holds so a slow one slows the sender
 //!     error     SessionError
 //!   nodelay     TCP_NODELAY on the crate's transit sockets (a workaround, see there)
 //! ```
@@ -24,7 +27,10 @@ pub mod transfer;
 pub use config::{
     DEFAULT_MAILBOX_URL, DEFAULT_RELAY_URL, RelayUrlError, TransitMode, WormholeConfig,
 };
-pub use session::{Session, SessionConfig, SessionError, SessionPath, SessionRole, SessionSender};
+pub use session::{
+    Incoming, IncomingPayload, IncomingTask, PayloadError, Session, SessionConfig, SessionError,
+    SessionPath, SessionRole, SessionSender,
+};
 pub use transfer::{
     ProgressFn, Received, ReceivedFile, TransferError, TransferOptions, receive_bytes,
     receive_file, send_bytes, send_file,

@@ -43,7 +43,7 @@ impl Default for TransferOptions {
     fn default() -> Self {
         TransferOptions {
             timeout: Duration::from_secs(600),
-            max_size: 1 << 30,
+            max_size: p2p_proto::limits::DEFAULT_MAX_PAYLOAD,
             cancel: CancellationToken::new(),
             progress: None,
         }

@@ -1,0 +1,406 @@
+//! What payloads and idle workers cost in memory.
+//!
+//! Payloads: a 64 MiB and a 1 GiB payload from a Rust client to a worker through a local
+//! hub, client, worker and hub each a process of its own, with the payload limit raised to
+//! 2 GiB on client and worker. For each: the peak resident memory (VmHWM, reset before each
+//! payload) of each process over the payload's size, and the time against a raw TCP copy
+//! of the same size in the same run.
+//!
+//! Idle workers: the resident memory of an R worker's `future-p2p` process and of its R
+//! process once it has joined and sits idle, kept warm (default) and lazy
+//! (`--r-idle-stop`), next to a bare `Rscript` in the same run.
+//!
+//! ```sh
+//! cargo build --release -p p2p-cli --bin future-p2p
+//! cargo run --release -p p2p-cli --example memory_bench
+//! ```
+//!
+//! The worker runs `wc -c` (the payload goes through the worker to a command that reads it
+//! all; the result is small), and `cat` for the round trip of a 64 MiB result. The hub and
+//! alice's host are those of the R test suite (tests/common/cluster.rs); the worker is
+//! bob's, the client carol's. The `future-p2p` binary is `FUTURE_P2P_BIN`, or the one
+//! built next to this example. Targets: each process holds at most about 1.5x one payload
+//! (issue 14); an idle worker's `future-p2p` process at most 12 MiB (issue 15). Not a
+//! test: nothing here asserts figures.
+
+#[path = "../tests/common/cluster.rs"]
+mod cluster;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cluster::LocalCluster;
+use p2p_cli::BoardArgs;
+use p2p_scheduler::{Scheduler, SchedulerOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const MIB: u64 = 1 << 20;
+const LIMIT: &str = "2G";
+
+/// A process whose peak memory is measured.
+struct Measured {
+    name: &'static str,
+    pid: u32,
+}
+
+fn status_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                line.strip_prefix(key)
+                    .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// Starts a new peak: VmHWM becomes the current resident size.
+fn reset_peak(pid: u32) {
+    if let Err(err) = std::fs::write(format!("/proc/{pid}/clear_refs"), "5") {
+        eprintln!("cannot reset the peak of {pid}: {err}");
+    }
+}
+
+fn binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("FUTURE_P2P_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("the example's path");
+    // target/<profile>/examples/memory_bench -> target/<profile>/future-p2p
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("future-p2p"))
+        .expect("a target directory");
+    assert!(
+        bin.exists(),
+        "{} does not exist: cargo build --release -p p2p-cli --bin future-p2p",
+        bin.display()
+    );
+    bin
+}
+
+/// A child process killed and reaped when dropped, on every path out of the bench.
+struct Reaped(Child);
+
+impl Reaped {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn worker(bin: &Path, cluster: &LocalCluster, command: &str) -> Reaped {
+    let child = Command::new(bin)
+        .args(["worker", "--cluster", "alice/p2p", "--hello-interval", "2"])
+        .args(["--max-payload", LIMIT, "--exec", command])
+        .arg(format!("--ssh-args={}", cluster.ssh_args("bob")))
+        .envs(cluster.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("future-p2p worker starts");
+    Reaped(child)
+}
+
+async fn raw_tcp_copy(len: u64) -> Result<Duration, BoxError> {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    let reader = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await?;
+        let mut buf = vec![0u8; 256 << 10];
+        let mut total = 0u64;
+        loop {
+            let n = socket.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<u64, std::io::Error>(total);
+            }
+            total += n as u64;
+        }
+    });
+    let chunk = vec![0x5au8; 256 << 10];
+    let start = Instant::now();
+    let mut socket = TcpStream::connect(addr).await?;
+    let mut sent = 0;
+    while sent < len {
+        socket.write_all(&chunk).await?;
+        sent += chunk.len() as u64;
+    }
+    socket.shutdown().await?;
+    let got = reader.await??;
+    assert_eq!(got, len);
+    Ok(start.elapsed())
+}
+
+struct Row {
+    what: String,
+    size: u64,
+    elapsed: Duration,
+    raw: Duration,
+    peaks: Vec<(&'static str, u64, u64)>,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), BoxError> {
+    let bin = binary();
+    let cluster = LocalCluster::start(&bin);
+    // alice hosts alice/p2p for bob (the workers) and carol (the client).
+    cluster.host("p2p");
+    let env = |key: &str| {
+        cluster
+            .env
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let board = BoardArgs {
+        host: "127.0.0.1".into(),
+        ssh_args: cluster.ssh_args("carol").to_owned(),
+        system_ssh: false,
+        user: None,
+        mailbox: env("FUTURE_P2P_MAILBOX"),
+        relay: env("FUTURE_P2P_RELAY"),
+    };
+    let joined = board.join(&"alice/p2p".parse()?, None).await?;
+    let mut options = SchedulerOptions::new(joined.me, board.wormhole());
+    options.max_payload = 2 << 30;
+    options.max_result_size = 2 << 30;
+    let scheduler = Scheduler::start(joined.lines, options);
+
+    let mut rows = Vec::new();
+    for (command, sizes) in [
+        ("wc -c", &[64 * MIB, 1024 * MIB][..]),
+        ("cat", &[64 * MIB][..]),
+    ] {
+        let worker = worker(&bin, &cluster, command);
+        let mut seen = scheduler.workers();
+        tokio::time::timeout(Duration::from_secs(60), seen.wait_for(|w| !w.is_empty())).await??;
+        // A first small task opens the session: the figures are of a warm worker.
+        let warm = scheduler
+            .submit("warm-up".parse()?, Bytes::from_static(b"x"))
+            .await?;
+        tokio::time::timeout(Duration::from_secs(60), warm).await??;
+        let processes = [
+            Measured {
+                name: "client",
+                pid: std::process::id(),
+            },
+            Measured {
+                name: "worker",
+                pid: worker.id(),
+            },
+            Measured {
+                name: "hub",
+                pid: hub_pid(),
+            },
+        ];
+        for &size in sizes {
+            let raw = raw_tcp_copy(size).await?;
+            for process in &processes {
+                reset_peak(process.pid);
+            }
+            // Filled, so its pages are resident as a real payload's are.
+            let payload = Bytes::from(vec![0x5au8; size as usize]);
+            let start = Instant::now();
+            let handle = scheduler
+                .submit(format!("payload-{}", size / MIB).parse()?, payload)
+                .await?;
+            let result = tokio::time::timeout(Duration::from_secs(600), handle).await??;
+            let elapsed = start.elapsed();
+            match command {
+                "cat" => assert_eq!(result.len() as u64, size),
+                _ => assert_eq!(String::from_utf8_lossy(&result).trim(), size.to_string()),
+            }
+            drop(result);
+            let peaks = processes
+                .iter()
+                .map(|p| (p.name, status_kib(p.pid, "VmHWM:") * 1024, size))
+                .collect();
+            rows.push(Row {
+                what: format!("`{command}`"),
+                size,
+                elapsed,
+                raw,
+                peaks,
+            });
+        }
+        drop(worker);
+        // Its hello must expire before the next worker counts as the only one.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    println!();
+    println!(
+        "| payload | worker runs | time | raw TCP copy | x raw | client peak | worker peak | hub peak |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
+    for row in &rows {
+        let peak = |name: &str| {
+            let (_, bytes, size) = row
+                .peaks
+                .iter()
+                .find(|(n, _, _)| *n == name)
+                .expect("measured");
+            format!(
+                "{:.0} MiB = {:.2}x",
+                *bytes as f64 / MIB as f64,
+                *bytes as f64 / *size as f64
+            )
+        };
+        println!(
+            "| {} MiB | {} | {:.2} s | {:.2} s | {:.2} | {} | {} | {} |",
+            row.size / MIB,
+            row.what,
+            row.elapsed.as_secs_f64(),
+            row.raw.as_secs_f64(),
+            row.elapsed.as_secs_f64() / row.raw.as_secs_f64(),
+            peak("client"),
+            peak("worker"),
+            peak("hub"),
+        );
+    }
+    println!();
+    println!(
+        "(peak = VmHWM of the process while the payload went through, its idle size \
+         included; the client's includes the payload it submitted)"
+    );
+
+    let idle = idle_workers(&bin, &cluster).await?;
+    println!();
+    println!("| idle R worker | future-p2p RSS | its R processes' RSS |");
+    println!("|---|---:|---:|");
+    let mib = |bytes: &Option<u64>| match bytes {
+        Some(bytes) => format!("{:.1} MiB", *bytes as f64 / MIB as f64),
+        None => "-".to_owned(),
+    };
+    for (what, own, r) in &idle {
+        println!("| {what} | {} | {} |", mib(own), mib(r));
+    }
+    Ok(())
+}
+
+/// Our children, of any of our threads.
+fn children() -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|pid| pid.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// The hub the cluster started: our child running `future-p2p hub`.
+fn hub_pid() -> u32 {
+    children()
+        .into_iter()
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.split(|b| *b == 0).nth(1) == Some(b"hub"))
+        })
+        .expect("the hub is a child of this process")
+}
+
+/// Resident memory of `pid`'s children named `name`, summed; `None` if it has none.
+fn children_rss(pid: u32, name: &str) -> Option<u64> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    let rss: Vec<u64> = children
+        .split_whitespace()
+        .filter_map(|child| child.parse::<u32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/comm"))
+                .is_ok_and(|comm| comm.trim() == name)
+        })
+        .map(|child| status_kib(child, "VmRSS:") * 1024)
+        .collect();
+    (!rss.is_empty()).then(|| rss.iter().sum())
+}
+
+/// An R worker joins and idles, warm and lazy; and a bare Rscript for scale.
+async fn idle_workers(
+    bin: &Path,
+    cluster: &LocalCluster,
+) -> Result<Vec<(String, Option<u64>, Option<u64>)>, BoxError> {
+    let mut rows = Vec::new();
+    for (what, extra) in [
+        ("kept warm (default)", &[][..]),
+        ("lazy (--r-idle-stop 10m)", &["--r-idle-stop", "10m"][..]),
+    ] {
+        let mut worker = Reaped(
+            Command::new(bin)
+                .args(["worker", "--cluster", "alice/p2p", "--hello-interval", "2"])
+                .args(extra)
+                .arg(format!("--ssh-args={}", cluster.ssh_args("bob")))
+                .envs(cluster.env.iter().map(|(k, v)| (*k, v.as_str())))
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("future-p2p worker starts"),
+        );
+        let stdout = worker.0.stdout.take().expect("piped");
+        // It prints `worker ... joined` once R is up (warm) and the board joined.
+        let joined = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .any(|line| line.starts_with("worker "))
+        });
+        let joined = tokio::time::timeout(Duration::from_secs(300), joined).await??;
+        assert!(joined, "the worker joined");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        rows.push((
+            what.to_owned(),
+            Some(status_kib(worker.id(), "VmRSS:") * 1024),
+            children_rss(worker.id(), "R"),
+        ));
+        drop(worker);
+    }
+    // An R session as a client has it (future and future.p2p loaded, from the library the
+    // workers installed), for scale.
+    let library = cluster
+        .env
+        .iter()
+        .find(|(key, _)| *key == "FUTURE_P2P_R_LIBRARY")
+        .map(|(_, library)| PathBuf::from(library))
+        .expect("the cluster's R library");
+    // Workers install the package into a subdirectory named after its sources.
+    let library = std::fs::read_dir(&library)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("future.p2p-"))
+        })
+        .ok_or("no future.p2p library installed by the workers")?;
+    let mut r = cluster
+        .rscript(library.as_os_str(), "alice/p2p")
+        .args([
+            "-e",
+            "suppressPackageStartupMessages(library(future.p2p)); Sys.sleep(8)",
+        ])
+        .spawn()?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    rows.push((
+        "an R session with future.p2p loaded, for scale".to_owned(),
+        None,
+        Some(status_kib(r.id(), "VmRSS:") * 1024),
+    ));
+    cluster::wait_bounded(&mut r, Duration::from_secs(60));
+    Ok(rows)
+}
