@@ -10,6 +10,7 @@
 //!   host        hosting a cluster: its topic with an access list, `type=cluster` hellos
 //!   worker      lending this machine: R futures (p2p-r's REvaluator) or a shell command
 //!   status      user, ls, status
+//!   submit      one task from the shell, its result on stdout (for `worker --exec` workers)
 //!   bridge      the child of an R session: bridge frames on stdin/stdout <-> Scheduler
 //! ```
 //!
@@ -21,6 +22,7 @@ pub mod connect;
 pub mod host;
 pub mod hub;
 pub mod status;
+pub mod submit;
 pub mod units;
 pub mod worker;
 
@@ -66,6 +68,8 @@ pub enum Command {
     Ls(status::UserArgs),
     /// Show the host, workers and clients seen on a cluster.
     Status(status::StatusArgs),
+    /// Send one task (an argument or stdin) to a worker and print its result.
+    Submit(submit::SubmitArgs),
     /// Serve one R session on stdin/stdout (started by the future.p2p R package).
     Bridge(bridge::BridgeArgs),
 }
@@ -98,6 +102,18 @@ pub enum CliError {
         what: String,
         waited: std::time::Duration,
     },
+    #[error(
+        "no worker showed up on cluster {cluster} within {} s: start one with `future-p2p worker --cluster {cluster} --exec CMD`, and check that its user is on the cluster's access list",
+        waited.as_secs_f64()
+    )]
+    NoWorkers {
+        cluster: String,
+        waited: std::time::Duration,
+    },
+    #[error("the payload is larger than --max-payload ({limit} bytes)")]
+    PayloadTooLarge { limit: u64 },
+    #[error("the task failed: {0}")]
+    Task(#[from] p2p_scheduler::SubmitError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("the R session sent a bad frame: {0}")]
@@ -113,6 +129,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::User(args) => status::user(args).await,
         Command::Ls(args) => status::ls(args).await,
         Command::Status(args) => status::status(args).await,
+        Command::Submit(args) => submit::run(args).await,
         Command::Bridge(args) => bridge::run(args).await,
     }
 }
@@ -131,6 +148,9 @@ where
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Logs that end up in files (the bridge's, which R quotes in errors) carry no
+        // colour codes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

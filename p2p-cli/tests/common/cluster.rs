@@ -10,6 +10,8 @@
 //! cluster is dropped, or when this process exits, so a cluster shared by the tests of a
 //! binary (kept in a `static`, never dropped) leaves nothing running either.
 
+#![allow(dead_code)] // Each test binary uses a different subset.
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -239,7 +241,7 @@ pub fn wait_bounded(child: &mut Child, timeout: Duration) -> std::process::ExitS
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("Rscript did not finish within {timeout:?}");
+            panic!("the child did not finish within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(200));
     }

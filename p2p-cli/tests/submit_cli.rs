@@ -1,0 +1,146 @@
+//! The shell-only path: `future-p2p submit` sends one task to a `future-p2p worker --exec`
+//! of a real cluster (hub, host and worker are separate processes) and prints its result;
+//! a task that fails, or a cluster without workers, ends it with a non-zero exit and an
+//! error that says what happened.
+
+#[path = "common/cluster.rs"]
+mod cluster;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use cluster::{LocalCluster, wait_bounded};
+
+const BIN: &str = env!("CARGO_BIN_EXE_future-p2p");
+
+fn shared_cluster() -> &'static LocalCluster {
+    static CLUSTER: OnceLock<LocalCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| LocalCluster::start(Path::new(BIN)))
+}
+
+/// A `future-p2p` process of `user`, killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn future_p2p(cluster: &LocalCluster, user: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .arg(format!("--ssh-args={}", cluster.ssh_args(user)))
+        .envs(cluster.env.iter().map(|(k, v)| (*k, v.as_str())));
+    command
+}
+
+/// bob's worker on `name`, running `exec` for each task.
+fn worker(cluster: &LocalCluster, name: &str, exec: &str) -> Running {
+    let child = future_p2p(
+        cluster,
+        "bob",
+        &[
+            "worker",
+            "--cluster",
+            name,
+            "--exec",
+            exec,
+            // A client learns of workers from their hellos.
+            "--hello-interval",
+            "2",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("future-p2p worker starts");
+    Running(child)
+}
+
+/// carol's `future-p2p submit` on `name` with `stdin`, bounded by two minutes.
+fn submit(cluster: &LocalCluster, name: &str, extra: &[&str], stdin: &[u8]) -> Output {
+    let mut args = vec!["submit", "--cluster", name];
+    args.extend_from_slice(extra);
+    let mut child = future_p2p(cluster, "carol", &args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("future-p2p submit starts");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(stdin)
+        .expect("the payload is written");
+    let status = wait_bounded(&mut child, Duration::from_secs(120));
+    let mut output = child.wait_with_output().expect("its output");
+    output.status = status;
+    output
+}
+
+#[test]
+fn a_task_from_the_shell_comes_back_from_a_worker() {
+    let cluster = shared_cluster();
+    let name = cluster.host("shell");
+    let _worker = worker(cluster, &name, "rev");
+    let output = submit(cluster, &name, &[], b"hello world\n");
+    assert!(
+        output.status.success(),
+        "submit failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.stdout, b"dlrow olleh\n");
+
+    // The payload may also be an argument.
+    let output = submit(cluster, &name, &["abc"], b"");
+    assert!(output.status.success());
+    assert_eq!(output.stdout, b"cba");
+}
+
+#[test]
+fn a_failing_command_is_a_failed_submit() {
+    let cluster = shared_cluster();
+    let name = cluster.host("failing");
+    let _worker = worker(cluster, &name, "echo broken >&2; exit 3");
+    let output = submit(cluster, &name, &["--timeout", "60"], b"x");
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("the task failed"), "{stderr}");
+}
+
+#[test]
+fn no_worker_is_said_within_the_cluster_timeout() {
+    let cluster = shared_cluster();
+    let name = cluster.host("empty");
+    let started = Instant::now();
+    let output = submit(cluster, &name, &["--cluster-timeout", "3"], b"x");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("no worker showed up on cluster {name} within 3 s")),
+        "{stderr}"
+    );
+    // Bounded by the option, not by a default minute (loose: CI machines are slow).
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn an_oversized_stdin_payload_is_refused_before_it_is_sent() {
+    let cluster = shared_cluster();
+    let name = cluster.host("oversized");
+    let output = submit(cluster, &name, &["--max-payload", "10"], &[b'x'; 11]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("larger than --max-payload (10 bytes)"),
+        "{stderr}"
+    );
+}
