@@ -103,12 +103,14 @@ pub enum CliError {
         waited: std::time::Duration,
     },
     #[error(
-        "no worker showed up on cluster {cluster} within {} s: start one with `future-p2p worker --cluster {cluster} --exec CMD`, and check that its user is on the cluster's access list",
-        waited.as_secs_f64()
+        "no worker showed up on cluster {cluster} within {} s{}: start one with `future-p2p worker --cluster {cluster} --exec CMD`, and check that its user is on the cluster's access list",
+        waited.as_secs_f64(),
+        if *host_seen { "" } else { ", nor its host (is the cluster hosted, and are you on its access list?)" }
     )]
     NoWorkers {
         cluster: String,
         waited: std::time::Duration,
+        host_seen: bool,
     },
     #[error("the payload is larger than --max-payload ({limit} bytes)")]
     PayloadTooLarge { limit: u64 },

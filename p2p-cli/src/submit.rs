@@ -46,9 +46,13 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
         Some(payload) => Bytes::from(payload.clone().into_bytes()),
         None => read_stdin(args.max_payload).await?,
     };
-    let (_board, user, me, lines) = args.board.join(&cluster).await?;
-    let qualified = cluster.qualified(&user)?;
-    let scheduler = Scheduler::start(lines, SchedulerOptions::new(me, args.board.wormhole()));
+    // No warning while waiting: a missing host is part of the error below.
+    let joined = args.board.join(&cluster, None).await?;
+    let qualified = cluster.qualified(&joined.user)?;
+    let scheduler = Scheduler::start(
+        joined.lines,
+        SchedulerOptions::new(joined.me, args.board.wormhole()),
+    );
 
     // A request nobody can take would wait for ever: first see a worker.
     let mut workers = scheduler.workers();
@@ -65,6 +69,7 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
         return Err(CliError::NoWorkers {
             cluster: qualified.to_string(),
             waited: args.cluster_timeout,
+            host_seen: joined.watch.host_seen(),
         });
     }
 
