@@ -71,6 +71,7 @@ pub fn cluster_hello(me: &PeerId, interval: Duration) -> Option<String> {
             expires: Expiry::Unix(expires),
             protocols: None,
             slots: None,
+            busy: None,
         }),
     )
     .encode()

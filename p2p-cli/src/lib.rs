@@ -66,7 +66,7 @@ pub enum Command {
     User(status::UserArgs),
     /// List the clusters you host.
     Ls(status::UserArgs),
-    /// Show the host, workers and clients seen on a cluster.
+    /// Show a cluster's host, workers (slots, busy, free), clients and open requests.
     Status(status::StatusArgs),
     /// Send one task (an argument or stdin) to a worker and print its result.
     Submit(submit::SubmitArgs),
@@ -112,6 +112,11 @@ pub enum CliError {
         waited: std::time::Duration,
         host_seen: bool,
     },
+    #[error(
+        "cluster {cluster} cannot run work: {}",
+        if *host_seen { "no worker answered (start one with `future-p2p worker --cluster CLUSTER`)" } else { "its host did not answer (is it hosted, and are you on its access list?)" }
+    )]
+    Unhealthy { cluster: String, host_seen: bool },
     #[error("the payload is larger than --max-payload ({limit} bytes)")]
     PayloadTooLarge { limit: u64 },
     #[error("the task failed: {0}")]

@@ -1,12 +1,18 @@
-//! `future-p2p user`, `ls` and `status`: who am I, which clusters do I host, and who is on
-//! a cluster (read from the hellos on its topic for a while).
+//! `future-p2p user`, `ls` and `status`: who am I, which clusters do I host, and what a
+//! cluster has: its host, its workers with their slots (busy and free), other clients and
+//! open requests. `status` says hello as a client, which every worker answers at once, so
+//! it takes about `--listen` (2 s), and exits non-zero unless the host and a worker were
+//! seen.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use clap::Args;
-use p2p_proto::id::ClusterName;
-use p2p_proto::message::{Message, Role};
+use p2p_proto::id::{ClusterName, PeerId};
+use p2p_proto::message::{BoardLine, Hello, Message, Role};
+use p2p_proto::time::{BoardTime, Expiry};
+use p2p_transport::clock::unix_ms;
+use serde::Serialize;
 
 use crate::CliError;
 use crate::connect::BoardArgs;
@@ -25,9 +31,12 @@ pub struct StatusArgs {
     /// The cluster, `OWNER/NAME` (or `NAME` for one of your own).
     #[arg(long, env = "FUTURE_P2P_CLUSTER")]
     pub cluster: String,
-    /// How long to listen for hellos (workers say hello every 30 s by default).
-    #[arg(long, env = "FUTURE_P2P_LISTEN", value_parser = parse_duration, default_value = "35")]
+    /// How long to listen for the answers to our hello (every worker answers at once).
+    #[arg(long, env = "FUTURE_P2P_LISTEN", value_parser = parse_duration, default_value = "2")]
     pub listen: Duration,
+    /// Print the status as JSON (for scripts); the exit status is the same.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub async fn user(args: UserArgs) -> Result<(), CliError> {
@@ -63,32 +72,188 @@ pub async fn ls(args: UserArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Who said hello on a topic, by role.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// What a status check saw on a cluster's topic (sans-IO: [`Census::observe`] takes
+/// lines, [`Census::status`] says what they add up to).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterStatus {
+    /// The cluster, `OWNER/NAME`.
+    pub cluster: String,
+    /// The host's peer id, if its `type=cluster` hello was seen.
+    pub host: Option<String>,
+    /// Every worker that said hello, by id.
+    pub workers: Vec<WorkerStatus>,
+    /// Slots of all workers together.
+    pub slots: u32,
+    /// Slots holding a task, as the workers said (workers that do not say count as idle).
+    pub busy: u32,
+    /// Other clients that said hello while we listened.
+    pub clients: Vec<String>,
+    /// Futures requested and not yet taken, among the lines seen.
+    pub open_requests: usize,
+    /// How long we listened, in milliseconds.
+    pub listened_ms: u64,
+}
+
+/// One worker as its last hello described it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkerStatus {
+    /// Its peer id (`user@host:pid`).
+    pub id: String,
+    /// Tasks it runs at once.
+    pub slots: u32,
+    /// Of those, how many hold a task (`None`: the worker does not say, e.g. future.p2p).
+    pub busy: Option<u32>,
+}
+
+impl ClusterStatus {
+    /// Whether the cluster can run work: a host and at least one worker.
+    pub fn healthy(&self) -> bool {
+        self.host.is_some() && !self.workers.is_empty()
+    }
+
+    /// The screen `future-p2p status` prints.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(out, "cluster {}", self.cluster);
+        match &self.host {
+            Some(host) => {
+                let _ = writeln!(out, "host    {host}");
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "host    not seen (is the cluster hosted, and are you on its access list?)"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "workers {} with {} slot(s): {} busy, {} free",
+            self.workers.len(),
+            self.slots,
+            self.busy,
+            self.slots.saturating_sub(self.busy)
+        );
+        for worker in &self.workers {
+            let busy = worker
+                .busy
+                .map_or_else(|| "?".to_owned(), |busy| busy.to_string());
+            let _ = writeln!(
+                out,
+                "  {:<32} slots {:>3}  busy {:>3}",
+                worker.id, worker.slots, busy
+            );
+        }
+        let _ = writeln!(out, "clients {}", self.clients.len());
+        for client in &self.clients {
+            let _ = writeln!(out, "  {client}");
+        }
+        let _ = writeln!(
+            out,
+            "open requests {} (seen in {:.1} s)",
+            self.open_requests,
+            self.listened_ms as f64 / 1000.0
+        );
+        out
+    }
+}
+
+/// Hellos and requests seen on a topic.
+#[derive(Debug, Default, Clone)]
 pub struct Census {
-    pub seen: BTreeMap<String, &'static str>,
+    host: Option<String>,
+    workers: BTreeMap<String, WorkerStatus>,
+    clients: BTreeSet<String>,
+    requests: BTreeSet<(String, String)>,
 }
 
 impl Census {
-    /// Counts the sender of `line` if it is a hello.
+    /// Takes one line of the topic in; lines that are not board messages are ignored.
     pub fn observe(&mut self, line: &str) {
-        if let Ok(decoded) = p2p_proto::line::decode(line)
-            && let Message::Hello(hello) = decoded.message
-        {
-            let role = match hello.role {
-                Role::Worker => "worker",
-                Role::Client => "client",
-                Role::Cluster => "host",
-            };
-            self.seen.insert(hello.from.to_string(), role);
+        let Ok(decoded) = p2p_proto::line::decode(line) else {
+            return;
+        };
+        match decoded.message {
+            Message::Hello(hello) => {
+                let id = hello.from.to_string();
+                match hello.role {
+                    Role::Cluster => self.host = Some(id),
+                    Role::Client => {
+                        self.clients.insert(id);
+                    }
+                    Role::Worker => {
+                        let slots = hello.slots.unwrap_or(1).max(1);
+                        let status = WorkerStatus {
+                            id: id.clone(),
+                            slots,
+                            busy: hello.busy.map(|busy| busy.min(slots)),
+                        };
+                        self.workers.insert(id, status);
+                    }
+                }
+            }
+            Message::Request(request) => {
+                self.requests
+                    .insert((request.from.to_string(), request.future.to_string()));
+            }
+            Message::Accept(accept) => {
+                self.requests
+                    .remove(&(accept.from.to_string(), accept.future.to_string()));
+            }
+            Message::Withdraw(withdraw) => {
+                self.requests
+                    .remove(&(withdraw.from.to_string(), withdraw.future.to_string()));
+            }
+            _ => {}
+        }
+    }
+
+    /// What the lines so far add up to; `me` (the status check's own hello) is left out.
+    pub fn status(&self, cluster: &str, me: &str, listened: Duration) -> ClusterStatus {
+        let workers: Vec<WorkerStatus> = self.workers.values().cloned().collect();
+        ClusterStatus {
+            cluster: cluster.to_owned(),
+            host: self.host.clone(),
+            slots: workers.iter().map(|w| w.slots).sum(),
+            busy: workers.iter().filter_map(|w| w.busy).sum(),
+            workers,
+            clients: self.clients.iter().filter(|c| *c != me).cloned().collect(),
+            open_requests: self.requests.len(),
+            listened_ms: listened.as_millis() as u64,
         }
     }
 }
 
+/// A client's hello from `me`: every worker answers a client it has not seen with a hello
+/// of its own at once, which is what makes a status check take a second, not an interval.
+fn status_hello(me: &PeerId, lasts: Duration) -> Option<String> {
+    let now = (unix_ms() / 1000) as i64;
+    BoardLine::new(
+        BoardTime::from_unix(now),
+        Message::Hello(Hello {
+            role: Role::Client,
+            from: me.clone(),
+            expires: Expiry::Unix(now + lasts.as_secs().max(1) as i64),
+            protocols: None,
+            slots: None,
+            busy: None,
+        }),
+    )
+    .encode()
+    .ok()
+}
+
 pub async fn status(args: StatusArgs) -> Result<(), CliError> {
     let cluster: ClusterName = args.cluster.parse()?;
+    let started = std::time::Instant::now();
     // No warning about a missing host here: saying whether one was seen is the point.
-    let mut lines = args.board.join(&cluster, None).await?.lines;
+    let joined = args.board.join(&cluster, None).await?;
+    let qualified = cluster.qualified(&joined.user)?.to_string();
+    let mut lines = joined.lines;
+    if let Some(hello) = status_hello(&joined.me, args.listen) {
+        let _ = lines.outgoing.send(hello).await;
+    }
     let mut census = Census::default();
     let listen = tokio::time::sleep(args.listen);
     tokio::pin!(listen);
@@ -101,13 +266,22 @@ pub async fn status(args: StatusArgs) -> Result<(), CliError> {
             _ = &mut listen => break,
         }
     }
-    if !census.seen.values().any(|role| *role == "host") {
-        println!("host not seen (is the cluster hosted, and are you on its access list?)");
+    let status = census.status(&qualified, &joined.me.to_string(), started.elapsed());
+    if args.json {
+        let json = serde_json::to_string_pretty(&status)
+            .map_err(|err| std::io::Error::other(format!("encoding the status: {err}")))?;
+        println!("{json}");
+    } else {
+        print!("{}", status.render());
     }
-    for (peer, role) in &census.seen {
-        println!("{role} {peer}");
+    if status.healthy() {
+        Ok(())
+    } else {
+        Err(CliError::Unhealthy {
+            cluster: qualified,
+            host_seen: status.host.is_some(),
+        })
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -124,13 +298,44 @@ mod tests {
     }
 
     #[test]
-    fn census_counts_hellos_by_role() {
-        let me = p2p_proto::id::PeerId::new("alice", "box", 7).unwrap();
-        let line = crate::host::cluster_hello(&me, Duration::from_secs(5)).unwrap();
+    fn census_adds_up_hellos_and_requests() {
+        let host = p2p_proto::id::PeerId::new("alice", "box", 7).unwrap();
         let mut census = Census::default();
-        census.observe(&line);
+        census.observe(&crate::host::cluster_hello(&host, Duration::from_secs(5)).unwrap());
         census.observe("garbage");
-        assert_eq!(census.seen.get("alice@box:7"), Some(&"host"));
-        assert_eq!(census.seen.len(), 1);
+        census.observe("when=2026-11-26T10:00:00,expires=1795698440,type=worker,from=bob@vm:1,protocols=wormhole,slots=4,busy=3");
+        // A later hello replaces the earlier one; a worker that does not count (0.4.0) has
+        // one slot of unknown use.
+        census.observe("when=2026-11-26T10:00:01,expires=1795698440,type=worker,from=bob@vm:1,protocols=wormhole,slots=4,busy=1");
+        census.observe("when=2026-11-26T10:00:01,expires=1795698440,type=worker,from=dave@vm:2");
+        census.observe("when=2026-11-26T10:00:01,expires=1795698440,type=client,from=carol@vm:3");
+        census.observe("when=2026-11-26T10:00:01,expires=1795698440,type=client,from=alice@box:9");
+        census.observe("when=2026-11-26T10:00:02,expires=1795698440,type=request,from=carol@vm:3,future=f1,size=10");
+        census.observe("when=2026-11-26T10:00:02,expires=1795698440,type=request,from=carol@vm:3,future=f2,size=10");
+        census.observe("when=2026-11-26T10:00:03,expires=1795698440,type=accept,from=carol@vm:3,to=bob@vm:1,future=f1,via=wormhole://3141-0a3f9c1b2e4d");
+        let status = census.status("alice/p2p", "alice@box:9", Duration::from_millis(1500));
+        assert_eq!(status.host.as_deref(), Some("alice@box:7"));
+        assert_eq!(status.slots, 5);
+        assert_eq!(status.busy, 1);
+        assert_eq!(status.workers[0].busy, Some(1));
+        assert_eq!(status.workers[1].busy, None);
+        assert_eq!(status.clients, vec!["carol@vm:3".to_owned()]);
+        assert_eq!(status.open_requests, 1);
+        assert!(status.healthy());
+        let screen = status.render();
+        assert!(
+            screen.contains("workers 2 with 5 slot(s): 1 busy, 4 free"),
+            "{screen}"
+        );
+        assert!(screen.contains("bob@vm:1"), "{screen}");
+        let json: serde_json::Value = serde_json::to_value(&status).unwrap();
+        assert_eq!(json["workers"][0]["slots"], 4);
+    }
+
+    #[test]
+    fn a_cluster_without_host_or_workers_is_not_healthy() {
+        let status = Census::default().status("alice/p2p", "me", Duration::ZERO);
+        assert!(!status.healthy());
+        assert!(status.render().contains("host    not seen"));
     }
 }

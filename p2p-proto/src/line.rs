@@ -197,6 +197,7 @@ pub fn decode(line: &str) -> Result<BoardLine, LineError> {
             expires: pairs.required("expires")?,
             protocols: pairs.optional("protocols")?,
             slots: pairs.optional("slots")?,
+            busy: pairs.optional("busy")?,
         }),
         "request" => Message::Request(Request {
             from: pairs.required("from")?,
@@ -315,6 +316,7 @@ impl BoardLine {
                 ("from", Some(&m.from)),
                 ("protocols", shown(&m.protocols)),
                 ("slots", shown(&m.slots)),
+                ("busy", shown(&m.busy)),
             ],
             Message::Request(m) => vec![
                 ("expires", Some(&m.expires)),

@@ -2,7 +2,7 @@
 //!
 //! | type                     | sender | keys besides when, type, from            |
 //! |--------------------------|--------|------------------------------------------|
-//! | worker / client / cluster| anyone | expires, protocols, slots                |
+//! | worker / client / cluster| anyone | expires, protocols, slots, busy          |
 //! | request                  | client | expires, future, size, protocols         |
 //! | offer                    | worker | expires, to, future, protocols, pk       |
 //! | accept                   | client | expires, to, future, via                 |
@@ -140,6 +140,9 @@ pub struct Hello {
     /// How many tasks a worker runs at once (this project's workers say it; `None` for
     /// everyone else, and for a worker that does not, read as one).
     pub slots: Option<u32>,
+    /// How many of those slots hold a task as the worker says hello (this project's
+    /// workers; `None` for everyone else). `future-p2p status` shows it.
+    pub busy: Option<u32>,
 }
 
 /// A client has a future to run.

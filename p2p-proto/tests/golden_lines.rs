@@ -167,7 +167,7 @@ fn unknown_keys_and_types_are_kept() {
 }
 
 #[test]
-fn our_worker_hellos_keep_the_v04_keys_and_add_slots_last() {
+fn our_worker_hellos_keep_the_v04_keys_and_add_slots_and_busy_last() {
     // future.p2p 0.4.0 reads a line into a one-row data.frame by key and looks at `type`,
     // `from` and `expires`: a trailing key of ours is one more column it never reads.
     let v04 = &v04_lines()[0];
@@ -176,10 +176,11 @@ fn our_worker_hellos_keep_the_v04_keys_and_add_slots_last() {
         panic!("expected a hello")
     };
     hello.slots = Some(3);
+    hello.busy = Some(1);
     let ours = line.encode().unwrap();
-    assert_eq!(ours, format!("{v04},slots=3"));
+    assert_eq!(ours, format!("{v04},slots=3,busy=1"));
     assert!(matches!(
         line::decode(&ours).unwrap().message,
-        Message::Hello(hello) if hello.slots == Some(3)
+        Message::Hello(hello) if hello.slots == Some(3) && hello.busy == Some(1)
     ));
 }

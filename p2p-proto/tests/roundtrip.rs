@@ -56,15 +56,17 @@ fn message() -> impl Strategy<Value = Message> {
             peer(),
             expiry(),
             protocols(),
+            proptest::option::of(any::<u32>()),
             proptest::option::of(any::<u32>())
         )
-            .prop_map(|(role, from, expires, protocols, slots)| {
+            .prop_map(|(role, from, expires, protocols, slots, busy)| {
                 Message::Hello(Hello {
                     role,
                     from,
                     expires,
                     protocols,
                     slots,
+                    busy,
                 })
             }),
         (peer(), expiry(), future(), any::<u64>(), protocols()).prop_map(

@@ -838,6 +838,7 @@ impl SchedulerCore {
                     expires: Expiry::from_unix_ms(now + 2 * self.config.hello_interval),
                     protocols: Some(self.protocols.clone()),
                     slots: None,
+                    busy: None,
                 }),
             );
             self.workers

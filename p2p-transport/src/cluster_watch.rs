@@ -191,6 +191,7 @@ mod tests {
                 expires: Expiry::Unix(now + expires_in),
                 protocols: None,
                 slots: None,
+                busy: None,
             }),
         )
         .encode()

@@ -458,6 +458,7 @@ impl WorkerCore {
                 expires: Expiry::from_unix_ms(expires),
                 protocols: Some(self.protocols.clone()),
                 slots: Some(u32::try_from(self.config.slots).unwrap_or(u32::MAX)),
+                busy: Some(u32::try_from(self.busy).unwrap_or(u32::MAX)),
             }),
         );
     }

@@ -1,7 +1,8 @@
-//! The shell-only path: `future-p2p submit` sends one task to a `future-p2p worker --exec`
-//! of a real cluster (hub, host and worker are separate processes) and prints its result;
-//! a task that fails, or a cluster without workers, ends it with a non-zero exit and an
-//! error that says what happened.
+//! The shell-only path on a real cluster (hub, host and workers are separate processes):
+//! `future-p2p submit` sends one task to a `future-p2p worker --exec` and prints its result
+//! (a task that fails, or a cluster without workers, ends it with a non-zero exit and an
+//! error that says what happened); `future-p2p status` shows the workers with their slots,
+//! as text or JSON, and exits non-zero when the cluster cannot run work.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -42,6 +43,10 @@ fn future_p2p(cluster: &LocalCluster, user: &str, args: &[&str]) -> Command {
 
 /// bob's worker on `name`, running `exec` for each task.
 fn worker(cluster: &LocalCluster, name: &str, exec: &str) -> Running {
+    worker_with_slots(cluster, name, exec, "1")
+}
+
+fn worker_with_slots(cluster: &LocalCluster, name: &str, exec: &str, slots: &str) -> Running {
     let child = future_p2p(
         cluster,
         "bob",
@@ -51,6 +56,8 @@ fn worker(cluster: &LocalCluster, name: &str, exec: &str) -> Running {
             name,
             "--exec",
             exec,
+            "--slots",
+            slots,
             // A client learns of workers from their hellos.
             "--hello-interval",
             "2",
@@ -143,4 +150,65 @@ fn an_oversized_stdin_payload_is_refused_before_it_is_sent() {
         stderr.contains("larger than --max-payload (10 bytes)"),
         "{stderr}"
     );
+}
+
+/// carol's `future-p2p status` on `name`, bounded by a minute.
+fn status(cluster: &LocalCluster, name: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["status", "--cluster", name];
+    args.extend_from_slice(extra);
+    let mut child = future_p2p(cluster, "carol", &args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("future-p2p status starts");
+    let status = wait_bounded(&mut child, Duration::from_secs(60));
+    let mut output = child.wait_with_output().expect("its output");
+    output.status = status;
+    output
+}
+
+#[test]
+fn status_shows_the_host_and_each_workers_slots() {
+    let cluster = shared_cluster();
+    let name = cluster.host("status");
+    let _worker = worker_with_slots(cluster, &name, "cat", "3");
+    // The worker may still be joining: ask until it answers (each check listens 2 s).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let output = loop {
+        let output = status(cluster, &name, &[]);
+        if output.status.success() || Instant::now() > deadline {
+            break output;
+        }
+    };
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{screen}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(screen.contains(&format!("cluster {name}")), "{screen}");
+    assert!(screen.contains("host    alice@"), "{screen}");
+    assert!(
+        screen.contains("workers 1 with 3 slot(s): 0 busy, 3 free"),
+        "{screen}"
+    );
+    assert!(screen.contains("  bob@"), "{screen}");
+
+    let output = status(cluster, &name, &["--json"]);
+    assert!(output.status.success());
+    let json = String::from_utf8_lossy(&output.stdout);
+    assert!(json.contains("\"slots\": 3"), "{json}");
+}
+
+#[test]
+fn status_of_a_cluster_without_workers_fails_and_says_why() {
+    let cluster = shared_cluster();
+    let name = cluster.host("idle");
+    let output = status(cluster, &name, &[]);
+    assert!(!output.status.success());
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(screen.contains("workers 0 with 0 slot(s)"), "{screen}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no worker answered"), "{stderr}");
 }
