@@ -1,4 +1,5 @@
 test_that("a future over the payload limit is refused before it is sent, naming the limit", {
+  skip_without_cluster()
   old <- options(future.p2p.max_payload = 100000)
   on.exit({
     options(old)

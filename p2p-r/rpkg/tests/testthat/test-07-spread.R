@@ -8,6 +8,7 @@ worker_of <- function(pid) {
 }
 
 test_that("nbrOfWorkers() counts every worker slot right after plan()", {
+  skip_without_cluster()
   ## A fresh bridge, as in a new R session: plan() starts it and asks for the count. (The
   ## bridge of the earlier tests may still count test-06's killed worker until its hello
   ## expires; a fresh one hears only the live workers, which answer its hello.)
@@ -28,6 +29,7 @@ test_that("nbrOfWorkers() counts every worker slot right after plan()", {
 })
 
 test_that("futures spread over every worker: 2W sleeps take about two rounds", {
+  skip_without_cluster()
   use_cluster()
   expect_true(wait_for(function() nbrOfFreeWorkers() == 3L, timeout = 30))
   W <- 3L
@@ -46,6 +48,7 @@ test_that("futures spread over every worker: 2W sleeps take about two rounds", {
 })
 
 test_that("future_sapply() spreads its chunks over the worker processes", {
+  skip_without_cluster()
   use_cluster()
   expect_true(wait_for(function() nbrOfFreeWorkers() == 3L, timeout = 30))
   pids <- future.apply::future_sapply(1:6, function(i) {
