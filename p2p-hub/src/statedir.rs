@@ -16,7 +16,14 @@ pub const FILE_MODE: u32 = 0o600;
 
 /// Creates `dir` (and its parents) if missing, and makes it 0700.
 pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    if !dir.exists() {
+        // Created private, so that a new hub does not warn about its own directory.
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, DIR_MODE);
+        builder.create(dir)?;
+    }
     tighten(dir, DIR_MODE)
 }
 

@@ -466,6 +466,17 @@ async fn signup_mode_registers_free_login_names() {
     let port = hub.port();
     let taken = run(port, &k.anon, "alice", "user").await;
     assert_eq!(taken.code, Some(1), "alice is taken: {taken:?}");
+    assert!(
+        taken.stderr().contains("signup refused your login name"),
+        "{taken:?}"
+    );
+    // A reserved name is refused too, and `user` says why.
+    let reserved = run(port, &k.anon, "root", "user").await;
+    assert_eq!(reserved.code, Some(1), "{reserved:?}");
+    assert!(
+        reserved.stderr().contains("\"root\" is reserved"),
+        "{reserved:?}"
+    );
     let fresh = run(port, &k.dave, "Dave", "user").await;
     assert!(fresh.stdout().starts_with("dave\n"), "{fresh:?}");
     let users = std::fs::read_to_string(hub.dir.path().join("state/users")).expect("users");

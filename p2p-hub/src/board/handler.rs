@@ -46,6 +46,7 @@ impl Connection {
     fn identify(&self, login: &str, key: &russh::keys::PublicKey) -> Peer {
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
         let mut registry = lock(&self.state.registry);
+        let mut signup_refused = None;
         let identity = match registry.lookup(key) {
             Some(id) => Some(id),
             None if self.state.signup => match registry.register(login, key) {
@@ -53,7 +54,10 @@ impl Connection {
                     tracing::info!(user = %id.user, %fingerprint, "signed up a new board user");
                     Some(id)
                 }
-                Err(RegistryError::Taken(_) | RegistryError::Username(_)) => None,
+                Err(error @ (RegistryError::Taken(_) | RegistryError::Username(_))) => {
+                    signup_refused = Some(error.to_string());
+                    None
+                }
                 Err(error) => {
                     tracing::warn!(%error, "could not persist a signup");
                     None
@@ -68,6 +72,7 @@ impl Connection {
                 key_name: id.key_name,
                 fingerprint,
                 addr: self.addr.clone(),
+                signup_refused: None,
             },
             None => Peer {
                 user: PUBLIC_NAMESPACE.to_owned(),
@@ -75,6 +80,7 @@ impl Connection {
                 key_name: String::new(),
                 fingerprint,
                 addr: self.addr.clone(),
+                signup_refused,
             },
         }
     }

@@ -39,6 +39,9 @@ pub(crate) struct Peer {
     pub key_name: String,
     pub fingerprint: String,
     pub addr: String,
+    /// Why signup did not register this unknown key's login name (the `user` command
+    /// says it, so that a refused name is not a mystery).
+    pub signup_refused: Option<String>,
 }
 
 impl Peer {
@@ -236,10 +239,15 @@ async fn user(out: &Output, state: &State, peer: &Peer) -> Result<(), End> {
     let Some(account) = account else {
         out.stderr("detected ssh command: [user]\n".to_owned())
             .await?;
-        return Err(End::Fail(
-            "ERROR: you need to create an account before using the remote cli: no account is registered for this key"
-                .to_owned(),
-        ));
+        let why = match &peer.signup_refused {
+            Some(reason) => format!(
+                " (signup refused your login name: {reason}; connect with another one, e.g. `ssh -l alice` or `--ssh-args \"-l alice\"`)"
+            ),
+            None => String::new(),
+        };
+        return Err(End::Fail(format!(
+            "ERROR: you need to create an account before using the remote cli: no account is registered for this key{why}"
+        )));
     };
     out.status(format!(
         "{}\n{}\n{}\n\r\n",
