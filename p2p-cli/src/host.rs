@@ -9,6 +9,7 @@
 //! hosts again with another list, which ends the sessions of users taken off it; a member
 //! who comes before the first hosting is told so and retries (see `docs/trust.md`).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use clap::Args;
@@ -120,9 +121,12 @@ pub async fn run(args: HostArgs) -> Result<(), CliError> {
     };
     tokio::pin!(stop);
     let mut hello = tokio::time::interval(args.hello_interval.max(Duration::from_secs(1)));
+    let mut last_hello = tokio::time::Instant::now();
+    let mut clients = NewClients::default();
     loop {
         tokio::select! {
             _ = hello.tick() => {
+                last_hello = tokio::time::Instant::now();
                 if let Some(line) = cluster_hello(&me, args.hello_interval)
                     && lines.outgoing.send(line).await.is_err()
                 {
@@ -136,7 +140,14 @@ pub async fn run(args: HostArgs) -> Result<(), CliError> {
             }
             // Keep reading: on a pipe, a reader that stalls stalls everyone.
             line = lines.incoming.recv() => match line {
-                Some(line) => tracing::debug!(%line, "board"),
+                Some(line) => {
+                    tracing::debug!(%line, "board");
+                    if clients.is_new(&line, (unix_ms() / 1000) as i64) {
+                        // A new client (a bridge counting the cluster, `future-p2p status`)
+                        // hears the host at once, at most once a second however many come.
+                        hello.reset_at((last_hello + ANSWER_GAP).max(tokio::time::Instant::now()));
+                    }
+                }
                 None => {
                     tracing::warn!("the board closed the topic");
                     break;
@@ -150,9 +161,64 @@ pub async fn run(args: HostArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Hellos that answer new clients are at least this far apart.
+const ANSWER_GAP: Duration = Duration::from_secs(1);
+
+/// Clients whose hellos the host has seen, until those lapse (bounded: a flood of made-up
+/// clients is not remembered, and not answered).
+#[derive(Debug, Default)]
+struct NewClients {
+    known: BTreeMap<PeerId, i64>,
+}
+
+impl NewClients {
+    const MAX: usize = 4096;
+
+    /// Whether `line` is a hello of a client not seen (or lapsed) before `now` (Unix s).
+    fn is_new(&mut self, line: &str, now: i64) -> bool {
+        if !line.contains("type=client") {
+            return false;
+        }
+        let Ok(decoded) = p2p_proto::line::decode(line) else {
+            return false;
+        };
+        let Message::Hello(hello) = decoded.message else {
+            return false;
+        };
+        if hello.role != Role::Client {
+            return false;
+        }
+        let expires = (hello.expires.unix_ms() / 1000) as i64;
+        let known = self.known.get(&hello.from).is_some_and(|e| *e > now);
+        if !self.known.contains_key(&hello.from) && self.known.len() >= Self::MAX {
+            self.known.retain(|_, e| *e > now);
+            if self.known.len() >= Self::MAX {
+                return false;
+            }
+        }
+        self.known.insert(hello.from, expires);
+        !known
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_is_new_once_until_its_hello_lapses() {
+        let mut clients = NewClients::default();
+        let hello = "when=2026-11-26T10:00:00,expires=1000,type=client,from=carol@vm:3";
+        assert!(clients.is_new(hello, 900));
+        assert!(!clients.is_new(hello, 950));
+        // Lapsed: new again.
+        assert!(clients.is_new(hello, 1001));
+        assert!(!clients.is_new(
+            "when=2026-11-26T10:00:00,expires=1000,type=worker,from=bob@vm:1",
+            900
+        ));
+        assert!(!clients.is_new("garbage type=client", 900));
+    }
 
     #[test]
     fn a_hosted_cluster_has_an_access_list_and_its_owner_on_it() {
