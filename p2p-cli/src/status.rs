@@ -35,8 +35,12 @@ pub struct StatusArgs {
     #[arg(long, env = "FUTURE_P2P_LISTEN", value_parser = parse_duration, default_value = "2")]
     pub listen: Duration,
     /// Print the status as JSON (for scripts); the exit status is the same.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tsv")]
     pub json: bool,
+    /// Print one tab-separated line per peer (role, id, slots, busy), with a header; R's
+    /// `future.p2p::p2p_status()` reads it.
+    #[arg(long)]
+    pub tsv: bool,
 }
 
 pub async fn user(args: UserArgs) -> Result<(), CliError> {
@@ -109,6 +113,26 @@ impl ClusterStatus {
     /// Whether the cluster can run work: a host and at least one worker.
     pub fn healthy(&self) -> bool {
         self.host.is_some() && !self.workers.is_empty()
+    }
+
+    /// One line per peer under a header: `role id slots busy`, tab-separated, empty where
+    /// a peer does not say.
+    pub fn tsv(&self) -> String {
+        let mut out = String::from("role\tid\tslots\tbusy\n");
+        if let Some(host) = &self.host {
+            out.push_str(&format!("host\t{host}\t\t\n"));
+        }
+        for worker in &self.workers {
+            let busy = worker.busy.map(|b| b.to_string()).unwrap_or_default();
+            out.push_str(&format!(
+                "worker\t{}\t{}\t{busy}\n",
+                worker.id, worker.slots
+            ));
+        }
+        for client in &self.clients {
+            out.push_str(&format!("client\t{client}\t\t\n"));
+        }
+        out
     }
 
     /// The screen `future-p2p status` prints.
@@ -271,6 +295,8 @@ pub async fn status(args: StatusArgs) -> Result<(), CliError> {
         let json = serde_json::to_string_pretty(&status)
             .map_err(|err| std::io::Error::other(format!("encoding the status: {err}")))?;
         println!("{json}");
+    } else if args.tsv {
+        print!("{}", status.tsv());
     } else {
         print!("{}", status.render());
     }
@@ -328,6 +354,10 @@ mod tests {
             "{screen}"
         );
         assert!(screen.contains("bob@vm:1"), "{screen}");
+        assert_eq!(
+            status.tsv(),
+            "role\tid\tslots\tbusy\nhost\talice@box:7\t\t\nworker\tbob@vm:1\t4\t1\nworker\tdave@vm:2\t1\t\nclient\tcarol@vm:3\t\t\n"
+        );
         let json: serde_json::Value = serde_json::to_value(&status).unwrap();
         assert_eq!(json["workers"][0]["slots"], 4);
     }

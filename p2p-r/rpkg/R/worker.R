@@ -118,3 +118,36 @@ p2p_cluster_name <- function() {
   if (nzchar(name)) return(name)
   sprintf("%s/personal", pico_username())
 }
+
+#' What a future-p2p cluster has right now
+#'
+#' Asks the cluster's members to say hello, as `future-p2p status` does, and lists who
+#' answered within `listen` seconds: the host, each worker with its slots and how many of
+#' them hold a future, and other clients (in the spirit of `mirai::status()`).
+#'
+#' @param cluster The cluster, `OWNER/NAME` (default: [p2p_cluster_name()]).
+#' @param listen Seconds to listen for the answers.
+#' @param host,ssh_args As for [pico_p2p_worker()].
+#' @return A data frame with one row per peer: `role` (`"host"`, `"worker"` or
+#'   `"client"`), `id`, `slots` and `busy` (`NA` where a peer does not say). Its
+#'   attribute `healthy` is `TRUE` when the host and at least one worker answered.
+#' @examples
+#' \dontrun{
+#' p2p_status("alice/p2p")
+#' }
+#' @export
+p2p_status <- function(cluster = p2p_cluster_name(), listen = 2,
+                       host = default_host(),
+                       ssh_args = p2p_option("ssh_args", NULL)) {
+  args <- c("status", "--cluster", cluster, "--listen", whole_seconds(listen), "--tsv",
+            board_args(host, ssh_args))
+  out <- processx::run(future_p2p_bin(), args, error_on_status = FALSE)
+  if (!startsWith(out$stdout, "role\t")) {
+    stop(sprintf("cannot ask cluster %s for its status: %s", cluster, trimws(out$stderr)),
+         call. = FALSE)
+  }
+  peers <- utils::read.delim(text = out$stdout, colClasses = c("character", "character",
+                             "integer", "integer"), na.strings = "")
+  attr(peers, "healthy") <- identical(out$status, 0L)
+  peers
+}
