@@ -13,10 +13,11 @@
 //!
 //! Whatever happens: every task finishes at most once, and with a result only from a
 //! worker that ran it to the end; a task that spent its tries had started on every worker
-//! it blames; a timed-out task ran where it timed out; no worker ever runs more tasks than
-//! its slots; and no task is lost (it is finished or still pending in the scheduler). With
-//! a reliable board and one steady worker, every task finishes, and hung tasks end as
-//! timed out.
+//! it blames (or, on a worker without Started frames, was lost on its way there when the
+//! session broke: the client cannot tell that from a start); a timed-out task ran where it
+//! timed out; no worker ever runs more tasks than its slots; and no task is lost (it is
+//! finished or still pending in the scheduler). With a reliable board and one steady
+//! worker, every task finishes, and hung tasks end as timed out.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -126,6 +127,10 @@ struct Sim {
     /// Which worker started, and which ran to the end, which task.
     started: HashSet<(usize, FutureId)>,
     completed: HashSet<(usize, FutureId)>,
+    /// Tasks sent on a session to a worker without Started frames that never reached it
+    /// (the session broke or the worker died on the way). The client takes a task sent
+    /// within such a worker's slots as started, and nothing it can see tells it otherwise.
+    lost_unreported: HashSet<(usize, FutureId)>,
     hung: HashSet<FutureId>,
     futures: HashMap<TaskId, FutureId>,
     by_future: HashMap<FutureId, TaskId>,
@@ -186,6 +191,7 @@ impl Sim {
             files_running: HashMap::new(),
             started: HashSet::new(),
             completed: HashSet::new(),
+            lost_unreported: HashSet::new(),
             hung: HashSet::new(),
             futures: HashMap::new(),
             by_future: HashMap::new(),
@@ -483,10 +489,13 @@ impl Sim {
                 }
             }
             Event::ToWorker(w, epoch, frame) => {
-                let Some(link) = self.link_live(w, epoch) else {
-                    return;
-                };
-                let Some(core) = self.workers[w].as_mut() else {
+                let (Some(link), Some(core)) = (self.link_live(w, epoch), self.workers[w].as_mut())
+                else {
+                    if let ToWorker::Task(future) = frame
+                        && !self.reports_starts[w]
+                    {
+                        self.lost_unreported.insert((w, future));
+                    }
                     return;
                 };
                 match frame {
@@ -698,8 +707,9 @@ fn check_invariants(sim: &Sim) -> Result<(), TestCaseError> {
                 prop_assert_eq!(tried.len(), MAX_RETRIES as usize + 1);
                 for worker in tried {
                     let w = sim.worker_index(worker);
+                    let key = (w, future.clone());
                     prop_assert!(
-                        sim.started.contains(&(w, future.clone())),
+                        sim.started.contains(&key) || sim.lost_unreported.contains(&key),
                         "task {task} spent a try on {worker}, where it never started"
                     );
                 }

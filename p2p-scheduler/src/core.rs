@@ -28,10 +28,13 @@
 //! requests meanwhile.
 //!
 //! **Retries are honest.** Only a task that started on a worker that then failed spends a
-//! try; tasks waiting behind it go back to the queue untouched. A retry prefers a worker
-//! that has not failed the task, and a worker that fails twice in a row is set aside for a
-//! while (1 s, doubling up to a minute). Hand-overs that fail before the task starts are
-//! bounded separately ([`SchedulerConfig::max_dispatch_failures`]).
+//! try; tasks waiting behind it go back to the queue untouched. (A worker without Started
+//! frames is taken to run the oldest tasks sent to it, up to its slots: one lost on its way
+//! when the session broke spends a try too, as the client cannot tell it from one that
+//! started.) A retry prefers a worker that has not failed the task, and a worker that
+//! fails twice in a row is set aside for a while (1 s, doubling up to a minute). Hand-overs
+//! that fail before the task starts are bounded separately
+//! ([`SchedulerConfig::max_dispatch_failures`]).
 //!
 //! **Every task is bounded**: it may run [`SchedulerConfig::time_limit`] at most, then it
 //! is stopped and finished as [`TaskError::TimedOut`] (a worker's own time limit ends it

@@ -431,6 +431,59 @@ fn sessions_without_started_frames_count_starts_by_position() {
     assert!(matches!(core.tasks[&t1].phase, Phase::Running { .. }));
 }
 
+/// The sequence of the simulation's seed 13648062918053255850: a result frees the one slot
+/// of a session, the next task goes into it, and the session breaks before that task
+/// reaches the worker. A worker that reports starts never said it started, so the task goes
+/// back untouched; one without Started frames is taken to have started it (the client
+/// cannot tell a task lost on the way from one that started and died with the session),
+/// so it spends a try, as a task that kills every such worker it reaches must.
+#[test]
+fn a_task_sent_into_a_freed_slot_spends_a_try_only_where_starts_are_not_reported() {
+    for reports_starts in [true, false] {
+        let mut core = core(SchedulerConfig::new(me()));
+        core.handle_line(T0, &hello(&bob(), 1));
+        let t0 = core.submit(T0, fid(0), 1);
+        drain(&mut core);
+        core.handle_line(
+            T0,
+            &offer(&bob(), &fid(0), Some("wormhole;session-v1;slots-v1"), None),
+        );
+        drain(&mut core);
+        assert!(core.session_opened(T0, &bob(), t0, reports_starts));
+        if reports_starts {
+            core.task_started(T0, t0, &bob());
+        }
+        let t1 = core.submit(T0, fid(1), 1);
+        drain(&mut core);
+        assert!(matches!(core.tasks[&t1].phase, Phase::Sent { .. }));
+        assert!(core.task_succeeded(T0 + 100, t0, &bob()));
+        drain(&mut core);
+        core.session_closed(
+            T0 + 103,
+            &bob(),
+            AttemptError::Session(SessionError::Closed),
+        );
+        let actions = drain(&mut core);
+        let expected = if reports_starts {
+            TaskEvent::Requeued { worker: bob() }
+        } else {
+            TaskEvent::Retried {
+                worker: bob(),
+                error: AttemptError::Session(SessionError::Closed),
+            }
+        };
+        assert!(
+            actions.contains(&SchedulerAction::Event {
+                task: t1,
+                event: expected
+            }),
+            "reports starts: {reports_starts}: {actions:?}"
+        );
+        let tried = if reports_starts { vec![] } else { vec![bob()] };
+        assert_eq!(core.tasks[&t1].tried, tried);
+    }
+}
+
 #[test]
 fn failures_retry_on_other_workers_then_fail_naming_them() {
     let mut config = SchedulerConfig::new(me());
