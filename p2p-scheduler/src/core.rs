@@ -1300,14 +1300,29 @@ impl SchedulerCore {
     }
 
     /// How many tasks a session may hold: the worker's slots plus a prefetch sized to the
-    /// pace of its results.
-    fn window(&self, worker: &PeerId, session: &SessionState) -> usize {
+    /// pace of its results. No prefetch while another live worker has no session with us:
+    /// a task queued behind this worker's running ones could wait there for long while
+    /// that worker may be idle; kept in the queue, its request brings that worker in.
+    fn window(&self, now: Millis, worker: &PeerId, session: &SessionState) -> usize {
+        if self.unconnected_worker(now, worker) {
+            return self.slots_of(worker);
+        }
         let prefetch = match session.gap {
             Some(gap) if gap > 0.0 => (self.config.prefetch_horizon as f64 / gap) as usize,
             Some(_) => self.config.max_prefetch,
             None => 1,
         };
         self.slots_of(worker) + prefetch.clamp(1, self.config.max_prefetch.max(1))
+    }
+
+    /// Whether a live worker other than `except`, not set aside, has no open session.
+    fn unconnected_worker(&self, now: Millis, except: &PeerId) -> bool {
+        self.workers.iter().any(|(w, info)| {
+            w != except
+                && info.expires > now
+                && !self.is_set_aside(w, now)
+                && !self.sessions.get(w).is_some_and(|s| s.open)
+        })
     }
 
     /// The least loaded session that can take a task now (other than `except`).
@@ -1318,7 +1333,7 @@ impl SchedulerCore {
                 s.open
                     && Some(*w) != except
                     && !self.is_set_aside(w, now)
-                    && s.in_flight.len() < self.window(w, s)
+                    && s.in_flight.len() < self.window(now, w, s)
             })
             .min_by(|(a, s), (b, t)| {
                 let load = |w: &PeerId, s: &SessionState| {

@@ -817,3 +817,37 @@ fn a_session_that_opens_too_late_is_closed_and_its_task_queued_again() {
     // The rendezvous completes after all: the driver is told to close it.
     assert!(!core.session_opened(deadline + 5, &bob(), task, true));
 }
+
+#[test]
+fn no_prefetch_on_a_busy_session_while_another_worker_has_none() {
+    let mut core = core(SchedulerConfig::new(me()));
+    // bob runs a long task in his only slot; carol said hello but has no session with us.
+    with_session(&mut core, &bob(), 1, 1);
+    core.handle_line(T0, &hello(&carol(), 1));
+    drain(&mut core);
+    let second = core.submit(T0, fid(2), 1);
+    let actions = drain(&mut core);
+    // Not queued behind bob's running task: it stays queued, and its request is up.
+    assert!(dispatches(&actions).is_empty(), "{actions:?}");
+    assert!(
+        posted(&actions)
+            .iter()
+            .any(|m| matches!(m, Message::Request(r) if r.future == fid(2))),
+        "{actions:?}"
+    );
+    // carol offers: the task goes to her.
+    core.handle_line(
+        T0,
+        &offer(
+            &carol(),
+            &fid(2),
+            Some("wormhole;session-v1;slots-v1"),
+            None,
+        ),
+    );
+    let actions = drain(&mut core);
+    assert!(
+        matches!(dispatches(&actions)[..], [Dispatch { task, worker, .. }] if *task == second && *worker == carol()),
+        "{actions:?}"
+    );
+}
