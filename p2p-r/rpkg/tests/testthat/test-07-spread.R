@@ -9,6 +9,7 @@ worker_of <- function(pid) {
 
 test_that("nbrOfWorkers() counts every worker slot right after plan()", {
   skip_without_cluster()
+  ensure_workers(3L)
   ## A fresh bridge, as in a new R session: plan() starts it and asks for the count. (The
   ## bridge of the earlier tests may still count test-06's killed worker until its hello
   ## expires; a fresh one hears only the live workers, which answer its hello.)
@@ -30,6 +31,7 @@ test_that("nbrOfWorkers() counts every worker slot right after plan()", {
 
 test_that("futures spread over every worker: 2W sleeps take about two rounds", {
   skip_without_cluster()
+  ensure_workers(3L)
   use_cluster()
   expect_true(wait_for(function() nbrOfFreeWorkers() == 3L, timeout = 30))
   W <- 3L
@@ -49,6 +51,7 @@ test_that("futures spread over every worker: 2W sleeps take about two rounds", {
 
 test_that("future_sapply() spreads its chunks over the worker processes", {
   skip_without_cluster()
+  ensure_workers(3L)
   use_cluster()
   expect_true(wait_for(function() nbrOfFreeWorkers() == 3L, timeout = 30))
   pids <- future.apply::future_sapply(1:6, function(i) {

@@ -34,6 +34,7 @@ test_that("tweaking the plan's backend settings is not an unknown argument", {
 
 test_that("changing the plan warns of nothing and cancels what still runs", {
   skip_without_cluster()
+  ensure_workers(3L)
   use_cluster()
   expect_equal(value(future(1)), 1)
   f <- future({

@@ -14,6 +14,7 @@ fresh_bridge <- function() {
 
 test_that("a future past the client's time limit fails as timed out, and frees its worker", {
   skip_without_cluster()
+  ensure_workers(3L)
   old <- options(future.p2p.time_limit = 3)
   on.exit({
     options(old)
