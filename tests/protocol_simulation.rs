@@ -127,9 +127,9 @@ struct Sim {
     /// Which worker started, and which ran to the end, which task.
     started: HashSet<(usize, FutureId)>,
     completed: HashSet<(usize, FutureId)>,
-    /// Tasks sent on a session to a worker without Started frames that never reached it
-    /// (the session broke or the worker died on the way). The client takes a task sent
-    /// within such a worker's slots as started, and nothing it can see tells it otherwise.
+    /// Tasks sent on a session to a worker without Started frames, whether or not they
+    /// reached it or ran. The client takes a task sent within such a worker's slots as
+    /// started, and nothing it can see tells it otherwise.
     lost_unreported: HashSet<(usize, FutureId)>,
     hung: HashSet<FutureId>,
     futures: HashMap<TaskId, FutureId>,
@@ -337,6 +337,10 @@ impl Sim {
                         self.try_meet(w, &dispatch.future);
                     }
                     Route::Session => {
+                        if !self.reports_starts[w] {
+                            // Presumed started by the client, even if it never leaves.
+                            self.lost_unreported.insert((w, dispatch.future.clone()));
+                        }
                         if let Some(link) = self.links.get(&w).copied()
                             && !link.client_gone
                         {
@@ -489,13 +493,16 @@ impl Sim {
                 }
             }
             Event::ToWorker(w, epoch, frame) => {
+                // Sent to a worker that does not report starts: the client may presume it
+                // started, whatever becomes of it (lost on the way, refused, or overtaken
+                // by the worker's death), and charge a try.
+                if let ToWorker::Task(future) = &frame
+                    && !self.reports_starts[w]
+                {
+                    self.lost_unreported.insert((w, future.clone()));
+                }
                 let (Some(link), Some(core)) = (self.link_live(w, epoch), self.workers[w].as_mut())
                 else {
-                    if let ToWorker::Task(future) = frame
-                        && !self.reports_starts[w]
-                    {
-                        self.lost_unreported.insert((w, future));
-                    }
                     return;
                 };
                 match frame {
