@@ -26,8 +26,8 @@ use p2p_proto::time::Millis;
 use p2p_transport::clock::{sleep_until, unix_ms};
 use p2p_transport::lines::{LineChannel, post_line};
 use p2p_transport::wormhole::{
-    Session, SessionConfig, SessionError, SessionRole, SessionSender, TransferOptions,
-    WormholeConfig, receive_bytes, send_bytes,
+    Session, SessionConfig, SessionError, SessionRole, TransferOptions, WormholeConfig,
+    receive_bytes, send_bytes,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -564,7 +564,7 @@ impl Driver {
                     match opened {
                         Ok((session, reports_starts)) => {
                             let (outbound, frames) = mpsc::unbounded_channel();
-                            tokio::spawn(write_frames(session.sender(), frames));
+                            tokio::spawn(session.sender().send_queued(frames));
                             let link = SessionLink {
                                 outbound,
                                 close: close.clone(),
@@ -684,25 +684,5 @@ async fn read_session(
                 return;
             }
         }
-    }
-}
-
-/// Sends a session's frames in the order they were queued, several per write when they
-/// pile up (the tasks of one round leave together).
-async fn write_frames(sender: SessionSender, mut frames: mpsc::UnboundedReceiver<Frame>) {
-    let mut batch = Vec::new();
-    while let Some(frame) = frames.recv().await {
-        batch.push(frame);
-        while batch.len() < 256 {
-            match frames.try_recv() {
-                Ok(frame) => batch.push(frame),
-                Err(_) => break,
-            }
-        }
-        if sender.send_all(&batch).await.is_err() {
-            // The session failed; its reader reports the end.
-            return;
-        }
-        batch.clear();
     }
 }

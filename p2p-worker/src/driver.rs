@@ -31,8 +31,8 @@ use p2p_proto::protocols;
 use p2p_transport::clock::{sleep_until, unix_ms};
 use p2p_transport::lines::{LineChannel, post_line};
 use p2p_transport::wormhole::{
-    Incoming, IncomingPayload, IncomingTask, Session, SessionConfig, SessionRole, SessionSender,
-    TransferError, TransferOptions, WormholeConfig, receive_bytes, send_bytes,
+    Incoming, IncomingPayload, IncomingTask, Session, SessionConfig, SessionRole, TransferError,
+    TransferOptions, WormholeConfig, receive_bytes, send_bytes,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -575,7 +575,7 @@ impl ServeSession {
         let reports_starts = theirs.protocols.supports(protocols::SLOTS)
             && self.hello.protocols.supports(protocols::SLOTS);
         let (outbound, frames) = mpsc::unbounded_channel();
-        tokio::spawn(write_frames(session.sender(), frames));
+        tokio::spawn(session.sender().send_queued(frames));
         let link = SessionLink {
             client: self.client,
             outbound,
@@ -609,28 +609,5 @@ impl ServeSession {
                 }
             }
         }
-    }
-}
-
-/// Sends a session's frames in the order they were queued, several per write when they
-/// pile up (a result and the next start leave together).
-pub(crate) async fn write_frames(
-    sender: SessionSender,
-    mut frames: mpsc::UnboundedReceiver<Frame>,
-) {
-    let mut batch = Vec::new();
-    while let Some(frame) = frames.recv().await {
-        batch.push(frame);
-        while batch.len() < 256 {
-            match frames.try_recv() {
-                Ok(frame) => batch.push(frame),
-                Err(_) => break,
-            }
-        }
-        if sender.send_all(&batch).await.is_err() {
-            // The session failed; its reader reports the end.
-            return;
-        }
-        batch.clear();
     }
 }

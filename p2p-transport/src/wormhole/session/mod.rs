@@ -340,6 +340,26 @@ impl SessionSender {
     pub async fn send_all(&self, frames: &[Frame]) -> Result<(), SessionError> {
         self.shared.send(frames).await
     }
+
+    /// Sends the frames queued on `frames` in order until the queue closes, several per
+    /// write when they pile up (what one round of a driver queues leaves together). Stops
+    /// when the session fails: its reader reports the end.
+    pub async fn send_queued(self, mut frames: mpsc::UnboundedReceiver<Frame>) {
+        let mut batch = Vec::new();
+        while let Some(frame) = frames.recv().await {
+            batch.push(frame);
+            while batch.len() < 256 {
+                match frames.try_recv() {
+                    Ok(frame) => batch.push(frame),
+                    Err(_) => break,
+                }
+            }
+            if self.send_all(&batch).await.is_err() {
+                return;
+            }
+            batch.clear();
+        }
+    }
 }
 
 impl Session {
