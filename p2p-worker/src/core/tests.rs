@@ -870,6 +870,8 @@ proptest! {
         config.time_limit = time_limit;
         let mut core = started(T0, config);
         let mut running: HashSet<TaskRef> = HashSet::new();
+        // Every session the worker asked the driver to open, whatever its id.
+        let mut sessions: HashSet<SessionId> = (1..4).map(SessionId).collect();
         let mut now = T0;
         let who = |w: bool| if w { client() } else { dave() };
         for op in ops {
@@ -895,6 +897,7 @@ proptest! {
                         prop_assert!(running.insert(task.clone()), "ran {:?} twice at once", task);
                     }
                     WorkerAction::Interrupt { task } => { running.remove(&task); }
+                    WorkerAction::Open(Assignment { route: Route::Session(id), .. }) => { sessions.insert(id); }
                     _ => {}
                 }
             }
@@ -908,8 +911,9 @@ proptest! {
         for t in running.clone() {
             core.task_ended(now, &t, Ok(()));
         }
-        for s in 1..4 {
-            core.session_closed(now, SessionId(s));
+        // The driver reports every session it was asked to open as closed in the end.
+        for s in sessions {
+            core.session_closed(now, s);
         }
         now += 60_000;
         core.handle_timeout(now);
