@@ -55,9 +55,6 @@ fn run_testthat(cluster: &LocalCluster, name: &str) -> std::process::ExitStatus 
     wait_bounded(&mut r, Duration::from_secs(900))
 }
 
-/// A second run on a fresh cluster when the first fails: on future 1.68 a suite run now
-/// and then loses a worker (SIGKILLed, no log line) or its bridge; that bug is open (see
-/// the closing note of stop 18), and a failure of both runs still fails the test.
 #[test]
 fn testthat_suite_on_a_real_cluster() {
     let (cluster, _turn) = shared_cluster();
@@ -65,16 +62,10 @@ fn testthat_suite_on_a_real_cluster() {
         "testthat suite on future {}",
         p2p_testkit::r::future_version()
     );
-    let mut status = run_testthat(cluster, "testthat");
-    if !status.success() {
-        println!(
-            "FLAKY: the testthat suite failed ({status}); running it once more on a fresh cluster"
-        );
-        status = run_testthat(cluster, "testthat-again");
-    }
+    let status = run_testthat(cluster, "testthat");
     assert!(
         status.success(),
-        "the testthat suite failed twice ({status}); see its output above"
+        "the testthat suite failed ({status}); see its output above"
     );
 }
 

@@ -61,14 +61,28 @@ board_args <- function(host = NULL, ssh_args = NULL) {
   args
 }
 
-## Evaluates `expr` without changing the caller's random number stream: starting a
-## process (processx) draws random numbers, and users of futures expect their RNG state
-## untouched by launching them.
+## Random numbers the package draws for itself (see with_stealth_rng()).
+private_rng <- new.env(parent = emptyenv())
+
+## Evaluates `expr` without changing the caller's random number stream, on a stream of
+## the package's own: starting a process (processx) draws random numbers, and users of
+## futures expect their RNG state untouched by launching them. The draws must not come
+## from the caller's stream restored afterwards: processx names each child with them (the
+## marker kill_tree() looks for), so the next process the caller starts within the same
+## second would get the same name, and killing either would kill both (seen as test
+## workers and bridges dying of SIGKILL). The package's stream starts from the clock and
+## the process id, as R seeds a session.
 with_stealth_rng <- function(expr) {
   genv <- globalenv()
   had_seed <- exists(".Random.seed", envir = genv, inherits = FALSE)
   if (had_seed) seed <- get(".Random.seed", envir = genv, inherits = FALSE)
+  if (is.null(private_rng$seed)) {
+    if (had_seed) rm(list = ".Random.seed", envir = genv)
+  } else {
+    assign(".Random.seed", private_rng$seed, envir = genv)
+  }
   on.exit({
+    private_rng$seed <- get0(".Random.seed", envir = genv, inherits = FALSE)
     if (had_seed) {
       assign(".Random.seed", seed, envir = genv)
     } else if (exists(".Random.seed", envir = genv, inherits = FALSE)) {

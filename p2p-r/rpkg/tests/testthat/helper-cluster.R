@@ -74,16 +74,17 @@ ancestors <- function(pid) {
 ## The mailbox the bridge keeps for a future (its state and the worker it went to).
 future_mailbox <- function(f) future.p2p:::mailbox(f$bridge, f$bridge_id)
 
-## The suite's workers that still run, at least `n` of them: one that exited is dropped,
-## saying so (a worker of the suite has been seen to exit between test-02 and test-07, no
-## log line, cause not yet known), and new ones are started.
+## At least `n` of the suite's workers, started as needed. A worker that exited without
+## a test stopping it is a failure: workers are killed only by the tests that say so
+## (they drop it from .test_workers).
 ensure_workers <- function(n) {
   for (key in ls(.test_workers)) {
     worker <- get(key, envir = .test_workers)
     if (!worker$is_alive()) {
-      message(sprintf("note: test worker %s had exited (status %s); starting another",
-                      key, format(worker$get_exit_status())))
       rm(list = key, envir = .test_workers)
+      testthat::fail(sprintf("test worker %s exited (status %s): %s", key,
+                             format(worker$get_exit_status()),
+                             paste(tail(readLines(worker$get_error_file()), 5L), collapse = "\n")))
     }
   }
   while (length(ls(.test_workers)) < n) start_worker()

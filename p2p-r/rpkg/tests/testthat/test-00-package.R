@@ -83,3 +83,24 @@ test_that("Rscript -e future.p2p::pico_p2p_worker --help prints its usage", {
   expect_match(out, "--cluster=", all = FALSE)
   expect_match(out, "--duration=", all = FALSE)
 })
+
+test_that("a process the package starts is never killed with the caller's next one", {
+  ## processx marks each child with random draws and kill_tree() kills every process with
+  ## the mark: the bridge must not share one with a process the user starts right after.
+  set.seed(1L)
+  before <- .Random.seed
+  ours <- future.p2p:::with_stealth_rng(processx::process$new("sleep", "30"))
+  expect_identical(.Random.seed, before)
+  theirs <- processx::process$new("sleep", "30")
+  on.exit({
+    ours$kill()
+    theirs$kill()
+  })
+  theirs$kill_tree()
+  expect_true(ours$is_alive())
+  ## And the package's own stream moves on: two of its processes get two marks.
+  again <- future.p2p:::with_stealth_rng(processx::process$new("sleep", "30"))
+  on.exit(again$kill(), add = TRUE)
+  again$kill_tree()
+  expect_true(ours$is_alive())
+})
