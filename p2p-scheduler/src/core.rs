@@ -40,6 +40,9 @@
 //! is stopped and finished as [`TaskError::TimedOut`] (a worker's own time limit ends it
 //! the same way).
 //!
+//! Offers are trusted on first sight: the first sealing key seen under a worker id is
+//! pinned, and offers under that id with another key are refused ([`pins`]).
+//!
 //! Every task is finished exactly once; a late result from a worker the task was taken
 //! from is refused ([`SchedulerCore::task_succeeded`] returns `false`). Time is Unix
 //! milliseconds from the caller; randomness (wormhole codes, sealing) comes from a seeded
@@ -58,6 +61,9 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::RngCore;
 
 use crate::error::{AttemptError, TaskError, TimeLimit};
+
+pub mod pins;
+use pins::{KeyPins, PinCheck};
 
 /// A task's handle, unique within one scheduler.
 pub type TaskId = u64;
@@ -251,6 +257,13 @@ pub enum SchedulerAction {
         /// The worker.
         worker: PeerId,
     },
+    /// Offers came under `worker`'s id with a sealing key other than the one it first
+    /// offered with (or without one): they are refused, as another member posing as that
+    /// worker would send them (see [`pins`]). Said once per pinned key; the driver logs it.
+    KeyChanged {
+        /// The worker id whose key changed.
+        worker: PeerId,
+    },
     /// Something happened to a task.
     Event {
         /// The task.
@@ -374,6 +387,8 @@ pub struct SchedulerCore {
     timers: BTreeSet<(Millis, TaskId)>,
     by_future: HashMap<FutureId, TaskId>,
     workers: BTreeMap<PeerId, WorkerInfo>,
+    /// The sealing key each worker id first offered with.
+    pins: KeyPins,
     /// Bumped whenever the set of workers or their slots change.
     workers_version: u64,
     /// Live workers when last counted.
@@ -403,6 +418,7 @@ impl SchedulerCore {
             timers: BTreeSet::new(),
             by_future: HashMap::new(),
             workers: BTreeMap::new(),
+            pins: KeyPins::default(),
             workers_version: 0,
             live_workers: 0,
             sessions: BTreeMap::new(),
@@ -664,6 +680,17 @@ impl SchedulerCore {
         let Some(&id) = self.by_future.get(&offer.future) else {
             return;
         };
+        match self.pins.check(now, &offer.from, offer.pk.as_ref()) {
+            PinCheck::Trusted => {}
+            PinCheck::Refused { first } => {
+                if first {
+                    self.actions.push_back(SchedulerAction::KeyChanged {
+                        worker: offer.from.clone(),
+                    });
+                }
+                return;
+            }
+        }
         let Some(task) = self.tasks.get(&id) else {
             return;
         };

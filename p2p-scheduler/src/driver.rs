@@ -457,6 +457,15 @@ impl Driver {
                         close.cancel();
                     }
                 }
+                SchedulerAction::KeyChanged { worker } => {
+                    tracing::warn!(
+                        %worker,
+                        "refused offers from {worker}: its key is not the one it first offered \
+                         with; either another member of the cluster poses as it, or it \
+                         restarted with the same host and process id (trusted again 10 \
+                         minutes after its last offer with the first key)"
+                    );
+                }
                 SchedulerAction::Event { task, event } => {
                     let _ = self.updates.send((task, TaskUpdate::Event(event)));
                 }

@@ -244,6 +244,53 @@ fn seed_workers_get_bare_codes_and_ours_get_sealed_sessions() {
 }
 
 #[test]
+fn an_offer_under_a_known_worker_id_with_another_key_is_refused() {
+    let mut core = core(SchedulerConfig::new(me()));
+    for n in 1..=3 {
+        core.submit(T0, fid(n), 1);
+    }
+    drain(&mut core);
+    let sealed_files = Some("wormhole;sealed-v1");
+    let bobs = WorkerSecret::from_bytes([5; 32]);
+    core.handle_line(
+        T0,
+        &offer(&bob(), &fid(1), sealed_files, Some(bobs.public())),
+    );
+    assert_eq!(
+        posted(&drain(&mut core)).len(),
+        1,
+        "bob's first offer is taken"
+    );
+
+    // Mallory poses as bob with her own key, and then without one (a downgrade).
+    let mallorys = WorkerSecret::from_bytes([6; 32]);
+    core.handle_line(
+        T0,
+        &offer(&bob(), &fid(2), sealed_files, Some(mallorys.public())),
+    );
+    assert_eq!(
+        drain(&mut core),
+        vec![SchedulerAction::KeyChanged { worker: bob() }],
+        "refused and reported, nothing accepted"
+    );
+    core.handle_line(T0, &offer(&bob(), &fid(2), Some("wormhole"), None));
+    assert!(drain(&mut core).is_empty(), "refused again, reported once");
+
+    // Carol, and bob with his own key, are still served.
+    let carols = WorkerSecret::from_bytes([7; 32]);
+    core.handle_line(
+        T0,
+        &offer(&carol(), &fid(2), sealed_files, Some(carols.public())),
+    );
+    assert_eq!(posted(&drain(&mut core)).len(), 1);
+    core.handle_line(
+        T0,
+        &offer(&bob(), &fid(3), sealed_files, Some(bobs.public())),
+    );
+    assert_eq!(posted(&drain(&mut core)).len(), 1);
+}
+
+#[test]
 fn a_warm_session_takes_the_next_tasks_and_stays_open_while_idle() {
     let mut config = SchedulerConfig::new(me());
     config.max_open_requests = 1;
