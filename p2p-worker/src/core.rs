@@ -201,6 +201,12 @@ pub enum WorkerAction {
         /// The task.
         task: TaskRef,
     },
+    /// An accept of our offer came with a plain wormhole code although we offered a
+    /// sealing key to a client that seals: refused (the offer stands). The driver logs it.
+    UnsealedAccept {
+        /// The task it claimed.
+        task: TaskRef,
+    },
     /// The worker's duration is over and nothing runs any more.
     Stop,
 }
@@ -765,6 +771,17 @@ impl WorkerCore {
             return;
         }
         let code = match via {
+            // We offered a key to a client that seals: a plain code is a downgrade, as
+            // another member posing as that client would send it. The offer stands for the
+            // real accept.
+            TransferUri::Wormhole(_) | TransferUri::BareWormhole(_)
+                if self.config.secret.is_some()
+                    && offered.request.protocols.supports(protocols::SEALED) =>
+            {
+                self.actions
+                    .push_back(WorkerAction::UnsealedAccept { task });
+                return;
+            }
             TransferUri::Wormhole(code) | TransferUri::BareWormhole(code) => code.clone(),
             TransferUri::Sealed(sealed) => {
                 // A box we cannot open was not sealed for us (or is forged): keep the offer

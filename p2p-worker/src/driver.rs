@@ -232,6 +232,15 @@ impl<E: Executor> Driver<E> {
                     self.payloads.remove(&task);
                     self.codes.remove(&task);
                 }
+                WorkerAction::UnsealedAccept { task } => {
+                    tracing::warn!(
+                        client = %task.client,
+                        future = %task.future,
+                        "refused an accept with a plain code: {} seals codes to our key, so \
+                         this accept is from someone else posing as it",
+                        task.client
+                    );
+                }
                 WorkerAction::Stop => return Some(StopReason::DurationOver),
             }
         }

@@ -313,6 +313,16 @@ fn sealed_codes_and_sessions_when_the_client_speaks_them() {
         ),
     );
     assert!(drain(&mut core).is_empty());
+    // A plain code is a downgrade: refused and reported, the offer stands.
+    for via in ["wormhole://77-ab12cd34ef56ab78", "77-ab12cd34ef56ab78"] {
+        core.handle_line(T0, &accept(&client(), &me(), &fid(1), via));
+        assert_eq!(
+            drain(&mut core),
+            vec![WorkerAction::UnsealedAccept {
+                task: task(&client(), 1)
+            }]
+        );
+    }
     let sealed = seal::seal(&code, &secret.public(), &mut rng).unwrap();
     core.handle_line(
         T0,
