@@ -117,6 +117,13 @@ pub enum CliError {
         if *host_seen { "no worker answered (start one with `future-p2p worker --cluster CLUSTER`)" } else { "its host did not answer (is it hosted, and are you on its access list?)" }
     )]
     Unhealthy { cluster: String, host_seen: bool },
+    #[error(
+        "--allow-users {users} needs a board that proves who wrote each line, and {host} does \
+         not (pipe.pico.sh does not; a future-p2p hub does): any member of the cluster could \
+         post requests in those users' names. Host the cluster on a future-p2p hub, or pass \
+         --allow-unproven-users to filter on the names members claim."
+    )]
+    UnprovenSenders { users: String, host: String },
     #[error("the payload is larger than --max-payload ({limit} bytes)")]
     PayloadTooLarge { limit: u64 },
     #[error("the task failed: {0}")]

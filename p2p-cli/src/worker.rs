@@ -37,8 +37,14 @@ pub struct WorkerArgs {
     #[arg(long, env = "FUTURE_P2P_SLOTS", default_value_t = 1)]
     pub slots: usize,
     /// Only take futures from these users (comma-separated); default: any member.
+    /// Only where the board proves who wrote each line (a future-p2p hub), unless
+    /// --allow-unproven-users.
     #[arg(long, env = "FUTURE_P2P_ALLOW_USERS", value_delimiter = ',')]
     pub allow_users: Vec<String>,
+    /// Apply --allow-users on a board that does not prove senders (pipe.pico.sh): a filter
+    /// on the names members claim, not a protection against members.
+    #[arg(long, env = "FUTURE_P2P_ALLOW_UNPROVEN_USERS")]
+    pub allow_unproven_users: bool,
     /// Largest future accepted, and largest result returned (e.g. 500M, 2G).
     #[arg(long, env = "FUTURE_P2P_MAX_PAYLOAD", value_parser = parse_size, default_value_t = DEFAULT_MAX_PAYLOAD)]
     pub max_payload: u64,
@@ -151,6 +157,15 @@ async fn serve<E: p2p_worker::Executor>(
     executor: E,
 ) -> Result<(), CliError> {
     let joined = args.board.join(cluster, Some(args.cluster_timeout)).await?;
+    if !args.allow_users.is_empty()
+        && !args.allow_unproven_users
+        && !joined.board.proves_senders().await?
+    {
+        return Err(CliError::UnprovenSenders {
+            users: args.allow_users.join(","),
+            host: args.board.host.clone(),
+        });
+    }
     let me = joined.me.clone();
     let mut worker = Worker::start(joined.lines, executor, options(args, me.clone()));
     println!("worker {me} joined {cluster}");

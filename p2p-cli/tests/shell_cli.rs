@@ -212,3 +212,126 @@ fn status_of_a_cluster_without_workers_fails_and_says_why() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no worker answered"), "{stderr}");
 }
+
+/// `--allow-users` trusts the user in a request's `from=` only where the board proves it:
+/// our hub answers `features` with `senders-verified` (asked with OpenSSH here), and the
+/// worker serves the allowed user; behind an `ssh` that refuses `features`, as pico.sh
+/// does, the worker refuses to start and says why, unless told to filter on claimed names.
+#[test]
+fn allow_users_holds_only_where_the_board_proves_senders() {
+    let cluster = shared_cluster();
+    let name = cluster.host("allowed");
+
+    let mut ssh = Command::new("ssh");
+    ssh.args(split(cluster.ssh_args("bob"))).args([
+        "-o",
+        "BatchMode=yes",
+        "-T",
+        "127.0.0.1",
+        "features",
+    ]);
+    let features = ssh.output().expect("OpenSSH runs");
+    assert_eq!(
+        String::from_utf8_lossy(&features.stdout),
+        "senders-verified\n",
+        "{}",
+        String::from_utf8_lossy(&features.stderr)
+    );
+
+    let allowed = |extra: &[&str]| {
+        let mut args = vec![
+            "worker",
+            "--cluster",
+            &name,
+            "--exec",
+            "rev",
+            "--hello-interval",
+            "2",
+            "--system-ssh",
+            "--allow-users",
+            "carol",
+        ];
+        args.extend_from_slice(extra);
+        future_p2p(cluster, "bob", &args)
+    };
+    let mut worker = allowed(&[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("future-p2p worker starts");
+    let output = submit(cluster, &name, &["abc"], b"");
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.stdout, b"cba");
+
+    // A board like pico.sh: `features` is an unknown command.
+    let bin = tempfile::tempdir().expect("a scratch directory");
+    let wrapper = bin.path().join("ssh");
+    let real = which("ssh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nfor last; do :; done\nif [ \"$last\" = features ]; then echo 'unknown command' >&2; exit 1; fi\nexec {} \"$@\"\n",
+            real.display()
+        ),
+    )
+    .expect("the wrapper is written");
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("the wrapper is executable");
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut refused = allowed(&[])
+        .env("PATH", &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("future-p2p worker starts");
+    let status = wait_bounded(&mut refused, Duration::from_secs(60));
+    let output = refused.wait_with_output().expect("its output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("--allow-users carol needs a board that proves who wrote each line")
+            && stderr.contains("--allow-unproven-users"),
+        "{stderr}"
+    );
+
+    // Told to filter on claimed names, it serves.
+    let mut worker = allowed(&["--allow-unproven-users"])
+        .env("PATH", &path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("future-p2p worker starts");
+    let output = submit(cluster, &name, &["xyz"], b"");
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(output.stdout, b"zyx");
+}
+
+/// Words of an `--ssh-args` value (no quoting in the test cluster's).
+fn split(args: &str) -> Vec<&str> {
+    args.split_whitespace().collect()
+}
+
+/// The full path of `program` on PATH.
+fn which(program: &str) -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(program))
+                .find(|candidate| candidate.is_file())
+        })
+        .unwrap_or_else(|| panic!("{program} is on PATH"))
+}
