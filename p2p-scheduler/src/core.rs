@@ -643,11 +643,7 @@ impl SchedulerCore {
                 if arrived && now >= self.reposted + REPOST_EVERY {
                     // A worker that just came never saw the requests standing: post them
                     // again (at most once a second, however many workers come).
-                    self.reposted = now;
-                    let standing: Vec<TaskId> = self.requested.iter().copied().collect();
-                    for id in standing {
-                        self.forget_request(id);
-                    }
+                    self.forget_requests(now);
                 }
                 if changed {
                     self.workers_version += 1;
@@ -852,6 +848,16 @@ impl SchedulerCore {
         let password = format!("{:016x}", self.rng.next_u64());
         // Digits and hex always form a valid code.
         WormholeCode::new(nameplate, &password).expect("generated codes are valid")
+    }
+
+    /// The board topic reopened after a disconnect (a hub restart, a slow-reader drop):
+    /// what was posted meanwhile is lost, and peers that joined since never saw our
+    /// hello or our requests. Both are posted again now, rather than when they lapse.
+    pub fn board_reopened(&mut self, now: Millis) {
+        self.next_hello = now;
+        self.forget_requests(now);
+        // The hello is due, and the pump that follows timers posts the requests.
+        self.handle_timeout(now);
     }
 
     /// Time passed: hello, expired requests, start deadlines, time limits, lost workers,
@@ -1280,6 +1286,15 @@ impl SchedulerCore {
                 worker: worker.clone(),
             },
         );
+    }
+
+    /// Forgets every standing request, so the next pump posts them again.
+    fn forget_requests(&mut self, now: Millis) {
+        self.reposted = now;
+        let standing: Vec<TaskId> = self.requested.iter().copied().collect();
+        for id in standing {
+            self.forget_request(id);
+        }
     }
 
     fn forget_request(&mut self, id: TaskId) {

@@ -192,7 +192,13 @@ impl Scheduler {
             workers_version: None,
             reports: reports_tx,
         };
-        tokio::spawn(driver.run(board.incoming, command_rx, reports, stopped_tx));
+        tokio::spawn(driver.run(
+            board.incoming,
+            board.reopened,
+            command_rx,
+            reports,
+            stopped_tx,
+        ));
         Scheduler {
             commands,
             max_payload,
@@ -276,6 +282,7 @@ impl Driver {
     async fn run(
         mut self,
         mut board_in: mpsc::Receiver<String>,
+        mut reopened: watch::Receiver<u64>,
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut reports: mpsc::UnboundedReceiver<Report>,
         stopped: watch::Sender<Option<StopReason>>,
@@ -294,6 +301,8 @@ impl Driver {
                     },
                     None => break StopReason::BoardClosed,
                 },
+                // A closed watch (the pump gone) disables this branch; the lines end too.
+                Ok(()) = reopened.changed() => self.core.board_reopened(unix_ms()),
                 command = commands.recv() => match command {
                     Some(command) => self.command(command),
                     None => break StopReason::Dropped,

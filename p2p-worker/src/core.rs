@@ -412,6 +412,13 @@ impl WorkerCore {
         }
     }
 
+    /// The board topic reopened after a disconnect: clients that came meanwhile, or that
+    /// count workers by their hellos, hear from this one now rather than at its next hello.
+    pub fn board_reopened(&mut self, now: Millis) {
+        self.next_hello = now;
+        self.handle_timeout(now);
+    }
+
     /// Time passed: time limits, hello, expiries, offers; stop when the duration is over.
     pub fn handle_timeout(&mut self, now: Millis) {
         self.now = self.now.max(now);

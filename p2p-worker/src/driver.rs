@@ -139,7 +139,13 @@ impl Worker {
             reports: reports_tx,
             all_jobs: shutdown.child_token(),
         };
-        tokio::spawn(driver.run(board.incoming, reports, shutdown.clone(), stopped_tx));
+        tokio::spawn(driver.run(
+            board.incoming,
+            board.reopened,
+            reports,
+            shutdown.clone(),
+            stopped_tx,
+        ));
         Worker { stopped, shutdown }
     }
 
@@ -182,6 +188,7 @@ impl<E: Executor> Driver<E> {
     async fn run(
         mut self,
         mut board_in: mpsc::Receiver<String>,
+        mut reopened: watch::Receiver<u64>,
         mut reports: mpsc::UnboundedReceiver<Report>,
         shutdown: CancellationToken,
         stopped: watch::Sender<Option<StopReason>>,
@@ -200,6 +207,8 @@ impl<E: Executor> Driver<E> {
                     },
                     None => break StopReason::BoardClosed,
                 },
+                // A closed watch (the pump gone) disables this branch; the lines end too.
+                Ok(()) = reopened.changed() => self.core.board_reopened(unix_ms()),
                 Some(report) = reports.recv() => self.report(report),
                 () = tokio::time::sleep(sleep) => self.core.handle_timeout(unix_ms()),
                 () = shutdown.cancelled() => break StopReason::ShutDown,

@@ -291,6 +291,30 @@ fn an_offer_under_a_known_worker_id_with_another_key_is_refused() {
 }
 
 #[test]
+fn a_reopened_board_gets_the_hello_and_the_standing_requests_at_once() {
+    let mut core = core(SchedulerConfig::new(me()));
+    core.submit(T0, fid(1), 1);
+    core.submit(T0, fid(2), 1);
+    assert_eq!(requests(&drain(&mut core)), vec![fid(1), fid(2)]);
+    // Long before the requests lapse or the next hello is due.
+    core.board_reopened(T0 + 1_000);
+    let actions = drain(&mut core);
+    assert!(matches!(
+        posted(&actions)[0],
+        Message::Hello(Hello {
+            role: Role::Client,
+            ..
+        })
+    ));
+    let mut again = requests(&actions);
+    again.sort();
+    assert_eq!(again, vec![fid(1), fid(2)]);
+    // Once: nothing more until they lapse.
+    core.handle_timeout(T0 + 2_000);
+    assert!(requests(&drain(&mut core)).is_empty());
+}
+
+#[test]
 fn a_warm_session_takes_the_next_tasks_and_stays_open_while_idle() {
     let mut config = SchedulerConfig::new(me());
     config.max_open_requests = 1;

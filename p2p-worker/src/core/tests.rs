@@ -818,6 +818,14 @@ fn stops_after_its_duration_once_idle() {
 }
 
 #[test]
+fn a_reopened_board_hears_the_hello_at_once() {
+    let mut core = started(T0, WorkerConfig::new(me()));
+    assert!(core.poll_timeout().unwrap() > T0 + 1_000);
+    core.board_reopened(T0 + 1_000);
+    assert!(matches!(posted(&drain(&mut core))[..], [Message::Hello(_)]));
+}
+
+#[test]
 fn hello_is_repeated_and_never_outlives_the_worker() {
     let mut config = WorkerConfig::new(me());
     config.until = Some(T0 + 45_000);
