@@ -84,6 +84,8 @@ pub enum CliError {
     #[error(transparent)]
     Join(#[from] JoinError),
     #[error(transparent)]
+    Member(#[from] p2p_cluster::ClusterError),
+    #[error(transparent)]
     Hub(#[from] HubError),
     #[error("bad cluster name: {0}")]
     Cluster(#[from] IdError),

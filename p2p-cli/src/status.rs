@@ -275,6 +275,7 @@ pub async fn status(args: StatusArgs) -> Result<(), CliError> {
     let joined = args.board.join(&cluster, None).await?;
     let qualified = cluster.qualified(&joined.user)?.to_string();
     let mut lines = joined.lines;
+    let mut refusals = joined.refusals;
     if let Some(hello) = status_hello(&joined.me, args.listen) {
         let _ = lines.outgoing.send(hello).await;
     }
@@ -288,6 +289,13 @@ pub async fn status(args: StatusArgs) -> Result<(), CliError> {
                 None => break,
             },
             _ = &mut listen => break,
+            // The board refused the topic (a wrong name, not on its list): nothing more
+            // will come.
+            Ok(()) = refusals.changed() => {
+                if refusals.borrow_and_update().is_some() {
+                    break;
+                }
+            }
         }
     }
     let status = census.status(&qualified, &joined.me.to_string(), started.elapsed());
@@ -300,8 +308,16 @@ pub async fn status(args: StatusArgs) -> Result<(), CliError> {
     } else {
         print!("{}", status.render());
     }
+    let refused = refusals.borrow().clone();
     if status.healthy() {
         Ok(())
+    } else if let Some(said) = refused {
+        Err(p2p_cluster::ClusterError::Refused {
+            cluster: qualified,
+            user: joined.user,
+            said,
+        }
+        .into())
     } else {
         Err(CliError::Unhealthy {
             cluster: qualified,

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Args;
-use p2p_proto::id::{ClusterName, FutureId};
-use p2p_scheduler::{Scheduler, SchedulerOptions};
+use p2p_cluster::ClusterError;
+use p2p_proto::id::FutureId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::CliError;
@@ -41,45 +41,44 @@ pub struct SubmitArgs {
 }
 
 pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
-    let cluster: ClusterName = args.cluster.parse()?;
     let payload = match &args.payload {
         Some(payload) => Bytes::from(payload.clone().into_bytes()),
         None => read_stdin(args.max_payload).await?,
     };
     // No warning while waiting: a missing host is part of the error below.
-    let joined = args.board.join(&cluster, None).await?;
-    let qualified = cluster.qualified(&joined.user)?;
-    let scheduler = Scheduler::start(
-        joined.lines,
-        SchedulerOptions::new(joined.me, args.board.wormhole()),
-    );
+    let client = args
+        .board
+        .cluster(&args.cluster)?
+        .connect()
+        .await?
+        .client()
+        .start();
+    let qualified = client.cluster().to_string();
 
-    // A request nobody can take would wait for ever: first see a worker.
-    let mut workers = scheduler.workers();
-    // The guard wait_for returns holds the watch's lock: drop it at once, or the
-    // scheduler's driver blocks on its next update of the workers.
-    let seen = tokio::time::timeout(args.cluster_timeout, async {
-        workers
-            .wait_for(|workers| !workers.is_empty())
-            .await
-            .is_ok()
-    })
-    .await;
-    if seen != Ok(true) {
-        return Err(CliError::NoWorkers {
-            cluster: qualified.to_string(),
-            waited: args.cluster_timeout,
-            host_seen: joined.watch.host_seen(),
-        });
+    // A request nobody can take would wait for ever: first see a worker. A cluster the
+    // board refuses (a wrong name, not on its list) fails here at once.
+    match client.wait_for_workers(args.cluster_timeout).await {
+        Ok(_) => {}
+        Err(ClusterError::NoWorkers {
+            cluster,
+            waited,
+            host_seen,
+        }) => {
+            return Err(CliError::NoWorkers {
+                cluster,
+                waited,
+                host_seen,
+            });
+        }
+        Err(err) => return Err(err.into()),
     }
 
     let future: FutureId = format!("submit-{}", std::process::id()).parse()?;
-    let handle = scheduler.submit(future, payload).await?;
-    let task = handle.id();
-    let result = match tokio::time::timeout(args.timeout, handle).await {
+    let task = client.submit_as(future, payload).await?;
+    // Dropping the task on a timeout cancels it.
+    let result = match tokio::time::timeout(args.timeout, task).await {
         Ok(result) => result?,
         Err(_) => {
-            scheduler.cancel(task);
             return Err(CliError::TimedOut {
                 what: format!("the task on {qualified}"),
                 waited: args.timeout,
@@ -89,6 +88,7 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
     let mut stdout = tokio::io::stdout();
     stdout.write_all(&result).await?;
     stdout.flush().await?;
+    client.shutdown(Duration::from_secs(1)).await;
     Ok(())
 }
 
