@@ -4,6 +4,7 @@
 //! ```text
 //!   main.rs     the `future-p2p` binary: main_with_args(std::env::args_os())
 //!   lib.rs      Cli, Command, CliError, run(), main_with_args()
+//!   advice      what to do next, printed under an error whose cause does not say it
 //!   connect     board and wormhole options shared by the subcommands (BoardArgs)
 //!   units       sizes and durations as typed (sans-IO)
 //!   hub         the self-hosted hub (p2p-hub)
@@ -17,6 +18,7 @@
 //! `examples/hub.rs` and `examples/worker.rs` at the workspace root call
 //! [`main_with_args`] with their subcommand, so they are this program.
 
+pub mod advice;
 pub mod bridge;
 pub mod connect;
 pub mod host;
@@ -175,6 +177,9 @@ where
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("future-p2p: {err}");
+            if let Some(step) = advice::next_step(&err) {
+                eprintln!("future-p2p: what to do: {step}");
+            }
             std::process::ExitCode::FAILURE
         }
     }
