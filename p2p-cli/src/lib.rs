@@ -11,6 +11,7 @@
 //!   host        hosting a cluster: its topic with an access list, `type=cluster` hellos
 //!   worker      lending this machine: R futures (p2p-r's REvaluator) or a shell command
 //!   status      user, ls, status
+//!   top         the status screen, redrawn live (`q` quits)
 //!   submit      one task from the shell, its result on stdout (for `worker --exec` workers)
 //!   bridge      the child of an R session: bridge frames on stdin/stdout <-> Scheduler
 //! ```
@@ -25,6 +26,7 @@ pub mod host;
 pub mod hub;
 pub mod status;
 pub mod submit;
+pub mod top;
 pub mod units;
 pub mod worker;
 
@@ -70,6 +72,8 @@ pub enum Command {
     Ls(status::UserArgs),
     /// Show a cluster's host, workers (slots, busy, free), clients and open requests.
     Status(status::StatusArgs),
+    /// Watch a cluster live: the status screen, redrawn every few seconds (q quits).
+    Top(top::TopArgs),
     /// Send one task (an argument or stdin) to a worker and print its result.
     Submit(submit::SubmitArgs),
     /// Serve one R session on stdin/stdout (started by the future.p2p R package).
@@ -140,6 +144,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::User(args) => status::user(args).await,
         Command::Ls(args) => status::ls(args).await,
         Command::Status(args) => status::status(args).await,
+        Command::Top(args) => top::top(args).await,
         Command::Submit(args) => submit::run(args).await,
         Command::Bridge(args) => bridge::run(args).await,
     }
