@@ -158,7 +158,12 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let cli = Cli::parse_from(args);
-    let default = if cli.verbose { "info" } else { "warn" };
+    // What each task on a worker does is said by default (its own target).
+    let default = if cli.verbose {
+        "info".to_owned()
+    } else {
+        format!("warn,{}=info", p2p_cluster::tasklog::TARGET)
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()

@@ -21,6 +21,7 @@
 //!   client    ClientBuilder, Client, Task: the scheduler driver behind a handle whose
 //!             tasks cancel when dropped, and a drain on shutdown
 //!   worker    WorkerBuilder, ClusterWorker: the worker driver, drained on shutdown
+//!   tasklog   TaskLog: the executor wrapper that logs each task's start, end, sizes, time
 //!   error     ClusterError: what went wrong and what to do about it
 //! ```
 //!
@@ -32,6 +33,7 @@
 pub mod client;
 pub mod connect;
 pub mod error;
+pub mod tasklog;
 pub mod worker;
 
 pub use client::{Client, ClientBuilder, Drained, Task};

@@ -2,7 +2,8 @@
 //! [`ClusterWorker::shutdown`] drains: the worker stops offering (its hellos stop, so
 //! clients stop counting it), the tasks it holds get a grace period to finish and send
 //! their results, whatever still runs then is cancelled (its clients try it elsewhere),
-//! and the worker leaves the board.
+//! and the worker leaves the board. Each task's start and end are logged
+//! ([`TaskLog`]).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use p2p_worker::{Executor, StopReason, Worker, WorkerOptions, fresh_secret};
 
 use crate::connect::Membership;
 use crate::millis;
+use crate::tasklog::TaskLog;
 
 /// A worker's options; see [`Cluster::worker`](crate::Cluster::worker).
 #[derive(Debug)]
@@ -104,7 +106,7 @@ impl<E: Executor> WorkerBuilder<E> {
         } = self.membership;
         tracing::info!(%me, %cluster, slots = self.options.core.slots, "worker joined");
         ClusterWorker {
-            worker: Worker::start(lines, self.executor, self.options),
+            worker: Worker::start(lines, TaskLog::new(self.executor), self.options),
             me,
             cluster,
             _board: board,
