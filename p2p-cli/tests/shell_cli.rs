@@ -293,3 +293,48 @@ fn status_and_top_show_three_workers_and_two_clients() {
     assert!(last.contains("workers 3 with 3 slot(s)"), "{screens}");
     assert!(last.contains("clients 2"), "{screens}");
 }
+
+#[test]
+fn a_large_task_shows_what_it_does_on_a_terminal_only() {
+    let cluster = shared_cluster();
+    let name = cluster.host("progress");
+    let _worker = worker(cluster, &name, "sleep 1; wc -c");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let payload = dir.path().join("payload");
+    std::fs::write(&payload, vec![b'x'; 2 << 20]).expect("a 2 MiB payload");
+
+    // On a terminal (script(1) gives it one): the phases under a spinner, on stderr.
+    let command = format!(
+        "{BIN} submit --cluster {name} '--ssh-args={}' < {}",
+        cluster.ssh_args("carol"),
+        payload.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .envs(cluster.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) runs (util-linux)");
+    let status = wait_bounded(&mut child, Duration::from_secs(120));
+    let output = child.wait_with_output().expect("its output");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(status.success(), "{screen}");
+    assert!(
+        screen.contains("2.0 MiB payload: waiting for a worker"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("2.0 MiB payload: running on bob@"),
+        "{screen}"
+    );
+    assert!(screen.contains("2097152"), "{screen}");
+
+    // Not on a terminal: the result alone, nothing drawn.
+    let output = submit(cluster, &name, &[], &vec![b'x'; 2 << 20]);
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "2097152");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("payload:"), "{stderr}");
+}
