@@ -118,7 +118,8 @@ impl ClientBuilder {
     }
 }
 
-/// A client of a cluster: submit payloads, await results.
+/// A client of a cluster: submit payloads, await results. Dropping it stops it at once:
+/// the tasks in flight fail as stopped; [`shutdown`](Client::shutdown) drains.
 #[derive(Debug)]
 pub struct Client {
     scheduler: Arc<Scheduler>,

@@ -114,7 +114,8 @@ impl<E: Executor> WorkerBuilder<E> {
     }
 }
 
-/// This process serving a cluster.
+/// This process serving a cluster. Dropping it stops the worker at once, as
+/// [`abort`](ClusterWorker::abort) does; [`shutdown`](ClusterWorker::shutdown) drains.
 #[derive(Debug)]
 pub struct ClusterWorker {
     worker: Worker,
@@ -162,5 +163,12 @@ impl ClusterWorker {
     pub async fn abort(mut self) -> StopReason {
         self.worker.shutdown();
         self.worker.stopped().await
+    }
+}
+
+impl Drop for ClusterWorker {
+    fn drop(&mut self) {
+        // The topic would keep the board connection, and so the worker, alive.
+        self.worker.shutdown();
     }
 }
