@@ -203,6 +203,11 @@ impl Cluster {
     pub fn wormhole(&self) -> &WormholeConfig {
         &self.wormhole
     }
+
+    /// The board connection (to ask it more before choosing a role).
+    pub fn board(&self) -> &Board {
+        &self.membership.board
+    }
 }
 
 /// What a member should check when its cluster shows no host.
