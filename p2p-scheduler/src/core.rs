@@ -74,6 +74,10 @@ const MAX_SET_ASIDE: Millis = 60_000;
 const GAP_WEIGHT: f64 = 0.25;
 /// Standing requests are posted again for newly arrived workers at most this often.
 const REPOST_EVERY: Millis = 1_000;
+/// Hellos that answer new clients are at least this far apart.
+const ANSWER_GAP: Millis = 1_000;
+/// Most other clients remembered (a flood of made-up ones is neither kept nor answered).
+const MAX_CLIENTS_SEEN: usize = 4096;
 
 /// How a client behaves on the board.
 #[derive(Debug, Clone)]
@@ -399,6 +403,11 @@ pub struct SchedulerCore {
     /// When standing requests were last posted again for a new worker.
     reposted: Millis,
     next_hello: Millis,
+    /// When this client last said hello.
+    said_hello: Millis,
+    /// Other clients seen, until their hellos lapse: a new one hears our hello at once,
+    /// so that a status check lists every client within a second.
+    clients_seen: BTreeMap<PeerId, Millis>,
     /// The time of the latest event: timers at or before it have been handled.
     now: Millis,
     actions: VecDeque<SchedulerAction>,
@@ -425,6 +434,8 @@ impl SchedulerCore {
             next_steal: None,
             reposted: 0,
             next_hello: now,
+            said_hello: 0,
+            clients_seen: BTreeMap::new(),
             now,
             actions: VecDeque::new(),
         }
@@ -627,6 +638,9 @@ impl SchedulerCore {
     pub fn handle_line(&mut self, now: Millis, line: &BoardLine) {
         self.now = self.now.max(now);
         match &line.message {
+            Message::Hello(hello) if hello.role == Role::Client && hello.from != self.config.me => {
+                self.client_seen(now, &hello.from, hello.expires.unix_ms());
+            }
             Message::Hello(hello) if hello.role == Role::Worker => {
                 let slots = hello.slots.unwrap_or(1).max(1);
                 let protocols = hello.protocols.clone().unwrap_or_default();
@@ -860,12 +874,31 @@ impl SchedulerCore {
         self.handle_timeout(now);
     }
 
+    /// Another client said hello: one not seen before (or whose hello lapsed) hears ours
+    /// at once, at most one answer a second however many come.
+    fn client_seen(&mut self, now: Millis, client: &PeerId, expires: Millis) {
+        let known = self.clients_seen.get(client).is_some_and(|e| *e > now);
+        if !self.clients_seen.contains_key(client) && self.clients_seen.len() >= MAX_CLIENTS_SEEN {
+            self.clients_seen.retain(|_, e| *e > now);
+            if self.clients_seen.len() >= MAX_CLIENTS_SEEN {
+                return;
+            }
+        }
+        self.clients_seen.insert(client.clone(), expires);
+        if !known {
+            let answer = (self.said_hello + ANSWER_GAP).max(now);
+            self.next_hello = self.next_hello.min(answer);
+        }
+    }
+
     /// Time passed: hello, expired requests, start deadlines, time limits, lost workers,
     /// idle sessions, tasks worth taking back.
     pub fn handle_timeout(&mut self, now: Millis) {
         self.now = self.now.max(now);
         if now >= self.next_hello {
             self.next_hello = now + self.config.hello_interval;
+            self.said_hello = now;
+            self.clients_seen.retain(|_, expires| *expires > now);
             self.post(
                 now,
                 Message::Hello(Hello {

@@ -419,6 +419,13 @@ impl WorkerCore {
         self.handle_timeout(now);
     }
 
+    /// Stops offering from `now` on, as when the worker's duration ends: the tasks it holds
+    /// run to their end, then it stops ([`WorkerAction::Stop`]). A graceful shutdown.
+    pub fn drain(&mut self, now: Millis) {
+        self.config.until = Some(self.config.until.map_or(now, |until| until.min(now)));
+        self.handle_timeout(now);
+    }
+
     /// Time passed: time limits, hello, expiries, offers; stop when the duration is over.
     pub fn handle_timeout(&mut self, now: Millis) {
         self.now = self.now.max(now);

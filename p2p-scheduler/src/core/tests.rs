@@ -922,3 +922,39 @@ fn no_prefetch_on_a_busy_session_while_another_worker_has_none() {
         "{actions:?}"
     );
 }
+
+#[test]
+fn a_new_client_hears_our_hello_at_once_and_a_known_one_does_not() {
+    let mut core = core(SchedulerConfig::new(me()));
+    let client_hello = |from: &str| {
+        line::decode(&format!(
+            "when=2025-10-01T09:00:00,expires={},type=client,from={from}",
+            T0 / 1000 + 600
+        ))
+        .unwrap()
+    };
+    // Within the answer gap of our first hello: the answer waits for the gap.
+    core.handle_line(T0 + 200, &client_hello("carol@server:300"));
+    assert_eq!(core.poll_timeout(), Some(T0 + ANSWER_GAP));
+    core.handle_timeout(T0 + ANSWER_GAP);
+    let answer = drain(&mut core);
+    assert!(matches!(
+        posted(&answer)[..],
+        [Message::Hello(Hello {
+            role: Role::Client,
+            ..
+        })]
+    ));
+    // Known: no answer before the interval.
+    core.handle_line(T0 + 5_000, &client_hello("carol@server:300"));
+    core.handle_timeout(T0 + 5_000);
+    assert!(posted(&drain(&mut core)).is_empty());
+    // Our own hello coming back is no new client.
+    core.handle_line(T0 + 6_000, &client_hello("alice@desktop:200"));
+    core.handle_timeout(T0 + 6_000);
+    assert!(posted(&drain(&mut core)).is_empty());
+    // Another new one is answered at once, the gap being over.
+    core.handle_line(T0 + 7_000, &client_hello("dave@box:400"));
+    core.handle_timeout(T0 + 7_000);
+    assert_eq!(posted(&drain(&mut core)).len(), 1);
+}
