@@ -593,7 +593,7 @@ impl SchedulerCore {
                     now,
                     Message::Withdraw(Withdraw {
                         from: self.config.me.clone(),
-                        to: worker.clone(),
+                        to: Some(worker.clone()),
                         future,
                     }),
                 );
@@ -1273,9 +1273,10 @@ impl SchedulerCore {
         if let Some(future) = self.tasks.get(&id).map(|t| t.future.clone()) {
             self.post(
                 now,
+                // No worker was chosen: `to=<none>`, as future.p2p 0.4.0 writes it.
                 Message::Withdraw(Withdraw {
                     from: self.config.me.clone(),
-                    to: self.config.me.clone(),
+                    to: None,
                     future,
                 }),
             );

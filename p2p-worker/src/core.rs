@@ -522,10 +522,10 @@ impl WorkerCore {
                 };
                 self.forget_request(&task);
                 self.offers.remove(&task);
-                // A withdraw addressed to the client itself takes back a request; only one
+                // A withdraw addressed to no worker (`to=<none>`) takes back a request; only one
                 // addressed to us takes back a task we hold (the same future may run here,
                 // sent on a session, while the client withdraws a request it had posted).
-                if withdraw.to == self.config.me {
+                if withdraw.to.as_ref() == Some(&self.config.me) {
                     self.stop_task(now, &task, "withdrawn by the client");
                 }
             }

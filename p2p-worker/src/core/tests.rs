@@ -649,6 +649,15 @@ fn withdraw_stops_a_task_only_when_addressed_to_the_worker() {
     core.handle_line(T0, &withdraw(&mallory, &me(), &fid(1)));
     // The client takes back a request for the same future: not this task.
     core.handle_line(T0, &withdraw(&client(), &client(), &fid(1)));
+    // Nor does future.p2p 0.4.0's form of it, which names no worker.
+    core.handle_line(
+        T0,
+        &line(&format!(
+            "when=2025-10-01T09:00:00,type=withdraw,from={},to=<none>,future={}",
+            client(),
+            fid(1)
+        )),
+    );
     assert!(drain(&mut core).is_empty());
     core.handle_line(T0, &withdraw(&client(), &me(), &fid(1)));
     assert_eq!(
