@@ -18,7 +18,7 @@
 //!   config        BoardConfig: destination, ssh_args, backend, reconnect Backoff
 //!   error         BoardError
 //!   pipe          the `pipe` command line (PipeOptions, validated topic and access list)
-//!   user          the `user` command's output (UserInfo)
+//!   user          the `user` command's output (UserInfo), and which host answers it
 //!   topic         Topic: an open pipe, lines out, TopicEvents in, reconnects with backoff
 //!   join          join_cluster: a cluster's topic as a LineChannel, with this peer's id
 //!   ssh_args      OpenSSH options parsed natively (-J, -p, -i, -l, -o ...)
@@ -54,7 +54,7 @@ pub use self::error::BoardError;
 pub use self::join::{JoinError, join_cluster, local_peer_id};
 pub use self::pipe::{PipeOptions, pipe_command};
 pub use self::topic::{Topic, TopicEvent, TopicSender};
-pub use self::user::{UserInfo, parse_user};
+pub use self::user::{UserInfo, account_destination, parse_user};
 
 use self::exec::{Ending, Exec, Input, Output};
 use self::native::{NativeConn, Route};
@@ -188,6 +188,28 @@ impl Board {
     /// `user`: who the server thinks this key is.
     pub async fn user(&self) -> Result<UserInfo, BoardError> {
         parse_user(&self.run("user").await?.stdout)
+    }
+
+    /// Who we are, asked where the account lives ([`account_destination`]): `user` on this
+    /// board's connection when the board is its own account host, else on a one-off
+    /// connection to the account host with the same settings. A failure says which host
+    /// was asked and what to do ([`BoardError::Account`]).
+    pub async fn account(&self) -> Result<UserInfo, BoardError> {
+        let destination = account_destination(&self.inner.config.destination);
+        let asked = if destination == self.inner.config.destination {
+            self.user().await
+        } else {
+            let mut config = self.inner.config.clone();
+            config.destination = destination.clone();
+            match Board::connect(config).await {
+                Ok(account) => account.user().await,
+                Err(err) => Err(err),
+            }
+        };
+        asked.map_err(|err| BoardError::Account {
+            host: destination,
+            reason: err.to_string(),
+        })
     }
 
     /// Opens `topic` with `pipe` and returns it once the command runs.
