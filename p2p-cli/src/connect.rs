@@ -3,7 +3,7 @@
 //! cluster shows no host says so (the topic itself reconnects after any drop).
 
 use clap::Args;
-use p2p_proto::id::{ClusterName, PeerId};
+use p2p_proto::id::{ClusterName, PeerId, TopicStyle};
 use p2p_transport::board::ssh_args::split_words;
 use p2p_transport::board::{Backend, Board, BoardConfig};
 use p2p_transport::board::{join_cluster, local_peer_id};
@@ -31,10 +31,14 @@ pub struct BoardArgs {
     /// built-in client.
     #[arg(long, env = "FUTURE_P2P_SYSTEM_SSH")]
     pub system_ssh: bool,
-    /// Your username, for boards without a `user` command (pipe.pico.sh); asked from the
-    /// board otherwise.
+    /// Your username; by default asked with `user` from the account host: pico.sh for
+    /// pipe.pico.sh (as future.p2p 0.4.0 does), the board itself otherwise.
     #[arg(long, env = "FUTURE_P2P_USER")]
     pub user: Option<String>,
+    /// The cluster's board topic: `future.p2p` (OWNER/NAME/future.p2p, shared with
+    /// future.p2p 0.4.0) or `seed` (OWNER/NAME, clusters of the seed README's era).
+    #[arg(long, env = "FUTURE_P2P_TOPIC_STYLE", default_value_t = TopicStyle::FutureP2p)]
+    pub topic_style: TopicStyle,
     /// The magic-wormhole mailbox (rendezvous) server.
     #[arg(long, env = "FUTURE_P2P_MAILBOX", default_value = DEFAULT_MAILBOX_URL)]
     pub mailbox: String,
@@ -59,11 +63,11 @@ impl BoardArgs {
         Ok(Board::connect(config).await?)
     }
 
-    /// Who we are on `board`: `--user`, or what its `user` command says.
+    /// Who we are on `board`: `--user`, or what `user` on its account host says.
     pub async fn username(&self, board: &Board) -> Result<String, CliError> {
         match &self.user {
             Some(user) => Ok(user.clone()),
-            None => Ok(board.user().await?.name),
+            None => Ok(board.account().await?.name),
         }
     }
 
@@ -77,7 +81,7 @@ impl BoardArgs {
     ) -> Result<Joined, CliError> {
         let board = self.connect().await?;
         let user = self.username(&board).await?;
-        let (me, lines) = join_cluster(&board, cluster, Some(&user)).await?;
+        let (me, lines) = join_cluster(&board, cluster, Some(&user), self.topic_style).await?;
         let options = WatchOptions {
             cluster: cluster.qualified(&user)?.to_string(),
             bound: host_timeout,

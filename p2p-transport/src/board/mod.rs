@@ -20,7 +20,8 @@
 //!   pipe          the `pipe` command line (PipeOptions, validated topic and access list)
 //!   user          the `user` command's output (UserInfo), and which host answers it
 //!   topic         Topic: an open pipe, lines out, TopicEvents in, reconnects with backoff
-//!   join          join_cluster: a cluster's topic as a LineChannel, with this peer's id
+//!   join          join_cluster: a cluster's board topic (TopicStyle) as a LineChannel, with this
+//!                 peer's id
 //!   ssh_args      OpenSSH options parsed natively (-J, -p, -i, -l, -o ...)
 //!   auth          keys from ssh-agent and files
 //!   known_hosts   host-key checking (unknown refused unless accept-new, changed refused)
