@@ -851,3 +851,22 @@ fn no_prefetch_on_a_busy_session_while_another_worker_has_none() {
         "{actions:?}"
     );
 }
+
+#[test]
+fn a_native_format_is_announced_and_only_workers_reading_it_are_accepted() {
+    let mut config = SchedulerConfig::new(me());
+    config.native_format = Some(p2p_proto::protocols::R_PAYLOAD.to_owned());
+    let mut core = core(config);
+    core.submit(T0, fid(1), 1);
+    let actions = drain(&mut core);
+    assert!(matches!(posted(&actions)[..], [Message::Request(r)]
+        if r.protocols.as_ref().is_some_and(|p| p.supports("rpayload-v1"))));
+    // future.p2p 0.4.0 offers with `wormhole` only: it could not read our payload.
+    core.handle_line(T0, &offer(&bob(), &fid(1), Some("wormhole"), None));
+    assert!(dispatches(&drain(&mut core)).is_empty());
+    core.handle_line(
+        T0,
+        &offer(&carol(), &fid(1), Some("wormhole;rpayload-v1"), None),
+    );
+    assert!(matches!(dispatches(&drain(&mut core))[..], [d] if d.worker == carol()));
+}
