@@ -783,12 +783,22 @@ impl WorkerCore {
             }),
         );
         self.mark_served(&request.client);
+        // A future.p2p 0.4.0 client ignores `decline` lines: an accept of it that found no
+        // free slot would leave it sending its future to nobody, for ever. Its offers keep
+        // their slot for their whole life.
+        let hold = match PayloadFormat::negotiate(
+            self.config.native_format.as_deref(),
+            &request.protocols,
+        ) {
+            PayloadFormat::Native => OFFER_HOLD.min(self.config.offer_ttl),
+            PayloadFormat::FutureP2p => self.config.offer_ttl,
+        };
         self.offers.insert(
             request.task(),
             Offered {
                 request,
                 expires,
-                hold_until: now + OFFER_HOLD.min(self.config.offer_ttl),
+                hold_until: now + hold,
                 holding: true,
             },
         );

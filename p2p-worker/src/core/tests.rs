@@ -1001,3 +1001,34 @@ fn a_future_p2p_client_gets_its_format_a_result_line_and_failures_as_results() {
             if *t == task(&client(), 2) && error.kind == RemoteErrorKind::TimeLimit)));
     assert_eq!(core.running(), 0);
 }
+
+#[test]
+fn an_offer_to_a_future_p2p_client_keeps_its_slot_for_its_whole_life() {
+    let mut config = WorkerConfig::new(me());
+    config.native_format = Some(protocols::R_PAYLOAD.to_owned());
+    let mut core = started(T0, config);
+    let carol: PeerId = "carol@box:2".parse().unwrap();
+    // 0.4.0 ignores decline lines: its offer holds the one slot past OFFER_HOLD...
+    core.handle_line(
+        T0,
+        &request(&client(), &fid(1), T0 / 1000 + 100, 5, "wormhole"),
+    );
+    assert!(matches!(posted(&drain(&mut core))[..], [Message::Offer(_)]));
+    core.handle_timeout(T0 + OFFER_HOLD + 1);
+    core.handle_line(
+        T0 + OFFER_HOLD + 1,
+        &request(&carol, &fid(2), T0 / 1000 + 100, 5, "wormhole;rpayload-v1"),
+    );
+    core.handle_timeout(T0 + OFFER_HOLD + 1_000);
+    assert!(posted(&drain(&mut core)).is_empty(), "the slot is held");
+    // ...so that its late accept still finds it.
+    core.handle_line(
+        T0 + 10_000,
+        &accept(&client(), &me(), &fid(1), "wormhole://1-abcdefabcdef"),
+    );
+    assert!(
+        drain(&mut core)
+            .iter()
+            .any(|a| matches!(a, WorkerAction::Open(a) if a.format == PayloadFormat::FutureP2p))
+    );
+}
