@@ -178,6 +178,12 @@ fn options(args: &WorkerArgs, me: p2p_proto::id::PeerId) -> WorkerOptions {
     core.sessions = true;
     core.secret = Some(fresh_secret());
     core.time_limit = (!args.time_limit.is_zero()).then_some(args.time_limit.as_millis() as u64);
+    // The R evaluator reads this project's payloads, and future.p2p 0.4.0's RDS files for
+    // clients that do not list them; a command gets every payload as it is.
+    core.native_format = args
+        .exec
+        .is_none()
+        .then(|| p2p_proto::protocols::R_PAYLOAD.to_owned());
     WorkerOptions::new(core, args.board.wormhole())
 }
 
