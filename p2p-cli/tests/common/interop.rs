@@ -163,7 +163,18 @@ impl Drop for World {
             let _ = child.kill();
             let _ = child.wait();
         }
+        // Unmounted before anything is removed; the mount point is removed only if empty.
+        let real_home = real_home_mount();
+        if real_home.exists() {
+            let _ = Command::new("umount").arg(&real_home).status();
+            let _ = std::fs::remove_dir(&real_home);
+        }
     }
+}
+
+/// Where [`World::keep_visible`] mounts the real home: outside the world's directory.
+fn real_home_mount() -> PathBuf {
+    std::env::temp_dir().join(format!("future-p2p-real-home-{}", std::process::id()))
 }
 
 /// The home directory of the user running this program, as OpenSSH finds it.
@@ -250,8 +261,13 @@ impl World {
 
     /// Keeps `program` (and the interpreter its `#!` line names) runnable as every user:
     /// what lies under the real home (e.g. a Python of pyenv in /root/.pyenv) is hidden by
-    /// the users' homes, so the real home is bind-mounted elsewhere in the world and linked
-    /// from each user's home.
+    /// the users' homes, so the real home is bind-mounted, read-only, at
+    /// [`real_home_mount`] and linked from each user's home.
+    ///
+    /// The mount point is outside the world's directory and the mount is read-only: the
+    /// world's directory is removed recursively when the world ends, and a removal that
+    /// crossed into a writable bind mount of the real home would empty the real home
+    /// (an earlier version of this harness did exactly that).
     fn keep_visible(&self, program: &Path) {
         let mut paths = vec![std::fs::canonicalize(program).unwrap_or_else(|_| program.to_owned())];
         if let Some(interpreter) = std::fs::read_to_string(program)
@@ -261,7 +277,7 @@ impl World {
         {
             paths.push(std::fs::canonicalize(&interpreter).unwrap_or(interpreter));
         }
-        let real_home = self.dir.path().join("real-home");
+        let real_home = real_home_mount();
         for path in paths {
             let Ok(rest) = path.strip_prefix(&self.home) else {
                 continue;
@@ -275,6 +291,11 @@ impl World {
                     Command::new("mount")
                         .arg("--bind")
                         .arg(&self.home)
+                        .arg(&real_home),
+                );
+                run_ok(
+                    Command::new("mount")
+                        .args(["-o", "remount,bind,ro"])
                         .arg(&real_home),
                 );
             }
