@@ -390,6 +390,10 @@ impl Sim {
     fn on_worker(&mut self, w: usize, action: WorkerAction) {
         match action {
             WorkerAction::Post(line) => self.broadcast(w + 1, line),
+            // The simulated workers take payloads as bytes: no client is future.p2p 0.4.0.
+            WorkerAction::Answer { task, .. } => {
+                panic!("worker {w} answered {task:?} in future.p2p 0.4.0's format")
+            }
             WorkerAction::UnsealedAccept { task } => {
                 panic!("worker {w} took the honest client's accept of {task:?} for a downgrade")
             }

@@ -15,8 +15,10 @@ PKGS=(
   "magic-wormhole-mailbox-server==0.8.0"
   "magic-wormhole-transit-relay==0.5.0"
 )
+# Debian's Python, not one under $HOME (pyenv): the interop tests run peers as other users
+# whose homes hide the real one, and the venv's interpreter must stay reachable for them.
 if [ ! -x .ci/venv/bin/python ]; then
-  python3 -m venv .ci/venv
+  /usr/bin/python3 -m venv .ci/venv
 fi
 if ! .ci/venv/bin/pip show magic-wormhole magic-wormhole-mailbox-server magic-wormhole-transit-relay >/dev/null 2>&1; then
   .ci/venv/bin/pip install --quiet --disable-pip-version-check "${PKGS[@]}"

@@ -172,6 +172,7 @@ async fn main() -> Result<(), BoxError> {
         user: None,
         mailbox: env("FUTURE_P2P_MAILBOX"),
         relay: env("FUTURE_P2P_RELAY"),
+        topic_style: Default::default(),
     };
     let joined = board.join(&"alice/p2p".parse()?, None).await?;
     let mut options = SchedulerOptions::new(joined.me, board.wormhole());

@@ -21,7 +21,11 @@ fn board_error(err: &CliError) -> Option<&BoardError> {
 
 /// How to fix `err`, when its message alone does not say.
 pub fn next_step(err: &CliError) -> Option<String> {
-    let board = board_error(err)?;
+    let mut board = board_error(err)?;
+    // Asking the account host who we are failed: the advice is about why.
+    while let BoardError::Account { source, .. } = board {
+        board = source;
+    }
     match board {
         BoardError::Connect { host, reason } if reason.contains("Host key verification failed") => {
             Some(format!(

@@ -139,6 +139,8 @@ async fn serve(
         (!args.time_limit.is_zero()).then_some(args.time_limit.as_millis() as u64);
     options.max_payload = args.max_payload;
     options.max_result_size = args.max_payload;
+    // R futures travel as this package's payloads: only workers that read them get them.
+    options.core.native_format = Some(p2p_proto::protocols::R_PAYLOAD.to_owned());
     let scheduler = Scheduler::start(lines, options);
     let mut session = BridgeSession::new(format!("r{}", std::process::id()));
     let mut updates = scheduler.updates();

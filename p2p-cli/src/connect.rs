@@ -5,7 +5,7 @@
 
 use clap::Args;
 use p2p_cluster::{Cluster, ClusterBuilder, Membership};
-use p2p_proto::id::{ClusterName, PeerId};
+use p2p_proto::id::{ClusterName, PeerId, TopicStyle};
 use p2p_transport::board::local_peer_id;
 use p2p_transport::board::ssh_args::split_words;
 use p2p_transport::board::{Backend, Board, BoardConfig};
@@ -33,10 +33,14 @@ pub struct BoardArgs {
     /// built-in client.
     #[arg(long, env = "FUTURE_P2P_SYSTEM_SSH")]
     pub system_ssh: bool,
-    /// Your username, for boards without a `user` command (pipe.pico.sh); asked from the
-    /// board otherwise.
+    /// Your username; by default asked with `user` from the account host: pico.sh for
+    /// pipe.pico.sh (as future.p2p 0.4.0 does), the board itself otherwise.
     #[arg(long, env = "FUTURE_P2P_USER")]
     pub user: Option<String>,
+    /// The cluster's board topic: `future.p2p` (OWNER/NAME/future.p2p, shared with
+    /// future.p2p 0.4.0) or `seed` (OWNER/NAME, clusters of the seed README's era).
+    #[arg(long, env = "FUTURE_P2P_TOPIC_STYLE", default_value_t = TopicStyle::FutureP2p)]
+    pub topic_style: TopicStyle,
     /// The magic-wormhole mailbox (rendezvous) server.
     #[arg(long, env = "FUTURE_P2P_MAILBOX", default_value = DEFAULT_MAILBOX_URL)]
     pub mailbox: String,
@@ -65,11 +69,11 @@ impl BoardArgs {
         Ok(Board::connect(self.board_config()?).await?)
     }
 
-    /// Who we are on `board`: `--user`, or what its `user` command says.
+    /// Who we are on `board`: `--user`, or what `user` on its account host says.
     pub async fn username(&self, board: &Board) -> Result<String, CliError> {
         match &self.user {
             Some(user) => Ok(user.clone()),
-            None => Ok(board.user().await?.name),
+            None => Ok(board.account().await?.name),
         }
     }
 
@@ -78,7 +82,8 @@ impl BoardArgs {
     pub fn cluster(&self, cluster: &str) -> Result<ClusterBuilder, CliError> {
         let builder = Cluster::builder(cluster)
             .board(self.board_config()?)
-            .wormhole(self.wormhole());
+            .wormhole(self.wormhole())
+            .topic_style(self.topic_style);
         Ok(match &self.user {
             Some(user) => builder.user(user.clone()),
             None => builder,

@@ -1,5 +1,7 @@
 //! `future-p2p host`: what future.p2p's `host_cluster()` does. The host opens the cluster's
-//! topic with its access list (`pipe NAME -a users`) and says hello as `type=cluster` so
+//! board topic with its access list (`pipe NAME/future.p2p -a users`: the topic of
+//! future.p2p 0.4.0, so that its workers and clients join the same cluster; `--topic-style
+//! seed` opens a seed-era `NAME`) and says hello as `type=cluster` so
 //! members can tell the cluster is up. Its topic reconnects on its own after any drop
 //! (a hub restart, a network error), reopening the pipe with the same list.
 //!
@@ -90,7 +92,8 @@ pub async fn run(args: HostArgs) -> Result<(), CliError> {
             cluster: args.cluster,
         });
     }
-    let topic = format!("{user}/{}", cluster.name());
+    let own_topic = cluster.board_topic_for(&user, args.board.topic_style);
+    let topic = format!("{user}/{own_topic}");
     if hosted_in_listing(&board.ls().await?, &topic, &user) {
         return Err(CliError::AlreadyHosted { cluster: topic });
     }
@@ -99,7 +102,7 @@ pub async fn run(args: HostArgs) -> Result<(), CliError> {
         ..PipeOptions::default()
     };
     let lines = board
-        .open(cluster.name(), &options)
+        .open(&own_topic, &options)
         .await?
         .into_lines(TOPIC_LINES);
     // The host's own hellos do not come back to it: any it sees are another host's.
@@ -226,6 +229,9 @@ mod tests {
         assert!(hosted_in_listing(listing, "alice/p2p", "alice"));
         assert!(!hosted_in_listing(listing, "alice/other", "alice"));
         assert!(!hosted_in_listing(listing, "alice/p2", "alice"));
+        // future.p2p 0.4.0's host_cluster() hosts the same cluster on its own topic.
+        let original = "Channel Information\r\n- alice/p2p/future.p2p: (Access List: bob)\r\n  Pipes:\r\n  - u1 (alice@1.2.3.4:5)\r\n";
+        assert!(hosted_in_listing(original, "alice/p2p/future.p2p", "alice"));
         // The list kept by a hub after its host left, with only members on it.
         let left = "Channel Information\r\n- alice/p2p: (Access List: bob)\r\n  Pipes:\r\n  - u1 (bob@1.2.3.4:5)\r\n- alice/x:\r\n  Pipes:\r\n  - u3 (alice@1.2.3.4:7)\r\n";
         assert!(!hosted_in_listing(left, "alice/p2p", "alice"));

@@ -71,7 +71,11 @@ pub async fn ls(args: UserArgs) -> Result<(), CliError> {
         println!("no clusters hosted");
     }
     for (topic, members) in clusters {
-        println!("{topic} members: {members}");
+        // 0.4.0-style topics are named after their cluster; others are seed-era clusters.
+        match topic.strip_suffix(ClusterName::FUTURE_P2P_SUFFIX) {
+            Some(cluster) => println!("{cluster} members: {members}"),
+            None => println!("{topic} (seed topic) members: {members}"),
+        }
     }
     Ok(())
 }

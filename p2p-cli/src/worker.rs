@@ -180,6 +180,11 @@ async fn serve<E: p2p_worker::Executor>(
         .time_limit((!args.time_limit.is_zero()).then_some(args.time_limit))
         .max_payload(args.max_payload)
         .hello_interval(args.hello_interval);
+    // The R evaluator reads this project's payloads, and future.p2p 0.4.0's RDS files for
+    // clients that do not list them; a command gets every payload as it is.
+    if args.exec.is_none() {
+        builder = builder.native_format(p2p_proto::protocols::R_PAYLOAD);
+    }
     if !args.allow_users.is_empty() {
         builder = builder.allow_users(args.allow_users.iter().cloned());
     }

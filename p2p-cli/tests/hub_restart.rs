@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use p2p_proto::id::ClusterName;
+use p2p_proto::id::{ClusterName, TopicStyle};
 use p2p_scheduler::{Scheduler, SchedulerOptions};
 use p2p_transport::board::{Board, BoardConfig, join_cluster};
 use p2p_transport::wormhole::WormholeConfig;
@@ -166,7 +166,9 @@ async fn every_task_finishes_across_a_hub_restart() {
     // The host may not be up yet: its topic refuses carol until it is, and her topic
     // retries on its own.
     let board = Board::connect(config).await.expect("carol's board");
-    let (me, lines) = join_cluster(&board, &cluster, None).await.expect("join");
+    let (me, lines) = join_cluster(&board, &cluster, None, TopicStyle::FutureP2p)
+        .await
+        .expect("join");
     let wormhole = WormholeConfig::new(mailbox.clone(), relay.clone());
     let scheduler = Scheduler::start(lines, SchedulerOptions::new(me, wormhole));
     let mut workers = scheduler.workers();

@@ -95,7 +95,9 @@ fn a_user_left_off_the_access_list_is_told_whom_to_ask() {
     let stderr = failed_submit(cluster, "dave", &name, "not on the access list");
     let error = error_line(&stderr);
     assert!(
-        error.contains(&format!("dave is not on the access list of {name}")),
+        error.contains(&format!(
+            "dave is not on the access list of {name}/future.p2p"
+        )),
         "{error}"
     );
     assert!(error.contains("ask alice to add you"), "{error}");

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use p2p_proto::id::{ClusterName, PeerId};
+use p2p_proto::id::{ClusterName, PeerId, TopicStyle};
 use p2p_transport::board::{Board, BoardConfig, PipeOptions, Topic, TopicEvent, local_peer_id};
 use p2p_transport::cluster_watch::{ClusterWatch, WatchOptions, watch_cluster};
 use p2p_transport::lines::{LineChannel, TOPIC_LINES, line_channel};
@@ -37,6 +37,7 @@ pub struct ClusterBuilder {
     user: Option<String>,
     wormhole: WormholeConfig,
     warn_without_host: Option<Duration>,
+    topic_style: TopicStyle,
 }
 
 impl ClusterBuilder {
@@ -85,6 +86,13 @@ impl ClusterBuilder {
         self
     }
 
+    /// Which board topic carries the cluster (default: `OWNER/NAME/future.p2p`, shared with
+    /// future.p2p 0.4.0; [`TopicStyle::Seed`] reaches a seed-era `OWNER/NAME` cluster).
+    pub fn topic_style(mut self, style: TopicStyle) -> Self {
+        self.topic_style = style;
+        self
+    }
+
     /// Logs in to the board and opens the cluster's topic as a member.
     pub async fn connect(self) -> Result<Cluster, ClusterError> {
         let name: ClusterName = self.cluster.parse()?;
@@ -95,12 +103,16 @@ impl ClusterBuilder {
         let board = Board::connect(config).await?;
         let user = match self.user {
             Some(user) => user,
-            None => board.user().await?.name,
+            // Where the account lives: pico.sh for pipe.pico.sh, else the board itself.
+            None => board.account().await?.name,
         };
         let qualified = name.qualified(&user)?;
         let me = local_peer_id(&user)?;
         let topic = board
-            .open(&name.topic_for(&user), &PipeOptions::default())
+            .open(
+                &name.board_topic_for(&user, self.topic_style),
+                &PipeOptions::default(),
+            )
             .await?;
         let (lines, refusals) = member_lines(topic);
         let (lines, watch) = watch_cluster(
@@ -165,6 +177,7 @@ impl Cluster {
             user: None,
             wormhole: WormholeConfig::default(),
             warn_without_host: None,
+            topic_style: TopicStyle::default(),
         }
     }
 

@@ -69,6 +69,17 @@ impl<E: Executor> WorkerBuilder<E> {
         self
     }
 
+    /// The protocol token of the payload format the executor reads beyond future.p2p
+    /// 0.4.0's (`rpayload-v1` for the R evaluator): announced on offers; a client that does
+    /// not list it is 0.4.0, whose tasks carry [`PayloadFormat::FutureP2p`] and whose
+    /// failures go back as results. Default: none, payloads are bytes taken as they come.
+    ///
+    /// [`PayloadFormat::FutureP2p`]: p2p_proto::protocols::PayloadFormat::FutureP2p
+    pub fn native_format(mut self, token: impl Into<String>) -> Self {
+        self.options.core.native_format = Some(token.into());
+        self
+    }
+
     /// How often the worker says hello (default: 30 s; clients count workers by their
     /// hellos, and a new client hears every idle worker at once anyway).
     pub fn hello_interval(mut self, interval: Duration) -> Self {

@@ -145,11 +145,11 @@ async fn a_wrong_cluster_or_a_missing_place_on_its_list_is_said_at_once() {
     let _host = local.host("alice", "p2p", &["bob"]).await.unwrap();
 
     for (user, cluster, said) in [
-        ("bob", "alice/p2q", "alice/p2q is not hosted"),
+        ("bob", "alice/p2q", "alice/p2q/future.p2p is not hosted"),
         (
             "carol",
             "alice/p2p",
-            "carol is not on the access list of alice/p2p",
+            "carol is not on the access list of alice/p2p/future.p2p",
         ),
     ] {
         let started = Instant::now();

@@ -58,7 +58,54 @@ fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
 }
 
+/// Which pipe topic carries a cluster's board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TopicStyle {
+    /// `OWNER/NAME/future.p2p`, as future.p2p 0.4.0 opens it: one cluster name, one board,
+    /// for both implementations.
+    #[default]
+    FutureP2p,
+    /// `OWNER/NAME` itself, the topic of the seed README's era of future.p2p.
+    Seed,
+}
+
+impl TopicStyle {
+    /// What the style is called on command lines and in R options.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopicStyle::FutureP2p => "future.p2p",
+            TopicStyle::Seed => "seed",
+        }
+    }
+}
+
+impl FromStr for TopicStyle {
+    type Err = IdError;
+
+    fn from_str(value: &str) -> Result<Self, IdError> {
+        match value {
+            "future.p2p" => Ok(TopicStyle::FutureP2p),
+            "seed" => Ok(TopicStyle::Seed),
+            other => Err(IdError::new(
+                "topic style",
+                other,
+                "expected future.p2p (OWNER/NAME/future.p2p) or seed (OWNER/NAME)",
+            )),
+        }
+    }
+}
+
+impl fmt::Display for TopicStyle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A cluster name: `owner/name`, or a bare `name` meaning the caller's own cluster.
+///
+/// `owner/name/future.p2p`, the topic future.p2p 0.4.0 lists in `ls`, is read as
+/// `owner/name`: the suffix belongs to the topic ([`ClusterName::board_topic_for`]), not to
+/// the name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClusterName {
     owner: Option<String>,
@@ -101,8 +148,19 @@ impl ClusterName {
 
     /// The topic future.p2p 0.4.0 uses for the same cluster: it appends `/future.p2p`.
     pub fn future_p2p_topic_for(&self, me: &str) -> String {
-        format!("{}/future.p2p", self.topic_for(me))
+        format!("{}{}", self.topic_for(me), Self::FUTURE_P2P_SUFFIX)
     }
+
+    /// The topic of the cluster's board for user `me`, in `style`.
+    pub fn board_topic_for(&self, me: &str, style: TopicStyle) -> String {
+        match style {
+            TopicStyle::FutureP2p => self.future_p2p_topic_for(me),
+            TopicStyle::Seed => self.topic_for(me),
+        }
+    }
+
+    /// What future.p2p 0.4.0 appends to a cluster's name to form its topic.
+    pub const FUTURE_P2P_SUFFIX: &'static str = "/future.p2p";
 }
 
 impl FromStr for ClusterName {
@@ -110,10 +168,16 @@ impl FromStr for ClusterName {
 
     fn from_str(value: &str) -> Result<Self, IdError> {
         const KIND: &str = "cluster name";
+        let full = value;
+        // `owner/name/future.p2p`: the board topic of `owner/name`, as 0.4.0 lists it.
+        let value = match value.strip_suffix(Self::FUTURE_P2P_SUFFIX) {
+            Some(qualified) if qualified.contains('/') => qualified,
+            _ => value,
+        };
         let (owner, name) = match value.split_once('/') {
             Some((owner, name)) => {
                 check_username(owner)
-                    .map_err(|_| IdError::new(KIND, value, "owner must be a pico username"))?;
+                    .map_err(|_| IdError::new(KIND, full, "owner must be a pico username"))?;
                 (Some(owner.to_owned()), name)
             }
             None => (None, value),
@@ -430,6 +494,31 @@ mod tests {
             qualified.future_p2p_topic_for("bob"),
             "alice/p2p/future.p2p"
         );
+        assert_eq!(
+            qualified.board_topic_for("bob", TopicStyle::FutureP2p),
+            "alice/p2p/future.p2p"
+        );
+        assert_eq!(
+            qualified.board_topic_for("alice", TopicStyle::FutureP2p),
+            "p2p/future.p2p"
+        );
+        assert_eq!(
+            qualified.board_topic_for("bob", TopicStyle::Seed),
+            "alice/p2p"
+        );
+        // The 0.4.0 topic names the same cluster.
+        let topic: ClusterName = "alice/p2p/future.p2p".parse().unwrap();
+        assert_eq!(topic, qualified);
+        // Only a qualified name loses the suffix: `p2p/future.p2p` is p2p's cluster
+        // future.p2p.
+        let owned: ClusterName = "p2p/future.p2p".parse().unwrap();
+        assert_eq!((owned.owner(), owned.name()), (Some("p2p"), "future.p2p"));
+        assert_eq!("seed".parse::<TopicStyle>(), Ok(TopicStyle::Seed));
+        assert_eq!(
+            TopicStyle::default().to_string().parse::<TopicStyle>(),
+            Ok(TopicStyle::FutureP2p)
+        );
+        assert!("pico".parse::<TopicStyle>().is_err());
         let bare: ClusterName = "p2p".parse().unwrap();
         assert_eq!(bare.owner(), None);
         assert_eq!(bare.qualified("carol").unwrap().to_string(), "carol/p2p");
@@ -439,6 +528,7 @@ mod tests {
             "alice/",
             "/p2p",
             "a/b/c",
+            "alice/p2p/future.p2p/future.p2p",
             "al ice/p2p",
             "alice/p 2p",
             "alice/p,2p",

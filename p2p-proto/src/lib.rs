@@ -7,9 +7,11 @@
 //!     message    BoardLine, Message (hello, request, offer, accept, withdraw, result,
 //!                decline), TransferUri, WorkerKey, SealedCode
 //!   shared vocabulary
-//!     id         ClusterName, PeerId, FutureId, WormholeCode: validated identifiers
+//!     id         ClusterName (and its board TopicStyle), PeerId, FutureId, WormholeCode:
+//!                validated identifiers
 //!     time       BoardTime (`when`), Expiry (`expires`)
-//!     protocols  Protocols: the `;`-separated capability list, negotiation
+//!     protocols  Protocols: the `;`-separated capability list, negotiation, and the
+//!                PayloadFormat a peer gets (ours, or future.p2p 0.4.0's RDS files)
 //!     seal       sealed codes: a wormhole code only the accepted worker can open
 //!   data plane (binary, on a warm session)
 //!     frame      Frame (hello, task, result, heartbeat, cancel, progress, started) with
@@ -36,8 +38,8 @@ pub mod time;
 
 pub use frame::{Frame, FrameDecoder, FrameError};
 pub use framer::{FramerError, LineFramer};
-pub use id::{ClusterName, FutureId, IdError, PeerId, WormholeCode};
+pub use id::{ClusterName, FutureId, IdError, PeerId, TopicStyle, WormholeCode};
 pub use line::LineError;
 pub use message::{BoardLine, Message, TransferUri};
-pub use protocols::Protocols;
+pub use protocols::{PayloadFormat, Protocols};
 pub use time::{BoardTime, Expiry};

@@ -16,6 +16,7 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::framer::MAX_LINE_LEN;
+use crate::id::PeerId;
 use crate::message::{
     Accept, BoardLine, Decline, Hello, Message, Offer, Request, ResultReady, Role, Withdraw,
     WorkerKey,
@@ -118,6 +119,19 @@ impl<'a> Pairs<'a> {
         self.take(key)
             .map(|value| value.parse().map_err(|err| bad_value(key, err)))
             .transpose()
+    }
+
+    /// A withdraw's `to`: a peer, or `<none>` (future.p2p 0.4.0, before any worker was
+    /// chosen).
+    fn withdrawn_from(&mut self) -> Result<Option<PeerId>, LineError> {
+        match self.take("to") {
+            None => Err(LineError::MissingKey {
+                kind: self.kind.to_owned(),
+                key: "to",
+            }),
+            Some(Withdraw::NO_WORKER) => Ok(None),
+            Some(value) => value.parse().map(Some).map_err(|err| bad_value("to", err)),
+        }
     }
 
     fn size(&mut self) -> Result<u64, LineError> {
@@ -223,7 +237,7 @@ pub fn decode(line: &str) -> Result<BoardLine, LineError> {
         }),
         "withdraw" => Message::Withdraw(Withdraw {
             from: pairs.required("from")?,
-            to: pairs.required("to")?,
+            to: pairs.withdrawn_from()?,
             future: pairs.required("future")?,
         }),
         "result" => Message::Result(ResultReady {
@@ -346,7 +360,13 @@ impl BoardLine {
             Message::Withdraw(m) => vec![
                 ("type", Some(&kind)),
                 ("from", Some(&m.from)),
-                ("to", Some(&m.to)),
+                (
+                    "to",
+                    Some(match &m.to {
+                        Some(worker) => worker,
+                        None => &Withdraw::NO_WORKER,
+                    }),
+                ),
                 ("future", Some(&m.future)),
             ],
             Message::Result(m) => vec![

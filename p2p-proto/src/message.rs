@@ -6,7 +6,7 @@
 //! | request                  | client | expires, future, size, protocols         |
 //! | offer                    | worker | expires, to, future, protocols, pk       |
 //! | accept                   | client | expires, to, future, via                 |
-//! | withdraw                 | client | to, future                               |
+//! | withdraw                 | client | to (a worker, or `<none>`), future       |
 //! | result                   | worker | expires, to, future, via                 |
 //! | decline                  | worker | to, future, reason                       |
 //!
@@ -197,10 +197,17 @@ pub struct Accept {
 pub struct Withdraw {
     /// The client.
     pub from: PeerId,
-    /// The worker concerned, or the client itself for a request nobody was accepted for.
-    pub to: PeerId,
+    /// The worker concerned; `None` for a request no worker was chosen for, written
+    /// `to=<none>` as future.p2p 0.4.0 writes it (older lines of this project named the
+    /// client itself, which reads back as `Some`).
+    pub to: Option<PeerId>,
     /// The future taken back.
     pub future: FutureId,
+}
+
+impl Withdraw {
+    /// The `to` value of a withdraw that names no worker (future.p2p 0.4.0's `"<none>"`).
+    pub const NO_WORKER: &'static str = "<none>";
 }
 
 /// A worker announces that a result is ready to be fetched.

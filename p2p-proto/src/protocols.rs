@@ -1,8 +1,10 @@
 //! The `protocols` key: what a peer can do, `;`-separated (`wormhole;sealed-v1;session-v1`).
 //!
 //! future.p2p 0.4.0 advertises `wormhole`. Everything this project adds beyond it is a
-//! further token here, and is used only when both sides list it: negotiated, never assumed
-//! (docs/ARCHITECTURE.md §5.5).
+//! further token here, and is used only when both sides list it (negotiated, never assumed:
+//! docs/ARCHITECTURE.md §5.5). That includes the payload format: R peers of this project list
+//! [`R_PAYLOAD`], and a peer that does not gets future.p2p's own formats
+//! ([`PayloadFormat::negotiate`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -27,6 +29,12 @@ pub const SLOTS: &str = "slots-v1";
 /// the board delivers a line only if the user in its `from=` is the SSH user who wrote it
 /// (future-p2p's hub does; pipe.pico.sh has no such check, nor the command).
 pub const SENDERS_VERIFIED: &str = "senders-verified";
+
+/// The peer ships (client) or evaluates (worker) this project's R payloads: the list
+/// `future.p2p:::future_payload()` serializes, and a serialized `FutureResult` back. An R
+/// peer without it is future.p2p 0.4.0, which ships `saveRDS(Future)` and expects
+/// `saveRDS(FutureResult)` back.
+pub const R_PAYLOAD: &str = "rpayload-v1";
 
 /// Longest single protocol token.
 pub const MAX_TOKEN_LEN: usize = 64;
@@ -73,6 +81,27 @@ impl Protocols {
     /// The tokens, in order.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
+    }
+}
+
+/// The format a task's payload travels in to one peer, and its result back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PayloadFormat {
+    /// The submitter's own format (this project's R payload, or a Rust embedder's bytes).
+    Native,
+    /// future.p2p 0.4.0's: the RDS file of the Future out, the RDS file of its
+    /// FutureResult back (gzip, as `saveRDS()` writes them).
+    FutureP2p,
+}
+
+impl PayloadFormat {
+    /// The format to use with a peer listing `theirs`, when our payloads are in the format
+    /// named by the token `native` (`None`: opaque bytes, which every peer gets as they are).
+    pub fn negotiate(native: Option<&str>, theirs: &Protocols) -> PayloadFormat {
+        match native {
+            Some(token) if !theirs.supports(token) => PayloadFormat::FutureP2p,
+            _ => PayloadFormat::Native,
+        }
     }
 }
 
@@ -142,6 +171,31 @@ impl fmt::Display for Protocols {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payload_formats() {
+        let original: Protocols = "wormhole".parse().unwrap();
+        let ours: Protocols = "wormhole;sealed-v1;session-v1;rpayload-v1".parse().unwrap();
+        let native = Some(R_PAYLOAD);
+        assert_eq!(
+            PayloadFormat::negotiate(native, &original),
+            PayloadFormat::FutureP2p
+        );
+        assert_eq!(
+            PayloadFormat::negotiate(native, &ours),
+            PayloadFormat::Native
+        );
+        // Peers of the seed era list nothing at all: they are future.p2p too.
+        assert_eq!(
+            PayloadFormat::negotiate(native, &Protocols::default()),
+            PayloadFormat::FutureP2p
+        );
+        // Opaque payloads go to everyone as they are.
+        assert_eq!(
+            PayloadFormat::negotiate(None, &original),
+            PayloadFormat::Native
+        );
+    }
 
     #[test]
     fn parse_negotiate_display() {

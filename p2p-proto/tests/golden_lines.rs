@@ -109,6 +109,35 @@ fn v04_lines_have_the_v04_shapes() {
     }
 }
 
+/// Lines future.p2p 0.4.0 wrote on this project's hub (an original host_cluster(), worker()
+/// and client, captured from the host's replayed topic), plus its withdraw of a request no
+/// worker was chosen for (`pico_p2p_withdraw_future(to = "<none>")`: no `expires`).
+fn v04_captured_lines() -> Vec<&'static str> {
+    vec![
+        "when=2026-11-26T09:34:07,expires=1795689247,type=client,from=carol@vm:10494,protocols=wormhole",
+        "when=2026-11-26T09:34:07,expires=1795685657,type=request,from=carol@vm:10494,future=5ab993dde27a063eaf13377923661938-4,size=837,protocols=wormhole",
+        "when=2026-11-26T09:34:07,expires=1795685662,type=offer,from=bob@vm:10374,to=carol@vm:10494,future=5ab993dde27a063eaf13377923661938-4,protocols=wormhole",
+        "when=2026-11-26T09:34:08,expires=1795685708,type=accept,from=carol@vm:10494,to=bob@vm:10374,future=5ab993dde27a063eaf13377923661938-4,via=wormhole://6425-6df56f34c80f",
+        "when=2026-11-26T09:34:08,expires=1795685708,type=result,from=bob@vm:10374,to=carol@vm:10494,future=5ab993dde27a063eaf13377923661938-4,via=wormhole://6425-6df56f34c80f",
+        "when=2026-11-26T09:34:09,type=withdraw,from=carol@vm:10494,to=<none>,future=5ab993dde27a063eaf13377923661938-5",
+    ]
+}
+
+#[test]
+fn captured_v04_lines_are_read_and_written_back() {
+    for text in v04_captured_lines() {
+        let line = line::decode(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert!(line.extra.is_empty(), "{text}: extra keys {:?}", line.extra);
+        assert_eq!(line.encode().unwrap(), text);
+    }
+    let lines: Vec<_> = v04_captured_lines()
+        .into_iter()
+        .map(|l| line::decode(l).unwrap().message)
+        .collect();
+    assert!(matches!(&lines[4], Message::Result(r) if r.to.as_str() == "carol@vm:10494"));
+    assert!(matches!(&lines[5], Message::Withdraw(w) if w.to.is_none()));
+}
+
 #[test]
 fn r_exponent_sizes_are_read() {
     // R's as.character(100000) is "1e+05": that is what a 100 kB future's request says.

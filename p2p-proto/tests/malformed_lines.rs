@@ -94,7 +94,7 @@ fn a_withdraw_has_no_expiry() {
         BoardTime::from_unix(1_759_309_262),
         Message::Withdraw(Withdraw {
             from: "alice@d:1".parse().unwrap(),
-            to: "bob@l:2".parse().unwrap(),
+            to: Some("bob@l:2".parse().unwrap()),
             future: "f-1".parse().unwrap(),
         }),
     );
@@ -104,6 +104,20 @@ fn a_withdraw_has_no_expiry() {
         "when=2025-10-01T09:01:02,type=withdraw,from=alice@d:1,to=bob@l:2,future=f-1"
     );
     assert_eq!(line::decode(&text).unwrap(), line);
+}
+
+#[test]
+fn a_withdraw_before_any_worker_names_none() {
+    // future.p2p 0.4.0 withdraws a request nobody was accepted for with `to=<none>`.
+    let text = "when=2025-10-01T09:01:02,type=withdraw,from=alice@d:1,to=<none>,future=f-1";
+    let line = line::decode(text).unwrap();
+    assert!(matches!(&line.message, Message::Withdraw(w) if w.to.is_none()));
+    assert_eq!(line.encode().unwrap(), text);
+    // Anything else in `to` must still be a peer.
+    assert!(matches!(
+        line::decode(&text.replace("<none>", "<nobody>")),
+        Err(LineError::BadValue { key, .. }) if key == "to"
+    ));
 }
 
 proptest! {

@@ -107,7 +107,7 @@ fn message() -> impl Strategy<Value = Message> {
                 via,
             })
         }),
-        (peer(), peer(), future())
+        (peer(), proptest::option::of(peer()), future())
             .prop_map(|(from, to, future)| { Message::Withdraw(Withdraw { from, to, future }) }),
         (peer(), expiry(), peer(), future(), via()).prop_map(|(from, expires, to, future, via)| {
             Message::Result(ResultReady {

@@ -90,6 +90,7 @@ async fn main() -> Result<(), Error> {
         future: "f-1".parse()?,
         client: "bench@localhost:1".parse()?,
         payload: payload.clone(),
+        format: p2p_proto::protocols::PayloadFormat::Native,
     };
     let started = Instant::now();
     for _ in 0..jobs {

@@ -23,6 +23,7 @@
 //!     protocol.rs         the Rust <-> R evaluator frames (sans-IO)
 //!   bridge/protocol.rs    R session <-> bridge frames (sans-IO)
 //!   bridge/session.rs     the bridge's bookkeeping: R future ids <-> scheduler tasks (sans-IO)
+//!   rds.rs                RDS files of FutureResults for future.p2p 0.4.0 clients (sans-IO)
 //!   rpkg.rs               the bundled future.p2p R package and its installation
 //!   rpkg/                 the R package sources (payload builder, evaluator loop, bridge codec)
 //! ```
@@ -30,4 +31,5 @@
 pub mod bridge;
 pub mod evaluator;
 pub mod frame;
+pub mod rds;
 pub mod rpkg;

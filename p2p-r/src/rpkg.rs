@@ -20,6 +20,7 @@ pub const SOURCES: &[(&str, &str)] = &[
         include_str!("../rpkg/R/evaluator_loop.R"),
     ),
     ("R/options.R", include_str!("../rpkg/R/options.R")),
+    ("R/original.R", include_str!("../rpkg/R/original.R")),
     ("R/payload.R", include_str!("../rpkg/R/payload.R")),
     ("R/pico_p2p.R", include_str!("../rpkg/R/pico_p2p.R")),
     ("R/protocol.R", include_str!("../rpkg/R/protocol.R")),

@@ -307,6 +307,7 @@ async fn a_payload_still_arriving_is_read_by_r_as_it_comes() {
         future: "f-1".parse().expect("id"),
         client: "alice@host:1".parse().expect("peer"),
         payload,
+        format: p2p_proto::protocols::PayloadFormat::Native,
     };
     let (progress, _) = mpsc::unbounded_channel();
     let run = tokio::spawn(std::sync::Arc::clone(&evaluator).execute_stream(job, progress));

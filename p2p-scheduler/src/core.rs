@@ -125,6 +125,11 @@ pub struct SchedulerConfig {
     /// How long a worker that failed twice in a row is first set aside (doubling after
     /// each further failure, up to a minute).
     pub set_aside: Millis,
+    /// The protocol token naming the format of submitted payloads (`rpayload-v1` for the
+    /// R futures the future.p2p package makes): it is announced, and only workers that
+    /// list it are accepted (one that does not, future.p2p 0.4.0's, could not read them).
+    /// `None`: payloads are opaque bytes, for any worker.
+    pub native_format: Option<String>,
 }
 
 impl SchedulerConfig {
@@ -150,6 +155,7 @@ impl SchedulerConfig {
             steal_after: 20,
             start_patience: 1_000,
             set_aside: 1_000,
+            native_format: None,
         }
     }
 
@@ -162,6 +168,7 @@ impl SchedulerConfig {
             tokens.push(protocols::SESSION.to_owned());
             tokens.push(protocols::SLOTS.to_owned());
         }
+        tokens.extend(self.native_format.clone());
         Protocols::try_from(tokens).unwrap_or_else(|_| Protocols::future_p2p())
     }
 }
@@ -620,7 +627,7 @@ impl SchedulerCore {
                     now,
                     Message::Withdraw(Withdraw {
                         from: self.config.me.clone(),
-                        to: worker.clone(),
+                        to: Some(worker.clone()),
                         future,
                     }),
                 );
@@ -710,7 +717,14 @@ impl SchedulerCore {
             Phase::Sent { worker, .. } => task.request.is_some() && *worker != offer.from,
             _ => false,
         };
+        let reads_ours = self.config.native_format.as_deref().is_none_or(|token| {
+            offer
+                .protocols
+                .as_ref()
+                .is_some_and(|theirs| theirs.supports(token))
+        });
         if !takeable
+            || !reads_ours
             || offer.expires.unix_ms() < now
             || self.sessions.contains_key(&offer.from)
             || self.is_set_aside(&offer.from, now)
@@ -1348,9 +1362,10 @@ impl SchedulerCore {
         if let Some(future) = self.tasks.get(&id).map(|t| t.future.clone()) {
             self.post(
                 now,
+                // No worker was chosen: `to=<none>`, as future.p2p 0.4.0 writes it.
                 Message::Withdraw(Withdraw {
                     from: self.config.me.clone(),
-                    to: self.config.me.clone(),
+                    to: None,
                     future,
                 }),
             );

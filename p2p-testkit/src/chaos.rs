@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use p2p_proto::id::ClusterName;
+use p2p_proto::id::{ClusterName, TopicStyle};
 use p2p_scheduler::{Scheduler, SchedulerOptions};
 use p2p_transport::board::{Board, join_cluster};
 use rand::Rng;
@@ -110,7 +110,7 @@ pub async fn run(bin: &Path, config: &ChaosConfig) -> Result<ChaosReport, Proces
     let name: ClusterName = "alice/p2p"
         .parse()
         .map_err(|err: p2p_proto::id::IdError| std::io::Error::other(err.to_string()))?;
-    let (me, lines) = join_cluster(&board, &name, Some("alice"))
+    let (me, lines) = join_cluster(&board, &name, Some("alice"), TopicStyle::FutureP2p)
         .await
         .map_err(|err| std::io::Error::other(err.to_string()))?;
     let scheduler = Scheduler::start(lines, SchedulerOptions::new(me, cluster.wormhole()));

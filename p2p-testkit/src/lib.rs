@@ -12,7 +12,8 @@
 //!             unique payloads (the CI test and the bench share it)
 //!   peers     the reference magic-wormhole peers (Python client, mailbox server and relay;
 //!             wormhole-william) as child processes, bounded waits, test payloads
-//!   r         real R with the future.p2p package under test installed once per test binary
+//!   r         real R with the future.p2p package under test installed once per test binary;
+//!             where CI installed the original future.p2p 0.4.0 (OriginalLibraries)
 //! ```
 //!
 //! Every helper fails loudly (with the `.ci/setup` step to run) when a tool is missing, and

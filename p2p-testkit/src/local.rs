@@ -9,7 +9,7 @@ use thiserror::Error;
 
 use p2p_hub::board::hostkey::{HostKeyError, generate_key_file};
 use p2p_hub::{Hub, HubConfig, HubError};
-use p2p_proto::id::{ClusterName, PeerId};
+use p2p_proto::id::{ClusterName, PeerId, TopicStyle};
 use p2p_transport::board::{
     Board, BoardConfig, BoardError, JoinError, PipeOptions, join_cluster, local_peer_id,
 };
@@ -120,8 +120,9 @@ impl LocalHub {
         Ok(Board::connect(self.board_config(user)?).await?)
     }
 
-    /// `owner` opens its cluster `name` for `members` (what `future-p2p host` does) and
-    /// joins it: returns the owner's peer id and the topic.
+    /// `owner` opens the board topic of its cluster `name` (`name/future.p2p`, as
+    /// future.p2p 0.4.0) for `members` (what `future-p2p host` does) and joins it: returns
+    /// the owner's peer id and the topic.
     pub async fn host(
         &self,
         owner: &str,
@@ -133,7 +134,12 @@ impl LocalHub {
             access: members.iter().map(|m| (*m).to_owned()).collect(),
             ..PipeOptions::default()
         };
-        let topic = board.open(name, &access).await?;
+        let topic = board
+            .open(
+                &format!("{name}{}", ClusterName::FUTURE_P2P_SUFFIX),
+                &access,
+            )
+            .await?;
         Ok((board, local_peer_id(owner)?, topic.into_lines(TOPIC_LINES)))
     }
 
@@ -146,7 +152,7 @@ impl LocalHub {
         cluster: &ClusterName,
     ) -> Result<(Board, PeerId, LineChannel), LocalError> {
         let board = self.board(user).await?;
-        let (me, lines) = join_cluster(&board, cluster, None).await?;
+        let (me, lines) = join_cluster(&board, cluster, None, TopicStyle::FutureP2p).await?;
         Ok((board, me, lines))
     }
 

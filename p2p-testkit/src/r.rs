@@ -90,3 +90,34 @@ pub fn future_has_backend_api() -> bool {
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     (major, minor) >= (1, 40)
 }
+
+/// Where `.ci/setup/46-r-original.sh` installs the original future.p2p 0.4.0, the peer of
+/// the interop tests, and the CRAN futureverse it needs (future >= 1.67; Debian has 1.31).
+/// The two packages share a name, so no R session may see both ours and the original.
+#[derive(Debug, Clone)]
+pub struct OriginalLibraries {
+    /// `.ci/r-lib/original`: the original future.p2p alone.
+    pub original: PathBuf,
+    /// `.ci/r-lib/cran`: the CRAN futureverse (45-r-cran.sh).
+    pub cran: PathBuf,
+}
+
+impl OriginalLibraries {
+    /// The libraries CI made; panics with the setup steps to run when they are missing.
+    pub fn from_ci() -> OriginalLibraries {
+        let ci = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/r-lib");
+        let libraries = OriginalLibraries {
+            original: ci.join("original"),
+            cran: ci.join("cran"),
+        };
+        assert!(
+            libraries.original.join("future.p2p/DESCRIPTION").is_file()
+                && libraries.cran.join("future/DESCRIPTION").is_file(),
+            "the original future.p2p 0.4.0 is not installed in {} on {}: run .ci/run, or bash \
+             .ci/setup/45-r-cran.sh && bash .ci/setup/46-r-original.sh",
+            libraries.original.display(),
+            libraries.cran.display()
+        );
+        libraries
+    }
+}

@@ -34,6 +34,12 @@
 //! - It reads sealed codes, declines requests it will not run (allowlist, payload size)
 //!   with a `decline` line, and stops after its own duration once its running tasks are
 //!   done.
+//! - **Each client gets its own formats.** A request that does not list the executor's
+//!   native format token ([`WorkerConfig::native_format`]) comes from future.p2p 0.4.0:
+//!   its task carries [`PayloadFormat::FutureP2p`], its result is announced with a
+//!   `result` line before it is sent (0.4.0 clients wait for that line), and a failure
+//!   reaches it as a result in its own format ([`WorkerAction::Answer`]), since it ignores
+//!   `decline` lines and would wait forever.
 //!
 //! Feed it board lines ([`WorkerCore::handle_line`]), the passing of time
 //! ([`WorkerCore::handle_timeout`] at [`WorkerCore::poll_timeout`]), and what the driver
@@ -47,9 +53,10 @@ use p2p_proto::frame::{Frame, RemoteError, RemoteErrorKind, Started, TaskResult}
 use p2p_proto::id::{FutureId, PeerId, WormholeCode};
 use p2p_proto::limits::DEFAULT_MAX_PAYLOAD;
 use p2p_proto::message::{
-    BoardLine, Decline, DeclineReason, Hello, Message, Offer, Request, Role, TransferUri,
+    BoardLine, Decline, DeclineReason, Hello, Message, Offer, Request, ResultReady, Role,
+    TransferUri,
 };
-use p2p_proto::protocols::{self, Protocols};
+use p2p_proto::protocols::{self, PayloadFormat, Protocols};
 use p2p_proto::seal::WorkerSecret;
 use p2p_proto::time::{BoardTime, Expiry, Millis};
 use rand_chacha::ChaCha8Rng;
@@ -59,6 +66,8 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 pub const OFFER_TTL: Millis = 15_000;
 /// How often a worker says hello; its hello expires after two intervals.
 pub const HELLO_INTERVAL: Millis = 30_000;
+/// How long a `result` line stands, as in future.p2p 0.4.0.
+pub const RESULT_TTL: Millis = 60_000;
 /// How long an unanswered offer keeps its slot. Our clients accept within a round trip;
 /// a client that never answers must not hold the slot for the offer's whole life.
 pub const OFFER_HOLD: Millis = 3_000;
@@ -99,6 +108,10 @@ pub struct WorkerConfig {
     pub offer_jitter: Millis,
     /// Seeds the delays ([`crate::Worker::start`] draws it from the OS; tests fix it).
     pub seed: u64,
+    /// The protocol token naming the payload format the executor reads natively
+    /// (`rpayload-v1` for the R evaluator); a client that does not list it gets
+    /// [`PayloadFormat::FutureP2p`]. `None`: payloads are opaque bytes, taken as they come.
+    pub native_format: Option<String>,
 }
 
 impl WorkerConfig {
@@ -119,6 +132,7 @@ impl WorkerConfig {
             time_limit: None,
             offer_jitter: 50,
             seed: 0,
+            native_format: None,
         }
     }
 
@@ -132,6 +146,7 @@ impl WorkerConfig {
             tokens.push(protocols::SESSION.to_owned());
             tokens.push(protocols::SLOTS.to_owned());
         }
+        tokens.extend(self.native_format.clone());
         Protocols::try_from(tokens).unwrap_or_else(|_| Protocols::future_p2p())
     }
 }
@@ -169,6 +184,8 @@ pub struct Assignment {
     pub code: WormholeCode,
     /// How the payload and result travel.
     pub route: Route,
+    /// The format the client's payload is in, and its result must be in.
+    pub format: PayloadFormat,
 }
 
 /// What the driver must do next.
@@ -206,6 +223,18 @@ pub enum WorkerAction {
     UnsealedAccept {
         /// The task it claimed.
         task: TaskRef,
+    },
+    /// Files route, a client in future.p2p 0.4.0's format: the task failed (its run, its
+    /// time limit), and such a client learns that only from a result. Send it the
+    /// executor's result carrying `error` under `code`'s `CODE-r` (the `result` line is
+    /// posted already).
+    Answer {
+        /// The task.
+        task: TaskRef,
+        /// The task's code.
+        code: WormholeCode,
+        /// Why it failed.
+        error: RemoteError,
     },
     /// The worker's duration is over and nothing runs any more.
     Stop,
@@ -268,6 +297,15 @@ enum Held {
     },
 }
 
+/// A task accepted on the files route: how its result goes back.
+#[derive(Debug, Clone)]
+struct FilesTask {
+    /// The accept's `via`, repeated on the `result` line (a sealed code stays sealed).
+    via: TransferUri,
+    code: WormholeCode,
+    format: PayloadFormat,
+}
+
 #[derive(Debug, Clone)]
 struct SessionState {
     client: PeerId,
@@ -291,6 +329,8 @@ pub struct WorkerCore {
     requests: VecDeque<OpenRequest>,
     offers: HashMap<TaskRef, Offered>,
     tasks: HashMap<TaskRef, Held>,
+    /// Files-route tasks, until they end.
+    files: HashMap<TaskRef, FilesTask>,
     /// Tasks in slots (receiving or running).
     busy: usize,
     /// Time limits of running tasks, soonest first.
@@ -323,6 +363,7 @@ impl WorkerCore {
             requests: VecDeque::new(),
             offers: HashMap::new(),
             tasks: HashMap::new(),
+            files: HashMap::new(),
             busy: 0,
             deadlines: BTreeSet::new(),
             sessions: BTreeMap::new(),
@@ -542,10 +583,10 @@ impl WorkerCore {
                 };
                 self.forget_request(&task);
                 self.offers.remove(&task);
-                // A withdraw addressed to the client itself takes back a request; only one
+                // A withdraw addressed to no worker (`to=<none>`) takes back a request; only one
                 // addressed to us takes back a task we hold (the same future may run here,
                 // sent on a session, while the client withdraws a request it had posted).
-                if withdraw.to == self.config.me {
+                if withdraw.to.as_ref() == Some(&self.config.me) {
                     self.stop_task(now, &task, "withdrawn by the client");
                 }
             }
@@ -762,12 +803,22 @@ impl WorkerCore {
             }),
         );
         self.mark_served(&request.client);
+        // A future.p2p 0.4.0 client ignores `decline` lines: an accept of it that found no
+        // free slot would leave it sending its future to nobody, for ever. Its offers keep
+        // their slot for their whole life.
+        let hold = match PayloadFormat::negotiate(
+            self.config.native_format.as_deref(),
+            &request.protocols,
+        ) {
+            PayloadFormat::Native => OFFER_HOLD.min(self.config.offer_ttl),
+            PayloadFormat::FutureP2p => self.config.offer_ttl,
+        };
         self.offers.insert(
             request.task(),
             Offered {
                 request,
                 expires,
-                hold_until: now + OFFER_HOLD.min(self.config.offer_ttl),
+                hold_until: now + hold,
                 holding: true,
             },
         );
@@ -816,6 +867,10 @@ impl WorkerCore {
         }
         let session =
             self.config.sessions && offered.request.protocols.supports(protocols::SESSION);
+        let format = PayloadFormat::negotiate(
+            self.config.native_format.as_deref(),
+            &offered.request.protocols,
+        );
         let route = if session {
             let id = SessionId(self.next_session);
             self.next_session += 1;
@@ -832,6 +887,14 @@ impl WorkerCore {
             Route::Session(id)
         } else {
             self.tasks.insert(task.clone(), Held::Receiving);
+            self.files.insert(
+                task.clone(),
+                FilesTask {
+                    via: via.clone(),
+                    code: code.clone(),
+                    format,
+                },
+            );
             self.busy += 1;
             Route::Files
         };
@@ -840,6 +903,7 @@ impl WorkerCore {
             future: task.future,
             code,
             route,
+            format,
         }));
     }
 
@@ -859,8 +923,7 @@ impl WorkerCore {
     pub fn transfer_failed(&mut self, now: Millis, task: &TaskRef, reason: DeclineReason) {
         self.now = self.now.max(now);
         if self.tasks.get(task) == Some(&Held::Receiving) {
-            self.tasks.remove(task);
-            self.busy -= 1;
+            self.end(task);
             self.decline(now, task, reason);
             self.after_end(now);
         }
@@ -958,13 +1021,17 @@ impl WorkerCore {
         let Some(Held::Running { session, .. }) = self.tasks.get(task).copied() else {
             return Delivery::Drop;
         };
+        let files = self.files.get(task).cloned();
         self.end(task);
-        let delivery = match (session, outcome) {
-            (Some(id), _) if self.sessions.contains_key(&id) => Delivery::Session(id),
-            (Some(_), _) => Delivery::Drop,
-            (None, Ok(())) => Delivery::Files,
-            (None, Err(error)) => {
-                self.decline(now, task, decline_reason(error.kind));
+        let delivery = match (session, outcome, files) {
+            (Some(id), _, _) if self.sessions.contains_key(&id) => Delivery::Session(id),
+            (Some(_), _, _) | (None, _, None) => Delivery::Drop,
+            (None, Ok(()), Some(files)) => {
+                self.announce_result(now, task, &files);
+                Delivery::Files
+            }
+            (None, Err(error), Some(files)) => {
+                self.fail_files_task(now, task, files, error.clone());
                 Delivery::Drop
             }
         };
@@ -978,8 +1045,46 @@ impl WorkerCore {
         self.decline(now, task, DeclineReason::Failed);
     }
 
+    /// The result of files-route `task` is about to be sent: a `result` line says so
+    /// (future.p2p 0.4.0's clients wait for it before they receive).
+    fn announce_result(&mut self, now: Millis, task: &TaskRef, files: &FilesTask) {
+        self.post(
+            now,
+            Message::Result(ResultReady {
+                from: self.config.me.clone(),
+                expires: Expiry::from_unix_ms(now + RESULT_TTL),
+                to: task.client.clone(),
+                future: task.future.clone(),
+                via: files.via.clone(),
+            }),
+        );
+    }
+
+    /// Files-route `task` failed with `error`: a client of ours hears it with a `decline`
+    /// line (and retries elsewhere), a future.p2p 0.4.0 client with a result.
+    fn fail_files_task(
+        &mut self,
+        now: Millis,
+        task: &TaskRef,
+        files: FilesTask,
+        error: RemoteError,
+    ) {
+        match files.format {
+            PayloadFormat::Native => self.decline(now, task, decline_reason(error.kind)),
+            PayloadFormat::FutureP2p => {
+                self.announce_result(now, task, &files);
+                self.actions.push_back(WorkerAction::Answer {
+                    task: task.clone(),
+                    code: files.code,
+                    error,
+                });
+            }
+        }
+    }
+
     /// Takes `task` out of its slot (or queue) and its timer.
     fn end(&mut self, task: &TaskRef) {
+        self.files.remove(task);
         match self.tasks.remove(task) {
             Some(Held::Running { deadline, .. }) => {
                 self.busy -= 1;
@@ -1022,6 +1127,7 @@ impl WorkerCore {
             self.deadlines.retain(|(_, t)| t != task);
             return;
         };
+        let files = self.files.get(task).cloned();
         self.end(task);
         self.actions
             .push_back(WorkerAction::Interrupt { task: task.clone() });
@@ -1030,12 +1136,18 @@ impl WorkerCore {
             "the task ran past this worker's time limit of {:.3} s",
             limit as f64 / 1000.0
         );
-        match session {
-            Some(id) if self.sessions.contains_key(&id) => {
+        match (session, files) {
+            (Some(id), _) if self.sessions.contains_key(&id) => {
                 self.send_error(id, task, RemoteErrorKind::TimeLimit, message);
             }
-            Some(_) => {}
-            None => self.decline(now, task, DeclineReason::TimeLimit),
+            (Some(_), _) | (None, None) => {}
+            (None, Some(files)) => {
+                let error = RemoteError {
+                    kind: RemoteErrorKind::TimeLimit,
+                    message,
+                };
+                self.fail_files_task(now, task, files, error);
+            }
         }
         self.after_end(now);
     }

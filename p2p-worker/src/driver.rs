@@ -27,7 +27,7 @@ use p2p_proto::frame::{Frame, Hello, Outcome, Progress, RemoteError, RemoteError
 use p2p_proto::id::{PeerId, WormholeCode};
 use p2p_proto::line;
 use p2p_proto::message::DeclineReason;
-use p2p_proto::protocols;
+use p2p_proto::protocols::{self, PayloadFormat};
 use p2p_transport::clock::{sleep_until, unix_ms};
 use p2p_transport::lines::{LineChannel, post_line};
 use p2p_transport::wormhole::{
@@ -140,6 +140,7 @@ impl Worker {
             jobs: HashMap::new(),
             payloads: HashMap::new(),
             codes: HashMap::new(),
+            formats: HashMap::new(),
             sessions: HashMap::new(),
             reports: reports_tx,
             all_jobs: shutdown.child_token(),
@@ -198,6 +199,8 @@ struct Driver<E> {
     payloads: HashMap<TaskRef, IncomingPayload>,
     /// Files route: the code each accepted task's result goes back under.
     codes: HashMap<TaskRef, WormholeCode>,
+    /// The payload format of files-route tasks (session tasks are in the native one).
+    formats: HashMap<TaskRef, PayloadFormat>,
     sessions: HashMap<SessionId, SessionLink>,
     reports: mpsc::UnboundedSender<Report>,
     /// Parent of every job's token: cancelled when the worker stops.
@@ -269,6 +272,21 @@ impl<E: Executor> Driver<E> {
                     }
                     self.payloads.remove(&task);
                     self.codes.remove(&task);
+                    self.formats.remove(&task);
+                }
+                WorkerAction::Answer { task, code, error } => {
+                    let future = task.future.clone();
+                    match self
+                        .executor
+                        .failure_result(&future, PayloadFormat::FutureP2p, &error)
+                    {
+                        Some(result) => self.deliver(task, code, result),
+                        None => tracing::warn!(
+                            %future,
+                            %error,
+                            "the executor cannot tell this client of the failure in its format"
+                        ),
+                    }
                 }
                 WorkerAction::UnsealedAccept { task } => {
                     tracing::warn!(
@@ -298,6 +316,7 @@ impl<E: Executor> Driver<E> {
             Report::Received(task, Err(reason)) => {
                 self.jobs.remove(&task);
                 self.codes.remove(&task);
+                self.formats.remove(&task);
                 self.core.transfer_failed(now, &task, reason);
             }
             Report::Ran(task, outcome) => {
@@ -407,6 +426,7 @@ impl<E: Executor> Driver<E> {
             future,
             code,
             route,
+            format,
         } = assignment;
         let reports = self.reports.clone();
         let wormhole = self.options.wormhole.clone();
@@ -416,6 +436,7 @@ impl<E: Executor> Driver<E> {
                 let cancel = self.all_jobs.child_token();
                 self.jobs.insert(task.clone(), cancel.clone());
                 self.codes.insert(task.clone(), code.clone());
+                self.formats.insert(task.clone(), format);
                 let options = self.transfer_options(cancel);
                 tokio::spawn(async move {
                     let received = receive_bytes(&wormhole, &code.future_code(), &options)
@@ -454,6 +475,7 @@ impl<E: Executor> Driver<E> {
     /// Runs a task's payload on the executor; its progress goes out on its session.
     fn start(&mut self, task: TaskRef, session: Option<SessionId>) {
         let payload = self.payloads.remove(&task);
+        let format = self.formats.remove(&task).unwrap_or(PayloadFormat::Native);
         let cancel = self.all_jobs.child_token();
         let progress_out = session
             .and_then(|id| self.sessions.get(&id))
@@ -465,7 +487,15 @@ impl<E: Executor> Driver<E> {
         let mut run = Box::pin(async move {
             match payload {
                 Some(payload) => {
-                    run_job(executor, &job, payload, max_payload, progress_out, token).await
+                    run_job(
+                        executor,
+                        &job,
+                        (payload, format),
+                        max_payload,
+                        progress_out,
+                        token,
+                    )
+                    .await
                 }
                 None => Err(RemoteError {
                     kind: RemoteErrorKind::Failed,
@@ -512,7 +542,7 @@ impl<E: Executor> Driver<E> {
 async fn run_job<E: Executor>(
     executor: Arc<E>,
     task: &TaskRef,
-    payload: IncomingPayload,
+    (payload, format): (IncomingPayload, PayloadFormat),
     max_payload: u64,
     progress_out: Option<mpsc::UnboundedSender<Frame>>,
     cancel: CancellationToken,
@@ -532,6 +562,7 @@ async fn run_job<E: Executor>(
         future: task.future.clone(),
         client: task.client.clone(),
         payload,
+        format,
     };
     let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
     let run =

@@ -12,6 +12,11 @@
 //! (a command reading its stdin, R reading its job) overrides that method, so a worker
 //! holds a few pieces of a large payload at a time rather than all of it. The others get
 //! it whole through [`Executor::execute`].
+//!
+//! Each job says which [`PayloadFormat`] its client speaks. A client of future.p2p 0.4.0
+//! has no error channel (it waits for a result and ignores `decline` lines): an executor
+//! that can say "this failed" as a result in that format does so in
+//! [`Executor::failure_result`], which the driver sends when such a task fails.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -21,6 +26,7 @@ use futures::future::BoxFuture;
 use p2p_proto::frame::{RemoteError, RemoteErrorKind};
 use p2p_proto::id::{FutureId, PeerId};
 use p2p_proto::limits::DEFAULT_MAX_PAYLOAD;
+use p2p_proto::protocols::PayloadFormat;
 use p2p_transport::wormhole::{IncomingPayload, PayloadError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{ChildStdin, Command};
@@ -35,6 +41,8 @@ pub struct Job {
     pub client: PeerId,
     /// What the client shipped (RDS for R, opaque bytes for Rust embedders).
     pub payload: Bytes,
+    /// The format of `payload`, and of the result the client expects.
+    pub format: PayloadFormat,
 }
 
 /// One task for an executor, its payload possibly still arriving.
@@ -46,6 +54,8 @@ pub struct StreamJob {
     pub client: PeerId,
     /// What the client shipped, in pieces as they arrive.
     pub payload: IncomingPayload,
+    /// The format of `payload`, and of the result the client expects.
+    pub format: PayloadFormat,
 }
 
 /// Where an executor sends progress updates (e.g. serialized R conditions) while a job runs;
@@ -75,9 +85,22 @@ pub trait Executor: Send + Sync + 'static {
                 future: job.future,
                 client: job.client,
                 payload,
+                format: job.format,
             };
             self.execute(job, progress).await
         })
+    }
+
+    /// A result in `format` telling the client of `future` that it failed with `error`,
+    /// for clients that learn of failures no other way (future.p2p 0.4.0's wait for a
+    /// result). `None` (the default): this executor has no such result.
+    fn failure_result(
+        &self,
+        _future: &FutureId,
+        _format: PayloadFormat,
+        _error: &RemoteError,
+    ) -> Option<Bytes> {
+        None
     }
 }
 
@@ -96,6 +119,15 @@ impl<E: Executor + ?Sized> Executor for Arc<E> {
         progress: ProgressSink,
     ) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
         E::execute_stream(Arc::clone(&*self), job, progress)
+    }
+
+    fn failure_result(
+        &self,
+        future: &FutureId,
+        format: PayloadFormat,
+        error: &RemoteError,
+    ) -> Option<Bytes> {
+        (**self).failure_result(future, format, error)
     }
 }
 
@@ -248,6 +280,7 @@ impl Executor for CommandExecutor {
                 future: job.future,
                 client: job.client,
                 payload: IncomingPayload::from(job.payload),
+                format: job.format,
             },
             progress,
         )
@@ -403,6 +436,7 @@ mod tests {
             future: "f-1".parse().unwrap(),
             client: "alice@h:1".parse().unwrap(),
             payload: Bytes::from_static(payload),
+            format: PayloadFormat::Native,
         }
     }
 
@@ -441,6 +475,7 @@ mod tests {
             future: "f-1".parse().unwrap(),
             client: "alice@h:1".parse().unwrap(),
             payload,
+            format: PayloadFormat::Native,
         };
         assert_eq!(
             &upper.execute_stream(job, sink()).await.unwrap()[..],
@@ -464,6 +499,7 @@ mod tests {
             future: "f-1".parse().unwrap(),
             client: "alice@h:1".parse().unwrap(),
             payload,
+            format: PayloadFormat::Native,
         };
         let run = tokio::spawn(executor.execute_stream(job, sink()));
         pieces.send(Bytes::from_static(b"abc")).unwrap();
@@ -489,6 +525,7 @@ mod tests {
             future: "f-1".parse().unwrap(),
             client: "alice@h:1".parse().unwrap(),
             payload,
+            format: PayloadFormat::Native,
         };
         let err = executor.execute_stream(job, sink()).await.unwrap_err();
         assert_eq!(err.kind, RemoteErrorKind::Failed);

@@ -68,7 +68,11 @@ serve_next_frame <- function(inp, out, state) {
     state$job <- header$job
     return(run_job(header$job, header$size, inp, out))
   }
-  read_body(inp, header$size)
+  body <- read_body(inp, header$size)
+  if (header$kind == FRAME_ORIGINAL_JOB) {
+    state$job <- header$job
+    return(run_original_job(header$job, body, out))
+  }
   if (header$kind == FRAME_PING) {
     send_frame(out, FRAME_PONG, header$job)
   } else {

@@ -11,6 +11,8 @@
 ## Rust -> R
 FRAME_JOB <- 1L          # body: a serialized payload made by future_payload(), JOB_TRAILER
 FRAME_PING <- 2L         # body: empty; answered by a PONG with the same job id
+FRAME_ORIGINAL_JOB <- 3L # body: board id length (int32), board id, the RDS file of a
+                         # future.p2p 0.4.0 Future, JOB_TRAILER (see original.R)
 
 ## R -> Rust
 FRAME_HELLO <- 10L       # body: "key=value" lines (protocol, r, future, pid, api)
@@ -25,7 +27,7 @@ FRAME_PONG <- 17L
 FRAME_HEADER_SIZE <- 9L
 
 ## The protocol version in the hello; bumped on any incompatible change of frames.
-EVALUATOR_PROTOCOL <- 2L
+EVALUATOR_PROTOCOL <- 3L
 
 ## The end of every JOB body ("P2P!").
 JOB_TRAILER <- as.raw(c(0x50, 0x32, 0x50, 0x21))

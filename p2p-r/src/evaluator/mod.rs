@@ -27,6 +27,11 @@
 //!   larger than [`REvaluatorConfig::max_frame`] fails the job with `PayloadTooLarge`.
 //! - Payloads that need a newer future than the worker's (the FutureBackend API, future
 //!   >= 1.40) are refused by the R loop with [`RemoteErrorKind::Unsupported`].
+//! - Jobs of future.p2p 0.4.0 clients ([`PayloadFormat::FutureP2p`]) are the RDS file of
+//!   a Future; the R loop evaluates them as that package's worker does and answers with
+//!   the RDS file of the FutureResult. Whatever keeps it from doing so (unreadable file,
+//!   crash, time limit) reaches the client as a FutureResult carrying the error
+//!   ([`Executor::failure_result`], written by [`crate::rds`]).
 
 pub mod process;
 pub mod protocol;
@@ -39,7 +44,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use p2p_proto::frame::{RemoteError, RemoteErrorKind};
+use p2p_proto::id::FutureId;
 use p2p_proto::limits::DEFAULT_MAX_PAYLOAD;
+use p2p_proto::protocols::PayloadFormat;
 use p2p_worker::executor::{Executor, Job, ProgressSink, StreamJob};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -229,6 +236,7 @@ impl Executor for REvaluator {
             future: job.future,
             client: job.client,
             payload: job.payload.into(),
+            format: job.format,
         };
         self.submit(job, progress)
     }
@@ -240,4 +248,37 @@ impl Executor for REvaluator {
     ) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
         self.submit(job, progress)
     }
+
+    fn failure_result(
+        &self,
+        future: &FutureId,
+        format: PayloadFormat,
+        error: &RemoteError,
+    ) -> Option<Bytes> {
+        match format {
+            // Our clients hear of failures in frames and decline lines.
+            PayloadFormat::Native => None,
+            PayloadFormat::FutureP2p => Some(Bytes::from(crate::rds::failure_result(
+                future.as_str(),
+                &failure_message(error),
+            ))),
+        }
+    }
+}
+
+/// The error a future.p2p 0.4.0 client sees when this worker could not run its future.
+fn failure_message(error: &RemoteError) -> String {
+    let what = match error.kind {
+        RemoteErrorKind::Refused => "refused it",
+        RemoteErrorKind::PayloadTooLarge => "found it too large",
+        RemoteErrorKind::TimeLimit => "stopped it at its time limit",
+        RemoteErrorKind::Cancelled => "stopped it",
+        RemoteErrorKind::Crashed => "lost its R process while evaluating it",
+        RemoteErrorKind::Unsupported => "cannot evaluate it",
+        RemoteErrorKind::Failed => "could not evaluate it",
+    };
+    format!(
+        "the future-p2p worker that took this future {what}: {}",
+        error.message
+    )
 }

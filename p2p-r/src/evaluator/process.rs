@@ -230,9 +230,21 @@ impl RProcess {
     /// a caller that gives up on a send must kill the process.
     pub async fn send(&mut self, frame: &ToR) -> Result<(), ProcessError> {
         self.jobs.write_all(&frame.header()?).await?;
-        if let ToR::Job { payload, .. } = frame {
-            self.jobs.write_all(payload).await?;
-            self.jobs.write_all(&protocol::JOB_TRAILER).await?;
+        match frame {
+            ToR::Job { payload, .. } => {
+                self.jobs.write_all(payload).await?;
+                self.jobs.write_all(&protocol::JOB_TRAILER).await?;
+            }
+            ToR::OriginalJob {
+                future, payload, ..
+            } => {
+                self.jobs
+                    .write_all(&protocol::original_job_prefix(future))
+                    .await?;
+                self.jobs.write_all(payload).await?;
+                self.jobs.write_all(&protocol::JOB_TRAILER).await?;
+            }
+            ToR::Ping { .. } => {}
         }
         self.jobs.flush().await?;
         Ok(())

@@ -8,6 +8,10 @@
 //! payload, so a payload that is not one serialized object cannot put the two sides out
 //! of step unnoticed.
 //!
+//! A job of a future.p2p 0.4.0 client ([`ToR::OriginalJob`]) is the RDS file of its
+//! Future, preceded by the future's board id (R checks the file holds that future) and
+//! followed by the same trailer; R reads it whole.
+//!
 //! Rust sends [`ToR`] frames on R's file descriptor 4 and reads [`FromR`] frames from R's
 //! file descriptor 3; both directions share one codec so either side can be faked in tests.
 
@@ -17,7 +21,7 @@ use crate::frame::{self, RFrameError, RawFrame, put_frame};
 pub use crate::frame::{HEADER_LEN, MAX_BODY_LEN};
 
 /// Version of the frame layout and kinds; the R loop reports its own in the hello.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The last four bytes of every job body (`JOB_TRAILER` in `protocol.R`).
 pub const JOB_TRAILER: [u8; 4] = *b"P2P!";
@@ -25,6 +29,7 @@ pub const JOB_TRAILER: [u8; 4] = *b"P2P!";
 mod kind {
     pub const JOB: u8 = 1;
     pub const PING: u8 = 2;
+    pub const ORIGINAL_JOB: u8 = 3;
     pub const HELLO: u8 = 10;
     pub const STARTED: u8 = 11;
     pub const CONDITION: u8 = 12;
@@ -43,6 +48,15 @@ pub enum ToR {
     Job { job: u32, payload: Bytes },
     /// Asks for a [`FromR::Pong`]; wakes a loop blocked reading while a SIGINT is pending.
     Ping { nonce: u32 },
+    /// Evaluate the RDS file of a future.p2p 0.4.0 client's Future, posted on the board as
+    /// `future`, as that package's worker does; the [`FromR::Result`] is then the RDS file
+    /// of its FutureResult. Body: the id's length (u32, big endian), the id, the RDS
+    /// bytes, the trailer.
+    OriginalJob {
+        job: u32,
+        future: String,
+        payload: Bytes,
+    },
 }
 
 /// A frame the R loop sends to Rust.
@@ -91,6 +105,16 @@ impl ToR {
                 dst.extend_from_slice(&JOB_TRAILER);
             }
             ToR::Ping { nonce } => put_frame(dst, kind::PING, *nonce, &[])?,
+            ToR::OriginalJob {
+                job,
+                future,
+                payload,
+            } => {
+                dst.extend_from_slice(&original_job_header(*job, future, payload.len())?);
+                dst.extend_from_slice(&original_job_prefix(future));
+                dst.extend_from_slice(payload);
+                dst.extend_from_slice(&JOB_TRAILER);
+            }
         }
         Ok(())
     }
@@ -102,9 +126,64 @@ impl ToR {
         let header = match self {
             ToR::Job { job, payload } => job_header(*job, payload.len())?,
             ToR::Ping { nonce } => frame::header(kind::PING, *nonce, 0)?,
+            ToR::OriginalJob {
+                job,
+                future,
+                payload,
+            } => original_job_header(*job, future, payload.len())?,
         };
         Ok(header)
     }
+}
+
+/// The header of an original job frame for `future`, whose RDS file of `len` bytes
+/// follows [`original_job_prefix`] (then the trailer).
+pub fn original_job_header(
+    job: u32,
+    future: &str,
+    len: usize,
+) -> Result<[u8; HEADER_LEN], frame::BodyTooLarge> {
+    let overhead = 4 + future.len() + JOB_TRAILER.len();
+    let too_large = || frame::BodyTooLarge {
+        len: len as u64,
+        max: MAX_BODY_LEN.saturating_sub(overhead),
+    };
+    let body = len.checked_add(overhead).ok_or_else(too_large)?;
+    frame::header(kind::ORIGINAL_JOB, job, body).map_err(|_| too_large())
+}
+
+/// What precedes the RDS file in an original job's body: the board id and its length.
+pub fn original_job_prefix(future: &str) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(4 + future.len());
+    prefix.extend_from_slice(&(future.len() as u32).to_be_bytes());
+    prefix.extend_from_slice(future.as_bytes());
+    prefix
+}
+
+/// Splits an original job's body into the board id and the RDS bytes.
+fn original_job(raw: &RawFrame) -> Result<ToR, RFrameError> {
+    let body = &raw.body;
+    let len = body
+        .get(..4)
+        .map(|len| u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize)
+        .ok_or_else(|| raw.malformed("no future id length"))?;
+    let end = 4usize
+        .checked_add(len)
+        .filter(|&end| end <= body.len())
+        .ok_or_else(|| raw.malformed("future id longer than the frame"))?;
+    let future = std::str::from_utf8(&body[4..end])
+        .map_err(|_| raw.malformed("future id not UTF-8"))?
+        .to_owned();
+    let payload_end = body
+        .len()
+        .checked_sub(JOB_TRAILER.len())
+        .filter(|&at| at >= end && body[at..] == JOB_TRAILER)
+        .ok_or_else(|| raw.malformed("no job trailer"))?;
+    Ok(ToR::OriginalJob {
+        job: raw.id,
+        future,
+        payload: body.slice(end..payload_end),
+    })
 }
 
 /// The header of a job frame whose payload of `len` bytes follows (then the trailer).
@@ -139,6 +218,7 @@ impl TryFrom<RawFrame> for ToR {
                 })
             }
             kind::PING => raw.empty().map(|()| ToR::Ping { nonce: raw.id }),
+            kind::ORIGINAL_JOB => original_job(&raw),
             kind::HELLO..=kind::PONG => Err(RFrameError::WrongDirection { kind: raw.kind }),
             other => Err(RFrameError::UnknownKind(other)),
         }
@@ -193,7 +273,9 @@ impl TryFrom<RawFrame> for FromR {
                 message: raw.text()?,
             }),
             kind::PONG => raw.empty().map(|()| FromR::Pong { nonce: job }),
-            kind::JOB | kind::PING => Err(RFrameError::WrongDirection { kind: raw.kind }),
+            kind::JOB | kind::PING | kind::ORIGINAL_JOB => {
+                Err(RFrameError::WrongDirection { kind: raw.kind })
+            }
             other => Err(RFrameError::UnknownKind(other)),
         }
     }
@@ -262,6 +344,16 @@ mod tests {
         prop_oneof![
             (any::<u32>(), arb_bytes()).prop_map(|(job, payload)| ToR::Job { job, payload }),
             any::<u32>().prop_map(|nonce| ToR::Ping { nonce }),
+            (
+                any::<u32>(),
+                "[a-f0-9]{1,32}(-[0-9]{1,4}){0,3}",
+                arb_bytes()
+            )
+                .prop_map(|(job, future, payload)| ToR::OriginalJob {
+                    job,
+                    future,
+                    payload
+                }),
         ]
     }
 
@@ -357,6 +449,33 @@ mod tests {
         let mut buf = BytesMut::new();
         put_frame(&mut buf, kind, job, body).unwrap();
         buf
+    }
+
+    #[test]
+    fn an_original_job_carries_the_board_id_before_the_rds() {
+        let frame = ToR::OriginalJob {
+            job: 7,
+            future: "ab12-3".into(),
+            payload: Bytes::from_static(b"\x1f\x8b rds"),
+        };
+        let mut bytes = BytesMut::new();
+        frame.encode(&mut bytes).unwrap();
+        assert_eq!(
+            &bytes[HEADER_LEN..],
+            &b"\0\0\0\x06ab12-3\x1f\x8b rdsP2P!"[..]
+        );
+        let decoder = RFrameReader::new(MAX_BODY_LEN);
+        for body in [
+            &b"\0\0"[..],
+            &b"\0\0\0\x09abcP2P!"[..],
+            &b"\0\0\0\x01\xffP2P!"[..],
+            &b"\0\0\0\x01a rds"[..],
+        ] {
+            assert!(matches!(
+                decoder.decode::<ToR>(&mut raw(kind::ORIGINAL_JOB, 1, body)),
+                Err(RFrameError::MalformedBody { .. })
+            ));
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use p2p_proto::frame::{RemoteError, RemoteErrorKind};
+use p2p_proto::protocols::PayloadFormat;
 use p2p_worker::executor::{ProgressSink, StreamJob};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::Instant;
@@ -195,10 +196,27 @@ async fn run_job(process: &mut RProcess, id: u32, request: Request, grace: Durat
         progress,
         mut reply,
     } = request;
-    tracing::debug!(future = %job.future, id, bytes = job.payload.len(), "evaluating in R");
+    tracing::debug!(future = %job.future, id, bytes = job.payload.len(), format = ?job.format, "evaluating in R");
     let mut payload = job.payload;
+    let future = job.future.to_string();
+    let send = async {
+        match job.format {
+            PayloadFormat::Native => process.send_job(id, &mut payload).await,
+            // A 0.4.0 client's RDS file came whole by file transfer: R reads it whole.
+            PayloadFormat::FutureP2p => {
+                let payload = payload.collect().await?;
+                super::protocol::original_job_header(id, &future, payload.len())?;
+                let frame = ToR::OriginalJob {
+                    job: id,
+                    future,
+                    payload,
+                };
+                Ok(process.send(&frame).await?)
+            }
+        }
+    };
     let sent = tokio::select! {
-        sent = process.send_job(id, &mut payload) => sent,
+        sent = send => sent,
         // R is in the middle of reading the job: only a new process is in a known state.
         _ = reply.closed() => return After::Kill,
     };

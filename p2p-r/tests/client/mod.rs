@@ -75,6 +75,7 @@ impl Case {
             future: "f-1".parse().expect("a future id"),
             client: "alice@host:1".parse().expect("a peer id"),
             payload: self.payload.clone(),
+            format: p2p_proto::protocols::PayloadFormat::Native,
         }
     }
 

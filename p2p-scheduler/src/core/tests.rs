@@ -701,7 +701,7 @@ fn cancel_withdraws_queued_and_interrupts_running_tasks() {
     core.cancel(T0, t1);
     let actions = drain(&mut core);
     assert!(
-        matches!(posted(&actions)[..], [Message::Withdraw(w)] if w.future == fid(1) && w.to == me())
+        matches!(posted(&actions)[..], [Message::Withdraw(w)] if w.future == fid(1) && w.to.is_none())
     );
     assert_eq!(finished(&actions), vec![(t1, Err(TaskError::Cancelled))]);
 
@@ -710,7 +710,7 @@ fn cancel_withdraws_queued_and_interrupts_running_tasks() {
     core.cancel(T0, t2);
     let actions = drain(&mut core);
     assert!(
-        matches!(posted(&actions)[..], [Message::Withdraw(w)] if w.future == fid(2) && w.to == bob())
+        matches!(posted(&actions)[..], [Message::Withdraw(w)] if w.future == fid(2) && w.to == Some(bob()))
     );
     assert!(actions.contains(&SchedulerAction::Interrupt {
         task: t2,
@@ -957,4 +957,23 @@ fn a_new_client_hears_our_hello_at_once_and_a_known_one_does_not() {
     core.handle_line(T0 + 7_000, &client_hello("dave@box:400"));
     core.handle_timeout(T0 + 7_000);
     assert_eq!(posted(&drain(&mut core)).len(), 1);
+}
+
+#[test]
+fn a_native_format_is_announced_and_only_workers_reading_it_are_accepted() {
+    let mut config = SchedulerConfig::new(me());
+    config.native_format = Some(p2p_proto::protocols::R_PAYLOAD.to_owned());
+    let mut core = core(config);
+    core.submit(T0, fid(1), 1);
+    let actions = drain(&mut core);
+    assert!(matches!(posted(&actions)[..], [Message::Request(r)]
+        if r.protocols.as_ref().is_some_and(|p| p.supports("rpayload-v1"))));
+    // future.p2p 0.4.0 offers with `wormhole` only: it could not read our payload.
+    core.handle_line(T0, &offer(&bob(), &fid(1), Some("wormhole"), None));
+    assert!(dispatches(&drain(&mut core)).is_empty());
+    core.handle_line(
+        T0,
+        &offer(&carol(), &fid(1), Some("wormhole;rpayload-v1"), None),
+    );
+    assert!(matches!(dispatches(&drain(&mut core))[..], [d] if d.worker == carol()));
 }

@@ -76,4 +76,17 @@ pub enum BoardError {
     /// `user` printed something unexpected.
     #[error("unexpected `user` output: {0:?}")]
     UserOutput(String),
+    /// The account host could not say who we are (see [`super::Board::account`]).
+    #[error(
+        "cannot learn your username from `ssh {host} user`: {source}. Register your SSH key there \
+         (`ssh {host}` signs you up on pico.sh), or give your username (future-p2p --user, \
+         R option future.p2p.user)"
+    )]
+    Account {
+        /// The host asked.
+        host: String,
+        /// Why it failed (kept whole, so callers can still tell a refused key from an
+        /// unknown host key).
+        source: Box<BoardError>,
+    },
 }

@@ -1,7 +1,7 @@
-//! Joining a cluster: its topic opened as this board user, handed over as a [`LineChannel`],
+//! Joining a cluster: its board topic (OWNER/NAME/future.p2p, or a seed-era OWNER/NAME) opened as this board user, handed over as a [`LineChannel`],
 //! with the peer id `user@host:pid` this process uses on it.
 
-use p2p_proto::id::{ClusterName, IdError, PeerId};
+use p2p_proto::id::{ClusterName, IdError, PeerId, TopicStyle};
 
 use crate::lines::{LineChannel, TOPIC_LINES};
 
@@ -26,7 +26,9 @@ pub enum JoinError {
 pub fn local_peer_id(user: &str) -> Result<PeerId, JoinError> {
     static ISSUED: std::sync::Mutex<Vec<(String, u32)>> = std::sync::Mutex::new(Vec::new());
     let nth = {
-        let mut issued = ISSUED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut issued = ISSUED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         match issued.iter_mut().find(|(name, _)| name == user) {
             Some((_, count)) => {
                 *count += 1;
@@ -62,23 +64,28 @@ pub fn local_peer_id(user: &str) -> Result<PeerId, JoinError> {
     PeerId::new(user, &host, std::process::id()).map_err(JoinError::Identity)
 }
 
-/// Opens `cluster`'s topic on `board` as the board's user, and returns that user's peer id
-/// and the topic as a [`LineChannel`] (see [`Topic::into_lines`](super::Topic::into_lines)).
+/// Opens `cluster`'s board topic in `style` on `board` as the board's user, and returns
+/// that user's peer id and the topic as a [`LineChannel`] (see
+/// [`Topic::into_lines`](super::Topic::into_lines)).
 ///
-/// The username comes from the board's `user` command (the hub, and pico.sh's main host);
-/// `user` overrides it for boards without that command (pipe.pico.sh).
+/// The username comes from the account host's `user` command
+/// ([`Board::account`]: pico.sh for pipe.pico.sh, the hub itself); `user` overrides it.
 pub async fn join_cluster(
     board: &Board,
     cluster: &ClusterName,
     user: Option<&str>,
+    style: TopicStyle,
 ) -> Result<(PeerId, LineChannel), JoinError> {
     let user = match user {
         Some(user) => user.to_owned(),
-        None => board.user().await?.name,
+        None => board.account().await?.name,
     };
     let me = local_peer_id(&user)?;
     let topic = board
-        .open(&cluster.topic_for(&user), &PipeOptions::default())
+        .open(
+            &cluster.board_topic_for(&user, style),
+            &PipeOptions::default(),
+        )
         .await?;
     Ok((me, topic.into_lines(TOPIC_LINES)))
 }

@@ -18,9 +18,10 @@
 //!   config        BoardConfig: destination, ssh_args, backend, reconnect Backoff
 //!   error         BoardError
 //!   pipe          the `pipe` command line (PipeOptions, validated topic and access list)
-//!   user          the `user` command's output (UserInfo)
+//!   user          the `user` command's output (UserInfo), and which host answers it
 //!   topic         Topic: an open pipe, lines out, TopicEvents in, reconnects with backoff
-//!   join          join_cluster: a cluster's topic as a LineChannel, with this peer's id
+//!   join          join_cluster: a cluster's board topic (TopicStyle) as a LineChannel, with this
+//!                 peer's id
 //!   ssh_args      OpenSSH options parsed natively (-J, -p, -i, -l, -o ...)
 //!   auth          keys from ssh-agent and files
 //!   known_hosts   host-key checking (unknown refused unless accept-new, changed refused)
@@ -54,7 +55,7 @@ pub use self::error::BoardError;
 pub use self::join::{JoinError, join_cluster, local_peer_id};
 pub use self::pipe::{PipeOptions, pipe_command};
 pub use self::topic::{Topic, TopicEvent, TopicSender};
-pub use self::user::{UserInfo, parse_user};
+pub use self::user::{UserInfo, account_destination, parse_user};
 
 use self::exec::{Ending, Exec, Input, Output};
 use self::native::{NativeConn, Route};
@@ -203,6 +204,28 @@ impl Board {
             Err(BoardError::Command { .. }) => Ok(false),
             Err(err) => Err(err),
         }
+    }
+
+    /// Who we are, asked where the account lives ([`account_destination`]): `user` on this
+    /// board's connection when the board is its own account host, else on a one-off
+    /// connection to the account host with the same settings. A failure says which host
+    /// was asked and what to do ([`BoardError::Account`]).
+    pub async fn account(&self) -> Result<UserInfo, BoardError> {
+        let destination = account_destination(&self.inner.config.destination);
+        let asked = if destination == self.inner.config.destination {
+            self.user().await
+        } else {
+            let mut config = self.inner.config.clone();
+            config.destination = destination.clone();
+            match Board::connect(config).await {
+                Ok(account) => account.user().await,
+                Err(err) => Err(err),
+            }
+        };
+        asked.map_err(|err| BoardError::Account {
+            host: destination,
+            source: Box::new(err),
+        })
     }
 
     /// Opens `topic` with `pipe` and returns it once the command runs.

@@ -1,6 +1,22 @@
-//! The `user` command's output: who the board thinks this key is.
+//! The `user` command's output: who the board thinks this key is, and which host to ask.
 
 use super::error::BoardError;
+
+/// The host that answers `user` for a board reached as `destination` (`host` or
+/// `user@host`): pico.sh's main host for its pipe service (`pipe.pico.sh` -> `pico.sh`, the
+/// way future.p2p 0.4.0's `pico_username()` derives it; pipe.pico.sh has no `user`
+/// command), the board itself otherwise (a future-p2p hub serves both).
+pub fn account_destination(destination: &str) -> String {
+    let (login, host) = match destination.rsplit_once('@') {
+        Some((login, host)) => (Some(login), host),
+        None => (None, destination),
+    };
+    let host = host.strip_prefix("pipe.").unwrap_or(host);
+    match login {
+        Some(login) => format!("{login}@{host}"),
+        None => host.to_owned(),
+    }
+}
 
 /// `user` output: name, id, creation time, pico+ expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +53,15 @@ pub fn parse_user(text: &str) -> Result<UserInfo, BoardError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_account_host_of_pipe_pico_sh_is_pico_sh() {
+        assert_eq!(account_destination("pipe.pico.sh"), "pico.sh");
+        assert_eq!(account_destination("me@pipe.pico.sh"), "me@pico.sh");
+        assert_eq!(account_destination("127.0.0.1"), "127.0.0.1");
+        assert_eq!(account_destination("hub.example.org"), "hub.example.org");
+        assert_eq!(account_destination("pipeline.example"), "pipeline.example");
+    }
 
     #[test]
     fn user_output() {

@@ -205,6 +205,7 @@ fn future_p2p_flow_offer_accept_receive_run() {
             future: fid(1),
             code: "3141-0a3f9c1b2e4d".parse().unwrap(),
             route: Route::Files,
+            format: PayloadFormat::Native,
         })]
     );
     assert_eq!(core.running(), 1);
@@ -339,7 +340,8 @@ fn sealed_codes_and_sessions_when_the_client_speaks_them() {
             client: client(),
             future: fid(1),
             code,
-            route: Route::Session(SessionId(1))
+            route: Route::Session(SessionId(1)),
+            format: PayloadFormat::Native,
         })]
     );
 }
@@ -659,6 +661,15 @@ fn withdraw_stops_a_task_only_when_addressed_to_the_worker() {
     core.handle_line(T0, &withdraw(&mallory, &me(), &fid(1)));
     // The client takes back a request for the same future: not this task.
     core.handle_line(T0, &withdraw(&client(), &client(), &fid(1)));
+    // Nor does future.p2p 0.4.0's form of it, which names no worker.
+    core.handle_line(
+        T0,
+        &line(&format!(
+            "when=2025-10-01T09:00:00,type=withdraw,from={},to=<none>,future={}",
+            client(),
+            fid(1)
+        )),
+    );
     assert!(drain(&mut core).is_empty());
     core.handle_line(T0, &withdraw(&client(), &me(), &fid(1)));
     assert_eq!(
@@ -813,7 +824,12 @@ fn stops_after_its_duration_once_idle() {
         core.task_ended(T0 + 60_002, &task(&client(), 1), Ok(())),
         Delivery::Files
     );
-    assert_eq!(drain(&mut core), vec![WorkerAction::Stop]);
+    // The result is announced (as future.p2p 0.4.0's workers do), then the worker stops.
+    let actions = drain(&mut core);
+    assert!(
+        matches!(posted(&actions)[..], [Message::Result(r)] if r.future == fid(1) && r.to == client())
+    );
+    assert_eq!(actions.last(), Some(&WorkerAction::Stop));
     assert_eq!(core.poll_timeout(), None);
 }
 
@@ -938,4 +954,99 @@ proptest! {
         prop_assert_eq!(core.running(), 0);
         prop_assert_eq!(core.free_slots(), slots);
     }
+}
+
+#[test]
+fn a_future_p2p_client_gets_its_format_a_result_line_and_failures_as_results() {
+    let mut config = WorkerConfig::new(me());
+    config.native_format = Some(protocols::R_PAYLOAD.to_owned());
+    config.time_limit = Some(5_000);
+    config.slots = 3;
+    let mut core = started(T0, config);
+    assert!(core.config().protocols().supports(protocols::R_PAYLOAD));
+    // Two requests of future.p2p 0.4.0 (no rpayload-v1), one of ours.
+    for (n, protocols) in [
+        (1, "wormhole"),
+        (2, "wormhole"),
+        (3, "wormhole;rpayload-v1"),
+    ] {
+        core.handle_line(
+            T0,
+            &request(&client(), &fid(n), T0 / 1000 + 100, 5, protocols),
+        );
+        drain(&mut core);
+        let via = format!("wormhole://1{n}-abcdefabcdef");
+        core.handle_line(T0, &accept(&client(), &me(), &fid(n), &via));
+        let formats: Vec<PayloadFormat> = drain(&mut core)
+            .into_iter()
+            .filter_map(|a| match a {
+                WorkerAction::Open(assignment) => Some(assignment.format),
+                _ => None,
+            })
+            .collect();
+        let expected = if n == 3 {
+            PayloadFormat::Native
+        } else {
+            PayloadFormat::FutureP2p
+        };
+        assert_eq!(formats, vec![expected], "task {n}");
+        assert!(core.payload_received(T0, &task(&client(), n)));
+        drain(&mut core);
+    }
+    let error = RemoteError {
+        kind: RemoteErrorKind::Failed,
+        message: "cannot read the future".into(),
+    };
+    // A failed task of the 0.4.0 client: a result line and an answer, no decline.
+    assert_eq!(
+        core.task_ended(T0 + 1, &task(&client(), 1), Err(&error)),
+        Delivery::Drop
+    );
+    let actions = drain(&mut core);
+    assert!(matches!(posted(&actions)[..], [Message::Result(r)] if r.future == fid(1)));
+    assert!(actions.iter().any(|a| matches!(a,
+        WorkerAction::Answer { task: t, code, error: e }
+            if *t == task(&client(), 1) && code.as_str() == "11-abcdefabcdef" && *e == error)));
+    // Our own client hears of a failure with a decline line.
+    core.task_ended(T0 + 1, &task(&client(), 3), Err(&error));
+    assert!(matches!(posted(&drain(&mut core))[..], [Message::Decline(d)] if d.future == fid(3)));
+    // The time limit reaches the 0.4.0 client as a result too.
+    core.handle_timeout(T0 + 5_000);
+    let actions = drain(&mut core);
+    assert!(matches!(posted(&actions)[..], [Message::Result(r)] if r.future == fid(2)));
+    assert!(actions.iter().any(|a| matches!(a,
+        WorkerAction::Answer { task: t, error, .. }
+            if *t == task(&client(), 2) && error.kind == RemoteErrorKind::TimeLimit)));
+    assert_eq!(core.running(), 0);
+}
+
+#[test]
+fn an_offer_to_a_future_p2p_client_keeps_its_slot_for_its_whole_life() {
+    let mut config = WorkerConfig::new(me());
+    config.native_format = Some(protocols::R_PAYLOAD.to_owned());
+    let mut core = started(T0, config);
+    let carol: PeerId = "carol@box:2".parse().unwrap();
+    // 0.4.0 ignores decline lines: its offer holds the one slot past OFFER_HOLD...
+    core.handle_line(
+        T0,
+        &request(&client(), &fid(1), T0 / 1000 + 100, 5, "wormhole"),
+    );
+    assert!(matches!(posted(&drain(&mut core))[..], [Message::Offer(_)]));
+    core.handle_timeout(T0 + OFFER_HOLD + 1);
+    core.handle_line(
+        T0 + OFFER_HOLD + 1,
+        &request(&carol, &fid(2), T0 / 1000 + 100, 5, "wormhole;rpayload-v1"),
+    );
+    core.handle_timeout(T0 + OFFER_HOLD + 1_000);
+    assert!(posted(&drain(&mut core)).is_empty(), "the slot is held");
+    // ...so that its late accept still finds it.
+    core.handle_line(
+        T0 + 10_000,
+        &accept(&client(), &me(), &fid(1), "wormhole://1-abcdefabcdef"),
+    );
+    assert!(
+        drain(&mut core)
+            .iter()
+            .any(|a| matches!(a, WorkerAction::Open(a) if a.format == PayloadFormat::FutureP2p))
+    );
 }
