@@ -132,7 +132,8 @@ cat(sprintf("\nR %s, future %s, future.apply %s%s; %d workers per backend; load 
                                    if (has_future_mirai) sprintf(", future.mirai %s", packageVersion("future.mirai")) else "") else "",
             W, load_before, load_after))
 cat(sprintf("value(future(1)): %d round trips each, in blocks of 20 alternating between backends; ", 20L * blocks))
-cat(sprintf("1,000 futures: future_lapply(1:1000, future.chunk.size = 1) (mirai: mirai_map), median of %d; ratios (x) against %s\n\n", reps, base))
+cat(sprintf("1,000 futures: future_lapply(1:1000, future.chunk.size = 1)%s, median of %d; ratios (x) against %s\n\n",
+            if (has_mirai) " (mirai: mirai_map)" else "", reps, base))
 cat(sprintf("| backend | value(future(1)) p50 | p99 | p50 x %s | p99 / p50 | 1,000 futures, tasks/s | x %s | future_lapply(1:1000) | x %s |\n", base, base, base))
 cat("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 for (name in names) {

@@ -86,7 +86,9 @@ fn bench_library(repo: &Path, cran: Option<&Path>) -> Option<PathBuf> {
     match status {
         Ok(status) if status.success() => Some(library),
         outcome => {
-            eprintln!("note: installing the bench library failed ({outcome:?}): measuring without mirai");
+            eprintln!(
+                "note: installing the bench library failed ({outcome:?}): measuring without mirai"
+            );
             None
         }
     }
