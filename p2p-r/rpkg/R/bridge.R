@@ -69,15 +69,24 @@ bridge_check_size <- function(bridge, size, future = NULL) {
   ), size, limit), future = future))
 }
 
-## Sends a payload to the bridge as a SUBMIT frame, without joining it to its header (a
-## payload of hundreds of megabytes is not copied); interrupts wait until the whole frame
-## is out, so it is never cut.
+## Payloads up to this size go out in one write with their frame header.
+SUBMIT_JOIN_MAX <- 1048576L
+
+## Sends a payload to the bridge as a SUBMIT frame; interrupts wait until the whole frame
+## is out, so it is never cut. A small payload is joined to its header and written at
+## once: R's socket has Nagle's algorithm on, and a second small write would wait for the
+## bridge's delayed acknowledgement of the first (40 ms on Linux). A large one is not
+## copied: its full-size segments are not held back.
 bridge_send_submit <- function(bridge, id, payload, label = NULL) {
   stopifnot(is.raw(payload))
   head <- bridge_submit_head(id, length(payload), label)
   suspendInterrupts({
-    bridge_send(bridge, head)
-    bridge_send(bridge, payload)
+    if (length(payload) <= SUBMIT_JOIN_MAX) {
+      bridge_send(bridge, c(head, payload))
+    } else {
+      bridge_send(bridge, head)
+      bridge_send(bridge, payload)
+    }
   })
   invisible()
 }

@@ -15,6 +15,16 @@ future_api <- function() {
   }
 }
 
+## The version of the loaded future, as text. Looked up once: packageVersion() reads the
+## package's DESCRIPTION from disk, which cost more than all else a payload needs.
+future_version <- local({
+  version <- NULL
+  function() {
+    if (is.null(version)) version <<- format(packageVersion("future"))
+    version
+  }
+})
+
 #' The serialized payload for one future
 #'
 #' What future's own backends ship -- the expression and its globals (legacy API), or
@@ -36,7 +46,7 @@ future_payload <- function(future, api = future_api()) {
       api = api,
       uuid = future$uuid,
       label = future$label,
-      future_version = format(packageVersion("future"))
+      future_version = future_version()
     ),
     body
   )

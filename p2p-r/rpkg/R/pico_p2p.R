@@ -125,7 +125,8 @@ launch_on_bridge <- function(future, bridge, api) {
   future$bridge <- bridge
   future$bridge_id <- id
   future$timeout <- result_timeout()
-  future$deadline <- Sys.time() + future$timeout
+  ## Seconds since the epoch, as a plain number: compared on every resolved().
+  future$deadline <- unclass(Sys.time()) + future$timeout
   future$state <- "running"
   invisible(future)
 }
@@ -138,7 +139,7 @@ result_timeout <- function() {
   p2p_option("timeout", getOption("future.wait.timeout", 30 * 24 * 3600))
 }
 
-future_overdue <- function(future) Sys.time() > future$deadline
+future_overdue <- function(future) unclass(Sys.time()) > future$deadline
 
 ## Relays the conditions that arrived for `future` (progress, immediate messages), once.
 relay_conditions <- function(future) {
@@ -193,7 +194,7 @@ result.PicoP2PFuture <- function(future, ...) {
   if (is.null(bridge)) {
     stop(future::FutureError("the future has no result from a future.p2p worker yet", future = future))
   }
-  left <- as.numeric(future$deadline - Sys.time(), units = "secs")
+  left <- future$deadline - unclass(Sys.time())
   if (future_cancelled(future) || left <= 0) {
     bridge_pump(bridge, timeout = 0)
   } else {

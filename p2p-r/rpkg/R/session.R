@@ -5,7 +5,8 @@
 ## `port PORT`; frames then flow over a non-blocking loopback socket, because base R
 ## reads binary frames from sockets but not from a child's pipes. Replies are drained
 ## into per-future mailboxes on every call that looks at the bridge (resolved(), result(),
-## nbrOfWorkers()), never blocking unless asked to wait.
+## nbrOfWorkers()); a call that waits blocks in select() on the socket, so that R does
+## no work until a reply arrives.
 
 .bridges <- new.env(parent = emptyenv())
 
@@ -34,8 +35,12 @@ bridge_retire <- function(bridge) {
   invisible()
 }
 
+## Whether a bridge can take futures: a pump notices a bridge that ended (its connection
+## closes), without asking the operating system about its process every time.
 bridge_usable <- function(bridge) {
-  is.null(bridge$failure) && bridge$proc$is_alive()
+  if (is.null(bridge$con)) return(FALSE)
+  if (is.null(bridge$failure)) bridge_pump(bridge, timeout = 0)
+  is.null(bridge$failure)
 }
 
 ## Seconds as future-p2p reads a duration: a whole number.
@@ -67,6 +72,7 @@ bridge_start <- function(cluster, host, ssh_args) {
   bridge$log <- log
   bridge$cluster <- cluster
   bridge$buffer <- raw(0L)
+  bridge$large <- NULL
   bridge$mail <- new.env(parent = emptyenv())
   bridge$next_id <- 0L
   bridge$total <- NA_integer_
@@ -130,28 +136,99 @@ bridge_send <- function(bridge, bytes) {
   invisible()
 }
 
-## Reads whatever the bridge sent, waiting up to `timeout` seconds for the first bytes,
-## and files the replies into the mailboxes.
+## Bytes asked of the socket per read between frames: enough for many small replies at
+## once, small enough to cost little when only a few bytes came (a read allocates them).
+READ_SMALL <- 65536L
+## Most bytes asked per read of a large frame's body, which is read on its own, in parts
+## joined once it is complete (a result of hundreds of megabytes is copied once).
+READ_LARGE <- 16777216L
+
+## Waits up to `timeout` seconds for the bridge to send something, reads all it sent and
+## files the replies into the mailboxes; TRUE when something arrived. Costs a select()
+## when nothing did. The bridge process is only looked at when the wait ran out or the
+## connection ended, never while replies flow.
 bridge_pump <- function(bridge, timeout = 0) {
   con <- bridge$con
   if (is.null(con)) return(invisible(FALSE))
-  if (timeout > 0) socketSelect(list(con), timeout = timeout)
-  chunks <- list()
-  repeat {
-    chunk <- readBin(con, what = "raw", n = 4194304L)
-    if (length(chunk) == 0L) break
-    chunks[[length(chunks) + 1L]] <- chunk
+  if (!socketSelect(list(con), timeout = timeout)) {
+    if (timeout > 0) bridge_check_alive(bridge)
+    return(invisible(FALSE))
   }
-  if (length(chunks) > 0L) {
-    bridge$buffer <- do.call(c, c(list(bridge$buffer), chunks))
-    decoded <- decode_frames(bridge$buffer)
-    bridge$buffer <- decoded$rest
-    for (frame in decoded$frames) bridge_file(bridge, bridge_reply(frame))
-  }
+  got <- bridge_read(bridge)
+  ## Readable yet nothing to read: the bridge closed the connection.
+  if (!got) bridge_closed(bridge)
+  invisible(got)
+}
+
+bridge_check_alive <- function(bridge) {
   if (is.null(bridge$failure) && !bridge$proc$is_alive()) {
     bridge$failure <- "the future-p2p bridge exited"
   }
-  invisible(length(chunks) > 0L)
+  invisible()
+}
+
+bridge_closed <- function(bridge) {
+  bridge_check_alive(bridge)
+  if (is.null(bridge$failure)) bridge$failure <- "the future-p2p bridge closed its connection"
+  invisible()
+}
+
+## Reads until the socket has nothing more (a read that returns fewer bytes than asked
+## drained R's buffer and the socket), filing every complete frame as it comes.
+bridge_read <- function(bridge) {
+  con <- bridge$con
+  got <- FALSE
+  repeat {
+    large <- bridge$large
+    if (!is.null(large)) {
+      n <- min(large$size - large$have, READ_LARGE)
+      chunk <- readBin(con, what = "raw", n = n)
+      if (length(chunk) > 0L) {
+        got <- TRUE
+        large$parts[[length(large$parts) + 1L]] <- chunk
+        large$have <- large$have + length(chunk)
+        if (large$have == large$size) {
+          bridge$large <- NULL
+          body <- if (length(large$parts) == 1L) large$parts[[1L]] else do.call(c, large$parts)
+          bridge_file(bridge, bridge_reply(list(kind = large$kind, job = large$job, body = body)))
+          next
+        }
+        bridge$large <- large
+      }
+      if (length(chunk) < n) break
+    } else {
+      chunk <- readBin(con, what = "raw", n = READ_SMALL)
+      if (length(chunk) > 0L) {
+        got <- TRUE
+        bridge_take(bridge, chunk)
+      }
+      if (length(chunk) < READ_SMALL) break
+    }
+  }
+  got
+}
+
+## Files the whole frames of the bytes read so far; keeps the incomplete rest, or starts
+## a large frame's body, whose remaining bytes are read by themselves.
+bridge_take <- function(bridge, chunk) {
+  buffer <- if (length(bridge$buffer) > 0L) c(bridge$buffer, chunk) else chunk
+  decoded <- decode_frames(buffer)
+  for (frame in decoded$frames) bridge_file(bridge, bridge_reply(frame))
+  rest <- decoded$rest
+  if (length(rest) >= FRAME_HEADER_SIZE) {
+    size <- readBin(rest[6:9], what = "integer", size = 4L, endian = "big")
+    if (size > READ_SMALL) {
+      body <- if (length(rest) > FRAME_HEADER_SIZE) rest[(FRAME_HEADER_SIZE + 1L):length(rest)] else raw(0L)
+      bridge$large <- list(
+        kind = as.integer(rest[1L]),
+        job = readBin(rest[2:5], what = "integer", size = 4L, endian = "big"),
+        size = size, have = length(body), parts = list(body)
+      )
+      rest <- raw(0L)
+    }
+  }
+  bridge$buffer <- rest
+  invisible()
 }
 
 mailbox <- function(bridge, id) {
@@ -216,16 +293,19 @@ bridge_file <- function(bridge, reply) {
   )
 }
 
-## Pumps until `done()` or `timeout` seconds; `each` runs after every pump.
+## Longest single wait for the bridge: how often a wait looks at the bridge process and
+## at its deadline when nothing arrives.
+WAIT_SLICE <- 0.5
+
+## Waits until `done()`, the bridge's failure or `timeout` seconds, blocked in select()
+## while nothing arrives; `each` runs after every arrival.
 bridge_wait <- function(bridge, done, timeout = Inf, each = function() NULL) {
-  deadline <- Sys.time() + timeout
-  interval <- 0.001
+  deadline <- unclass(Sys.time()) + timeout
   repeat {
-    bridge_pump(bridge, timeout = interval)
-    each()
     if (done() || !is.null(bridge$failure)) return(invisible(done()))
-    if (Sys.time() > deadline) return(invisible(FALSE))
-    interval <- min(interval * 2, 0.1)
+    left <- deadline - unclass(Sys.time())
+    if (left <= 0) return(invisible(FALSE))
+    if (bridge_pump(bridge, timeout = min(left, WAIT_SLICE))) each()
   }
 }
 
