@@ -10,6 +10,7 @@
 //!     id         ClusterName, PeerId, FutureId, WormholeCode: validated identifiers
 //!     time       BoardTime (`when`), Expiry (`expires`)
 //!     protocols  Protocols: the `;`-separated capability list, negotiation
+//!     peers      PeerTable: peers seen in hellos, bounded per user and in all, expiring
 //!     seal       sealed codes: a wormhole code only the accepted worker can open
 //!   data plane (binary, on a warm session)
 //!     frame      Frame (hello, task, result, heartbeat, cancel, progress, started) with
@@ -30,6 +31,7 @@ pub mod id;
 pub mod limits;
 pub mod line;
 pub mod message;
+pub mod peers;
 pub mod protocols;
 pub mod seal;
 pub mod time;
