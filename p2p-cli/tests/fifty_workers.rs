@@ -13,6 +13,7 @@ use p2p_testkit::scale::{self, ScaleConfig, ScaleReport};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_workers_run_every_task_exactly_once_and_nobody_stops() {
+    p2p_testkit::init_tracing();
     let config = ScaleConfig {
         process_workers: 3,
         in_process_workers: 47,
