@@ -1142,3 +1142,24 @@ fn idle_workers_offer_about_once_per_request() {
     assert_eq!(taken.len(), 8);
     assert!(offers_seen <= 12, "{offers_seen} offers for 8 requests");
 }
+
+#[test]
+fn a_reopened_board_frees_the_slots_of_offers_and_pauses_nobody() {
+    let mut core = started(T0, WorkerConfig::new(me()));
+    core.handle_line(
+        T0,
+        &request(&client(), &fid(1), T0 / 1000 + 60, 1, "wormhole"),
+    );
+    assert_eq!(offers(&drain(&mut core)), vec![fid(1)]);
+    assert_eq!(core.free_slots(), 0);
+    // The hub restarted: alice's accept may be lost. The slot comes back, a hello goes out.
+    core.board_reopened(T0 + 500);
+    assert_eq!(core.free_slots(), 1);
+    assert!(matches!(posted(&drain(&mut core))[..], [Message::Hello(_)]));
+    // alice posts her request again: offered on at once, not paused.
+    core.handle_line(
+        T0 + 600,
+        &request(&client(), &fid(2), T0 / 1000 + 60, 1, "wormhole"),
+    );
+    assert_eq!(offers(&drain(&mut core)), vec![fid(2)]);
+}
