@@ -829,7 +829,8 @@ fn hello_is_repeated_and_never_outlives_the_worker() {
 
 /// What a random event stream does to one worker: requests and accepts from two clients,
 /// payloads arriving, sessions opening, carrying tasks, cancelling, closing, tasks ending,
-/// withdraws, time passing.
+/// withdraws, other workers' hellos and offers (delays, covers), the board reopening,
+/// time passing.
 #[derive(Debug, Clone)]
 enum Op {
     Request(bool, u32),
@@ -841,6 +842,9 @@ enum Op {
     SessionClosed(u64),
     End(bool, u32),
     Withdraw(bool, u32),
+    OtherWorker(u32),
+    RivalOffer(bool, u32),
+    Reopened,
     Time(u64),
 }
 
@@ -856,7 +860,10 @@ fn op() -> impl Strategy<Value = Op> {
         (1u64..4, n.clone()).prop_map(|(s, n)| Op::SessionCancel(s, n)),
         (1u64..4).prop_map(Op::SessionClosed),
         (who, n.clone()).prop_map(|(w, n)| Op::End(w, n)),
-        (who, n).prop_map(|(w, n)| Op::Withdraw(w, n)),
+        (who, n.clone()).prop_map(|(w, n)| Op::Withdraw(w, n)),
+        (0u32..40).prop_map(Op::OtherWorker),
+        (who, n).prop_map(|(w, n)| Op::RivalOffer(w, n)),
+        Just(Op::Reopened),
         (0u64..20_000).prop_map(Op::Time),
     ]
 }
@@ -893,6 +900,14 @@ proptest! {
                     prop_assert_eq!(delivery != Delivery::Drop, running.remove(&t), "delivery of {:?}", t);
                 }
                 Op::Withdraw(w, n) => core.handle_line(now, &withdraw(&who(w), &me(), &fid(n))),
+                Op::OtherWorker(n) => core.handle_line(now, &hello("worker", &PeerId::new("w", "x", n).unwrap())),
+                Op::RivalOffer(w, n) => core.handle_line(now, &line(&format!(
+                    "when=2025-10-01T09:00:00,expires={},type=offer,from=w@x:1,to={},future={},protocols=wormhole",
+                    now / 1000 + 15,
+                    who(w),
+                    fid(n)
+                ))),
+                Op::Reopened => core.board_reopened(now),
                 Op::Time(dt) => { now += dt; core.handle_timeout(now); }
             }
             for action in drain(&mut core) {
