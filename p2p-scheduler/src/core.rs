@@ -980,21 +980,6 @@ impl SchedulerCore {
         self.pump(now);
     }
 
-    /// The board topic was opened again after a drop (a hub restart, a slow-reader cut):
-    /// the requests standing may have reached nobody (a restarted hub keeps no lines), so
-    /// they go up again now rather than when they lapse, and a hello goes out now so that
-    /// the workers say theirs.
-    pub fn board_reopened(&mut self, now: Millis) {
-        self.advance(now);
-        let standing: Vec<TaskId> = self.requested.iter().copied().collect();
-        for id in standing {
-            self.forget_request(id);
-        }
-        self.reposted = now;
-        self.next_hello = now;
-        self.handle_timeout(now);
-    }
-
     /// A task's timer fired: whatever of its deadlines passed.
     fn task_timer(&mut self, now: Millis, id: TaskId) {
         let Some(task) = self.tasks.get(&id) else {

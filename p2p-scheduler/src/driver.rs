@@ -197,13 +197,7 @@ impl Scheduler {
             published_at: 0,
             reports: reports_tx,
         };
-        tokio::spawn(driver.run(
-            board.incoming,
-            board.reopened,
-            command_rx,
-            reports,
-            stopped_tx,
-        ));
+        tokio::spawn(driver.run(board.incoming, command_rx, reports, stopped_tx));
         Scheduler {
             commands,
             max_payload,
@@ -289,15 +283,11 @@ impl Driver {
     async fn run(
         mut self,
         mut board_in: mpsc::Receiver<String>,
-        mut reopened: watch::Receiver<u64>,
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut reports: mpsc::UnboundedReceiver<Report>,
         stopped: watch::Sender<Option<StopReason>>,
     ) {
         self.core.handle_timeout(unix_ms());
-        // Whatever holds the topic may not report reopens (it drops the sender): then the
-        // branch is off.
-        let mut reopens = true;
         let reason = loop {
             if let Err(reason) = self.apply().await {
                 break reason;
@@ -318,13 +308,6 @@ impl Driver {
                     None => break StopReason::Dropped,
                 },
                 Some(report) = reports.recv() => self.report(report),
-                changed = reopened.changed(), if reopens => match changed {
-                    Ok(()) => {
-                        tracing::info!("board topic reopened: requests and hello posted again");
-                        self.core.board_reopened(unix_ms());
-                    }
-                    Err(_) => reopens = false,
-                },
                 () = tokio::time::sleep(sleep) => self.core.handle_timeout(unix_ms()),
             }
         };

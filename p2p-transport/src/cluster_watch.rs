@@ -84,15 +84,12 @@ pub fn host_hello(line: &str) -> Option<(PeerId, i64)> {
 /// Wraps `lines` (see the module notes). Must be called inside a tokio runtime; the
 /// watching task ends with the channel.
 pub fn watch_cluster(lines: LineChannel, options: WatchOptions) -> (LineChannel, ClusterWatch) {
-    let (mut wrapped, mut pump) = line_channel(lines.incoming.max_capacity());
+    let (wrapped, mut pump) = line_channel(lines.incoming.max_capacity());
     let (seen_tx, seen_rx) = watch::channel(None::<HostSighting>);
     let LineChannel {
         mut incoming,
         outgoing,
-        reopened,
     } = lines;
-    // Reopens are the topic's own: the member sees them as they happen.
-    wrapped.reopened = reopened;
     tokio::spawn(async move {
         let joined = Instant::now();
         let mut warned = false;

@@ -5,7 +5,7 @@
 //! the system `ssh` backend, or the hub in-process) pumps bytes through the line framer
 //! into these channels, so reconnects and backends stay out of the protocol code.
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 /// Lines to and from one board topic (no newlines either way).
 #[derive(Debug)]
@@ -14,10 +14,6 @@ pub struct LineChannel {
     pub incoming: mpsc::Receiver<String>,
     /// Lines to write to the topic.
     pub outgoing: mpsc::Sender<String>,
-    /// Counts the times the topic was opened again after a drop (a hub restart, a
-    /// slow-reader cut, a network error): lines posted before may have reached nobody, and
-    /// lines posted meanwhile were missed. Drivers post again what must stand.
-    pub reopened: watch::Receiver<u64>,
 }
 
 /// The other end of a [`LineChannel`], held by whatever moves the bytes.
@@ -27,8 +23,6 @@ pub struct LinePump {
     pub to_driver: mpsc::Sender<String>,
     /// Lines the driver wants written.
     pub from_driver: mpsc::Receiver<String>,
-    /// Bumped each time the topic is opened again after a drop.
-    pub reopened: watch::Sender<u64>,
 }
 
 /// The board connection is gone.
@@ -57,17 +51,11 @@ pub async fn post_line(
 pub fn line_channel(capacity: usize) -> (LineChannel, LinePump) {
     let (to_driver, incoming) = mpsc::channel(capacity);
     let (outgoing, from_driver) = mpsc::channel(capacity);
-    let (reopened_tx, reopened) = watch::channel(0);
     (
-        LineChannel {
-            incoming,
-            outgoing,
-            reopened,
-        },
+        LineChannel { incoming, outgoing },
         LinePump {
             to_driver,
             from_driver,
-            reopened: reopened_tx,
         },
     )
 }

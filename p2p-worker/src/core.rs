@@ -499,24 +499,6 @@ impl WorkerCore {
         self.unanswered.get(client).map_or(0, |(_, until)| *until)
     }
 
-    /// The board topic was opened again after a drop (a hub restart, a slow-reader cut):
-    /// accepts for our offers may have been lost with it, so the offers give their slots
-    /// back (no client is paused for an offer it may never have seen answered), and a
-    /// hello goes out now so that clients see the worker again.
-    pub fn board_reopened(&mut self, now: Millis) {
-        self.advance(now);
-        if self.stopped {
-            return;
-        }
-        for offer in self.offers.values_mut() {
-            offer.holding = false;
-        }
-        self.unanswered.clear();
-        self.offer_due = None;
-        self.next_hello = self.next_hello.min(now);
-        self.handle_timeout(now);
-    }
-
     fn say_hello(&mut self, now: Millis) {
         self.next_hello = now + self.config.hello_interval;
         // Refusals and bookkeeping of clients shrink here, once an interval, not on every

@@ -139,13 +139,7 @@ impl Worker {
             reports: reports_tx,
             all_jobs: shutdown.child_token(),
         };
-        tokio::spawn(driver.run(
-            board.incoming,
-            board.reopened,
-            reports,
-            shutdown.clone(),
-            stopped_tx,
-        ));
+        tokio::spawn(driver.run(board.incoming, reports, shutdown.clone(), stopped_tx));
         Worker { stopped, shutdown }
     }
 
@@ -188,15 +182,11 @@ impl<E: Executor> Driver<E> {
     async fn run(
         mut self,
         mut board_in: mpsc::Receiver<String>,
-        mut reopened: watch::Receiver<u64>,
         mut reports: mpsc::UnboundedReceiver<Report>,
         shutdown: CancellationToken,
         stopped: watch::Sender<Option<StopReason>>,
     ) {
         self.core.handle_timeout(unix_ms());
-        // Whatever holds the topic may not report reopens (it drops the sender): then the
-        // branch is off.
-        let mut reopens = true;
         let reason = loop {
             if let Some(reason) = self.apply().await {
                 break reason;
@@ -211,13 +201,6 @@ impl<E: Executor> Driver<E> {
                     None => break StopReason::BoardClosed,
                 },
                 Some(report) = reports.recv() => self.report(report),
-                changed = reopened.changed(), if reopens => match changed {
-                    Ok(()) => {
-                        tracing::info!("board topic reopened: hello posted again");
-                        self.core.board_reopened(unix_ms());
-                    }
-                    Err(_) => reopens = false,
-                },
                 () = tokio::time::sleep(sleep) => self.core.handle_timeout(unix_ms()),
                 () = shutdown.cancelled() => break StopReason::ShutDown,
             }

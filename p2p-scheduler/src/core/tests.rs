@@ -913,20 +913,3 @@ fn a_hello_claiming_a_long_life_lapses_after_the_longest_hello_life() {
     core.handle_timeout(T0 + MAX_HELLO_LIFE);
     assert_eq!(core.known_workers(), 0);
 }
-
-#[test]
-fn a_reopened_board_gets_the_standing_requests_and_a_hello_again() {
-    let mut core = core(SchedulerConfig::new(me()));
-    core.handle_line(T0, &hello(&bob(), 1));
-    core.submit(T0, fid(1), 1);
-    assert_eq!(requests(&drain(&mut core)), vec![fid(1)]);
-    // A hub restart: the request is gone with the old hub's lines.
-    core.board_reopened(T0 + 2_000);
-    let actions = drain(&mut core);
-    assert_eq!(requests(&actions), vec![fid(1)]);
-    assert!(
-        posted(&actions)
-            .iter()
-            .any(|m| matches!(m, Message::Hello(h) if h.role == Role::Client))
-    );
-}

@@ -167,10 +167,7 @@ impl Topic {
                         Some(TopicEvent::Malformed(error)) => {
                             tracing::warn!(%error, "skipped a malformed board line");
                         }
-                        Some(TopicEvent::Disconnected { .. }) => {}
-                        Some(TopicEvent::Reconnected) => {
-                            pump.reopened.send_modify(|count| *count += 1);
-                        }
+                        Some(TopicEvent::Disconnected { .. } | TopicEvent::Reconnected) => {}
                         Some(TopicEvent::Closed { status, message }) => {
                             tracing::error!(?status, %message, "board topic closed for good");
                             return;

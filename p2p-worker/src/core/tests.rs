@@ -829,8 +829,7 @@ fn hello_is_repeated_and_never_outlives_the_worker() {
 
 /// What a random event stream does to one worker: requests and accepts from two clients,
 /// payloads arriving, sessions opening, carrying tasks, cancelling, closing, tasks ending,
-/// withdraws, other workers' hellos and offers (delays, covers), the board reopening,
-/// time passing.
+/// withdraws, other workers' hellos and offers (delays, covers), time passing.
 #[derive(Debug, Clone)]
 enum Op {
     Request(bool, u32),
@@ -844,7 +843,6 @@ enum Op {
     Withdraw(bool, u32),
     OtherWorker(u32),
     RivalOffer(bool, u32),
-    Reopened,
     Time(u64),
 }
 
@@ -863,7 +861,6 @@ fn op() -> impl Strategy<Value = Op> {
         (who, n.clone()).prop_map(|(w, n)| Op::Withdraw(w, n)),
         (0u32..40).prop_map(Op::OtherWorker),
         (who, n).prop_map(|(w, n)| Op::RivalOffer(w, n)),
-        Just(Op::Reopened),
         (0u64..20_000).prop_map(Op::Time),
     ]
 }
@@ -907,7 +904,6 @@ proptest! {
                     who(w),
                     fid(n)
                 ))),
-                Op::Reopened => core.board_reopened(now),
                 Op::Time(dt) => { now += dt; core.handle_timeout(now); }
             }
             for action in drain(&mut core) {
@@ -1156,25 +1152,4 @@ fn idle_workers_offer_about_once_per_request() {
     }
     assert_eq!(taken.len(), 8);
     assert!(offers_seen <= 12, "{offers_seen} offers for 8 requests");
-}
-
-#[test]
-fn a_reopened_board_frees_the_slots_of_offers_and_pauses_nobody() {
-    let mut core = started(T0, WorkerConfig::new(me()));
-    core.handle_line(
-        T0,
-        &request(&client(), &fid(1), T0 / 1000 + 60, 1, "wormhole"),
-    );
-    assert_eq!(offers(&drain(&mut core)), vec![fid(1)]);
-    assert_eq!(core.free_slots(), 0);
-    // The hub restarted: alice's accept may be lost. The slot comes back, a hello goes out.
-    core.board_reopened(T0 + 500);
-    assert_eq!(core.free_slots(), 1);
-    assert!(matches!(posted(&drain(&mut core))[..], [Message::Hello(_)]));
-    // alice posts her request again: offered on at once, not paused.
-    core.handle_line(
-        T0 + 600,
-        &request(&client(), &fid(2), T0 / 1000 + 60, 1, "wormhole"),
-    );
-    assert_eq!(offers(&drain(&mut core)), vec![fid(2)]);
 }
