@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
-use future_p2p::proto::id::ClusterName;
-use future_p2p::scheduler::{Scheduler, SchedulerOptions};
+use future_p2p::Cluster;
 use future_p2p::worker::{FnExecutor, Job};
 use p2p_testkit::local::LocalHub;
 
@@ -57,27 +56,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         hub.relay_url()
     );
 
-    // alice hosts the cluster for bob and carol, and is its client.
-    let (_alice, me, lines) = local.host("alice", "p2p", &["bob", "carol"]).await?;
-    let scheduler = Scheduler::start(lines, SchedulerOptions::new(me, local.wormhole()));
-
-    // bob and carol contribute a worker each.
-    let cluster: ClusterName = "alice/p2p".parse()?;
+    // alice hosts the cluster for bob and carol (what `future-p2p host` does)...
+    let _host = local.host("alice", "p2p", &["bob", "carol"]).await?;
+    // ...bob and carol lend a worker each...
     let mut workers = Vec::new();
     for user in ["bob", "carol"] {
-        workers.push(
-            local
-                .worker(user, &cluster, FnExecutor::new(reverse), |_| {})
-                .await?,
-        );
+        let worker = Cluster::builder("alice/p2p")
+            .board(local.board_config(user)?)
+            .wormhole(local.wormhole())
+            .connect()
+            .await?
+            .worker(FnExecutor::new(reverse))
+            .start();
+        workers.push(worker);
     }
+    // ...and alice is its client.
+    let client = Cluster::builder("alice/p2p")
+        .board(local.board_config("alice")?)
+        .wormhole(local.wormhole())
+        .connect()
+        .await?
+        .client()
+        .start();
+    client.wait_for_workers(Duration::from_secs(60)).await?;
 
     let started = Instant::now();
     let mut running = Vec::with_capacity(args.tasks);
     for i in 0..args.tasks {
         let payload = Bytes::from(format!("task {i:06}"));
-        let handle = scheduler
-            .submit(format!("quickstart-{i}").parse()?, payload.clone())
+        let handle = client
+            .submit_as(format!("quickstart-{i}").parse()?, payload.clone())
             .await?;
         let submitted = Instant::now();
         running.push(tokio::spawn(async move {
@@ -117,5 +125,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pct(0.99).as_secs_f64() * 1e3,
     );
     println!("\nall {} results checked", args.tasks);
+    client.shutdown(Duration::from_secs(5)).await;
+    for worker in workers {
+        worker.shutdown(Duration::from_secs(5)).await;
+    }
     Ok(())
 }

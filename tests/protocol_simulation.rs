@@ -380,12 +380,19 @@ impl Sim {
             SchedulerAction::Finished { task, outcome } => {
                 self.finished.entry(task).or_default().push(outcome);
             }
+            // Every peer here is honest: its key never changes.
+            SchedulerAction::KeyChanged { worker } => {
+                panic!("the client took honest worker {worker} for an impostor")
+            }
         }
     }
 
     fn on_worker(&mut self, w: usize, action: WorkerAction) {
         match action {
             WorkerAction::Post(line) => self.broadcast(w + 1, line),
+            WorkerAction::UnsealedAccept { task } => {
+                panic!("worker {w} took the honest client's accept of {task:?} for a downgrade")
+            }
             WorkerAction::Open(assignment) => {
                 let pending = match assignment.route {
                     WorkerRoute::Session(sid) => (Some(sid), None),

@@ -1,13 +1,15 @@
 //! How every subcommand but `hub` reaches the board and the wormhole servers, and how a
-//! member joins a cluster: its topic wrapped in a [`ClusterWatch`], so that a member whose
-//! cluster shows no host says so (the topic itself reconnects after any drop).
+//! member joins a cluster: through [`Cluster::builder`], as Rust embedders do, so that a
+//! member whose cluster shows no host says so, and one the board refuses knows why (the
+//! topic itself reconnects after any drop).
 
 use clap::Args;
+use p2p_cluster::{Cluster, ClusterBuilder, Membership};
 use p2p_proto::id::{ClusterName, PeerId};
+use p2p_transport::board::local_peer_id;
 use p2p_transport::board::ssh_args::split_words;
 use p2p_transport::board::{Backend, Board, BoardConfig};
-use p2p_transport::board::{join_cluster, local_peer_id};
-use p2p_transport::cluster_watch::{ClusterWatch, WatchOptions, watch_cluster};
+use p2p_transport::cluster_watch::ClusterWatch;
 use p2p_transport::lines::LineChannel;
 use p2p_transport::wormhole::{DEFAULT_MAILBOX_URL, DEFAULT_RELAY_URL, WormholeConfig};
 
@@ -44,10 +46,10 @@ pub struct BoardArgs {
 }
 
 impl BoardArgs {
-    /// Connects to the board.
-    pub async fn connect(&self) -> Result<Board, CliError> {
+    /// How to reach the board: the built-in SSH client with `--ssh-args`, or the system's.
+    pub fn board_config(&self) -> Result<BoardConfig, CliError> {
         let words = split_words(&self.ssh_args)?;
-        let config = if self.system_ssh {
+        Ok(if self.system_ssh {
             let mut config = BoardConfig::system_ssh(&self.host, &words);
             config.backend = Backend::SystemSsh {
                 program: "ssh".into(),
@@ -55,8 +57,12 @@ impl BoardArgs {
             config
         } else {
             BoardConfig::from_ssh_args(&self.host, &words)?
-        };
-        Ok(Board::connect(config).await?)
+        })
+    }
+
+    /// Connects to the board.
+    pub async fn connect(&self) -> Result<Board, CliError> {
+        Ok(Board::connect(self.board_config()?).await?)
     }
 
     /// Who we are on `board`: `--user`, or what its `user` command says.
@@ -67,6 +73,18 @@ impl BoardArgs {
         }
     }
 
+    /// The one way every subcommand joins a cluster: [`Cluster::builder`] with these
+    /// options.
+    pub fn cluster(&self, cluster: &str) -> Result<ClusterBuilder, CliError> {
+        let builder = Cluster::builder(cluster)
+            .board(self.board_config()?)
+            .wormhole(self.wormhole());
+        Ok(match &self.user {
+            Some(user) => builder.user(user.clone()),
+            None => builder,
+        })
+    }
+
     /// Connects and opens `cluster`'s topic as a member: our board, username, peer id, the
     /// topic's lines and what is seen of the host (warned about after `host_timeout`, if
     /// given).
@@ -75,21 +93,26 @@ impl BoardArgs {
         cluster: &ClusterName,
         host_timeout: Option<std::time::Duration>,
     ) -> Result<Joined, CliError> {
-        let board = self.connect().await?;
-        let user = self.username(&board).await?;
-        let (me, lines) = join_cluster(&board, cluster, Some(&user)).await?;
-        let options = WatchOptions {
-            cluster: cluster.qualified(&user)?.to_string(),
-            bound: host_timeout,
-            advice: host_advice(cluster, &user),
-        };
-        let (lines, watch) = watch_cluster(lines, options);
+        let mut builder = self.cluster(&cluster.to_string())?;
+        if let Some(after) = host_timeout {
+            builder = builder.warn_without_host(after);
+        }
+        let Membership {
+            board,
+            user,
+            me,
+            lines,
+            watch,
+            refusals,
+            ..
+        } = builder.connect().await?.into_membership();
         Ok(Joined {
             board,
             user,
             me,
             lines,
             watch,
+            refusals,
         })
     }
 
@@ -119,15 +142,8 @@ pub struct Joined {
     pub lines: LineChannel,
     /// The cluster's host as seen on the topic.
     pub watch: ClusterWatch,
+    /// What the board said when it refused our pipe on the topic, if it did.
+    pub refusals: tokio::sync::watch::Receiver<Option<String>>,
 }
 
-/// What a member should check when its cluster shows no host.
-pub fn host_advice(cluster: &ClusterName, user: &str) -> String {
-    let owner = cluster.owner().unwrap_or(user);
-    format!(
-        "either nobody hosts it (its owner {owner} must start `future-p2p host --cluster {name} --users ...` \
-         or future.p2p::host_cluster() before members join), or you ({user}) are not on its access list \
-         (ask {owner} to add you).",
-        name = cluster.name(),
-    )
-}
+pub use p2p_cluster::connect::host_advice;

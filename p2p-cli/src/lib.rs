@@ -4,12 +4,14 @@
 //! ```text
 //!   main.rs     the `future-p2p` binary: main_with_args(std::env::args_os())
 //!   lib.rs      Cli, Command, CliError, run(), main_with_args()
+//!   advice      what to do next, printed under an error whose cause does not say it
 //!   connect     board and wormhole options shared by the subcommands (BoardArgs)
 //!   units       sizes and durations as typed (sans-IO)
 //!   hub         the self-hosted hub (p2p-hub)
 //!   host        hosting a cluster: its topic with an access list, `type=cluster` hellos
 //!   worker      lending this machine: R futures (p2p-r's REvaluator) or a shell command
 //!   status      user, ls, status
+//!   top         the status screen, redrawn live (`q` quits)
 //!   submit      one task from the shell, its result on stdout (for `worker --exec` workers)
 //!   bridge      the child of an R session: bridge frames on stdin/stdout <-> Scheduler
 //! ```
@@ -17,12 +19,14 @@
 //! `examples/hub.rs` and `examples/worker.rs` at the workspace root call
 //! [`main_with_args`] with their subcommand, so they are this program.
 
+pub mod advice;
 pub mod bridge;
 pub mod connect;
 pub mod host;
 pub mod hub;
 pub mod status;
 pub mod submit;
+pub mod top;
 pub mod units;
 pub mod worker;
 
@@ -68,6 +72,8 @@ pub enum Command {
     Ls(status::UserArgs),
     /// Show a cluster's host, workers (slots, busy, free), clients and open requests.
     Status(status::StatusArgs),
+    /// Watch a cluster live: the status screen, redrawn every few seconds (q quits).
+    Top(top::TopArgs),
     /// Send one task (an argument or stdin) to a worker and print its result.
     Submit(submit::SubmitArgs),
     /// Serve one R session on stdin/stdout (started by the future.p2p R package).
@@ -83,6 +89,8 @@ pub enum CliError {
     Board(#[from] BoardError),
     #[error(transparent)]
     Join(#[from] JoinError),
+    #[error(transparent)]
+    Member(#[from] p2p_cluster::ClusterError),
     #[error(transparent)]
     Hub(#[from] HubError),
     #[error("bad cluster name: {0}")]
@@ -117,6 +125,13 @@ pub enum CliError {
         if *host_seen { "no worker answered (start one with `future-p2p worker --cluster CLUSTER`)" } else { "its host did not answer (is it hosted, and are you on its access list?)" }
     )]
     Unhealthy { cluster: String, host_seen: bool },
+    #[error(
+        "--allow-users {users} needs a board that proves who wrote each line, and {host} does \
+         not (pipe.pico.sh does not; a future-p2p hub does): any member of the cluster could \
+         post requests in those users' names. Host the cluster on a future-p2p hub, or pass \
+         --allow-unproven-users to filter on the names members claim."
+    )]
+    UnprovenSenders { users: String, host: String },
     #[error("the payload is larger than --max-payload ({limit} bytes)")]
     PayloadTooLarge { limit: u64 },
     #[error("the task failed: {0}")]
@@ -136,6 +151,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::User(args) => status::user(args).await,
         Command::Ls(args) => status::ls(args).await,
         Command::Status(args) => status::status(args).await,
+        Command::Top(args) => top::top(args).await,
         Command::Submit(args) => submit::run(args).await,
         Command::Bridge(args) => bridge::run(args).await,
     }
@@ -149,7 +165,12 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let cli = Cli::parse_from(args);
-    let default = if cli.verbose { "info" } else { "warn" };
+    // What each task on a worker does is said by default (its own target).
+    let default = if cli.verbose {
+        "info".to_owned()
+    } else {
+        format!("warn,{}=info", p2p_cluster::tasklog::TARGET)
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
@@ -173,6 +194,9 @@ where
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("future-p2p: {err}");
+            if let Some(step) = advice::next_step(&err) {
+                eprintln!("future-p2p: what to do: {step}");
+            }
             std::process::ExitCode::FAILURE
         }
     }

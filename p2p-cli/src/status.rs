@@ -190,6 +190,15 @@ pub struct Census {
     workers: BTreeMap<String, WorkerStatus>,
     clients: BTreeSet<String>,
     requests: BTreeSet<(String, String)>,
+    /// Until when (Unix s) each peer's last hello, and each request, stands.
+    expires: BTreeMap<Seen, i64>,
+}
+
+/// What a [`Census`] entry is, for its expiry.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Seen {
+    Peer(String),
+    Request(String, String),
 }
 
 impl Census {
@@ -201,6 +210,8 @@ impl Census {
         match decoded.message {
             Message::Hello(hello) => {
                 let id = hello.from.to_string();
+                self.expires
+                    .insert(Seen::Peer(id.clone()), hello.expires.unix_seconds());
                 match hello.role {
                     Role::Cluster => self.host = Some(id),
                     Role::Client => {
@@ -218,8 +229,12 @@ impl Census {
                 }
             }
             Message::Request(request) => {
-                self.requests
-                    .insert((request.from.to_string(), request.future.to_string()));
+                let key = (request.from.to_string(), request.future.to_string());
+                self.expires.insert(
+                    Seen::Request(key.0.clone(), key.1.clone()),
+                    request.expires.unix_seconds(),
+                );
+                self.requests.insert(key);
             }
             Message::Accept(accept) => {
                 self.requests
@@ -230,6 +245,32 @@ impl Census {
                     .remove(&(withdraw.from.to_string(), withdraw.future.to_string()));
             }
             _ => {}
+        }
+    }
+
+    /// Forgets the peers whose last hello, and the requests that, lapsed before `now`
+    /// (Unix s): a live view shows who is there now, not who ever was.
+    pub fn forget_lapsed(&mut self, now: i64) {
+        let lapsed: Vec<Seen> = self
+            .expires
+            .iter()
+            .filter(|(_, expires)| **expires < now)
+            .map(|(seen, _)| seen.clone())
+            .collect();
+        for seen in lapsed {
+            self.expires.remove(&seen);
+            match seen {
+                Seen::Peer(id) => {
+                    if self.host.as_deref() == Some(id.as_str()) {
+                        self.host = None;
+                    }
+                    self.workers.remove(&id);
+                    self.clients.remove(&id);
+                }
+                Seen::Request(from, future) => {
+                    self.requests.remove(&(from, future));
+                }
+            }
         }
     }
 
@@ -251,7 +292,7 @@ impl Census {
 
 /// A client's hello from `me`: every worker answers a client it has not seen with a hello
 /// of its own at once, which is what makes a status check take a second, not an interval.
-fn status_hello(me: &PeerId, lasts: Duration) -> Option<String> {
+pub(crate) fn status_hello(me: &PeerId, lasts: Duration) -> Option<String> {
     let now = (unix_ms() / 1000) as i64;
     BoardLine::new(
         BoardTime::from_unix(now),
@@ -275,6 +316,7 @@ pub async fn status(args: StatusArgs) -> Result<(), CliError> {
     let joined = args.board.join(&cluster, None).await?;
     let qualified = cluster.qualified(&joined.user)?.to_string();
     let mut lines = joined.lines;
+    let mut refusals = joined.refusals;
     if let Some(hello) = status_hello(&joined.me, args.listen) {
         let _ = lines.outgoing.send(hello).await;
     }
@@ -288,6 +330,13 @@ pub async fn status(args: StatusArgs) -> Result<(), CliError> {
                 None => break,
             },
             _ = &mut listen => break,
+            // The board refused the topic (a wrong name, not on its list): nothing more
+            // will come.
+            Ok(()) = refusals.changed() => {
+                if refusals.borrow_and_update().is_some() {
+                    break;
+                }
+            }
         }
     }
     let status = census.status(&qualified, &joined.me.to_string(), started.elapsed());
@@ -300,8 +349,16 @@ pub async fn status(args: StatusArgs) -> Result<(), CliError> {
     } else {
         print!("{}", status.render());
     }
+    let refused = refusals.borrow().clone();
     if status.healthy() {
         Ok(())
+    } else if let Some(said) = refused {
+        Err(p2p_cluster::ClusterError::Refused {
+            cluster: qualified,
+            user: joined.user,
+            said,
+        }
+        .into())
     } else {
         Err(CliError::Unhealthy {
             cluster: qualified,
@@ -360,6 +417,32 @@ mod tests {
         );
         let json: serde_json::Value = serde_json::to_value(&status).unwrap();
         assert_eq!(json["workers"][0]["slots"], 4);
+    }
+
+    #[test]
+    fn lapsed_hellos_and_requests_are_forgotten() {
+        let mut census = Census::default();
+        census.observe("when=2026-11-26T10:00:00,expires=1000,type=worker,from=bob@vm:1,slots=2");
+        census.observe("when=2026-11-26T10:00:00,expires=2000,type=worker,from=dave@vm:2");
+        census.observe("when=2026-11-26T10:00:00,expires=1000,type=client,from=carol@vm:3");
+        census.observe("when=2026-11-26T10:00:00,expires=1000,type=cluster,from=alice@box:7");
+        census.observe(
+            "when=2026-11-26T10:00:00,expires=1000,type=request,from=carol@vm:3,future=f1,size=1",
+        );
+        census.forget_lapsed(999);
+        assert_eq!(
+            census
+                .status("alice/p2p", "me", Duration::ZERO)
+                .workers
+                .len(),
+            2
+        );
+        census.forget_lapsed(1001);
+        let status = census.status("alice/p2p", "me", Duration::ZERO);
+        assert_eq!(status.workers.len(), 1);
+        assert_eq!(status.workers[0].id, "dave@vm:2");
+        assert!(status.clients.is_empty() && status.host.is_none());
+        assert_eq!(status.open_requests, 0);
     }
 
     #[test]

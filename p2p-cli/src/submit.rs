@@ -1,7 +1,9 @@
 //! `future-p2p submit`: one task from the shell. The payload (an argument, or stdin) goes to
 //! a worker of the cluster as a Rust client's task would, and the worker's result is
 //! written to stdout, byte for byte. Meant for workers started with `--exec CMD`, which
-//! run CMD with the payload on stdin; R workers expect serialized R futures.
+//! run CMD with the payload on stdin; R workers expect serialized R futures. On a
+//! terminal, a task whose payload is at least `--progress-above` (1 MiB) shows what it is
+//! doing under a spinner on stderr (waiting for a worker, sending, running, and the time).
 //!
 //! ```text
 //!   echo hello | future-p2p submit --cluster alice/p2p       (a worker runs `--exec rev`)
@@ -12,8 +14,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Args;
-use p2p_proto::id::{ClusterName, FutureId};
-use p2p_scheduler::{Scheduler, SchedulerOptions};
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use p2p_cluster::ClusterError;
+use p2p_cluster::tasklog::human_size;
+use p2p_proto::id::FutureId;
+use p2p_scheduler::TaskUpdate;
+use p2p_scheduler::core::TaskEvent;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::CliError;
@@ -35,51 +43,76 @@ pub struct SubmitArgs {
     /// Give up when no worker shows up on the cluster within this long.
     #[arg(long, env = "FUTURE_P2P_CLUSTER_TIMEOUT", value_parser = parse_duration, default_value = "30")]
     pub cluster_timeout: Duration,
+    /// Show what the task is doing (waiting, sending, running) on a terminal when its
+    /// payload is at least this large (e.g. 1M; 0: always).
+    #[arg(long, env = "FUTURE_P2P_PROGRESS_ABOVE", value_parser = parse_size, default_value = "1M")]
+    pub progress_above: u64,
     /// Give up when the result has not come back within this long (e.g. 600, 30m).
     #[arg(long, env = "FUTURE_P2P_TIMEOUT", value_parser = parse_duration, default_value = "3600")]
     pub timeout: Duration,
 }
 
 pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
-    let cluster: ClusterName = args.cluster.parse()?;
     let payload = match &args.payload {
         Some(payload) => Bytes::from(payload.clone().into_bytes()),
         None => read_stdin(args.max_payload).await?,
     };
     // No warning while waiting: a missing host is part of the error below.
-    let joined = args.board.join(&cluster, None).await?;
-    let qualified = cluster.qualified(&joined.user)?;
-    let scheduler = Scheduler::start(
-        joined.lines,
-        SchedulerOptions::new(joined.me, args.board.wormhole()),
-    );
+    let client = args
+        .board
+        .cluster(&args.cluster)?
+        .connect()
+        .await?
+        .client()
+        .start();
+    let qualified = client.cluster().to_string();
 
-    // A request nobody can take would wait for ever: first see a worker.
-    let mut workers = scheduler.workers();
-    // The guard wait_for returns holds the watch's lock: drop it at once, or the
-    // scheduler's driver blocks on its next update of the workers.
-    let seen = tokio::time::timeout(args.cluster_timeout, async {
-        workers
-            .wait_for(|workers| !workers.is_empty())
-            .await
-            .is_ok()
-    })
-    .await;
-    if seen != Ok(true) {
-        return Err(CliError::NoWorkers {
-            cluster: qualified.to_string(),
-            waited: args.cluster_timeout,
-            host_seen: joined.watch.host_seen(),
-        });
+    // A request nobody can take would wait for ever: first see a worker. A cluster the
+    // board refuses (a wrong name, not on its list) fails here at once.
+    match client.wait_for_workers(args.cluster_timeout).await {
+        Ok(_) => {}
+        Err(ClusterError::NoWorkers {
+            cluster,
+            waited,
+            host_seen,
+        }) => {
+            return Err(CliError::NoWorkers {
+                cluster,
+                waited,
+                host_seen,
+            });
+        }
+        Err(err) => return Err(err.into()),
     }
 
+    let size = payload.len() as u64;
+    let progress = (size >= args.progress_above && std::io::stderr().is_terminal())
+        .then(|| Progress::start(size));
+    let mut updates = client.updates();
     let future: FutureId = format!("submit-{}", std::process::id()).parse()?;
-    let handle = scheduler.submit(future, payload).await?;
-    let task = handle.id();
-    let result = match tokio::time::timeout(args.timeout, handle).await {
+    let task = client.submit_as(future, payload).await?;
+    let id = task.id();
+    let waited = async {
+        tokio::pin!(task);
+        loop {
+            tokio::select! {
+                result = &mut task => break result,
+                Ok((of, TaskUpdate::Event(event))) = updates.recv() => {
+                    if let Some(progress) = progress.as_ref().filter(|_| of == id) {
+                        progress.phase(&event);
+                    }
+                }
+            }
+        }
+    };
+    // Dropping the task on a timeout cancels it.
+    let outcome = tokio::time::timeout(args.timeout, waited).await;
+    if let Some(progress) = &progress {
+        progress.bar.finish_and_clear();
+    }
+    let result = match outcome {
         Ok(result) => result?,
         Err(_) => {
-            scheduler.cancel(task);
             return Err(CliError::TimedOut {
                 what: format!("the task on {qualified}"),
                 waited: args.timeout,
@@ -89,7 +122,51 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
     let mut stdout = tokio::io::stdout();
     stdout.write_all(&result).await?;
     stdout.flush().await?;
+    client.shutdown(Duration::from_secs(1)).await;
     Ok(())
+}
+
+/// What a large task is doing, drawn on stderr while the user waits: the payload's size,
+/// the phase (waiting for a worker, sending to it, running, ...) and the time so far.
+struct Progress {
+    bar: ProgressBar,
+    size: String,
+}
+
+impl Progress {
+    fn start(size: u64) -> Progress {
+        let bar = ProgressBar::new_spinner();
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}") {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(120));
+        let size = human_size(size);
+        bar.set_message(phase_message(&TaskEvent::Queued, &size));
+        Progress { bar, size }
+    }
+
+    fn phase(&self, event: &TaskEvent) {
+        self.bar.set_message(phase_message(event, &self.size));
+    }
+}
+
+/// The line a task's event puts under the spinner (sans-IO).
+fn phase_message(event: &TaskEvent, size: &str) -> String {
+    match event {
+        TaskEvent::Queued => format!("{size} payload: waiting for a worker"),
+        TaskEvent::Offered { worker } => format!("{size} payload: {worker} offered to run it"),
+        TaskEvent::Accepted { worker } => format!("{size} payload: sending it to {worker}"),
+        TaskEvent::Running { worker } => format!("{size} payload: running on {worker}"),
+        TaskEvent::Declined { worker, reason } => {
+            format!("{size} payload: {worker} declined it ({reason}); waiting for another")
+        }
+        TaskEvent::Requeued { worker } => {
+            format!("{size} payload: taken back from {worker}; waiting for a worker")
+        }
+        TaskEvent::Retried { worker, error } => {
+            format!("{size} payload: failed on {worker} ({error}); trying again")
+        }
+    }
 }
 
 /// All of stdin, refused past `limit` bytes before it is all in memory.
@@ -103,4 +180,28 @@ async fn read_stdin(limit: u64) -> Result<Bytes, CliError> {
         return Err(CliError::PayloadTooLarge { limit });
     }
     Ok(Bytes::from(payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_phase_says_what_the_task_waits_for() {
+        let bob: p2p_proto::id::PeerId = "bob@vm:1".parse().unwrap();
+        assert_eq!(
+            phase_message(&TaskEvent::Queued, "64.0 MiB"),
+            "64.0 MiB payload: waiting for a worker"
+        );
+        assert_eq!(
+            phase_message(
+                &TaskEvent::Accepted {
+                    worker: bob.clone()
+                },
+                "2 B"
+            ),
+            "2 B payload: sending it to bob@vm:1"
+        );
+        assert!(phase_message(&TaskEvent::Running { worker: bob }, "2 B").contains("running on"));
+    }
 }

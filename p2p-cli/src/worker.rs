@@ -15,9 +15,7 @@ use clap::Args;
 use p2p_proto::id::ClusterName;
 use p2p_proto::limits::DEFAULT_MAX_PAYLOAD;
 use p2p_r::evaluator::{REvaluator, REvaluatorConfig};
-use p2p_transport::clock::unix_ms;
-use p2p_worker::core::WorkerConfig;
-use p2p_worker::{CommandExecutor, CommandLimits, Worker, WorkerOptions, fresh_secret};
+use p2p_worker::{CommandExecutor, CommandLimits};
 
 use crate::CliError;
 use crate::connect::BoardArgs;
@@ -37,8 +35,14 @@ pub struct WorkerArgs {
     #[arg(long, env = "FUTURE_P2P_SLOTS", default_value_t = 1)]
     pub slots: usize,
     /// Only take futures from these users (comma-separated); default: any member.
+    /// Only where the board proves who wrote each line (a future-p2p hub), unless
+    /// --allow-unproven-users.
     #[arg(long, env = "FUTURE_P2P_ALLOW_USERS", value_delimiter = ',')]
     pub allow_users: Vec<String>,
+    /// Apply --allow-users on a board that does not prove senders (pipe.pico.sh): a filter
+    /// on the names members claim, not a protection against members.
+    #[arg(long, env = "FUTURE_P2P_ALLOW_UNPROVEN_USERS")]
+    pub allow_unproven_users: bool,
     /// Largest future accepted, and largest result returned (e.g. 500M, 2G).
     #[arg(long, env = "FUTURE_P2P_MAX_PAYLOAD", value_parser = parse_size, default_value_t = DEFAULT_MAX_PAYLOAD)]
     pub max_payload: u64,
@@ -68,6 +72,10 @@ pub struct WorkerArgs {
     /// Where the bundled future.p2p R package is installed; default: a cache directory.
     #[arg(long, env = "FUTURE_P2P_R_LIBRARY")]
     pub r_library: Option<PathBuf>,
+    /// On Ctrl-C, how long running tasks may go on before they are cancelled (no new
+    /// tasks are taken meanwhile; a second Ctrl-C stops at once).
+    #[arg(long, env = "FUTURE_P2P_SHUTDOWN_GRACE", value_parser = parse_duration, default_value = "60")]
+    pub shutdown_grace: Duration,
     /// Run each task as this shell command instead of R: the payload on its stdin, the
     /// result from its stdout (tasks of Rust clients, e.g. `--exec cat`).
     #[arg(long, env = "FUTURE_P2P_EXEC")]
@@ -144,41 +152,58 @@ fn parse_mem_total(meminfo: &str) -> Option<u64> {
     kib.checked_mul(1024)
 }
 
-/// Joins the cluster and serves tasks on `executor` until the worker stops.
+/// Joins the cluster and serves tasks on `executor` until the worker stops. Ctrl-C drains
+/// (no new tasks, `--shutdown-grace` for those running); a second Ctrl-C stops at once.
 async fn serve<E: p2p_worker::Executor>(
     args: &WorkerArgs,
     cluster: &ClusterName,
     executor: E,
 ) -> Result<(), CliError> {
-    let joined = args.board.join(cluster, Some(args.cluster_timeout)).await?;
-    let me = joined.me.clone();
-    let mut worker = Worker::start(joined.lines, executor, options(args, me.clone()));
-    println!("worker {me} joined {cluster}");
+    let connected = args
+        .board
+        .cluster(&cluster.to_string())?
+        .warn_without_host(args.cluster_timeout)
+        .connect()
+        .await?;
+    if !args.allow_users.is_empty()
+        && !args.allow_unproven_users
+        && !connected.board().proves_senders().await?
+    {
+        return Err(CliError::UnprovenSenders {
+            users: args.allow_users.join(","),
+            host: args.board.host.clone(),
+        });
+    }
+    let mut builder = connected
+        .worker(executor)
+        .slots(args.slots)
+        .time_limit((!args.time_limit.is_zero()).then_some(args.time_limit))
+        .max_payload(args.max_payload)
+        .hello_interval(args.hello_interval);
+    if !args.allow_users.is_empty() {
+        builder = builder.allow_users(args.allow_users.iter().cloned());
+    }
+    if let Some(duration) = args.duration {
+        builder = builder.stop_after(duration);
+    }
+    let mut worker = builder.start();
+    println!("worker {} joined {}", worker.me(), worker.cluster());
     tokio::select! {
-        reason = worker.stopped() => println!("worker stopped: {reason}"),
-        _ = tokio::signal::ctrl_c() => {
-            worker.shutdown();
-            println!("worker stopped: interrupted");
+        reason = worker.stopped() => {
+            println!("worker stopped: {reason}");
+            return Ok(());
         }
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    println!(
+        "draining: no new tasks, {} s for the running ones (Ctrl-C again to stop at once)",
+        args.shutdown_grace.as_secs()
+    );
+    tokio::select! {
+        reason = worker.shutdown(args.shutdown_grace) => println!("worker stopped: {reason}"),
+        _ = tokio::signal::ctrl_c() => println!("worker stopped: interrupted"),
     }
     Ok(())
-}
-
-/// The worker's options from the command line.
-fn options(args: &WorkerArgs, me: p2p_proto::id::PeerId) -> WorkerOptions {
-    let mut core = WorkerConfig::new(me);
-    core.slots = args.slots.max(1);
-    core.until = args
-        .duration
-        .map(|duration| unix_ms() + duration.as_millis() as u64);
-    core.allow_users =
-        (!args.allow_users.is_empty()).then(|| args.allow_users.iter().cloned().collect());
-    core.max_payload = args.max_payload;
-    core.hello_interval = args.hello_interval.as_millis().max(1000) as u64;
-    core.sessions = true;
-    core.secret = Some(fresh_secret());
-    core.time_limit = (!args.time_limit.is_zero()).then_some(args.time_limit.as_millis() as u64);
-    WorkerOptions::new(core, args.board.wormhole())
 }
 
 #[cfg(test)]

@@ -212,3 +212,252 @@ fn status_of_a_cluster_without_workers_fails_and_says_why() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no worker answered"), "{stderr}");
 }
+
+/// `--allow-users` trusts the user in a request's `from=` only where the board proves it:
+/// our hub answers `features` with `senders-verified` (asked with OpenSSH here), and the
+/// worker serves the allowed user; behind an `ssh` that refuses `features`, as pico.sh
+/// does, the worker refuses to start and says why, unless told to filter on claimed names.
+#[test]
+fn allow_users_holds_only_where_the_board_proves_senders() {
+    let cluster = shared_cluster();
+    let name = cluster.host("allowed");
+
+    let mut ssh = Command::new("ssh");
+    ssh.args(split(cluster.ssh_args("bob"))).args([
+        "-o",
+        "BatchMode=yes",
+        "-T",
+        "127.0.0.1",
+        "features",
+    ]);
+    let features = ssh.output().expect("OpenSSH runs");
+    assert_eq!(
+        String::from_utf8_lossy(&features.stdout),
+        "senders-verified\n",
+        "{}",
+        String::from_utf8_lossy(&features.stderr)
+    );
+
+    let allowed = |extra: &[&str]| {
+        let mut args = vec![
+            "worker",
+            "--cluster",
+            &name,
+            "--exec",
+            "rev",
+            "--hello-interval",
+            "2",
+            "--system-ssh",
+            "--allow-users",
+            "carol",
+        ];
+        args.extend_from_slice(extra);
+        future_p2p(cluster, "bob", &args)
+    };
+    let mut worker = allowed(&[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("future-p2p worker starts");
+    let output = submit(cluster, &name, &["abc"], b"");
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.stdout, b"cba");
+
+    // A board like pico.sh: `features` is an unknown command.
+    let bin = tempfile::tempdir().expect("a scratch directory");
+    let wrapper = bin.path().join("ssh");
+    let real = which("ssh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nfor last; do :; done\nif [ \"$last\" = features ]; then echo 'unknown command' >&2; exit 1; fi\nexec {} \"$@\"\n",
+            real.display()
+        ),
+    )
+    .expect("the wrapper is written");
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("the wrapper is executable");
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut refused = allowed(&[])
+        .env("PATH", &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("future-p2p worker starts");
+    let status = wait_bounded(&mut refused, Duration::from_secs(60));
+    let output = refused.wait_with_output().expect("its output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("--allow-users carol needs a board that proves who wrote each line")
+            && stderr.contains("--allow-unproven-users"),
+        "{stderr}"
+    );
+
+    // Told to filter on claimed names, it serves.
+    let mut worker = allowed(&["--allow-unproven-users"])
+        .env("PATH", &path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("future-p2p worker starts");
+    let output = submit(cluster, &name, &["xyz"], b"");
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(output.stdout, b"zyx");
+}
+
+/// Words of an `--ssh-args` value (no quoting in the test cluster's).
+fn split(args: &str) -> Vec<&str> {
+    args.split_whitespace().collect()
+}
+
+/// The full path of `program` on PATH.
+fn which(program: &str) -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(program))
+                .find(|candidate| candidate.is_file())
+        })
+        .unwrap_or_else(|| panic!("{program} is on PATH"))
+}
+
+/// `submit` by `user` of a task that keeps a worker busy, left running: a client on the
+/// cluster while it lasts.
+fn long_submit(cluster: &LocalCluster, user: &str, name: &str) -> Running {
+    let child = future_p2p(cluster, user, &["submit", "--cluster", name, "60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("future-p2p submit starts");
+    Running(child)
+}
+
+#[test]
+fn status_and_top_show_three_workers_and_two_clients() {
+    let cluster = shared_cluster();
+    let name = cluster.host("busy");
+    // Each task sleeps as many seconds as its payload says.
+    let _workers: Vec<Running> = (0..3)
+        .map(|_| worker(cluster, &name, "sleep \"$(cat)\"; echo done"))
+        .collect();
+    let _clients = [
+        long_submit(cluster, "bob", &name),
+        long_submit(cluster, "carol", &name),
+    ];
+    // Until both tasks run (each check listens 2 s).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (screen, took) = loop {
+        let started = Instant::now();
+        let output = status(cluster, &name, &[]);
+        let took = started.elapsed();
+        let screen = String::from_utf8_lossy(&output.stdout).into_owned();
+        if screen.contains("2 busy") || Instant::now() > deadline {
+            break (screen, took);
+        }
+    };
+    println!("status took {:.2} s:\n{screen}", took.as_secs_f64());
+    assert!(
+        screen.contains("workers 3 with 3 slot(s): 2 busy, 1 free"),
+        "{screen}"
+    );
+    assert!(screen.contains("clients 2"), "{screen}");
+    assert!(
+        screen.contains("  bob@") && screen.contains("  carol@"),
+        "{screen}"
+    );
+
+    // top, not on a terminal: two screens, a blank line apart, then it exits.
+    let mut child = future_p2p(
+        cluster,
+        "carol",
+        &[
+            "top",
+            "--cluster",
+            &name,
+            "--interval",
+            "1",
+            "--iterations",
+            "2",
+        ],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("future-p2p top starts");
+    let exit = wait_bounded(&mut child, Duration::from_secs(60));
+    let output = child.wait_with_output().expect("its output");
+    let screens = String::from_utf8_lossy(&output.stdout);
+    println!("top:\n{screens}");
+    assert!(
+        exit.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(screens.matches("future-p2p top ").count(), 2, "{screens}");
+    assert!(!screens.contains('\x1b'), "{screens}");
+    let last = screens.rsplit("future-p2p top ").next().unwrap_or_default();
+    assert!(last.contains("workers 3 with 3 slot(s)"), "{screens}");
+    assert!(last.contains("clients 2"), "{screens}");
+}
+
+#[test]
+fn a_large_task_shows_what_it_does_on_a_terminal_only() {
+    let cluster = shared_cluster();
+    let name = cluster.host("progress");
+    let _worker = worker(cluster, &name, "sleep 1; wc -c");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let payload = dir.path().join("payload");
+    std::fs::write(&payload, vec![b'x'; 2 << 20]).expect("a 2 MiB payload");
+
+    // On a terminal (script(1) gives it one): the phases under a spinner, on stderr.
+    let command = format!(
+        "{BIN} submit --cluster {name} '--ssh-args={}' < {}",
+        cluster.ssh_args("carol"),
+        payload.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .envs(cluster.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) runs (util-linux)");
+    let status = wait_bounded(&mut child, Duration::from_secs(120));
+    let output = child.wait_with_output().expect("its output");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(status.success(), "{screen}");
+    assert!(
+        screen.contains("2.0 MiB payload: waiting for a worker"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("2.0 MiB payload: running on bob@"),
+        "{screen}"
+    );
+    assert!(screen.contains("2097152"), "{screen}");
+
+    // Not on a terminal: the result alone, nothing drawn.
+    let output = submit(cluster, &name, &[], &vec![b'x'; 2 << 20]);
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "2097152");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("payload:"), "{stderr}");
+}

@@ -23,6 +23,11 @@ pub const SESSION: &str = "session-v1";
 /// also count their slots on their hellos.
 pub const SLOTS: &str = "slots-v1";
 
+/// A board feature, not a line's protocol: the board's `features` command prints it when
+/// the board delivers a line only if the user in its `from=` is the SSH user who wrote it
+/// (future-p2p's hub does; pipe.pico.sh has no such check, nor the command).
+pub const SENDERS_VERIFIED: &str = "senders-verified";
+
 /// Longest single protocol token.
 pub const MAX_TOKEN_LEN: usize = 64;
 /// Most tokens one message may list.

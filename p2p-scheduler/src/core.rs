@@ -40,6 +40,9 @@
 //! is stopped and finished as [`TaskError::TimedOut`] (a worker's own time limit ends it
 //! the same way).
 //!
+//! Offers are trusted on first sight: the first sealing key seen under a worker id is
+//! pinned, and offers under that id with another key are refused ([`pins`]).
+//!
 //! Every task is finished exactly once; a late result from a worker the task was taken
 //! from is refused ([`SchedulerCore::task_succeeded`] returns `false`). Time is Unix
 //! milliseconds from the caller; randomness (wormhole codes, sealing) comes from a seeded
@@ -60,6 +63,9 @@ use rand_chacha::rand_core::RngCore;
 
 use crate::error::{AttemptError, TaskError, TimeLimit};
 
+pub mod pins;
+use pins::{KeyPins, PinCheck};
+
 /// A task's handle, unique within one scheduler.
 pub type TaskId = u64;
 
@@ -76,6 +82,10 @@ pub const MAX_WORKERS: usize = 4096;
 pub const MAX_WORKERS_PER_USER: usize = 512;
 /// Longest a worker is known after its last hello, whatever expiry the hello claims.
 pub const MAX_HELLO_LIFE: Millis = 10 * 60_000;
+/// Hellos that answer new clients are at least this far apart.
+const ANSWER_GAP: Millis = 1_000;
+/// Most other clients remembered (a flood of made-up ones is neither kept nor answered).
+const MAX_CLIENTS_SEEN: usize = 4096;
 
 /// How a client behaves on the board.
 #[derive(Debug, Clone)]
@@ -259,6 +269,13 @@ pub enum SchedulerAction {
         /// The worker.
         worker: PeerId,
     },
+    /// Offers came under `worker`'s id with a sealing key other than the one it first
+    /// offered with (or without one): they are refused, as another member posing as that
+    /// worker would send them (see [`pins`]). Said once per pinned key; the driver logs it.
+    KeyChanged {
+        /// The worker id whose key changed.
+        worker: PeerId,
+    },
     /// Something happened to a task.
     Event {
         /// The task.
@@ -384,6 +401,8 @@ pub struct SchedulerCore {
     /// Tasks given to each worker (accepted, sent or running): a worker holding our work
     /// keeps its place in the table whatever others post.
     assigned: HashMap<PeerId, usize>,
+    /// The sealing key each worker id first offered with.
+    pins: KeyPins,
     /// Bumped whenever the set of workers or their slots change.
     workers_version: u64,
     sessions: BTreeMap<PeerId, SessionState>,
@@ -392,6 +411,11 @@ pub struct SchedulerCore {
     /// When standing requests were last posted again for a new worker.
     reposted: Millis,
     next_hello: Millis,
+    /// When this client last said hello.
+    said_hello: Millis,
+    /// Other clients seen, until their hellos lapse: a new one hears our hello at once,
+    /// so that a status check lists every client within a second.
+    clients_seen: BTreeMap<PeerId, Millis>,
     /// The time of the latest event: timers at or before it have been handled.
     now: Millis,
     actions: VecDeque<SchedulerAction>,
@@ -414,11 +438,14 @@ impl SchedulerCore {
             standing: HashMap::new(),
             aside: BTreeSet::new(),
             assigned: HashMap::new(),
+            pins: KeyPins::default(),
             workers_version: 0,
             sessions: BTreeMap::new(),
             next_steal: None,
             reposted: 0,
             next_hello: now,
+            said_hello: 0,
+            clients_seen: BTreeMap::new(),
             now,
             actions: VecDeque::new(),
         }
@@ -703,6 +730,9 @@ impl SchedulerCore {
     pub fn handle_line(&mut self, now: Millis, line: &BoardLine) {
         self.advance(now);
         match &line.message {
+            Message::Hello(hello) if hello.role == Role::Client && hello.from != self.config.me => {
+                self.client_seen(now, &hello.from, hello.expires.unix_ms());
+            }
             Message::Hello(hello) if hello.role == Role::Worker => {
                 let slots = hello.slots.unwrap_or(1).max(1);
                 let protocols = hello.protocols.clone().unwrap_or_default();
@@ -740,11 +770,7 @@ impl SchedulerCore {
                 if arrived && now >= self.reposted + REPOST_EVERY {
                     // A worker that just came never saw the requests standing: post them
                     // again (at most once a second, however many workers come).
-                    self.reposted = now;
-                    let standing: Vec<TaskId> = self.requested.iter().copied().collect();
-                    for id in standing {
-                        self.forget_request(id);
-                    }
+                    self.forget_requests(now);
                 }
                 if changed {
                     // A worker that was unknown may take queued work.
@@ -776,6 +802,17 @@ impl SchedulerCore {
         let Some(&id) = self.by_future.get(&offer.future) else {
             return;
         };
+        match self.pins.check(now, &offer.from, offer.pk.as_ref()) {
+            PinCheck::Trusted => {}
+            PinCheck::Refused { first } => {
+                if first {
+                    self.actions.push_back(SchedulerAction::KeyChanged {
+                        worker: offer.from.clone(),
+                    });
+                }
+                return;
+            }
+        }
         let Some(task) = self.tasks.get(&id) else {
             return;
         };
@@ -934,12 +971,41 @@ impl SchedulerCore {
         WormholeCode::new(nameplate, &password).expect("generated codes are valid")
     }
 
+    /// The board topic reopened after a disconnect (a hub restart, a slow-reader drop):
+    /// what was posted meanwhile is lost, and peers that joined since never saw our
+    /// hello or our requests. Both are posted again now, rather than when they lapse.
+    pub fn board_reopened(&mut self, now: Millis) {
+        self.next_hello = now;
+        self.forget_requests(now);
+        // The hello is due, and the pump that follows timers posts the requests.
+        self.handle_timeout(now);
+    }
+
+    /// Another client said hello: one not seen before (or whose hello lapsed) hears ours
+    /// at once, at most one answer a second however many come.
+    fn client_seen(&mut self, now: Millis, client: &PeerId, expires: Millis) {
+        let known = self.clients_seen.get(client).is_some_and(|e| *e > now);
+        if !self.clients_seen.contains_key(client) && self.clients_seen.len() >= MAX_CLIENTS_SEEN {
+            self.clients_seen.retain(|_, e| *e > now);
+            if self.clients_seen.len() >= MAX_CLIENTS_SEEN {
+                return;
+            }
+        }
+        self.clients_seen.insert(client.clone(), expires);
+        if !known {
+            let answer = (self.said_hello + ANSWER_GAP).max(now);
+            self.next_hello = self.next_hello.min(answer);
+        }
+    }
+
     /// Time passed: hello, expired requests, start deadlines, time limits, lost workers,
     /// idle sessions, tasks worth taking back.
     pub fn handle_timeout(&mut self, now: Millis) {
         self.advance(now);
         if now >= self.next_hello {
             self.next_hello = now + self.config.hello_interval;
+            self.said_hello = now;
+            self.clients_seen.retain(|_, expires| *expires > now);
             self.post(
                 now,
                 Message::Hello(Hello {
@@ -1352,6 +1418,15 @@ impl SchedulerCore {
                 worker: worker.clone(),
             },
         );
+    }
+
+    /// Forgets every standing request, so the next pump posts them again.
+    fn forget_requests(&mut self, now: Millis) {
+        self.reposted = now;
+        let standing: Vec<TaskId> = self.requested.iter().copied().collect();
+        for id in standing {
+            self.forget_request(id);
+        }
     }
 
     fn forget_request(&mut self, id: TaskId) {

@@ -197,7 +197,13 @@ impl Scheduler {
             published_at: 0,
             reports: reports_tx,
         };
-        tokio::spawn(driver.run(board.incoming, command_rx, reports, stopped_tx));
+        tokio::spawn(driver.run(
+            board.incoming,
+            board.reopened,
+            command_rx,
+            reports,
+            stopped_tx,
+        ));
         Scheduler {
             commands,
             max_payload,
@@ -283,6 +289,7 @@ impl Driver {
     async fn run(
         mut self,
         mut board_in: mpsc::Receiver<String>,
+        mut reopened: watch::Receiver<u64>,
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut reports: mpsc::UnboundedReceiver<Report>,
         stopped: watch::Sender<Option<StopReason>>,
@@ -303,6 +310,8 @@ impl Driver {
                     },
                     None => break StopReason::BoardClosed,
                 },
+                // A closed watch (the pump gone) disables this branch; the lines end too.
+                Ok(()) = reopened.changed() => self.core.board_reopened(unix_ms()),
                 command = commands.recv() => match command {
                     Some(command) => self.command(command),
                     None => break StopReason::Dropped,
@@ -465,6 +474,15 @@ impl Driver {
                     if let Some(close) = self.opening.remove(&worker) {
                         close.cancel();
                     }
+                }
+                SchedulerAction::KeyChanged { worker } => {
+                    tracing::warn!(
+                        %worker,
+                        "refused offers from {worker}: its key is not the one it first offered \
+                         with; either another member of the cluster poses as it, or it \
+                         restarted with the same host and process id (trusted again 10 \
+                         minutes after its last offer with the first key)"
+                    );
                 }
                 SchedulerAction::Event { task, event } => {
                     let _ = self.updates.send((task, TaskUpdate::Event(event)));

@@ -89,6 +89,7 @@ pub fn watch_cluster(lines: LineChannel, options: WatchOptions) -> (LineChannel,
     let LineChannel {
         mut incoming,
         outgoing,
+        reopened,
     } = lines;
     tokio::spawn(async move {
         let joined = Instant::now();
@@ -142,6 +143,11 @@ pub fn watch_cluster(lines: LineChannel, options: WatchOptions) -> (LineChannel,
             }
         }
     });
+    // Reopens are the inner topic's: the wrapper only watches lines.
+    let wrapped = LineChannel {
+        reopened,
+        ..wrapped
+    };
     (wrapped, ClusterWatch { sightings: seen_rx })
 }
 

@@ -5,7 +5,7 @@
 //! the system `ssh` backend, or the hub in-process) pumps bytes through the line framer
 //! into these channels, so reconnects and backends stay out of the protocol code.
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Lines to and from one board topic (no newlines either way).
 #[derive(Debug)]
@@ -14,6 +14,10 @@ pub struct LineChannel {
     pub incoming: mpsc::Receiver<String>,
     /// Lines to write to the topic.
     pub outgoing: mpsc::Sender<String>,
+    /// Bumped each time the topic reopens after a disconnect: lines written meanwhile were
+    /// lost and peers that came meanwhile saw nothing of ours, so a driver posts again
+    /// what must stand (its hello, its requests).
+    pub reopened: watch::Receiver<u64>,
 }
 
 /// The other end of a [`LineChannel`], held by whatever moves the bytes.
@@ -23,6 +27,8 @@ pub struct LinePump {
     pub to_driver: mpsc::Sender<String>,
     /// Lines the driver wants written.
     pub from_driver: mpsc::Receiver<String>,
+    /// Bump it when the topic reopens (see [`LineChannel::reopened`]).
+    pub reopened: watch::Sender<u64>,
 }
 
 /// The board connection is gone.
@@ -51,11 +57,17 @@ pub async fn post_line(
 pub fn line_channel(capacity: usize) -> (LineChannel, LinePump) {
     let (to_driver, incoming) = mpsc::channel(capacity);
     let (outgoing, from_driver) = mpsc::channel(capacity);
+    let (reopens, reopened) = watch::channel(0);
     (
-        LineChannel { incoming, outgoing },
+        LineChannel {
+            incoming,
+            outgoing,
+            reopened,
+        },
         LinePump {
             to_driver,
             from_driver,
+            reopened: reopens,
         },
     )
 }

@@ -225,6 +225,12 @@ pub enum WorkerAction {
         /// The task.
         task: TaskRef,
     },
+    /// An accept of our offer came with a plain wormhole code although we offered a
+    /// sealing key to a client that seals: refused (the offer stands). The driver logs it.
+    UnsealedAccept {
+        /// The task it claimed.
+        task: TaskRef,
+    },
     /// The worker's duration is over and nothing runs any more.
     Stop,
 }
@@ -437,6 +443,29 @@ impl WorkerCore {
         } else {
             self.rng.next_u64() % (window + 1)
         }
+    }
+
+    /// The board topic reopened after a disconnect: clients that came meanwhile, or that
+    /// count workers by their hellos, hear from this one now rather than at its next hello.
+    /// Accepts for our offers may have been lost with the connection: the offers give
+    /// their slots back, no client stays paused for an offer it may never have seen
+    /// answered, and the next offer draws a fresh delay.
+    pub fn board_reopened(&mut self, now: Millis) {
+        self.advance(now);
+        for offer in self.offers.values_mut() {
+            offer.holding = false;
+        }
+        self.unanswered.clear();
+        self.offer_due = None;
+        self.next_hello = now;
+        self.handle_timeout(now);
+    }
+
+    /// Stops offering from `now` on, as when the worker's duration ends: the tasks it holds
+    /// run to their end, then it stops ([`WorkerAction::Stop`]). A graceful shutdown.
+    pub fn drain(&mut self, now: Millis) {
+        self.config.until = Some(self.config.until.map_or(now, |until| until.min(now)));
+        self.handle_timeout(now);
     }
 
     /// Time passed: time limits, hello, expiries, offers; stop when the duration is over.
@@ -868,6 +897,17 @@ impl WorkerCore {
             return;
         }
         let code = match via {
+            // We offered a key to a client that seals: a plain code is a downgrade, as
+            // another member posing as that client would send it. The offer stands for the
+            // real accept.
+            TransferUri::Wormhole(_) | TransferUri::BareWormhole(_)
+                if self.config.secret.is_some()
+                    && offered.request.protocols.supports(protocols::SEALED) =>
+            {
+                self.actions
+                    .push_back(WorkerAction::UnsealedAccept { task });
+                return;
+            }
             TransferUri::Wormhole(code) | TransferUri::BareWormhole(code) => code.clone(),
             TransferUri::Sealed(sealed) => {
                 // A box we cannot open was not sealed for us (or is forged): keep the offer

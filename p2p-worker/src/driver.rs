@@ -107,6 +107,9 @@ pub enum StopReason {
     /// [`Worker::shutdown`] was called.
     #[error("shut down")]
     ShutDown,
+    /// [`Worker::drain`] was called and the tasks the worker held are over.
+    #[error("drained: it took no new tasks and finished the ones it had")]
+    Drained,
     /// The worker's task ended without saying why (its runtime shut down).
     #[error("the worker's task ended abruptly")]
     Aborted,
@@ -117,6 +120,7 @@ pub enum StopReason {
 pub struct Worker {
     stopped: watch::Receiver<Option<StopReason>>,
     shutdown: CancellationToken,
+    drain: CancellationToken,
 }
 
 impl Worker {
@@ -124,6 +128,7 @@ impl Worker {
     pub fn start<E: Executor>(board: LineChannel, executor: E, options: WorkerOptions) -> Worker {
         let (stopped_tx, stopped) = watch::channel(None);
         let shutdown = CancellationToken::new();
+        let drain = CancellationToken::new();
         let (reports_tx, reports) = mpsc::unbounded_channel();
         let mut config = options.core.clone();
         config.seed = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
@@ -139,8 +144,16 @@ impl Worker {
             reports: reports_tx,
             all_jobs: shutdown.child_token(),
         };
-        tokio::spawn(driver.run(board.incoming, reports, shutdown.clone(), stopped_tx));
-        Worker { stopped, shutdown }
+        let signals = Signals {
+            shutdown: shutdown.clone(),
+            drain: drain.clone(),
+        };
+        tokio::spawn(driver.run(board.incoming, board.reopened, reports, signals, stopped_tx));
+        Worker {
+            stopped,
+            shutdown,
+            drain,
+        }
     }
 
     /// Waits until the worker stops and says why.
@@ -159,6 +172,19 @@ impl Worker {
     pub fn shutdown(&self) {
         self.shutdown.cancel();
     }
+
+    /// Stops offering and lets the tasks the worker holds run to their end; then it stops
+    /// ([`StopReason::Drained`]). Bound the wait with [`Worker::stopped`] and a timeout,
+    /// and call [`Worker::shutdown`] after it to cancel what still runs.
+    pub fn drain(&self) {
+        self.drain.cancel();
+    }
+}
+
+/// What the handle tells the driver.
+struct Signals {
+    shutdown: CancellationToken,
+    drain: CancellationToken,
 }
 
 struct Driver<E> {
@@ -182,14 +208,19 @@ impl<E: Executor> Driver<E> {
     async fn run(
         mut self,
         mut board_in: mpsc::Receiver<String>,
+        mut reopened: watch::Receiver<u64>,
         mut reports: mpsc::UnboundedReceiver<Report>,
-        shutdown: CancellationToken,
+        signals: Signals,
         stopped: watch::Sender<Option<StopReason>>,
     ) {
         self.core.handle_timeout(unix_ms());
+        let mut draining = false;
         let reason = loop {
             if let Some(reason) = self.apply().await {
-                break reason;
+                break match reason {
+                    StopReason::DurationOver if draining => StopReason::Drained,
+                    other => other,
+                };
             }
             let sleep = sleep_until(self.core.poll_timeout());
             tokio::select! {
@@ -200,9 +231,16 @@ impl<E: Executor> Driver<E> {
                     },
                     None => break StopReason::BoardClosed,
                 },
+                // A closed watch (the pump gone) disables this branch; the lines end too.
+                Ok(()) = reopened.changed() => self.core.board_reopened(unix_ms()),
                 Some(report) = reports.recv() => self.report(report),
                 () = tokio::time::sleep(sleep) => self.core.handle_timeout(unix_ms()),
-                () = shutdown.cancelled() => break StopReason::ShutDown,
+                () = signals.shutdown.cancelled() => break StopReason::ShutDown,
+                () = signals.drain.cancelled(), if !draining => {
+                    draining = true;
+                    tracing::info!(running = self.core.running(), queued = self.core.queued(), "draining: no new tasks");
+                    self.core.drain(unix_ms());
+                }
             }
         };
         tracing::info!(%reason, "worker stopped");
@@ -231,6 +269,15 @@ impl<E: Executor> Driver<E> {
                     }
                     self.payloads.remove(&task);
                     self.codes.remove(&task);
+                }
+                WorkerAction::UnsealedAccept { task } => {
+                    tracing::warn!(
+                        client = %task.client,
+                        future = %task.future,
+                        "refused an accept with a plain code: {} seals codes to our key, so \
+                         this accept is from someone else posing as it",
+                        task.client
+                    );
                 }
                 WorkerAction::Stop => return Some(StopReason::DurationOver),
             }

@@ -82,6 +82,9 @@ pub enum Command {
     Ls,
     /// `user` (served by pico.sh's main host upstream; here on the same server).
     User,
+    /// `features`: what this board guarantees beyond pico.sh, one word per line (pico.sh
+    /// has no such command). Peers ask before trusting the user in a line's `from=`.
+    Features,
     /// `pub`.
     Pub(PubArgs),
     /// `sub`.
@@ -232,6 +235,7 @@ Commands:
   sub <topic> [flags]         Subscribe to messages from a topic
   pipe <topic> [flags]        Bidirectional messaging between clients
   user                        Show your username, account id and creation time
+  features                    What this board proves (future-p2p: senders-verified)
 
 Use \"{ssh_cmd} <command> -h\" for help on a specific command."
     );
@@ -308,6 +312,7 @@ pub fn parse_command(line: &str) -> Result<Command, CommandError> {
         "" | "help" => Ok(Command::Help),
         "ls" => Ok(Command::Ls),
         "user" => Ok(Command::User),
+        "features" => Ok(Command::Features),
         "pub" => {
             let (common, f) = parse_topic_command("pub", rest, PUB_FLAGS)?;
             let dispatcher = dispatcher(f.string("d")).map_err(|e| CommandError::InvalidArgs {
@@ -406,6 +411,7 @@ mod tests {
         assert_eq!(parse_command("help"), Ok(Command::Help));
         assert_eq!(parse_command("ls"), Ok(Command::Ls));
         assert_eq!(parse_command("user"), Ok(Command::User));
+        assert_eq!(parse_command("features"), Ok(Command::Features));
         assert_eq!(
             parse_command("frob"),
             Err(CommandError::Unknown("frob".into()))

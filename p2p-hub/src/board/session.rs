@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use p2p_proto::protocols::SENDERS_VERIFIED;
 use russh::server::Msg;
 use russh::{Channel, ChannelMsg};
 use russh::{ChannelReadHalf, ChannelWriteHalf};
@@ -202,6 +203,8 @@ async fn execute(
             out.status(state.ls(&peer.user)).await
         }
         Command::User => user(out, state, peer).await,
+        // The sender check (see `gate`): a line's `from=` user is the SSH user who wrote it.
+        Command::Features => out.status(format!("{SENDERS_VERIFIED}\n")).await,
         Command::Pub(args) => {
             let _slot = open_session(state, peer)?;
             publish(args, rx, out, state, peer).await

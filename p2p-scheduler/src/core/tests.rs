@@ -248,6 +248,87 @@ fn seed_workers_get_bare_codes_and_ours_get_sealed_sessions() {
 }
 
 #[test]
+fn an_offer_under_a_known_worker_id_with_another_key_is_refused() {
+    let mut core = core(SchedulerConfig::new(me()));
+    for n in 1..=3 {
+        core.submit(T0, fid(n), 1);
+    }
+    drain(&mut core);
+    let sealed_files = Some("wormhole;sealed-v1");
+    let bobs = WorkerSecret::from_bytes([5; 32]);
+    core.handle_line(
+        T0,
+        &offer(&bob(), &fid(1), sealed_files, Some(bobs.public())),
+    );
+    // (With no worker known one request stands at a time: the next may go up too.)
+    let accepts = |actions: &[SchedulerAction]| {
+        posted(actions)
+            .iter()
+            .filter(|m| matches!(m, Message::Accept(_)))
+            .count()
+    };
+    assert_eq!(accepts(&drain(&mut core)), 1, "bob's first offer is taken");
+
+    // Mallory poses as bob with her own key, and then without one (a downgrade).
+    let mallorys = WorkerSecret::from_bytes([6; 32]);
+    core.handle_line(
+        T0,
+        &offer(&bob(), &fid(2), sealed_files, Some(mallorys.public())),
+    );
+    let actions = drain(&mut core);
+    assert!(
+        actions.contains(&SchedulerAction::KeyChanged { worker: bob() }) && accepts(&actions) == 0,
+        "refused and reported, nothing accepted: {actions:?}"
+    );
+    core.handle_line(T0, &offer(&bob(), &fid(2), Some("wormhole"), None));
+    let actions = drain(&mut core);
+    assert!(
+        !actions.contains(&SchedulerAction::KeyChanged { worker: bob() }) && accepts(&actions) == 0,
+        "refused again, reported once: {actions:?}"
+    );
+
+    // Carol, and bob with his own key, are still served.
+    let carols = WorkerSecret::from_bytes([7; 32]);
+    core.handle_line(
+        T0,
+        &offer(&carol(), &fid(2), sealed_files, Some(carols.public())),
+    );
+    assert_eq!(accepts(&drain(&mut core)), 1);
+    core.handle_line(
+        T0,
+        &offer(&bob(), &fid(3), sealed_files, Some(bobs.public())),
+    );
+    assert_eq!(accepts(&drain(&mut core)), 1);
+}
+
+#[test]
+fn a_reopened_board_gets_the_hello_and_the_standing_requests_at_once() {
+    let mut core = core(SchedulerConfig::new(me()));
+    // Two workers to find: two requests stand.
+    core.handle_line(T0, &hello(&bob(), 1));
+    core.handle_line(T0, &hello(&carol(), 1));
+    core.submit(T0, fid(1), 1);
+    core.submit(T0, fid(2), 1);
+    assert_eq!(requests(&drain(&mut core)), vec![fid(1), fid(2)]);
+    // Long before the requests lapse or the next hello is due.
+    core.board_reopened(T0 + 1_000);
+    let actions = drain(&mut core);
+    assert!(matches!(
+        posted(&actions)[0],
+        Message::Hello(Hello {
+            role: Role::Client,
+            ..
+        })
+    ));
+    let mut again = requests(&actions);
+    again.sort();
+    assert_eq!(again, vec![fid(1), fid(2)]);
+    // Once: nothing more until they lapse.
+    core.handle_timeout(T0 + 2_000);
+    assert!(requests(&drain(&mut core)).is_empty());
+}
+
+#[test]
 fn a_warm_session_takes_the_next_tasks_and_stays_open_while_idle() {
     let mut config = SchedulerConfig::new(me());
     config.max_open_requests = 1;
@@ -912,4 +993,40 @@ fn a_hello_claiming_a_long_life_lapses_after_the_longest_hello_life() {
     );
     core.handle_timeout(T0 + MAX_HELLO_LIFE);
     assert_eq!(core.known_workers(), 0);
+}
+
+#[test]
+fn a_new_client_hears_our_hello_at_once_and_a_known_one_does_not() {
+    let mut core = core(SchedulerConfig::new(me()));
+    let client_hello = |from: &str| {
+        line::decode(&format!(
+            "when=2025-10-01T09:00:00,expires={},type=client,from={from}",
+            T0 / 1000 + 600
+        ))
+        .unwrap()
+    };
+    // Within the answer gap of our first hello: the answer waits for the gap.
+    core.handle_line(T0 + 200, &client_hello("carol@server:300"));
+    assert_eq!(core.poll_timeout(), Some(T0 + ANSWER_GAP));
+    core.handle_timeout(T0 + ANSWER_GAP);
+    let answer = drain(&mut core);
+    assert!(matches!(
+        posted(&answer)[..],
+        [Message::Hello(Hello {
+            role: Role::Client,
+            ..
+        })]
+    ));
+    // Known: no answer before the interval.
+    core.handle_line(T0 + 5_000, &client_hello("carol@server:300"));
+    core.handle_timeout(T0 + 5_000);
+    assert!(posted(&drain(&mut core)).is_empty());
+    // Our own hello coming back is no new client.
+    core.handle_line(T0 + 6_000, &client_hello("alice@desktop:200"));
+    core.handle_timeout(T0 + 6_000);
+    assert!(posted(&drain(&mut core)).is_empty());
+    // Another new one is answered at once, the gap being over.
+    core.handle_line(T0 + 7_000, &client_hello("dave@box:400"));
+    core.handle_timeout(T0 + 7_000);
+    assert_eq!(posted(&drain(&mut core)).len(), 1);
 }

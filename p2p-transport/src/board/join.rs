@@ -17,8 +17,27 @@ pub enum JoinError {
     Identity(#[source] IdError),
 }
 
-/// The peer id `user@host:pid` for this process, as future.p2p's `p2p_client_id()` forms it.
+/// A peer id `user@host:pid` for this process, as future.p2p's `p2p_client_id()` forms it.
+///
+/// Each call is a new peer: the first of each user in a process gets `user@host:pid`, the
+/// next ones `user@host.2:pid`, `user@host.3:pid`, ... A program that runs two workers, or
+/// restarts one, is two peers to every client: each keeps its own sessions and its own
+/// pinned key (a restarted worker under its old id would be refused as an impostor).
 pub fn local_peer_id(user: &str) -> Result<PeerId, JoinError> {
+    static ISSUED: std::sync::Mutex<Vec<(String, u32)>> = std::sync::Mutex::new(Vec::new());
+    let nth = {
+        let mut issued = ISSUED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match issued.iter_mut().find(|(name, _)| name == user) {
+            Some((_, count)) => {
+                *count += 1;
+                *count
+            }
+            None => {
+                issued.push((user.to_owned(), 1));
+                1
+            }
+        }
+    };
     let host: String = gethostname::gethostname()
         .to_string_lossy()
         .chars()
@@ -34,6 +53,11 @@ pub fn local_peer_id(user: &str) -> Result<PeerId, JoinError> {
         "localhost".to_owned()
     } else {
         host
+    };
+    let host = if nth == 1 {
+        host
+    } else {
+        format!("{host}.{nth}")
     };
     PeerId::new(user, &host, std::process::id()).map_err(JoinError::Identity)
 }
@@ -57,4 +81,23 @@ pub async fn join_cluster(
         .open(&cluster.topic_for(&user), &PipeOptions::default())
         .await?;
     Ok((me, topic.into_lines(TOPIC_LINES)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_peer_of_a_process_gets_its_own_id() {
+        let first = local_peer_id("idtester").unwrap();
+        let second = local_peer_id("idtester").unwrap();
+        assert_ne!(first, second);
+        assert_eq!(first.user(), "idtester");
+        assert_eq!(second.user(), "idtester");
+        let (first, second) = (first.to_string(), second.to_string());
+        let pid = format!(":{}", std::process::id());
+        assert!(first.ends_with(&pid) && second.ends_with(&pid));
+        let host = first.split_once('@').unwrap().1.strip_suffix(&pid).unwrap();
+        assert_eq!(second, format!("idtester@{host}.2{pid}"));
+    }
 }

@@ -190,6 +190,21 @@ impl Board {
         parse_user(&self.run("user").await?.stdout)
     }
 
+    /// Whether this board proves who wrote each line (its `features` command lists
+    /// [`SENDERS_VERIFIED`](p2p_proto::protocols::SENDERS_VERIFIED)): then the user in a
+    /// line's `from=` is the SSH user who wrote it. pipe.pico.sh has no `features` command,
+    /// so a board that refuses it proves nothing; only connection failures are errors.
+    pub async fn proves_senders(&self) -> Result<bool, BoardError> {
+        match self.run("features").await {
+            Ok(out) => Ok(out
+                .stdout
+                .lines()
+                .any(|l| l.trim() == p2p_proto::protocols::SENDERS_VERIFIED)),
+            Err(BoardError::Command { .. }) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Opens `topic` with `pipe` and returns it once the command runs.
     pub async fn open(&self, topic: &str, options: &PipeOptions) -> Result<Topic, BoardError> {
         let command = pipe_command(topic, options)?;

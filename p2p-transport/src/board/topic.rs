@@ -167,7 +167,10 @@ impl Topic {
                         Some(TopicEvent::Malformed(error)) => {
                             tracing::warn!(%error, "skipped a malformed board line");
                         }
-                        Some(TopicEvent::Disconnected { .. } | TopicEvent::Reconnected) => {}
+                        Some(TopicEvent::Disconnected { .. }) => {}
+                        Some(TopicEvent::Reconnected) => {
+                            pump.reopened.send_modify(|n| *n += 1);
+                        }
                         Some(TopicEvent::Closed { status, message }) => {
                             tracing::error!(?status, %message, "board topic closed for good");
                             return;

@@ -313,6 +313,16 @@ fn sealed_codes_and_sessions_when_the_client_speaks_them() {
         ),
     );
     assert!(drain(&mut core).is_empty());
+    // A plain code is a downgrade: refused and reported, the offer stands.
+    for via in ["wormhole://77-ab12cd34ef56ab78", "77-ab12cd34ef56ab78"] {
+        core.handle_line(T0, &accept(&client(), &me(), &fid(1), via));
+        assert_eq!(
+            drain(&mut core),
+            vec![WorkerAction::UnsealedAccept {
+                task: task(&client(), 1)
+            }]
+        );
+    }
     let sealed = seal::seal(&code, &secret.public(), &mut rng).unwrap();
     core.handle_line(
         T0,
@@ -812,6 +822,14 @@ fn stops_after_its_duration_once_idle() {
 }
 
 #[test]
+fn a_reopened_board_hears_the_hello_at_once() {
+    let mut core = started(T0, WorkerConfig::new(me()));
+    assert!(core.poll_timeout().unwrap() > T0 + 1_000);
+    core.board_reopened(T0 + 1_000);
+    assert!(matches!(posted(&drain(&mut core))[..], [Message::Hello(_)]));
+}
+
+#[test]
 fn hello_is_repeated_and_never_outlives_the_worker() {
     let mut config = WorkerConfig::new(me());
     config.until = Some(T0 + 45_000);
@@ -843,6 +861,7 @@ enum Op {
     Withdraw(bool, u32),
     OtherWorker(u32),
     RivalOffer(bool, u32),
+    Reopened,
     Time(u64),
 }
 
@@ -861,6 +880,7 @@ fn op() -> impl Strategy<Value = Op> {
         (who, n.clone()).prop_map(|(w, n)| Op::Withdraw(w, n)),
         (0u32..40).prop_map(Op::OtherWorker),
         (who, n).prop_map(|(w, n)| Op::RivalOffer(w, n)),
+        Just(Op::Reopened),
         (0u64..20_000).prop_map(Op::Time),
     ]
 }
@@ -898,6 +918,7 @@ proptest! {
                 }
                 Op::Withdraw(w, n) => core.handle_line(now, &withdraw(&who(w), &me(), &fid(n))),
                 Op::OtherWorker(n) => core.handle_line(now, &hello("worker", &PeerId::new("w", "x", n).unwrap())),
+                Op::Reopened => core.board_reopened(now),
                 Op::RivalOffer(w, n) => core.handle_line(now, &line(&format!(
                     "when=2025-10-01T09:00:00,expires={},type=offer,from=w@x:1,to={},future={},protocols=wormhole",
                     now / 1000 + 15,
@@ -1152,4 +1173,25 @@ fn idle_workers_offer_about_once_per_request() {
     }
     assert_eq!(taken.len(), 8);
     assert!(offers_seen <= 12, "{offers_seen} offers for 8 requests");
+}
+
+#[test]
+fn a_reopened_board_frees_the_slots_of_offers_and_pauses_nobody() {
+    let mut core = started(T0, WorkerConfig::new(me()));
+    core.handle_line(
+        T0,
+        &request(&client(), &fid(1), T0 / 1000 + 60, 1, "wormhole"),
+    );
+    assert_eq!(offers(&drain(&mut core)), vec![fid(1)]);
+    assert_eq!(core.free_slots(), 0);
+    // The hub restarted: alice's accept may be lost. The slot comes back, a hello goes out.
+    core.board_reopened(T0 + 500);
+    assert_eq!(core.free_slots(), 1);
+    assert!(matches!(posted(&drain(&mut core))[..], [Message::Hello(_)]));
+    // alice posts her request again: offered on at once, not paused.
+    core.handle_line(
+        T0 + 600,
+        &request(&client(), &fid(2), T0 / 1000 + 60, 1, "wormhole"),
+    );
+    assert_eq!(offers(&drain(&mut core)), vec![fid(2)]);
 }

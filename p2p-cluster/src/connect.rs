@@ -1,0 +1,326 @@
+//! [`Cluster::builder`]: where the board is and who we are on it; [`ClusterBuilder::connect`]
+//! logs in and opens the cluster's topic as a member.
+//!
+//! The topic is handed to the drivers as a [`LineChannel`], watched twice on the way:
+//! - for its host's `type=cluster` hellos ([`ClusterWatch`]): a member whose cluster shows
+//!   no host can say so (and, with [`ClusterBuilder::warn_without_host`], is warned);
+//! - for the board's refusals: a pipe the board ends before it carried a single line, in
+//!   the board's own words (a future-p2p hub ends a member's pipe at once, saying that
+//!   nobody hosts the cluster or that the member is not on its access list). A client can
+//!   then fail in a fraction of a second instead of waiting out its timeout.
+
+use std::time::Duration;
+
+use p2p_proto::id::{ClusterName, PeerId};
+use p2p_transport::board::{Board, BoardConfig, PipeOptions, Topic, TopicEvent, local_peer_id};
+use p2p_transport::cluster_watch::{ClusterWatch, WatchOptions, watch_cluster};
+use p2p_transport::lines::{LineChannel, TOPIC_LINES, line_channel};
+use p2p_transport::wormhole::WormholeConfig;
+use p2p_worker::Executor;
+use tokio::sync::watch;
+
+use crate::client::ClientBuilder;
+use crate::error::ClusterError;
+use crate::worker::WorkerBuilder;
+
+/// The public pico.sh pipe server, the default board.
+pub const DEFAULT_BOARD_HOST: &str = "pipe.pico.sh";
+
+/// Where and how to reach a cluster; see [`Cluster::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until connect() is awaited"]
+pub struct ClusterBuilder {
+    cluster: String,
+    host: String,
+    ssh_args: Vec<String>,
+    board: Option<BoardConfig>,
+    user: Option<String>,
+    wormhole: WormholeConfig,
+    warn_without_host: Option<Duration>,
+}
+
+impl ClusterBuilder {
+    /// The board's SSH host (default: `pipe.pico.sh`; a future-p2p hub's address).
+    pub fn board_host(mut self, host: impl Into<String>) -> Self {
+        self.host = host.into();
+        self
+    }
+
+    /// SSH options as OpenSSH takes them (`["-p", "2222", "-i", "KEY", "-o",
+    /// "StrictHostKeyChecking=accept-new"]`).
+    pub fn ssh_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.ssh_args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// A complete board configuration (backend, agent, reconnect policy); replaces
+    /// [`board_host`](Self::board_host) and [`ssh_args`](Self::ssh_args).
+    pub fn board(mut self, config: BoardConfig) -> Self {
+        self.board = Some(config);
+        self
+    }
+
+    /// Our username, for boards without a `user` command (pipe.pico.sh); asked from the
+    /// board otherwise.
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// The magic-wormhole mailbox and relays payloads travel through (default: the public
+    /// servers).
+    pub fn wormhole(mut self, wormhole: WormholeConfig) -> Self {
+        self.wormhole = wormhole;
+        self
+    }
+
+    /// Log a warning that says what to check when no host has announced the cluster this
+    /// long after joining (and again, at growing intervals, while it lasts).
+    pub fn warn_without_host(mut self, after: Duration) -> Self {
+        self.warn_without_host = Some(after);
+        self
+    }
+
+    /// Logs in to the board and opens the cluster's topic as a member.
+    pub async fn connect(self) -> Result<Cluster, ClusterError> {
+        let name: ClusterName = self.cluster.parse()?;
+        let config = match self.board {
+            Some(config) => config,
+            None => BoardConfig::from_ssh_args(&self.host, &self.ssh_args)?,
+        };
+        let board = Board::connect(config).await?;
+        let user = match self.user {
+            Some(user) => user,
+            None => board.user().await?.name,
+        };
+        let qualified = name.qualified(&user)?;
+        let me = local_peer_id(&user)?;
+        let topic = board
+            .open(&name.topic_for(&user), &PipeOptions::default())
+            .await?;
+        let (lines, refusals) = member_lines(topic);
+        let (lines, watch) = watch_cluster(
+            lines,
+            WatchOptions {
+                cluster: qualified.to_string(),
+                bound: self.warn_without_host,
+                advice: host_advice(&qualified, &user),
+            },
+        );
+        Ok(Cluster {
+            membership: Membership {
+                board,
+                user,
+                me,
+                cluster: qualified,
+                lines,
+                watch,
+                refusals,
+            },
+            wormhole: self.wormhole,
+        })
+    }
+}
+
+/// A member on a cluster's topic, not yet a client or a worker.
+#[derive(Debug)]
+pub struct Cluster {
+    membership: Membership,
+    wormhole: WormholeConfig,
+}
+
+/// The pieces of a member, for programs that drive the topic themselves (a status check,
+/// the R bridge).
+#[derive(Debug)]
+pub struct Membership {
+    /// The board connection (keep it: the topic reconnects through it).
+    pub board: Board,
+    /// Our username there.
+    pub user: String,
+    /// Our peer id on the topic, `user@host:pid`.
+    pub me: PeerId,
+    /// The cluster, `OWNER/NAME`.
+    pub cluster: ClusterName,
+    /// The topic's lines.
+    pub lines: LineChannel,
+    /// The cluster's host as seen on the topic.
+    pub watch: ClusterWatch,
+    /// What the board said when it last refused our pipe; `None` while it carries lines.
+    pub refusals: watch::Receiver<Option<String>>,
+}
+
+impl Cluster {
+    /// Starts describing a connection to `cluster` (`OWNER/NAME`, or `NAME` for one of
+    /// your own).
+    pub fn builder(cluster: impl Into<String>) -> ClusterBuilder {
+        ClusterBuilder {
+            cluster: cluster.into(),
+            host: DEFAULT_BOARD_HOST.to_owned(),
+            ssh_args: Vec::new(),
+            board: None,
+            user: None,
+            wormhole: WormholeConfig::default(),
+            warn_without_host: None,
+        }
+    }
+
+    /// The cluster, `OWNER/NAME`.
+    pub fn name(&self) -> &ClusterName {
+        &self.membership.cluster
+    }
+
+    /// Our peer id on the cluster.
+    pub fn me(&self) -> &PeerId {
+        &self.membership.me
+    }
+
+    /// Whether the cluster's host has said hello since we joined.
+    pub fn host_seen(&self) -> bool {
+        self.membership.watch.host_seen()
+    }
+
+    /// Becomes a client of the cluster: configure, then [`ClientBuilder::start`].
+    pub fn client(self) -> ClientBuilder {
+        ClientBuilder::new(self.membership, self.wormhole)
+    }
+
+    /// Lends this process to the cluster, running tasks on `executor`: configure, then
+    /// [`WorkerBuilder::start`].
+    pub fn worker<E: Executor>(self, executor: E) -> WorkerBuilder<E> {
+        WorkerBuilder::new(self.membership, self.wormhole, executor)
+    }
+
+    /// The pieces, for a program that reads the topic itself.
+    pub fn into_membership(self) -> Membership {
+        self.membership
+    }
+
+    /// The wormhole servers this member uses.
+    pub fn wormhole(&self) -> &WormholeConfig {
+        &self.wormhole
+    }
+
+    /// The board connection (to ask it more before choosing a role).
+    pub fn board(&self) -> &Board {
+        &self.membership.board
+    }
+}
+
+/// What a member should check when its cluster shows no host.
+pub fn host_advice(cluster: &ClusterName, user: &str) -> String {
+    let owner = cluster.owner().unwrap_or(user);
+    format!(
+        "either nobody hosts it (its owner {owner} must start `future-p2p host --cluster {name} --users ...` \
+         or future.p2p::host_cluster() before members join), or you ({user}) are not on its access list \
+         (ask {owner} to add you).",
+        name = cluster.name(),
+    )
+}
+
+/// Waits until the board refuses our pipe (a reason), or forever.
+pub(crate) async fn refused(refusals: &mut watch::Receiver<Option<String>>) -> String {
+    loop {
+        if let Some(said) = refusals.borrow_and_update().clone() {
+            return said;
+        }
+        if refusals.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// The topic as lines for a driver, with the board's refusals on the side (see the module
+/// notes). Like [`Topic::into_lines`], plus the refusal watch.
+fn member_lines(mut topic: Topic) -> (LineChannel, watch::Receiver<Option<String>>) {
+    let (channel, mut pump) = line_channel(TOPIC_LINES);
+    let (refused_tx, refused_rx) = watch::channel(None);
+    let sender = topic.sender();
+    tokio::spawn(async move {
+        // Whether the pipe now open has carried a line: a pipe the board ends after that
+        // was not refused (a slow-reader cut, a restart).
+        let mut carried = false;
+        loop {
+            tokio::select! {
+                event = topic.recv() => match event {
+                    Some(TopicEvent::Line(line)) => {
+                        if !carried {
+                            carried = true;
+                            refused_tx.send_if_modified(|said| said.take().is_some());
+                        }
+                        if pump.to_driver.send(line).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(TopicEvent::Malformed(error)) => {
+                        tracing::warn!(%error, "skipped a malformed board line");
+                    }
+                    Some(TopicEvent::Disconnected { reason, .. }) => {
+                        if !carried && let Some(said) = board_refusal(&reason) {
+                            refused_tx.send_replace(Some(said.to_owned()));
+                        }
+                    }
+                    Some(TopicEvent::Reconnected) => {
+                        carried = false;
+                        // The driver posts again what must stand (its hello, requests).
+                        pump.reopened.send_modify(|n| *n += 1);
+                    }
+                    Some(TopicEvent::Closed { status, message }) => {
+                        tracing::error!(?status, %message, "board topic closed for good");
+                        return;
+                    }
+                    None => return,
+                },
+                line = pump.from_driver.recv() => match line {
+                    Some(line) => {
+                        if let Err(error) = sender.send_line(&line).await {
+                            tracing::debug!(%error, "board line not sent");
+                        }
+                    }
+                    None => break,
+                },
+            }
+        }
+        topic.close().await;
+    });
+    (channel, refused_rx)
+}
+
+/// What the board said when it ended a pipe (`the board ended the pipe (exit status 1):
+/// WORDS`, as p2p-transport's topic reports it); `None` for a pipe lost without words.
+fn board_refusal(reason: &str) -> Option<&str> {
+    let rest = reason.strip_prefix("the board ended the pipe (")?;
+    let (_, said) = rest.split_once("): ")?;
+    let said = said.trim();
+    (!said.is_empty()).then_some(said)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_the_boards_own_words() {
+        assert_eq!(
+            board_refusal(
+                "the board ended the pipe (exit status 1): alice/nope is not hosted: it is alice's"
+            ),
+            Some("alice/nope is not hosted: it is alice's")
+        );
+        assert_eq!(
+            board_refusal("the board ended the pipe (exit status 1)"),
+            None
+        );
+        assert_eq!(board_refusal("connection reset by peer"), None);
+    }
+
+    #[test]
+    fn the_advice_names_the_owner_and_the_user() {
+        let cluster: ClusterName = "alice/p2p".parse().unwrap();
+        let advice = host_advice(&cluster, "bob");
+        assert!(advice.contains("--cluster p2p") && advice.contains("you (bob)"));
+    }
+}
