@@ -12,6 +12,7 @@
 //!     time       BoardTime (`when`), Expiry (`expires`)
 //!     protocols  Protocols: the `;`-separated capability list, negotiation, and the
 //!                PayloadFormat a peer gets (ours, or future.p2p 0.4.0's RDS files)
+//!     peers      PeerTable: peers seen in hellos, bounded per user and in all, expiring
 //!     seal       sealed codes: a wormhole code only the accepted worker can open
 //!   data plane (binary, on a warm session)
 //!     frame      Frame (hello, task, result, heartbeat, cancel, progress, started) with
@@ -32,6 +33,7 @@ pub mod id;
 pub mod limits;
 pub mod line;
 pub mod message;
+pub mod peers;
 pub mod protocols;
 pub mod seal;
 pub mod time;

@@ -54,6 +54,7 @@ use p2p_proto::id::{FutureId, PeerId, WormholeCode};
 use p2p_proto::message::{
     Accept, BoardLine, DeclineReason, Hello, Message, Offer, Request, Role, TransferUri, Withdraw,
 };
+use p2p_proto::peers::{Heard, PeerTable};
 use p2p_proto::protocols::{self, Protocols};
 use p2p_proto::seal;
 use p2p_proto::time::{BoardTime, Expiry, Millis};
@@ -74,6 +75,13 @@ const MAX_SET_ASIDE: Millis = 60_000;
 const GAP_WEIGHT: f64 = 0.25;
 /// Standing requests are posted again for newly arrived workers at most this often.
 const REPOST_EVERY: Millis = 1_000;
+/// Workers known at most, in all and per user (see [`PeerTable`]): a member posting
+/// hellos under made-up ids fills only its own share.
+pub const MAX_WORKERS: usize = 4096;
+/// Workers known at most per user.
+pub const MAX_WORKERS_PER_USER: usize = 512;
+/// Longest a worker is known after its last hello, whatever expiry the hello claims.
+pub const MAX_HELLO_LIFE: Millis = 10 * 60_000;
 /// Hellos that answer new clients are at least this far apart.
 const ANSWER_GAP: Millis = 1_000;
 /// Most other clients remembered (a flood of made-up ones is neither kept nor answered).
@@ -339,28 +347,22 @@ struct Task {
 /// A worker seen on the board.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerInfo {
-    /// When its last hello lapses.
+    /// When its last hello lapses (at most [`MAX_HELLO_LIFE`] after it was heard).
     pub expires: Millis,
     /// What it speaks.
     pub protocols: Protocols,
     /// Tasks it runs at once (1 for workers that do not say).
     pub slots: u32,
+}
+
+/// How a worker fared with us lately; kept apart from [`WorkerInfo`] so that it outlives
+/// the worker's hello (a failing worker that says hello again stays set aside).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Standing {
     /// Failures in a row (hand-overs, tries, sessions lost).
     failures: u32,
     /// Not given work before this time.
     set_aside_until: Millis,
-}
-
-impl WorkerInfo {
-    fn new(expires: Millis) -> Self {
-        WorkerInfo {
-            expires,
-            protocols: Protocols::default(),
-            slots: 1,
-            failures: 0,
-            set_aside_until: 0,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -397,13 +399,19 @@ pub struct SchedulerCore {
     /// Task timers (request expiry, start deadline, time limit, lost file-route worker).
     timers: BTreeSet<(Millis, TaskId)>,
     by_future: HashMap<FutureId, TaskId>,
-    workers: BTreeMap<PeerId, WorkerInfo>,
+    /// Workers whose hellos have not lapsed, bounded (lapsed ones leave at each event).
+    workers: PeerTable<WorkerInfo>,
+    /// Workers that failed lately; only workers we handed work to get an entry.
+    standing: HashMap<PeerId, Standing>,
+    /// Workers set aside, by the end of their pause.
+    aside: BTreeSet<(Millis, PeerId)>,
+    /// Tasks given to each worker (accepted, sent or running): a worker holding our work
+    /// keeps its place in the table whatever others post.
+    assigned: HashMap<PeerId, usize>,
     /// The sealing key each worker id first offered with.
     pins: KeyPins,
     /// Bumped whenever the set of workers or their slots change.
     workers_version: u64,
-    /// Live workers when last counted.
-    live_workers: usize,
     sessions: BTreeMap<PeerId, SessionState>,
     /// When waiting tasks next become worth taking back for an idle worker.
     next_steal: Option<Millis>,
@@ -433,10 +441,12 @@ impl SchedulerCore {
             requested: BTreeSet::new(),
             timers: BTreeSet::new(),
             by_future: HashMap::new(),
-            workers: BTreeMap::new(),
+            workers: PeerTable::new(MAX_WORKERS, MAX_WORKERS_PER_USER, MAX_HELLO_LIFE),
+            standing: HashMap::new(),
+            aside: BTreeSet::new(),
+            assigned: HashMap::new(),
             pins: KeyPins::default(),
             workers_version: 0,
-            live_workers: 0,
             sessions: BTreeMap::new(),
             next_steal: None,
             reposted: 0,
@@ -456,6 +466,69 @@ impl SchedulerCore {
     /// Workers whose hello has not expired at `now`.
     pub fn workers(&self, now: Millis) -> impl Iterator<Item = (&PeerId, &WorkerInfo)> {
         self.workers.iter().filter(move |(_, w)| w.expires > now)
+    }
+
+    /// Workers known now (live ones, once the time has been handed in).
+    pub fn known_workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Moves the clock: lapsed workers leave the table, pauses that ended are lifted.
+    /// Costs time in proportion to what changed, never to the number of workers.
+    fn advance(&mut self, now: Millis) {
+        self.now = self.now.max(now);
+        let now = self.now;
+        let gone = self.workers.expire(now);
+        if !gone.is_empty() {
+            self.workers_version += 1;
+        }
+        for (worker, _) in gone {
+            // Standing of a worker that left and is no longer set aside is of no use.
+            if self
+                .standing
+                .get(&worker)
+                .is_some_and(|s| s.set_aside_until <= now)
+            {
+                self.standing.remove(&worker);
+            }
+        }
+        while let Some((until, worker)) = self.aside.first().cloned() {
+            if until > now {
+                break;
+            }
+            self.aside.remove(&(until, worker.clone()));
+            if !self.workers.contains(&worker) {
+                self.standing.remove(&worker);
+            }
+        }
+    }
+
+    fn is_live(&self, worker: &PeerId, now: Millis) -> bool {
+        self.workers.expires(worker).is_some_and(|at| at > now)
+    }
+
+    /// Live workers set aside now (few: only workers we handed work to fail).
+    fn aside_live(&self, now: Millis) -> usize {
+        self.aside
+            .iter()
+            .filter(|(until, w)| *until > now && self.is_live(w, now))
+            .count()
+    }
+
+    /// Live workers, not set aside, without a session with us (open ones only if
+    /// `open_only`): counted from the sessions and the set-aside workers, never by
+    /// walking every worker.
+    fn without_session(&self, now: Millis, open_only: bool) -> usize {
+        let in_session = self
+            .sessions
+            .iter()
+            .filter(|(w, s)| {
+                (s.open || !open_only) && self.is_live(w, now) && !self.is_set_aside(w, now)
+            })
+            .count();
+        self.workers
+            .len()
+            .saturating_sub(self.aside_live(now) + in_session)
     }
 
     /// Changes whenever [`SchedulerCore::workers`] may have changed (a worker came, went,
@@ -488,16 +561,19 @@ impl SchedulerCore {
             .filter_map(|s| s.idle_since)
             .min()
             .map(|since| since + self.config.session_idle_grace);
-        let aside = self
-            .workers
-            .values()
-            .map(|w| w.set_aside_until)
-            .filter(|at| *at > self.now)
-            .min();
-        [task, idle, self.next_steal, aside, Some(self.next_hello)]
-            .into_iter()
-            .flatten()
-            .min()
+        let aside = self.aside.first().map(|(until, _)| *until);
+        let lapse = self.workers.next_expiry();
+        [
+            task,
+            idle,
+            self.next_steal,
+            aside,
+            lapse,
+            Some(self.next_hello),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// When `task` next needs attention, if ever.
@@ -544,8 +620,24 @@ impl SchedulerCore {
 
     fn set_phase(&mut self, id: TaskId, phase: Phase) {
         if let Some(task) = self.tasks.get_mut(&id) {
-            task.phase = phase;
+            let old = std::mem::replace(&mut task.phase, phase);
+            let new = task.phase.worker().cloned();
+            if let Some(worker) = old.worker() {
+                self.unassign(worker);
+            }
+            if let Some(worker) = new {
+                *self.assigned.entry(worker).or_default() += 1;
+            }
             self.rearm(id);
+        }
+    }
+
+    fn unassign(&mut self, worker: &PeerId) {
+        if let Some(count) = self.assigned.get_mut(worker) {
+            *count -= 1;
+            if *count == 0 {
+                self.assigned.remove(worker);
+            }
         }
     }
 
@@ -582,7 +674,7 @@ impl SchedulerCore {
 
     /// Adds a task whose payload has `size` bytes; the driver keeps the payload.
     pub fn submit(&mut self, now: Millis, future: FutureId, size: u64) -> TaskId {
-        self.now = self.now.max(now);
+        self.advance(now);
         let id = self.next_task;
         self.next_task += 1;
         self.by_future.insert(future.clone(), id);
@@ -607,7 +699,7 @@ impl SchedulerCore {
 
     /// Cancels a task: withdrawn from the board, interrupted on its worker.
     pub fn cancel(&mut self, now: Millis, id: TaskId) {
-        self.now = self.now.max(now);
+        self.advance(now);
         let Some(task) = self.tasks.get(&id) else {
             return;
         };
@@ -643,7 +735,7 @@ impl SchedulerCore {
 
     /// A line from the board.
     pub fn handle_line(&mut self, now: Millis, line: &BoardLine) {
-        self.now = self.now.max(now);
+        self.advance(now);
         match &line.message {
             Message::Hello(hello) if hello.role == Role::Client && hello.from != self.config.me => {
                 self.client_seen(now, &hello.from, hello.expires.unix_ms());
@@ -651,23 +743,43 @@ impl SchedulerCore {
             Message::Hello(hello) if hello.role == Role::Worker => {
                 let slots = hello.slots.unwrap_or(1).max(1);
                 let protocols = hello.protocols.clone().unwrap_or_default();
-                let expires = hello.expires.unix_ms();
-                let worker = self
-                    .workers
-                    .entry(hello.from.clone())
-                    .or_insert_with(|| WorkerInfo::new(0));
-                let arrived = worker.expires <= now;
-                let changed = arrived || worker.slots != slots;
-                worker.expires = expires;
-                worker.slots = slots;
-                worker.protocols = protocols;
+                let sessions = &self.sessions;
+                let assigned = &self.assigned;
+                let (heard, info) = self.workers.heard(
+                    now,
+                    &hello.from,
+                    hello.expires.unix_ms(),
+                    || WorkerInfo {
+                        expires: 0,
+                        protocols: Protocols::default(),
+                        slots: 0,
+                    },
+                    // A worker holding our work or a session keeps its place.
+                    |worker, _| sessions.contains_key(worker) || assigned.contains_key(worker),
+                );
+                let Some(info) = info else {
+                    tracing::debug!(worker = %hello.from, "worker table full: hello ignored");
+                    return;
+                };
+                let arrived = heard == Heard::New;
+                let changed = arrived || info.slots != slots;
+                info.slots = slots;
+                info.protocols = protocols;
+                if let Some(expires) = self.workers.expires(&hello.from)
+                    && let Some(info) = self.workers.get_mut(&hello.from)
+                {
+                    info.expires = expires;
+                }
+                if changed {
+                    // Pushed-out workers (if any) changed the list too.
+                    self.workers_version += 1;
+                }
                 if arrived && now >= self.reposted + REPOST_EVERY {
                     // A worker that just came never saw the requests standing: post them
                     // again (at most once a second, however many workers come).
                     self.forget_requests(now);
                 }
                 if changed {
-                    self.workers_version += 1;
                     // A worker that was unknown may take queued work.
                     self.pump(now);
                 }
@@ -747,25 +859,20 @@ impl SchedulerCore {
     /// Whether a live worker other than `except`, not avoided by `task` and not set aside,
     /// could take it (a transient failure on a one-worker cluster must not strand a task).
     fn others_around(&self, task: &Task, except: &PeerId, now: Millis) -> bool {
-        let live = self.workers.values().filter(|w| w.expires > now).count();
+        let live = self.workers.len();
         let unavailable = task
             .avoid
             .iter()
             .chain([except])
-            .filter(|w| self.workers.get(*w).is_some_and(|w| w.expires > now))
+            .filter(|w| self.is_live(w, now))
             .count();
-        let aside = self
-            .workers
-            .values()
-            .filter(|w| w.set_aside_until > now && w.expires > now)
-            .count();
-        live > unavailable + aside
+        live > unavailable + self.aside_live(now)
     }
 
     fn is_set_aside(&self, worker: &PeerId, now: Millis) -> bool {
-        self.workers
+        self.standing
             .get(worker)
-            .is_some_and(|w| w.set_aside_until > now)
+            .is_some_and(|s| s.set_aside_until > now)
     }
 
     fn accept(&mut self, now: Millis, id: TaskId, offer: &Offer) {
@@ -908,7 +1015,7 @@ impl SchedulerCore {
     /// Time passed: hello, expired requests, start deadlines, time limits, lost workers,
     /// idle sessions, tasks worth taking back.
     pub fn handle_timeout(&mut self, now: Millis) {
-        self.now = self.now.max(now);
+        self.advance(now);
         if now >= self.next_hello {
             self.next_hello = now + self.config.hello_interval;
             self.said_hello = now;
@@ -924,14 +1031,6 @@ impl SchedulerCore {
                     busy: None,
                 }),
             );
-            self.workers
-                .retain(|_, w| w.expires > now || w.set_aside_until > now);
-        }
-        // Workers whose hellos lapsed leave the published list.
-        let live = self.workers.values().filter(|w| w.expires > now).count();
-        if live != self.live_workers {
-            self.live_workers = live;
-            self.workers_version += 1;
         }
         self.next_steal = None;
         while let Some(&(at, id)) = self.timers.first() {
@@ -986,7 +1085,7 @@ impl SchedulerCore {
                     && since + limit <= now
                 {
                     self.time_out(id, &worker, TimeLimit::Client { millis: limit });
-                } else if !session && self.workers.get(&worker).is_none_or(|w| w.expires <= now) {
+                } else if !session && !self.is_live(&worker, now) {
                     self.task_failed(now, id, &worker, AttemptError::Vanished);
                 } else {
                     self.rearm(id);
@@ -999,7 +1098,7 @@ impl SchedulerCore {
     /// The task reached its worker and runs: the payload was sent (files route), or the
     /// worker said it started it (sessions).
     pub fn task_started(&mut self, now: Millis, id: TaskId, worker: &PeerId) {
-        self.now = self.now.max(now);
+        self.advance(now);
         let session = match self.tasks.get(&id).map(|t| &t.phase) {
             Some(Phase::Accepted { worker: w, .. }) if w == worker => {
                 self.sessions.get(worker).is_some_and(|s| s.open)
@@ -1042,7 +1141,7 @@ impl SchedulerCore {
         id: TaskId,
         reports_starts: bool,
     ) -> bool {
-        self.now = self.now.max(now);
+        self.advance(now);
         let Some(session) = self
             .sessions
             .get_mut(worker)
@@ -1106,7 +1205,7 @@ impl SchedulerCore {
     /// The session with `worker` ended (`why`): tasks that had started on it spend a try;
     /// those waiting go back to the queue untouched.
     pub fn session_closed(&mut self, now: Millis, worker: &PeerId, why: AttemptError) {
-        self.now = self.now.max(now);
+        self.advance(now);
         let Some(session) = self.sessions.remove(worker) else {
             return;
         };
@@ -1131,7 +1230,7 @@ impl SchedulerCore {
     /// `worker` returned the task's result. `false` means the task is no longer the
     /// worker's (finished, cancelled or re-queued): drop the result.
     pub fn task_succeeded(&mut self, now: Millis, id: TaskId, worker: &PeerId) -> bool {
-        self.now = self.now.max(now);
+        self.advance(now);
         if !self.is_assigned_to(id, worker) {
             return false;
         }
@@ -1142,9 +1241,9 @@ impl SchedulerCore {
         };
         self.release(id, worker);
         self.note_result(now, worker, sent_at);
-        if let Some(info) = self.workers.get_mut(worker) {
-            info.failures = 0;
-            info.set_aside_until = 0;
+        if let Some(standing) = self.standing.remove(worker) {
+            self.aside
+                .remove(&(standing.set_aside_until, worker.clone()));
         }
         self.finish(id, Ok(worker.clone()));
         self.pump(now);
@@ -1155,7 +1254,7 @@ impl SchedulerCore {
     /// that had started spends a try; one that had not goes back untouched (a failed
     /// hand-over is counted apart).
     pub fn task_failed(&mut self, now: Millis, id: TaskId, worker: &PeerId, error: AttemptError) {
-        self.now = self.now.max(now);
+        self.advance(now);
         if !self.is_assigned_to(id, worker) {
             return;
         }
@@ -1255,15 +1354,15 @@ impl SchedulerCore {
     /// Counts a failure against `worker`; twice in a row sets it aside for a while.
     fn worker_failed(&mut self, now: Millis, worker: &PeerId) {
         let base = self.config.set_aside;
-        let info = self
-            .workers
-            .entry(worker.clone())
-            .or_insert_with(|| WorkerInfo::new(0));
-        info.failures += 1;
-        if info.failures >= 2 {
-            let doublings = (info.failures - 2).min(16);
+        let standing = self.standing.entry(worker.clone()).or_default();
+        standing.failures += 1;
+        if standing.failures >= 2 {
+            let doublings = (standing.failures - 2).min(16);
             let pause = base.saturating_mul(1 << doublings).min(MAX_SET_ASIDE);
-            info.set_aside_until = now + pause;
+            self.aside
+                .remove(&(standing.set_aside_until, worker.clone()));
+            standing.set_aside_until = now + pause;
+            self.aside.insert((now + pause, worker.clone()));
         }
     }
 
@@ -1382,6 +1481,7 @@ impl SchedulerCore {
             self.by_future.remove(&task.future);
             if let Some(worker) = task.phase.worker() {
                 let worker = worker.clone();
+                self.unassign(&worker);
                 self.release(id, &worker);
             }
             self.actions
@@ -1393,8 +1493,10 @@ impl SchedulerCore {
     /// pace of its results. No prefetch while another live worker has no session with us:
     /// a task queued behind this worker's running ones could wait there for long while
     /// that worker may be idle; kept in the queue, its request brings that worker in.
-    fn window(&self, now: Millis, worker: &PeerId, session: &SessionState) -> usize {
-        if self.unconnected_worker(now, worker) {
+    /// `others_unconnected`: a live worker other than this one, not set aside, has no
+    /// open session with us.
+    fn window(&self, worker: &PeerId, session: &SessionState, others_unconnected: bool) -> usize {
+        if others_unconnected {
             return self.slots_of(worker);
         }
         let prefetch = match session.gap {
@@ -1405,25 +1507,17 @@ impl SchedulerCore {
         self.slots_of(worker) + prefetch.clamp(1, self.config.max_prefetch.max(1))
     }
 
-    /// Whether a live worker other than `except`, not set aside, has no open session.
-    fn unconnected_worker(&self, now: Millis, except: &PeerId) -> bool {
-        self.workers.iter().any(|(w, info)| {
-            w != except
-                && info.expires > now
-                && !self.is_set_aside(w, now)
-                && !self.sessions.get(w).is_some_and(|s| s.open)
-        })
-    }
-
     /// The least loaded session that can take a task now (other than `except`).
     fn session_with_room(&self, now: Millis, except: Option<&PeerId>) -> Option<PeerId> {
+        // The workers of the sessions considered have one open: none of them is counted.
+        let others_unconnected = self.without_session(now, true) > 0;
         self.sessions
             .iter()
             .filter(|(w, s)| {
                 s.open
                     && Some(*w) != except
                     && !self.is_set_aside(w, now)
-                    && s.in_flight.len() < self.window(now, w, s)
+                    && s.in_flight.len() < self.window(w, s, others_unconnected)
             })
             .min_by(|(a, s), (b, t)| {
                 let load = |w: &PeerId, s: &SessionState| {
@@ -1592,25 +1686,25 @@ impl SchedulerCore {
     /// Whether a worker we could use is not in a session with us (or none is known yet):
     /// only then does a request on the board reach somebody new.
     fn others_to_find(&self, now: Millis) -> bool {
-        let mut live = self
-            .workers
-            .iter()
-            .filter(|(_, w)| w.expires > now)
-            .peekable();
-        if live.peek().is_none() {
-            return true;
-        }
-        live.any(|(id, w)| w.set_aside_until <= now && !self.sessions.contains_key(id))
+        self.workers.is_empty() || self.without_session(now, false) > 0
     }
 
     /// Requests for tasks no session takes: the queue's tail (the front goes to sessions
     /// first), then tasks waiting long on busy workers.
     fn post_requests(&mut self, now: Millis) {
+        if !self.others_to_find(now) {
+            return;
+        }
+        // One request brings one worker into a session, which then takes tasks without
+        // the board: no more requests stand than workers to find (one while none is
+        // known), so board traffic does not grow with the queue.
+        let to_find = self.without_session(now, false).max(1);
         let room = self
             .config
             .max_open_requests
+            .min(to_find)
             .saturating_sub(self.requested.len());
-        if room == 0 || !self.others_to_find(now) {
+        if room == 0 {
             return;
         }
         let mut wanted: Vec<TaskId> = Vec::with_capacity(room);

@@ -42,6 +42,10 @@ use crate::error::{
     AttemptError, HandshakeError, StopReason, SubmitError, TaskError, TransferStage,
 };
 
+/// The published worker list is rebuilt at most this often: rebuilding it takes time in
+/// proportion to the workers, and a flood of hellos must not make every line cost that.
+const PUBLISH_WORKERS_EVERY: Millis = 250;
+
 /// Everything the scheduler needs besides the board.
 #[derive(Debug, Clone)]
 pub struct SchedulerOptions {
@@ -190,6 +194,7 @@ impl Scheduler {
             updates: updates.clone(),
             workers: workers_tx,
             workers_version: None,
+            published_at: 0,
             reports: reports_tx,
         };
         tokio::spawn(driver.run(
@@ -275,6 +280,8 @@ struct Driver {
     workers: watch::Sender<Vec<WorkerSeen>>,
     /// The core's worker list version last published.
     workers_version: Option<u64>,
+    /// When the worker list was last published.
+    published_at: Millis,
     reports: mpsc::UnboundedSender<Report>,
 }
 
@@ -292,7 +299,9 @@ impl Driver {
             if let Err(reason) = self.apply().await {
                 break reason;
             }
-            let sleep = sleep_until(self.core.poll_timeout());
+            let publish = (self.workers_version != Some(self.core.workers_version()))
+                .then_some(self.published_at + PUBLISH_WORKERS_EVERY);
+            let sleep = sleep_until(self.core.poll_timeout().into_iter().chain(publish).min());
             tokio::select! {
                 line = board_in.recv() => match line {
                     Some(text) => match line::decode(&text) {
@@ -482,9 +491,11 @@ impl Driver {
             }
         }
         let version = self.core.workers_version();
-        if self.workers_version != Some(version) {
+        let now = unix_ms();
+        if self.workers_version != Some(version) && now >= self.published_at + PUBLISH_WORKERS_EVERY
+        {
             self.workers_version = Some(version);
-            let now = unix_ms();
+            self.published_at = now;
             let seen: Vec<WorkerSeen> = self
                 .core
                 .workers(now)

@@ -10,6 +10,10 @@
 //!             child process that can be SIGKILLed; clients join in-process
 //!   chaos     the chaos scenario on it: workers killed at random under a client checking
 //!             unique payloads (the CI test and the bench share it)
+//!   scale     many workers (processes and in-process) under a client keeping a window of
+//!             unique tasks in flight, a reader counting board lines, the hub's memory
+//!   flood     cheap stalls by a member: fake worker hellos against a client, fake
+//!             requests against a one-slot worker (the end-to-end test and the bench share it)
 //!   peers     the reference magic-wormhole peers (Python client, mailbox server and relay;
 //!             wormhole-william) as child processes, bounded waits, test payloads
 //!   r         real R with the future.p2p package under test installed once per test binary;
@@ -20,11 +24,13 @@
 //! bounds every wait: a test never skips silently and never hangs.
 
 pub mod chaos;
+pub mod flood;
 pub mod local;
 pub mod openssh;
 pub mod peers;
 pub mod processes;
 pub mod r;
+pub mod scale;
 
 /// Logs of the code under test, shown for failing tests (`RUST_LOG` picks them, e.g.
 /// `RUST_LOG=p2p_r=debug`); installed once per test binary.

@@ -119,6 +119,13 @@ pub struct WorkerProcess {
     pub pid: u32,
 }
 
+impl WorkerProcess {
+    /// Whether the process has exited (it never should on its own).
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.process.child.try_wait(), Ok(None))
+    }
+}
+
 /// Hub and host as processes, users with fresh keys; workers come and go.
 pub struct ProcessCluster {
     bin: PathBuf,

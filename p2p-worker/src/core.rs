@@ -19,13 +19,22 @@
 //!   gets it, whether its work waits on a session or as a request on the board: a warm
 //!   session never keeps another client out.
 //! - **Offers are few.** A worker offers only with a free slot, only to a client it has no
-//!   session with, after a random delay that grows with the number of workers it has seen,
-//!   and not while another worker's offer for the same request is fresh; among that
-//!   client's open requests it picks one at random (workers whose offers lost see the same
-//!   accept at once and would otherwise all pile onto the oldest request left). A request
-//!   draws about one offer, however many workers listen. An offer holds its slot for
-//!   [`OFFER_HOLD`]; a later accept that finds every slot taken is declined as
-//!   [`DeclineReason::Busy`] (the client then tries elsewhere, counting nothing).
+//!   session with, and not while another worker's offer for the same request is fresh.
+//!   Before each offer it waits a random delay drawn once per offer (not once per
+//!   request), spread over [`JITTER_PER_WORKER`] per other worker it knows: the idle
+//!   workers' offers then come one every [`JITTER_PER_WORKER`] or so, each seeing those
+//!   before it and taking a request nobody covers yet, so a request draws about one offer
+//!   however many workers listen. Among that client's open requests it picks one at random
+//!   (workers whose offers lost see the same accept at once and would otherwise all pile
+//!   onto the oldest request left). An offer holds its slot for [`OFFER_HOLD`]; a later
+//!   accept that finds every slot taken is declined as [`DeclineReason::Busy`] (the client
+//!   then tries elsewhere, counting nothing).
+//! - **Members cannot hold slots cheaply.** A client that leaves an offer unanswered past
+//!   its hold gets no offer for a while ([`OFFER_HOLD`], doubling with each further
+//!   unanswered offer, up to [`MAX_UNANSWERED_PAUSE`]; an accept clears it): fake requests
+//!   keep a slot a few holds in all, not for as long as they are posted. Peers seen in
+//!   hellos live in bounded tables ([`PeerTable`]), open requests are bounded in all and
+//!   per client, and no line costs time in proportion to the peers known.
 //! - **Every task is bounded and every slot comes back.** A task runs at most
 //!   [`WorkerConfig::time_limit`]; whatever ends it (result, error, panic, cancel, withdraw,
 //!   time limit, the session's end) frees its slot in the same step.
@@ -56,6 +65,7 @@ use p2p_proto::message::{
     BoardLine, Decline, DeclineReason, Hello, Message, Offer, Request, ResultReady, Role,
     TransferUri,
 };
+use p2p_proto::peers::{Heard, PeerTable};
 use p2p_proto::protocols::{self, PayloadFormat, Protocols};
 use p2p_proto::seal::WorkerSecret;
 use p2p_proto::time::{BoardTime, Expiry, Millis};
@@ -75,11 +85,24 @@ pub const OFFER_HOLD: Millis = 3_000;
 /// the client has not taken that offer by then, it may not want it.
 pub const COVER_PATIENCE: Millis = 1_000;
 /// Random delay before an offer, per other worker seen (up to [`WorkerConfig::offer_jitter`]):
-/// alone, a worker offers at once; among many, the first offer reaches the others before
-/// most of them would have offered.
-pub const JITTER_PER_WORKER: Millis = 2;
+/// alone, a worker offers at once; among many idle ones, offers come about this far apart,
+/// so each reaches the others (a board round trip) before the next would be made.
+pub const JITTER_PER_WORKER: Millis = 10;
 /// Open requests remembered at most; the oldest go first.
-pub const MAX_REQUESTS: usize = 1024;
+pub const MAX_REQUESTS: usize = 256;
+/// Open requests remembered per client; its oldest go first (a client posts a few at a
+/// time; one posting many cannot push out the others').
+pub const MAX_REQUESTS_PER_CLIENT: usize = 32;
+/// Longest a client that leaves offers unanswered waits for the next one.
+pub const MAX_UNANSWERED_PAUSE: Millis = 60_000;
+/// Peers (clients, other workers) known at most, in all and per user.
+pub const MAX_PEERS: usize = 4096;
+/// Peers known at most per user.
+pub const MAX_PEERS_PER_USER: usize = 512;
+/// Longest a peer is known after its last hello, whatever expiry the hello claims.
+pub const MAX_HELLO_LIFE: Millis = 10 * 60_000;
+/// Requests declined remembered at most (past it a re-posted one may be declined again).
+pub const MAX_DECLINED: usize = 4096;
 
 /// What the worker is and what it accepts.
 #[derive(Debug, Clone)]
@@ -105,6 +128,7 @@ pub struct WorkerConfig {
     /// Longest a task may run, from its start; `None` for no limit.
     pub time_limit: Option<Millis>,
     /// Longest random delay before an offer or a hello answering a new client; 0 for none.
+    /// It grows with the workers seen ([`JITTER_PER_WORKER`] each) up to this.
     pub offer_jitter: Millis,
     /// Seeds the delays ([`crate::Worker::start`] draws it from the OS; tests fix it).
     pub seed: u64,
@@ -117,7 +141,7 @@ pub struct WorkerConfig {
 impl WorkerConfig {
     /// One slot, no duration, no time limit, everyone allowed, payloads up to the common
     /// limit ([`DEFAULT_MAX_PAYLOAD`]), plain codes, no sessions, offers delayed by up to
-    /// 50 ms among many workers.
+    /// 500 ms among many workers.
     pub fn new(me: PeerId) -> Self {
         WorkerConfig {
             me,
@@ -130,7 +154,7 @@ impl WorkerConfig {
             secret: None,
             sessions: false,
             time_limit: None,
-            offer_jitter: 50,
+            offer_jitter: 500,
             seed: 0,
             native_format: None,
         }
@@ -258,8 +282,6 @@ struct OpenRequest {
     future: FutureId,
     expires: Millis,
     protocols: Protocols,
-    /// When this worker may offer (the jittered delay).
-    due: Millis,
     /// Until when another worker's offer stands in for ours.
     covered_until: Millis,
 }
@@ -341,10 +363,16 @@ pub struct WorkerCore {
     served: HashMap<PeerId, u64>,
     serve_count: u64,
     /// Clients and other workers seen, until their hellos lapse.
-    clients: HashMap<PeerId, Millis>,
-    workers: HashMap<PeerId, Millis>,
+    clients: PeerTable<()>,
+    workers: PeerTable<()>,
     /// Requests declined, until they lapse: a re-posted request is declined once.
     declined: HashMap<TaskRef, Millis>,
+    /// When the next offer may go out: drawn when an offer becomes possible, cleared
+    /// when it is made or when nothing is left to offer on.
+    offer_due: Option<Millis>,
+    /// Clients that left offers unanswered: how many in a row, and until when they get
+    /// no offer.
+    unanswered: HashMap<PeerId, (u32, Millis)>,
     next_hello: Millis,
     /// The time of the latest event: timers at or before it have been handled.
     now: Millis,
@@ -370,9 +398,11 @@ impl WorkerCore {
             next_session: 1,
             served: HashMap::new(),
             serve_count: 0,
-            clients: HashMap::new(),
-            workers: HashMap::new(),
+            clients: PeerTable::new(MAX_PEERS, MAX_PEERS_PER_USER, MAX_HELLO_LIFE),
+            workers: PeerTable::new(MAX_PEERS, MAX_PEERS_PER_USER, MAX_HELLO_LIFE),
             declined: HashMap::new(),
+            offer_due: None,
+            unanswered: HashMap::new(),
             next_hello: now,
             now,
             stopped: false,
@@ -422,16 +452,18 @@ impl WorkerCore {
             .values()
             .map(|o| if o.holding { o.hold_until } else { o.expires })
             .min();
-        // A request waiting for its delay or for a rival offer to lapse; one that is due
-        // already waits for a slot, and a freed slot comes with an event of its own.
+        // The next offer's delay; or a request waiting for a rival offer to lapse or for
+        // its client's pause to end. One that could be offered on already waits for a
+        // slot, and a freed slot comes with an event of its own.
+        let offer = self.offer_due.filter(|at| *at > self.now);
         let requests = self
             .requests
             .iter()
-            .map(|r| r.due.max(r.covered_until))
+            .map(|r| r.covered_until.max(self.paused_until(&r.client)))
             .filter(|at| *at > self.now)
             .min();
         let until = self.config.until.filter(|at| *at > self.now);
-        [deadline, hello, offers, requests, until]
+        [deadline, hello, offers, offer, requests, until]
             .into_iter()
             .flatten()
             .min()
@@ -443,8 +475,9 @@ impl WorkerCore {
 
     /// A random delay before offering or answering a hello: none when alone, growing with
     /// the workers seen, at most [`WorkerConfig::offer_jitter`].
-    fn jitter(&mut self, now: Millis) -> Millis {
-        let others = self.workers.values().filter(|e| **e > now).count() as Millis;
+    fn jitter(&mut self) -> Millis {
+        // The table holds live workers only: lapsed ones left when the time came in.
+        let others = self.workers.len() as Millis;
         let window = (others * JITTER_PER_WORKER).min(self.config.offer_jitter);
         if window == 0 {
             0
@@ -455,7 +488,16 @@ impl WorkerCore {
 
     /// The board topic reopened after a disconnect: clients that came meanwhile, or that
     /// count workers by their hellos, hear from this one now rather than at its next hello.
+    /// Accepts for our offers may have been lost with the connection: the offers give
+    /// their slots back, no client stays paused for an offer it may never have seen
+    /// answered, and the next offer draws a fresh delay.
     pub fn board_reopened(&mut self, now: Millis) {
+        self.advance(now);
+        for offer in self.offers.values_mut() {
+            offer.holding = false;
+        }
+        self.unanswered.clear();
+        self.offer_due = None;
         self.next_hello = now;
         self.handle_timeout(now);
     }
@@ -469,7 +511,7 @@ impl WorkerCore {
 
     /// Time passed: time limits, hello, expiries, offers; stop when the duration is over.
     pub fn handle_timeout(&mut self, now: Millis) {
-        self.now = self.now.max(now);
+        self.advance(now);
         if self.stopped {
             return;
         }
@@ -481,8 +523,15 @@ impl WorkerCore {
         }
         self.requests.retain(|r| r.expires > now);
         self.offers.retain(|_, o| o.expires > now);
+        let mut unanswered = Vec::new();
         for offer in self.offers.values_mut() {
-            offer.holding &= offer.hold_until > now;
+            if offer.holding && offer.hold_until <= now {
+                offer.holding = false;
+                unanswered.push(offer.request.client.clone());
+            }
+        }
+        for client in unanswered {
+            self.pause_client(now, client);
         }
         if self.is_over(now) {
             self.requests.clear();
@@ -496,17 +545,43 @@ impl WorkerCore {
         self.fill(now);
     }
 
+    /// Moves the clock: peers whose hellos lapsed leave their tables (in order of expiry,
+    /// never by walking a whole table).
+    fn advance(&mut self, now: Millis) {
+        self.now = self.now.max(now);
+        self.clients.expire(self.now);
+        self.workers.expire(self.now);
+    }
+
+    /// A client left an offer unanswered past its hold: no offer to it for a while.
+    fn pause_client(&mut self, now: Millis, client: PeerId) {
+        let (count, until) = self.unanswered.entry(client).or_insert((0, 0));
+        *count += 1;
+        let doublings = (*count - 1).min(16);
+        *until = now
+            + OFFER_HOLD
+                .saturating_mul(1 << doublings)
+                .min(MAX_UNANSWERED_PAUSE);
+    }
+
+    /// Until when `client` gets no offer (0: it may get one).
+    fn paused_until(&self, client: &PeerId) -> Millis {
+        self.unanswered.get(client).map_or(0, |(_, until)| *until)
+    }
+
     fn say_hello(&mut self, now: Millis) {
         self.next_hello = now + self.config.hello_interval;
-        // Tables of peers and refusals shrink here, once an interval, not on every line.
-        self.clients.retain(|_, expires| *expires > now);
-        self.workers.retain(|_, expires| *expires > now);
+        // Refusals and bookkeeping of clients shrink here, once an interval, not on every
+        // line (each is bounded meanwhile).
         self.declined.retain(|_, expires| *expires > now);
         let clients = &self.clients;
         let sessions = &self.sessions;
         self.served.retain(|client, _| {
-            clients.contains_key(client) || sessions.values().any(|s| s.client == *client)
+            clients.contains(client) || sessions.values().any(|s| s.client == *client)
         });
+        // A pause that ended long ago says nothing any more; one still running stays.
+        self.unanswered
+            .retain(|_, (_, until)| *until + MAX_UNANSWERED_PAUSE > now);
         let mut expires = now + 2 * self.config.hello_interval;
         if let Some(until) = self.config.until {
             expires = expires.min(until);
@@ -545,7 +620,7 @@ impl WorkerCore {
 
     /// A line from the board.
     pub fn handle_line(&mut self, now: Millis, line: &BoardLine) {
-        self.now = self.now.max(now);
+        self.advance(now);
         if self.stopped || line.message.from() == Some(&self.config.me) {
             return;
         }
@@ -599,15 +674,23 @@ impl WorkerCore {
         let expires = hello.expires.unix_ms();
         match hello.role {
             Role::Worker => {
-                self.workers.insert(hello.from.clone(), expires);
+                self.workers
+                    .heard(now, &hello.from, expires, || (), |_, _| false);
             }
             Role::Client => {
-                let known = self.clients.get(&hello.from).is_some_and(|e| *e > now);
-                self.clients.insert(hello.from.clone(), expires);
-                if !known && !self.is_over(now) {
+                let sessions = &self.sessions;
+                let (heard, _) = self.clients.heard(
+                    now,
+                    &hello.from,
+                    expires,
+                    || (),
+                    // A client we are in a session with keeps its place.
+                    |client, _| sessions.values().any(|s| s.client == *client),
+                );
+                if heard == Heard::New && !self.is_over(now) {
                     // A new client counts workers by their hellos: answer soon rather than
                     // at the next interval (jittered, so many workers do not answer at once).
-                    let soon = now + self.jitter(now);
+                    let soon = now + self.jitter();
                     self.next_hello = self.next_hello.min(soon);
                 }
             }
@@ -646,34 +729,45 @@ impl WorkerCore {
         };
         if let Some(reason) = refusal {
             // Once per request: a re-posted request must not make the worker spam the board.
-            if self.declined.insert(task.clone(), expires).is_none() {
-                self.decline(now, &task, reason);
+            if self.declined.contains_key(&task) {
+                return;
             }
+            if self.declined.len() < MAX_DECLINED {
+                let until = expires.min(now.saturating_add(MAX_HELLO_LIFE));
+                self.declined.insert(task.clone(), until);
+            }
+            self.decline(now, &task, reason);
             return;
         }
         // A request posted again was not taken: whoever covered it did not get it.
-        let due = now + self.jitter(now);
         let open = OpenRequest {
             client: task.client,
             future: task.future,
             expires,
             protocols: request.protocols.clone().unwrap_or_default(),
-            due,
             covered_until: 0,
         };
-        match self
-            .requests
-            .iter_mut()
-            .find(|r| r.future == open.future && r.client == open.client)
-        {
-            Some(existing) => *existing = open,
-            None => {
-                if self.requests.len() == MAX_REQUESTS {
-                    self.requests.pop_front();
-                }
-                self.requests.push_back(open);
+        let mut theirs = 0;
+        let mut oldest_theirs = None;
+        for (at, r) in self.requests.iter_mut().enumerate() {
+            if r.client != open.client {
+                continue;
             }
+            if r.future == open.future {
+                *r = open;
+                return;
+            }
+            theirs += 1;
+            oldest_theirs.get_or_insert(at);
         }
+        if theirs >= MAX_REQUESTS_PER_CLIENT {
+            if let Some(at) = oldest_theirs {
+                self.requests.remove(at);
+            }
+        } else if self.requests.len() >= MAX_REQUESTS {
+            self.requests.pop_front();
+        }
+        self.requests.push_back(open);
     }
 
     fn has_session_with(&self, client: &PeerId) -> bool {
@@ -724,13 +818,30 @@ impl WorkerCore {
             .iter()
             .enumerate()
             .filter(|(_, r)| {
-                r.due <= now
-                    && r.covered_until <= now
+                r.covered_until <= now
                     && r.expires > now
+                    && self.paused_until(&r.client) <= now
                     && !self.has_session_with(&r.client)
             })
             .map(|(at, r)| (at, self.served(&r.client)))
             .collect();
+        if eligible.is_empty() {
+            // Nothing to offer on: the next offer draws a fresh delay when there is.
+            self.offer_due = None;
+            return None;
+        }
+        // One delay per offer, drawn when an offer first becomes possible.
+        let due = match self.offer_due {
+            Some(due) => due,
+            None => {
+                let due = now + self.jitter();
+                self.offer_due = Some(due);
+                due
+            }
+        };
+        if due > now {
+            return None;
+        }
         let longest_ago = eligible.iter().map(|(_, served)| *served).min()?;
         let candidates: Vec<usize> = eligible
             .iter()
@@ -783,6 +894,7 @@ impl WorkerCore {
         let Some(request) = self.requests.remove(at) else {
             return;
         };
+        self.offer_due = None;
         let expires = now + self.config.offer_ttl;
         // The key only matters to a client that can seal to it.
         let pk = self
@@ -860,6 +972,8 @@ impl WorkerCore {
         let Some(offered) = self.offers.remove(&task) else {
             return;
         };
+        // The client answers its offers.
+        self.unanswered.remove(client);
         // The offer's slot was given back after its hold: take one if any is free.
         if !offered.holding && self.free_slots() == 0 {
             self.decline(now, &task, DeclineReason::Busy);

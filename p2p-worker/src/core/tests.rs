@@ -496,10 +496,14 @@ fn one_offer_per_request_however_many_workers_listen() {
     core.handle_line(T0, &rival_offer);
     core.handle_timeout(due);
     assert!(offers(&drain(&mut core)).is_empty());
-    // ...until the rival's offer went unanswered for a while.
+    // ...until the rival's offer went unanswered for a while (then after a delay of our
+    // own, as every worker that held back sees the lapse at once).
     let patience = core.poll_timeout().unwrap();
     assert_eq!(patience, T0 + COVER_PATIENCE);
     core.handle_timeout(patience);
+    let due = core.poll_timeout().unwrap();
+    assert!(due <= patience + 50, "{due}");
+    core.handle_timeout(due);
     assert_eq!(offers(&drain(&mut core)), vec![fid(1)]);
     // A request the client gave to the rival is forgotten at once.
     core.handle_line(
@@ -859,7 +863,7 @@ fn hello_is_repeated_and_never_outlives_the_worker() {
 
 /// What a random event stream does to one worker: requests and accepts from two clients,
 /// payloads arriving, sessions opening, carrying tasks, cancelling, closing, tasks ending,
-/// withdraws, time passing.
+/// withdraws, other workers' hellos and offers (delays, covers), time passing.
 #[derive(Debug, Clone)]
 enum Op {
     Request(bool, u32),
@@ -871,6 +875,9 @@ enum Op {
     SessionClosed(u64),
     End(bool, u32),
     Withdraw(bool, u32),
+    OtherWorker(u32),
+    RivalOffer(bool, u32),
+    Reopened,
     Time(u64),
 }
 
@@ -886,7 +893,10 @@ fn op() -> impl Strategy<Value = Op> {
         (1u64..4, n.clone()).prop_map(|(s, n)| Op::SessionCancel(s, n)),
         (1u64..4).prop_map(Op::SessionClosed),
         (who, n.clone()).prop_map(|(w, n)| Op::End(w, n)),
-        (who, n).prop_map(|(w, n)| Op::Withdraw(w, n)),
+        (who, n.clone()).prop_map(|(w, n)| Op::Withdraw(w, n)),
+        (0u32..40).prop_map(Op::OtherWorker),
+        (who, n).prop_map(|(w, n)| Op::RivalOffer(w, n)),
+        Just(Op::Reopened),
         (0u64..20_000).prop_map(Op::Time),
     ]
 }
@@ -923,6 +933,14 @@ proptest! {
                     prop_assert_eq!(delivery != Delivery::Drop, running.remove(&t), "delivery of {:?}", t);
                 }
                 Op::Withdraw(w, n) => core.handle_line(now, &withdraw(&who(w), &me(), &fid(n))),
+                Op::OtherWorker(n) => core.handle_line(now, &hello("worker", &PeerId::new("w", "x", n).unwrap())),
+                Op::Reopened => core.board_reopened(now),
+                Op::RivalOffer(w, n) => core.handle_line(now, &line(&format!(
+                    "when=2025-10-01T09:00:00,expires={},type=offer,from=w@x:1,to={},future={},protocols=wormhole",
+                    now / 1000 + 15,
+                    who(w),
+                    fid(n)
+                ))),
                 Op::Time(dt) => { now += dt; core.handle_timeout(now); }
             }
             for action in drain(&mut core) {
@@ -1049,4 +1067,242 @@ fn an_offer_to_a_future_p2p_client_keeps_its_slot_for_its_whole_life() {
             .iter()
             .any(|a| matches!(a, WorkerAction::Open(a) if a.format == PayloadFormat::FutureP2p))
     );
+}
+
+fn mallory() -> PeerId {
+    "mallory@evil:666".parse().unwrap()
+}
+
+/// Slot time held by offers to `mallory` over `horizon` ms while she posts (and re-posts
+/// every `repost` ms) `fakes` requests she never accepts; `alice_at`: when alice posts a
+/// real request, with the time her offer came.
+fn fake_requests_run(
+    fakes: u32,
+    repost: Millis,
+    horizon: Millis,
+    alice_at: Millis,
+) -> (Millis, Option<Millis>) {
+    let mut core = started(T0, WorkerConfig::new(me()));
+    let mut held = 0;
+    let mut alice_offered = None;
+    let mut now = T0;
+    let mut next_post = T0;
+    let mut alice_posted = false;
+    while now < T0 + horizon {
+        if now >= next_post {
+            for n in 0..fakes {
+                core.handle_line(
+                    now,
+                    &request(&mallory(), &fid(n), now / 1000 + 30, 1, "wormhole"),
+                );
+            }
+            next_post = now + repost;
+        }
+        if !alice_posted && now >= T0 + alice_at {
+            alice_posted = true;
+            core.handle_line(
+                now,
+                &request(&client(), &fid(100), now / 1000 + 60, 1, "wormhole"),
+            );
+        }
+        core.handle_timeout(now);
+        for message in posted(&drain(&mut core)) {
+            if let Message::Offer(offer) = message
+                && offer.to == client()
+            {
+                alice_offered.get_or_insert(now);
+            }
+        }
+        if core.free_slots() == 0 && core.running() == 0 && alice_offered.is_none() {
+            held += 100;
+        }
+        now += 100;
+    }
+    (held, alice_offered)
+}
+
+#[test]
+fn fake_requests_hold_the_only_slot_a_few_holds_not_for_as_long_as_they_are_posted() {
+    // Ten fake requests, posted again every 10 s for 150 s, never accepted.
+    let (held, _) = fake_requests_run(10, 10_000, 150_000, u64::MAX / 2);
+    // One hold, then pauses of 3, 6, 12, 24, 48, 60 s between holds: six holds.
+    assert!(held <= 6 * OFFER_HOLD, "held {held} ms of 150 s");
+    assert!(held >= OFFER_HOLD, "the first offer holds its slot: {held}");
+    // A real request that comes meanwhile gets the slot within one hold.
+    let (_, alice) = fake_requests_run(10, 10_000, 30_000, 100);
+    let alice = alice.expect("alice got an offer");
+    assert!(alice <= T0 + 100 + OFFER_HOLD, "{}", alice - T0);
+}
+
+#[test]
+fn an_accept_ends_the_pause_of_a_client() {
+    let mut core = started(T0, WorkerConfig::new(me()));
+    core.handle_line(
+        T0,
+        &request(&client(), &fid(1), T0 / 1000 + 60, 1, "wormhole"),
+    );
+    assert_eq!(offers(&drain(&mut core)), vec![fid(1)]);
+    // Unanswered past the hold: alice is paused, her next request waits.
+    core.handle_timeout(T0 + OFFER_HOLD);
+    core.handle_line(
+        T0 + OFFER_HOLD,
+        &request(&client(), &fid(2), T0 / 1000 + 60, 1, "wormhole"),
+    );
+    assert!(offers(&drain(&mut core)).is_empty());
+    assert_eq!(core.poll_timeout(), Some(T0 + 2 * OFFER_HOLD));
+    core.handle_timeout(T0 + 2 * OFFER_HOLD);
+    assert_eq!(offers(&drain(&mut core)), vec![fid(2)]);
+    // She accepts the late offer: no pause any more.
+    core.handle_line(
+        T0 + 2 * OFFER_HOLD + 10,
+        &accept(&client(), &me(), &fid(2), "wormhole://1-abcdefabcdef"),
+    );
+    drain(&mut core);
+    assert!(core.payload_received(T0 + 2 * OFFER_HOLD + 20, &task(&client(), 2)));
+    core.task_ended(T0 + 2 * OFFER_HOLD + 30, &task(&client(), 2), Ok(()));
+    drain(&mut core);
+    core.handle_line(
+        T0 + 2 * OFFER_HOLD + 40,
+        &request(&client(), &fid(3), T0 / 1000 + 60, 1, "wormhole"),
+    );
+    assert_eq!(offers(&drain(&mut core)), vec![fid(3)]);
+}
+
+#[test]
+fn a_flood_of_requests_from_one_client_does_not_push_out_anothers() {
+    let mut core = started(T0, WorkerConfig::new(me()));
+    // Busy: alice's request waits for a slot.
+    core.handle_line(
+        T0,
+        &request(&dave(), &fid(0), T0 / 1000 + 60, 1, "wormhole"),
+    );
+    drain(&mut core);
+    core.handle_line(
+        T0,
+        &accept(&dave(), &me(), &fid(0), "wormhole://1-abcdefabcdef"),
+    );
+    drain(&mut core);
+    core.handle_line(
+        T0,
+        &request(&client(), &fid(1), T0 / 1000 + 60, 1, "wormhole"),
+    );
+    for n in 0..20_000 {
+        let fake = format!("f-m{n}").parse().unwrap();
+        core.handle_line(
+            T0,
+            &request(&mallory(), &fake, T0 / 1000 + 60, 1, "wormhole"),
+        );
+    }
+    assert!(offers(&drain(&mut core)).is_empty());
+    // The slot frees: alice, served longest ago with mallory, is still there to be picked.
+    assert!(core.payload_received(T0 + 1, &task(&dave(), 0)));
+    core.task_ended(T0 + 2, &task(&dave(), 0), Ok(()));
+    let mut offered = offers(&drain(&mut core));
+    let mut now = T0 + 2;
+    while !offered.contains(&fid(1)) && now < T0 + 20_000 {
+        now = core.poll_timeout().unwrap();
+        core.handle_timeout(now);
+        offered.extend(offers(&drain(&mut core)));
+    }
+    assert!(offered.contains(&fid(1)), "{offered:?}");
+}
+
+#[test]
+fn idle_workers_offer_about_once_per_request() {
+    // Fifty one-slot workers that know each other, a board that takes 3 ms to deliver a
+    // line to everyone, a client posting eight requests and accepting the first offer for
+    // each a round trip later.
+    const WORKERS: u32 = 50;
+    const LATENCY: Millis = 3;
+    let ids: Vec<PeerId> = (0..WORKERS)
+        .map(|n| PeerId::new("w", "box", n).unwrap())
+        .collect();
+    let mut cores: Vec<WorkerCore> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| {
+            let mut config = WorkerConfig::new(id.clone());
+            config.seed = n as u64;
+            started(T0, config)
+        })
+        .collect();
+    for core in &mut cores {
+        for id in &ids {
+            core.handle_line(T0, &hello("worker", id));
+        }
+        drain(core);
+    }
+    // Lines in flight: (delivered at, line).
+    let mut board: Vec<(Millis, BoardLine)> = (0..8)
+        .map(|n| {
+            (
+                T0 + LATENCY,
+                request(&client(), &fid(n), T0 / 1000 + 30, 1, "wormhole;session-v1"),
+            )
+        })
+        .collect();
+    let mut taken: HashSet<FutureId> = HashSet::new();
+    let mut offers_seen = 0;
+    for now in T0..T0 + 3_000 {
+        let due: Vec<BoardLine> = board
+            .iter()
+            .filter(|(at, _)| *at == now)
+            .map(|(_, l)| l.clone())
+            .collect();
+        board.retain(|(at, _)| *at > now);
+        for l in &due {
+            if let Message::Offer(offer) = &l.message {
+                offers_seen += 1;
+                if taken.insert(offer.future.clone()) {
+                    board.push((
+                        now + LATENCY,
+                        accept(
+                            &client(),
+                            &offer.from,
+                            &offer.future,
+                            "wormhole://1-abcdefabcdef",
+                        ),
+                    ));
+                }
+            }
+            for core in &mut cores {
+                core.handle_line(now, l);
+            }
+        }
+        for core in &mut cores {
+            if core.poll_timeout().is_some_and(|at| at <= now) {
+                core.handle_timeout(now);
+            }
+            for action in drain(core) {
+                if let WorkerAction::Post(l) = action
+                    && matches!(l.message, Message::Offer(_))
+                {
+                    board.push((now + LATENCY, l));
+                }
+            }
+        }
+    }
+    assert_eq!(taken.len(), 8);
+    assert!(offers_seen <= 12, "{offers_seen} offers for 8 requests");
+}
+
+#[test]
+fn a_reopened_board_frees_the_slots_of_offers_and_pauses_nobody() {
+    let mut core = started(T0, WorkerConfig::new(me()));
+    core.handle_line(
+        T0,
+        &request(&client(), &fid(1), T0 / 1000 + 60, 1, "wormhole"),
+    );
+    assert_eq!(offers(&drain(&mut core)), vec![fid(1)]);
+    assert_eq!(core.free_slots(), 0);
+    // The hub restarted: alice's accept may be lost. The slot comes back, a hello goes out.
+    core.board_reopened(T0 + 500);
+    assert_eq!(core.free_slots(), 1);
+    assert!(matches!(posted(&drain(&mut core))[..], [Message::Hello(_)]));
+    // alice posts her request again: offered on at once, not paused.
+    core.handle_line(
+        T0 + 600,
+        &request(&client(), &fid(2), T0 / 1000 + 60, 1, "wormhole"),
+    );
+    assert_eq!(offers(&drain(&mut core)), vec![fid(2)]);
 }
