@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use p2p_proto::frame::RemoteError;
 use p2p_proto::id::{FutureId, PeerId};
+use p2p_proto::protocols::PayloadFormat;
 use p2p_worker::executor::ProgressSink;
 use p2p_worker::{Executor, Job, StreamJob};
 
@@ -112,6 +113,16 @@ impl<E: Executor> Executor for TaskLog<E> {
             outcome
         })
     }
+
+    // The wrapped executor's, or future.p2p 0.4.0 clients never hear of a failure.
+    fn failure_result(
+        &self,
+        future: &FutureId,
+        format: PayloadFormat,
+        error: &RemoteError,
+    ) -> Option<Bytes> {
+        self.0.failure_result(future, format, error)
+    }
 }
 
 /// `512 B`, `3.4 KiB`, `64.0 MiB`, `1.50 GiB`.
@@ -139,5 +150,40 @@ mod tests {
         assert_eq!(human_size(3 * 1024 + 400), "3.4 KiB");
         assert_eq!(human_size(64 << 20), "64.0 MiB");
         assert_eq!(human_size(3 << 29), "1.50 GiB");
+    }
+
+    /// An executor that can tell future.p2p 0.4.0 clients of failures.
+    struct Answers;
+
+    impl Executor for Answers {
+        fn execute(
+            &self,
+            _job: Job,
+            _progress: ProgressSink,
+        ) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
+            Box::pin(async { Ok(Bytes::new()) })
+        }
+
+        fn failure_result(
+            &self,
+            future: &FutureId,
+            _format: PayloadFormat,
+            error: &RemoteError,
+        ) -> Option<Bytes> {
+            Some(Bytes::from(format!("{future}: {}", error.message)))
+        }
+    }
+
+    #[test]
+    fn failure_results_of_the_wrapped_executor_come_through() {
+        let error = RemoteError {
+            kind: p2p_proto::frame::RemoteErrorKind::Failed,
+            message: "boom".into(),
+        };
+        let future: FutureId = "f-1".parse().unwrap();
+        assert_eq!(
+            TaskLog::new(Answers).failure_result(&future, PayloadFormat::FutureP2p, &error),
+            Some(Bytes::from_static(b"f-1: boom"))
+        );
     }
 }
