@@ -20,7 +20,6 @@
 //! Not a test: it prints a table.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -49,16 +48,6 @@ const LIMITS_OFF: &[&str] = &[
     "--relay-evict-idle-after=1000d",
 ];
 
-fn bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("FUTURE_P2P_BIN") {
-        return PathBuf::from(bin);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join("future-p2p")))
-        .unwrap_or_else(|| PathBuf::from("future-p2p"))
-}
-
 struct HubProc {
     child: Child,
     mailbox: String,
@@ -76,7 +65,8 @@ impl Drop for HubProc {
 impl HubProc {
     fn start(extra: &[&str]) -> Result<HubProc, Error> {
         let dir = tempfile::tempdir()?;
-        let mut child = Command::new(bin())
+        let bin = p2p_testkit::processes::future_p2p_binary()?;
+        let mut child = Command::new(&bin)
             .args(["hub", "--board", "127.0.0.1:0", "--mailbox", "127.0.0.1:0"])
             .args(["--relay", "127.0.0.1:0", "--state-dir"])
             .arg(dir.path())
@@ -84,7 +74,7 @@ impl HubProc {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("{}: {e} (build it first)", bin().display()))?;
+            .map_err(|e| format!("{}: {e}", bin.display()))?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let (mut mailbox, mut relay) = (String::new(), String::new());

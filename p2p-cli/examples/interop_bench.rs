@@ -96,17 +96,6 @@ const SETUPS: [Setup; 3] = [
     },
 ];
 
-/// `FUTURE_P2P_BIN`, or `future-p2p` in the target directory above `examples/`.
-fn future_p2p_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("FUTURE_P2P_BIN") {
-        return PathBuf::from(bin);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join("future-p2p")))
-        .unwrap_or_else(|| PathBuf::from("future-p2p"))
-}
-
 /// Runs one cluster in this (private) world; prints a `row` line per client.
 fn run_setup(setup: &Setup, bin: &Path, ours: &Path) {
     let mut world = World::start(bin, ours, OriginalLibraries::from_ci());
@@ -205,15 +194,7 @@ fn run_setup(setup: &Setup, bin: &Path, ours: &Path) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let bin = future_p2p_bin();
-    if !bin.is_file() {
-        return Err(format!(
-            "no future-p2p binary at {}: `cargo build --release -p p2p-cli --bin future-p2p` \
-             first, or set FUTURE_P2P_BIN",
-            bin.display()
-        )
-        .into());
-    }
+    let bin = p2p_testkit::processes::future_p2p_binary()?;
     if let Ok(setup) = std::env::var("FUTURE_P2P_BENCH_SETUP") {
         // In a private world: run that cluster.
         let setup = SETUPS

@@ -67,25 +67,6 @@ fn reset_peak(pid: u32) {
     }
 }
 
-fn binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("FUTURE_P2P_BIN") {
-        return PathBuf::from(bin);
-    }
-    let exe = std::env::current_exe().expect("the example's path");
-    // target/<profile>/examples/memory_bench -> target/<profile>/future-p2p
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join("future-p2p"))
-        .expect("a target directory");
-    assert!(
-        bin.exists(),
-        "{} does not exist: cargo build --release -p p2p-cli --bin future-p2p",
-        bin.display()
-    );
-    bin
-}
-
 /// A child process killed and reaped when dropped, on every path out of the bench.
 struct Reaped(Child);
 
@@ -153,7 +134,7 @@ struct Row {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), BoxError> {
-    let bin = binary();
+    let bin = p2p_testkit::processes::future_p2p_binary()?;
     let cluster = LocalCluster::start(&bin);
     // alice hosts alice/p2p for bob (the workers) and carol (the client).
     cluster.host("p2p");

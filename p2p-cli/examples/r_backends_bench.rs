@@ -34,17 +34,6 @@ use cluster::{LocalCluster, wait_bounded};
 
 const R_BENCH: &str = include_str!("r_backends_bench.R");
 
-/// `FUTURE_P2P_BIN`, or `future-p2p` in the target directory above `examples/`.
-fn future_p2p_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("FUTURE_P2P_BIN") {
-        return PathBuf::from(bin);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join("future-p2p")))
-        .unwrap_or_else(|| PathBuf::from("future-p2p"))
-}
-
 /// Whether `package` is installed in `library`.
 fn installed(library: &Path, package: &str) -> bool {
     library.join(package).join("DESCRIPTION").is_file()
@@ -95,14 +84,7 @@ fn bench_library(repo: &Path, cran: Option<&Path>) -> Option<PathBuf> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let bin = future_p2p_bin();
-    if !bin.is_file() {
-        return Err(format!(
-            "no future-p2p binary at {}: `cargo build --release -p p2p-cli --bin future-p2p` first, or set FUTURE_P2P_BIN",
-            bin.display()
-        )
-        .into());
-    }
+    let bin = p2p_testkit::processes::future_p2p_binary()?;
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let cran = repo.join(".ci/r-lib/cran");
     let cran = cran.is_dir().then(|| cran.canonicalize()).transpose()?;

@@ -17,7 +17,7 @@
 #[path = "../tests/common/cluster.rs"]
 mod cluster;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use cluster::{LocalCluster, wait_bounded};
@@ -70,26 +70,8 @@ plan(sequential)
 for (w in workers) w$kill_tree()
 "#;
 
-/// `FUTURE_P2P_BIN`, or `future-p2p` in the target directory above `examples/`.
-fn future_p2p_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("FUTURE_P2P_BIN") {
-        return PathBuf::from(bin);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join("future-p2p")))
-        .unwrap_or_else(|| PathBuf::from("future-p2p"))
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let bin = future_p2p_bin();
-    if !bin.is_file() {
-        return Err(format!(
-            "no future-p2p binary at {}: `cargo build --release -p p2p-cli --bin future-p2p` first, or set FUTURE_P2P_BIN",
-            bin.display()
-        )
-        .into());
-    }
+    let bin = p2p_testkit::processes::future_p2p_binary()?;
     let library = tempfile::tempdir()?;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

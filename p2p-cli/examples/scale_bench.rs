@@ -12,7 +12,6 @@
 //!
 //! The `future-p2p` binary is `FUTURE_P2P_BIN`, or the one built next to this example.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -32,28 +31,10 @@ struct Args {
     window: usize,
 }
 
-/// `FUTURE_P2P_BIN`, or `future-p2p` in the target directory above `examples/`.
-fn future_p2p_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("FUTURE_P2P_BIN") {
-        return PathBuf::from(bin);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join("future-p2p")))
-        .unwrap_or_else(|| PathBuf::from("future-p2p"))
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let bin = future_p2p_bin();
-    if !bin.is_file() {
-        return Err(format!(
-            "no future-p2p binary at {}: `cargo build --release -p p2p-cli --bin future-p2p` first, or set FUTURE_P2P_BIN",
-            bin.display()
-        )
-        .into());
-    }
+    let bin = p2p_testkit::processes::future_p2p_binary()?;
     println!("{}", ScaleReport::HEADER);
     let mut baseline: Option<ScaleReport> = None;
     for workers in args.workers {

@@ -38,6 +38,29 @@ pub enum ProcessError {
     UnknownUser(String),
 }
 
+/// The `future-p2p` program a benchmark example runs: `FUTURE_P2P_BIN`, or the one built
+/// into the same target directory as the running example (`target/<profile>/examples/X`
+/// -> `target/<profile>/future-p2p`). Examples cannot ask cargo for a binary's path (only
+/// integration tests get `CARGO_BIN_EXE_*`), so every bench finds it here.
+pub fn future_p2p_binary() -> Result<PathBuf, String> {
+    if let Some(bin) = std::env::var_os("FUTURE_P2P_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let bin = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("future-p2p")))
+        .unwrap_or_else(|| PathBuf::from("future-p2p"));
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "no future-p2p binary at {}: `cargo build --release -p p2p-cli --bin future-p2p` \
+             first, or set FUTURE_P2P_BIN",
+            bin.display()
+        ))
+    }
+}
+
 /// How long a child has to say it is ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
