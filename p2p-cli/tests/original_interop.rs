@@ -47,6 +47,27 @@ fn value<'a>(run: &'a Finished, values: &'a BTreeMap<String, String>, key: &str)
         .unwrap_or_else(|| panic!("{} printed no {key}:\n{}", run.name, run.output))
 }
 
+/// One future each with a message and a warning, with stdout, with an error; see
+/// [`check_basics`].
+const BASICS: &str = r#"
+v <- catching(value(future({ message("hello"); warning("careful"); Sys.getenv("FP2P_WORKER_KIND") })))
+out("kind", v)
+out("messages", relayed$messages)
+out("warnings", relayed$warnings)
+out("stdout", capture.output(value(future(cat("printed\n")))))
+out("error", tryCatch(value(future(stop("boom"))), error = messages_of))
+"#;
+
+/// What [`BASICS`] printed, its futures having run on a worker of `kind`.
+fn check_basics(run: &Finished, values: &BTreeMap<String, String>, kind: &str) {
+    assert_eq!(value(run, values, "kind"), kind);
+    assert_eq!(value(run, values, "messages"), "hello");
+    assert_eq!(value(run, values, "warnings"), "careful");
+    assert_eq!(value(run, values, "stdout"), "printed");
+    let error = value(run, values, "error");
+    assert!(error.contains("boom"), "{error}");
+}
+
 /// The element function of the mixed run: a warning at 7, a message at 13, and who ran
 /// it; then an error at 42 in a second future_lapply.
 const MIXED_CLIENT: &str = r#"
@@ -138,12 +159,7 @@ fn one_cluster_both_implementations() {
         r#"{R_OUT}
 library(future)
 plan(future.p2p::cluster, cluster = "alice/p2p")
-v <- catching(value(future({{ message("hello"); warning("careful"); Sys.getenv("FP2P_WORKER_KIND") }})))
-out("kind", v)
-out("messages", relayed$messages)
-out("warnings", relayed$warnings)
-out("stdout", capture.output(value(future(cat("printed\n")))))
-out("error", tryCatch(value(future(stop("boom"))), error = messages_of))
+{BASICS}
 crash <- tryCatch(value(future(quit(save = "no"))), error = identity)
 out("crash_class", class(crash)[1])
 out("crash", gsub("\n", " ", conditionMessage(crash)))
@@ -155,12 +171,7 @@ out("lapply", unlist(future.apply::future_lapply(1:10, function(i) i * i)))
     let run = world.run("original-alone", world.original_r("carol", &script), CLIENT);
     expect_success(&world, &run);
     let values = run.values();
-    assert_eq!(value(&run, &values, "kind"), "ours");
-    assert_eq!(value(&run, &values, "messages"), "hello");
-    assert_eq!(value(&run, &values, "warnings"), "careful");
-    assert_eq!(value(&run, &values, "stdout"), "printed");
-    let error = value(&run, &values, "error");
-    assert!(error.contains("boom"), "{error}");
+    check_basics(&run, &values, "ours");
     // Our worker's R process died: the original client gets a FutureError, not a hang.
     assert_eq!(value(&run, &values, "crash_class"), "FutureError");
     assert!(
@@ -242,12 +253,7 @@ out("lapply", unlist(future.apply::future_lapply(1:10, function(i) i * i)))
         r#"{R_OUT}
 library(future)
 plan(future.p2p::pico_p2p, cluster = "alice/p2p")
-v <- catching(value(future({{ message("hello"); warning("careful"); Sys.getenv("FP2P_WORKER_KIND") }})))
-out("kind", v)
-out("messages", relayed$messages)
-out("warnings", relayed$warnings)
-out("stdout", capture.output(value(future(cat("printed\n")))))
-out("error", tryCatch(value(future(stop("boom"))), error = messages_of))
+{BASICS}
 res <- future.apply::future_lapply(1:12, function(i) list(i = i, kind = Sys.getenv("FP2P_WORKER_KIND")))
 out("values", vapply(res, function(r) r$i, 0))
 out("kinds", unique(vapply(res, function(r) r$kind, "")))
@@ -256,12 +262,7 @@ out("kinds", unique(vapply(res, function(r) r$kind, "")))
     let run = world.run("ours-on-original", world.our_r("erin", &script), CLIENT);
     expect_success(&world, &run);
     let values = run.values();
-    assert_eq!(value(&run, &values, "kind"), "original");
-    assert_eq!(value(&run, &values, "messages"), "hello");
-    assert_eq!(value(&run, &values, "warnings"), "careful");
-    assert_eq!(value(&run, &values, "stdout"), "printed");
-    let error = value(&run, &values, "error");
-    assert!(error.contains("boom"), "{error}");
+    check_basics(&run, &values, "original");
     let expected: Vec<String> = (1..=12).map(|i| i.to_string()).collect();
     assert_eq!(value(&run, &values, "values"), expected.join(","));
     assert_eq!(value(&run, &values, "kinds"), "original");

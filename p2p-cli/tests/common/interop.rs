@@ -329,6 +329,7 @@ impl World {
 
     /// Ends `name`, started with [`World::spawn`], as Ctrl-C would (a worker leaving the
     /// cluster: its R processes end with it); killed if it is still there after 30 s.
+    #[allow(dead_code)] // The test stops workers; interop_bench, which shares this file, not.
     pub fn stop(&mut self, name: &str) {
         if let Some(mut child) = self.children.remove(name) {
             let _ = Command::new("kill")
