@@ -91,6 +91,16 @@ impl Executor for Identity {
     ) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
         Box::pin(std::future::ready(Ok(job.payload)))
     }
+
+    // opaque bytes: no future.p2p 0.4.0 client sends these.
+    fn failure_result(
+        &self,
+        _future: &future_p2p::proto::id::FutureId,
+        _format: future_p2p::proto::protocols::PayloadFormat,
+        _error: &RemoteError,
+    ) -> Option<Bytes> {
+        None
+    }
 }
 
 /// Sequential tasks with `think` between them; their latencies, sorted.

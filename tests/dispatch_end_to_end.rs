@@ -124,6 +124,16 @@ impl Executor for Misbehaving {
             }
         })
     }
+
+    // opaque bytes: no future.p2p 0.4.0 client sends these.
+    fn failure_result(
+        &self,
+        _future: &future_p2p::proto::id::FutureId,
+        _format: future_p2p::proto::protocols::PayloadFormat,
+        _error: &RemoteError,
+    ) -> Option<Bytes> {
+        None
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,9 +15,10 @@
 //! | all-ours     | ours     | 2 future-p2p         | ours                       |
 //! | mixed        | ours     | 1 original, 1 ours   | original and ours          |
 //!
-//! Our clients send only to workers that read this project's payloads (`rpayload-v1`), so
-//! in the mixed cluster our client's elements all run on our worker; the original client's
-//! go to both.
+//! Our clients send this project's payloads to workers that read them (`rpayload-v1`) and
+//! future.p2p 0.4.0's, made on demand, to original workers, so in the mixed cluster the
+//! elements of both clients may run on both kinds of worker (the table counts where they
+//! ran).
 //!
 //! Each cluster lives in a private world of its own (p2p-cli/tests/common/interop.rs): every
 //! public name resolves to that world's loopback, where the hub serves the board, the

@@ -10,6 +10,10 @@
 //!                                          cluster hellos (the watchdog)
 //! ```
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -17,10 +21,10 @@ use clap::Args;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use p2p_proto::id::ClusterName;
-use p2p_scheduler::{Scheduler, SchedulerOptions, SubmitError};
+use p2p_proto::id::{ClusterName, FutureId};
+use p2p_scheduler::{OriginalPayloads, Scheduler, SchedulerOptions, SubmitError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::CliError;
 use crate::connect::{BoardArgs, host_advice};
@@ -139,8 +143,11 @@ async fn serve(
         (!args.time_limit.is_zero()).then_some(args.time_limit.as_millis() as u64);
     options.max_payload = args.max_payload;
     options.max_result_size = args.max_payload;
-    // R futures travel as this package's payloads: only workers that read them get them.
+    // R futures travel as this package's payloads to workers that read them, and as
+    // future.p2p 0.4.0's, made by R on demand, to its workers.
     options.core.native_format = Some(p2p_proto::protocols::R_PAYLOAD.to_owned());
+    let originals = OriginalsFromR::new(replies);
+    options.original_payloads = Some(Arc::new(originals.clone()));
     let scheduler = Scheduler::start(lines, options);
     let mut session = BridgeSession::new(format!("r{}", std::process::id()));
     let mut updates = scheduler.updates();
@@ -226,6 +233,7 @@ async fn serve(
                             let _ = replies.send(reply);
                         }
                     }
+                    Request::Original { id, payload } => originals.answered(id, payload),
                     Request::Poll { id: 0 } if discovering => poll_deferred = true,
                     Request::Poll { id } => { let _ = replies.send(session.poll(id)); }
                 },
@@ -261,6 +269,79 @@ async fn serve(
     }
     tracing::info!(pending = session.pending(), "R session ended");
     Ok(())
+}
+
+/// Longest R may take to make a future in future.p2p 0.4.0's format: it answers when it
+/// next looks at the bridge (value(), resolved(), a new future), and an R busy elsewhere
+/// must not hold the accepted worker for long.
+const ORIGINAL_WAIT: Duration = Duration::from_secs(50);
+
+type OriginalAnswer = Result<bytes::Bytes, String>;
+
+/// Asks the R session for a future in future.p2p 0.4.0's format ([`Reply::WantOriginal`])
+/// and hands its answer ([`Request::Original`]) to the scheduler waiting for it.
+#[derive(Debug, Clone)]
+struct OriginalsFromR {
+    /// Weak: the replies' writer ends when the session's own sender is dropped.
+    replies: mpsc::WeakUnboundedSender<Reply>,
+    waiting: Arc<Mutex<HashMap<u32, oneshot::Sender<OriginalAnswer>>>>,
+}
+
+impl OriginalsFromR {
+    fn new(replies: &mpsc::UnboundedSender<Reply>) -> Self {
+        OriginalsFromR {
+            replies: replies.downgrade(),
+            waiting: Arc::default(),
+        }
+    }
+
+    fn answered(&self, id: u32, payload: OriginalAnswer) {
+        let waiter = self.waiting.lock().ok().and_then(|mut w| w.remove(&id));
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(payload);
+        }
+    }
+}
+
+impl OriginalPayloads for OriginalsFromR {
+    fn original_payload(
+        &self,
+        future: &FutureId,
+        _native: &Bytes,
+    ) -> Pin<Box<dyn Future<Output = OriginalAnswer> + Send>> {
+        // BridgeSession names R's future `id` `PREFIX-id`.
+        let id = future
+            .as_str()
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse::<u32>().ok());
+        let future = future.to_string();
+        let (this, gone) = (self.clone(), || "the R session is gone".to_owned());
+        Box::pin(async move {
+            let id = id.ok_or_else(|| format!("future {future} is not one of this R session's"))?;
+            let (waiter, answer) = oneshot::channel();
+            if let Ok(mut waiting) = this.waiting.lock() {
+                waiting.insert(id, waiter);
+            }
+            let replies = this.replies.upgrade().ok_or_else(gone)?;
+            replies
+                .send(Reply::WantOriginal { id, future })
+                .map_err(|_| gone())?;
+            drop(replies);
+            match tokio::time::timeout(ORIGINAL_WAIT, answer).await {
+                Ok(answer) => answer.map_err(|_| gone())?,
+                Err(_) => {
+                    if let Ok(mut waiting) = this.waiting.lock() {
+                        waiting.remove(&id);
+                    }
+                    Err(format!(
+                        "the R session did not make the future.p2p 0.4.0 payload within {} s",
+                        ORIGINAL_WAIT.as_secs()
+                    ))
+                }
+            }
+        })
+    }
 }
 
 /// What to tell a user whose cluster shows neither a host nor a worker.

@@ -9,7 +9,11 @@
 //!    future_lapply;
 //! 3. an original worker joins; the original client and our client (plan(pico_p2p) with no
 //!    host, ssh_args or user set) each run future_lapply over 50 elements at the same time,
-//!    with a warning, a message and an error relayed and every value exactly once.
+//!    with a warning, a message and an error relayed and every value exactly once;
+//! 4. our worker leaves: our client on the original worker alone (0.4.0's RDS Future out,
+//!    its RDS FutureResult back), value, message, warning, stdout, error, future_lapply;
+//! 5. an original `host_cluster()` hosts a second cluster, which our worker and our client
+//!    join.
 
 #[path = "common/interop.rs"]
 mod interop;
@@ -41,6 +45,27 @@ fn value<'a>(run: &'a Finished, values: &'a BTreeMap<String, String>, key: &str)
         .get(key)
         .map(String::as_str)
         .unwrap_or_else(|| panic!("{} printed no {key}:\n{}", run.name, run.output))
+}
+
+/// One future each with a message and a warning, with stdout, with an error; see
+/// [`check_basics`].
+const BASICS: &str = r#"
+v <- catching(value(future({ message("hello"); warning("careful"); Sys.getenv("FP2P_WORKER_KIND") })))
+out("kind", v)
+out("messages", relayed$messages)
+out("warnings", relayed$warnings)
+out("stdout", capture.output(value(future(cat("printed\n")))))
+out("error", tryCatch(value(future(stop("boom"))), error = messages_of))
+"#;
+
+/// What [`BASICS`] printed, its futures having run on a worker of `kind`.
+fn check_basics(run: &Finished, values: &BTreeMap<String, String>, kind: &str) {
+    assert_eq!(value(run, values, "kind"), kind);
+    assert_eq!(value(run, values, "messages"), "hello");
+    assert_eq!(value(run, values, "warnings"), "careful");
+    assert_eq!(value(run, values, "stdout"), "printed");
+    let error = value(run, values, "error");
+    assert!(error.contains("boom"), "{error}");
 }
 
 /// The element function of the mixed run: a warning at 7, a message at 13, and who ran
@@ -134,12 +159,7 @@ fn one_cluster_both_implementations() {
         r#"{R_OUT}
 library(future)
 plan(future.p2p::cluster, cluster = "alice/p2p")
-v <- catching(value(future({{ message("hello"); warning("careful"); Sys.getenv("FP2P_WORKER_KIND") }})))
-out("kind", v)
-out("messages", relayed$messages)
-out("warnings", relayed$warnings)
-out("stdout", capture.output(value(future(cat("printed\n")))))
-out("error", tryCatch(value(future(stop("boom"))), error = messages_of))
+{BASICS}
 crash <- tryCatch(value(future(quit(save = "no"))), error = identity)
 out("crash_class", class(crash)[1])
 out("crash", gsub("\n", " ", conditionMessage(crash)))
@@ -151,12 +171,7 @@ out("lapply", unlist(future.apply::future_lapply(1:10, function(i) i * i)))
     let run = world.run("original-alone", world.original_r("carol", &script), CLIENT);
     expect_success(&world, &run);
     let values = run.values();
-    assert_eq!(value(&run, &values, "kind"), "ours");
-    assert_eq!(value(&run, &values, "messages"), "hello");
-    assert_eq!(value(&run, &values, "warnings"), "careful");
-    assert_eq!(value(&run, &values, "stdout"), "printed");
-    let error = value(&run, &values, "error");
-    assert!(error.contains("boom"), "{error}");
+    check_basics(&run, &values, "ours");
     // Our worker's R process died: the original client gets a FutureError, not a hang.
     assert_eq!(value(&run, &values, "crash_class"), "FutureError");
     assert!(
@@ -230,13 +245,59 @@ out("lapply", unlist(future.apply::future_lapply(1:10, function(i) i * i)))
             value(run, &values, "seconds"),
         );
     }
-    // Our client sends its payloads only to workers that read them: ours.
-    let our_values = our_run.values();
-    assert!(
-        value(&our_run, &our_values, "kinds")
-            .split(',')
-            .all(|k| k == "ours"),
-        "{}",
-        our_run.output
+
+    // 4. Our worker leaves: our client has the original worker alone, which gets
+    // future.p2p 0.4.0's payloads (and would wait forever on ours).
+    world.stop("our-worker");
+    let script = format!(
+        r#"{R_OUT}
+library(future)
+plan(future.p2p::pico_p2p, cluster = "alice/p2p")
+{BASICS}
+res <- future.apply::future_lapply(1:12, function(i) list(i = i, kind = Sys.getenv("FP2P_WORKER_KIND")))
+out("values", vapply(res, function(r) r$i, 0))
+out("kinds", unique(vapply(res, function(r) r$kind, "")))
+"#
     );
+    let run = world.run("ours-on-original", world.our_r("erin", &script), CLIENT);
+    expect_success(&world, &run);
+    let values = run.values();
+    check_basics(&run, &values, "original");
+    let expected: Vec<String> = (1..=12).map(|i| i.to_string()).collect();
+    assert_eq!(value(&run, &values, "values"), expected.join(","));
+    assert_eq!(value(&run, &values, "kinds"), "original");
+
+    // 5. A cluster hosted by the original's host_cluster(): our worker and our client join.
+    world.spawn(
+        "original-host",
+        world.original_r(
+            "bob",
+            "future.p2p::host_cluster(cluster = 'orig', users = c('dave', 'erin'))",
+        ),
+    );
+    world.wait_for_line("original-host", BOOT, |line| line.contains("access list"));
+    let mut our_worker = world.our_cli("dave", &["worker", "--cluster", "bob/orig"]);
+    our_worker.env("FP2P_WORKER_KIND", "ours");
+    world.spawn("our-worker-orig", our_worker);
+    world.wait_for_line("our-worker-orig", BOOT, |line| {
+        line.contains(" joined bob/orig")
+    });
+    let script = format!(
+        r#"{R_OUT}
+library(future)
+plan(future.p2p::pico_p2p, cluster = "bob/orig")
+res <- future.apply::future_lapply(1:6, function(i) list(i = i, kind = Sys.getenv("FP2P_WORKER_KIND")))
+out("values", vapply(res, function(r) r$i, 0))
+out("kinds", unique(vapply(res, function(r) r$kind, "")))
+"#
+    );
+    let run = world.run(
+        "ours-on-original-host",
+        world.our_r("erin", &script),
+        CLIENT,
+    );
+    expect_success(&world, &run);
+    let values = run.values();
+    assert_eq!(value(&run, &values, "values"), "1,2,3,4,5,6");
+    assert_eq!(value(&run, &values, "kinds"), "ours");
 }

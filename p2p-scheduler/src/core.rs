@@ -55,7 +55,7 @@ use p2p_proto::message::{
     Accept, BoardLine, DeclineReason, Hello, Message, Offer, Request, Role, TransferUri, Withdraw,
 };
 use p2p_proto::peers::{Heard, PeerTable};
-use p2p_proto::protocols::{self, Protocols};
+use p2p_proto::protocols::{self, PayloadFormat, Protocols};
 use p2p_proto::seal;
 use p2p_proto::time::{BoardTime, Expiry, Millis};
 use rand_chacha::ChaCha20Rng;
@@ -134,10 +134,14 @@ pub struct SchedulerConfig {
     /// each further failure, up to a minute).
     pub set_aside: Millis,
     /// The protocol token naming the format of submitted payloads (`rpayload-v1` for the
-    /// R futures the future.p2p package makes): it is announced, and only workers that
-    /// list it are accepted (one that does not, future.p2p 0.4.0's, could not read them).
+    /// R futures the future.p2p package makes): it is announced, and workers that do not
+    /// list it (future.p2p 0.4.0's) are accepted only if `original_payloads`.
     /// `None`: payloads are opaque bytes, for any worker.
     pub native_format: Option<String>,
+    /// The driver can make a task's payload in future.p2p 0.4.0's format when a worker
+    /// that reads only that one is accepted ([`Dispatch::format`]); set by the driver
+    /// (`SchedulerOptions::original_payloads`).
+    pub original_payloads: bool,
 }
 
 impl SchedulerConfig {
@@ -164,6 +168,7 @@ impl SchedulerConfig {
             start_patience: 1_000,
             set_aside: 1_000,
             native_format: None,
+            original_payloads: false,
         }
     }
 
@@ -211,6 +216,10 @@ pub struct Dispatch {
     pub worker: PeerId,
     /// How its payload travels.
     pub route: Route,
+    /// The format its payload travels in: [`PayloadFormat::FutureP2p`] to a worker that
+    /// does not read the native one (always on [`Route::Files`]: such workers speak no
+    /// sessions).
+    pub format: PayloadFormat,
 }
 
 /// Progress of a task, for progress displays.
@@ -314,6 +323,11 @@ enum Phase {
         worker: PeerId,
         since: Millis,
         session: bool,
+        /// On the file route, the worker's hellos are its heartbeat: it had said hello to
+        /// us when the task started. A future.p2p 0.4.0 worker says hello once, when it
+        /// joins: one that joined before this client is never heard, and only the
+        /// transfers' timeouts and the time limit bound its tasks.
+        watched: bool,
     },
 }
 
@@ -584,13 +598,14 @@ impl SchedulerCore {
             Phase::Running {
                 worker,
                 since,
-                session,
+                watched,
+                ..
             } => {
                 let limit = self.config.time_limit.map(|limit| since + limit);
                 // A worker says nothing on the board while it runs a file-route task; its
                 // hellos, repeated well within their expiry, are its heartbeat.
                 let lost =
-                    (!session).then(|| self.workers.get(worker).map(|w| w.expires).unwrap_or(0));
+                    watched.then(|| self.workers.get(worker).map(|w| w.expires).unwrap_or(0));
                 [limit, lost].into_iter().flatten().min()
             }
         };
@@ -829,14 +844,14 @@ impl SchedulerCore {
             Phase::Sent { worker, .. } => task.request.is_some() && *worker != offer.from,
             _ => false,
         };
-        let reads_ours = self.config.native_format.as_deref().is_none_or(|token| {
-            offer
-                .protocols
-                .as_ref()
-                .is_some_and(|theirs| theirs.supports(token))
-        });
+        let theirs = offer.protocols.clone().unwrap_or_default();
+        let format = PayloadFormat::negotiate(self.config.native_format.as_deref(), &theirs);
+        // future.p2p 0.4.0 workers read its format; a worker of this project that does
+        // not read ours (it speaks sessions) reads neither.
+        let readable = format == PayloadFormat::Native
+            || (self.config.original_payloads && !theirs.supports(protocols::SESSION));
         if !takeable
-            || !reads_ours
+            || !readable
             || offer.expires.unix_ms() < now
             || self.sessions.contains_key(&offer.from)
             || self.is_set_aside(&offer.from, now)
@@ -853,7 +868,7 @@ impl SchedulerCore {
                 worker: offer.from.clone(),
             },
         );
-        self.accept(now, id, offer);
+        self.accept(now, id, offer, format);
     }
 
     /// Whether a live worker other than `except`, not avoided by `task` and not set aside,
@@ -875,7 +890,7 @@ impl SchedulerCore {
             .is_some_and(|s| s.set_aside_until > now)
     }
 
-    fn accept(&mut self, now: Millis, id: TaskId, offer: &Offer) {
+    fn accept(&mut self, now: Millis, id: TaskId, offer: &Offer, format: PayloadFormat) {
         let theirs = offer.protocols.clone().unwrap_or_default();
         let common = self.protocols.common(&theirs);
         let code = self.new_code();
@@ -953,6 +968,7 @@ impl SchedulerCore {
             future,
             worker,
             route,
+            format,
         }));
         self.pump(now);
     }
@@ -1079,13 +1095,14 @@ impl SchedulerCore {
             Phase::Running {
                 worker,
                 since,
-                session,
+                watched,
+                ..
             } => {
                 if let Some(limit) = self.config.time_limit
                     && since + limit <= now
                 {
                     self.time_out(id, &worker, TimeLimit::Client { millis: limit });
-                } else if !session && !self.is_live(&worker, now) {
+                } else if watched && !self.is_live(&worker, now) {
                     self.task_failed(now, id, &worker, AttemptError::Vanished);
                 } else {
                     self.rearm(id);
@@ -1118,6 +1135,7 @@ impl SchedulerCore {
                 worker: worker.clone(),
                 since: now,
                 session,
+                watched: !session && self.is_live(worker, now),
             },
         );
         self.event(
@@ -1587,6 +1605,7 @@ impl SchedulerCore {
             future,
             worker: worker.clone(),
             route: Route::Session,
+            format: PayloadFormat::Native,
         }));
         self.presume_starts(now, &worker);
     }

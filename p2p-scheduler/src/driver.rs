@@ -11,8 +11,10 @@
 //! says whose result counts, so a late or duplicate result is dropped here, never delivered.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,6 +24,7 @@ use p2p_proto::id::WormholeCode;
 use p2p_proto::id::{FutureId, PeerId};
 use p2p_proto::limits::DEFAULT_MAX_PAYLOAD;
 use p2p_proto::line;
+use p2p_proto::protocols::PayloadFormat;
 use p2p_proto::time::Millis;
 use p2p_transport::clock::{sleep_until, unix_ms};
 use p2p_transport::lines::{LineChannel, post_line};
@@ -61,6 +64,21 @@ pub struct SchedulerOptions {
     pub max_result_size: u64,
     /// Warm sessions: timeouts, heartbeats, frame size.
     pub session: SessionConfig,
+    /// Makes payloads in future.p2p 0.4.0's format, for its workers; `None`: they get no
+    /// tasks (see [`SchedulerConfig::original_payloads`], which follows this).
+    pub original_payloads: Option<Arc<dyn OriginalPayloads>>,
+}
+
+/// Makes a task's payload in future.p2p 0.4.0's format (the RDS file of its Future) when
+/// a worker that reads only that format was accepted for it: on demand, so that a cluster
+/// of this project's workers never pays for it.
+pub trait OriginalPayloads: fmt::Debug + Send + Sync + 'static {
+    /// The payload of `future`, whose native payload is `native`; or why there is none.
+    fn original_payload(
+        &self,
+        future: &FutureId,
+        native: &Bytes,
+    ) -> Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send>>;
 }
 
 impl SchedulerOptions {
@@ -73,6 +91,7 @@ impl SchedulerOptions {
             max_payload: DEFAULT_MAX_PAYLOAD,
             max_result_size: DEFAULT_MAX_PAYLOAD,
             session: SessionConfig::default(),
+            original_payloads: None,
         }
     }
 }
@@ -179,12 +198,12 @@ impl Scheduler {
         let max_payload = options.max_payload;
         let mut seed = [0u8; 32];
         OsRng.fill_bytes(&mut seed);
+        let core = SchedulerConfig {
+            original_payloads: options.original_payloads.is_some(),
+            ..options.core.clone()
+        };
         let driver = Driver {
-            core: SchedulerCore::new(
-                options.core.clone(),
-                ChaCha20Rng::from_seed(seed),
-                unix_ms(),
-            ),
+            core: SchedulerCore::new(core, ChaCha20Rng::from_seed(seed), unix_ms()),
             options,
             board_out: board.outgoing,
             tasks: HashMap::new(),
@@ -544,6 +563,7 @@ impl Driver {
             future,
             worker,
             route,
+            format,
         } = dispatch;
         let Some(record) = self.tasks.get_mut(&task) else {
             return;
@@ -561,12 +581,27 @@ impl Driver {
                     cancel,
                     progress: None,
                 };
+                let original = match format {
+                    PayloadFormat::Native => None,
+                    PayloadFormat::FutureP2p => self.options.original_payloads.clone(),
+                };
                 tokio::spawn(async move {
-                    let outcome =
-                        files_round_trip(&wormhole, &code, &future, payload, &options, || {
-                            let _ = reports.send(Report::Started(task, worker.clone()));
-                        })
-                        .await;
+                    let payload = match original {
+                        None => Ok(payload),
+                        Some(make) => make
+                            .original_payload(&future, &payload)
+                            .await
+                            .map_err(AttemptError::NoOriginalPayload),
+                    };
+                    let outcome = match payload {
+                        Ok(payload) => {
+                            files_round_trip(&wormhole, &code, &future, payload, &options, || {
+                                let _ = reports.send(Report::Started(task, worker.clone()));
+                            })
+                            .await
+                        }
+                        Err(err) => Err(err),
+                    };
                     let _ = reports.send(Report::Done(task, worker, outcome));
                 });
             }

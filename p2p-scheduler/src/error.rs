@@ -49,6 +49,9 @@ pub enum AttemptError {
     /// The worker's session hello was missing or spoke no common frame version.
     #[error("the session hello: {0}")]
     Handshake(#[source] HandshakeError),
+    /// The payload could not be had in future.p2p 0.4.0's format, which the worker reads.
+    #[error("{0}")]
+    NoOriginalPayload(String),
 }
 
 /// Which transfer of the file route failed.

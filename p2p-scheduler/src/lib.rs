@@ -20,7 +20,9 @@ pub mod core;
 pub mod driver;
 pub mod error;
 
-pub use driver::{Scheduler, SchedulerOptions, TaskHandle, TaskUpdate, WorkerSeen};
+pub use driver::{
+    OriginalPayloads, Scheduler, SchedulerOptions, TaskHandle, TaskUpdate, WorkerSeen,
+};
 pub use error::{
     AttemptError, HandshakeError, StopReason, SubmitError, TaskError, TimeLimit, TransferFailure,
     TransferStage,

@@ -29,6 +29,16 @@ impl Executor for Echo {
     ) -> futures::future::BoxFuture<'static, Result<Bytes, p2p_proto::frame::RemoteError>> {
         Box::pin(std::future::ready(Ok(job.payload)))
     }
+
+    // opaque bytes: no future.p2p 0.4.0 client sends these.
+    fn failure_result(
+        &self,
+        _future: &p2p_proto::id::FutureId,
+        _format: p2p_proto::protocols::PayloadFormat,
+        _error: &p2p_proto::frame::RemoteError,
+    ) -> Option<Bytes> {
+        None
+    }
 }
 
 /// Why a flood run failed.

@@ -140,6 +140,16 @@ impl Executor for Echo {
         }
         Box::pin(std::future::ready(Ok(job.payload)))
     }
+
+    // opaque bytes: no future.p2p 0.4.0 client sends these.
+    fn failure_result(
+        &self,
+        _future: &p2p_proto::id::FutureId,
+        _format: p2p_proto::protocols::PayloadFormat,
+        _error: &RemoteError,
+    ) -> Option<Bytes> {
+        None
+    }
 }
 
 fn io(err: impl std::fmt::Display) -> ProcessError {

@@ -93,15 +93,16 @@ pub trait Executor: Send + Sync + 'static {
 
     /// A result in `format` telling the client of `future` that it failed with `error`,
     /// for clients that learn of failures no other way (future.p2p 0.4.0's wait for a
-    /// result). `None` (the default): this executor has no such result.
+    /// result); `None`: this executor has no such result.
+    ///
+    /// Required, without a default: an executor wrapping another must forward it, or
+    /// such clients would wait forever for a failed task (it happened once).
     fn failure_result(
         &self,
-        _future: &FutureId,
-        _format: PayloadFormat,
-        _error: &RemoteError,
-    ) -> Option<Bytes> {
-        None
-    }
+        future: &FutureId,
+        format: PayloadFormat,
+        error: &RemoteError,
+    ) -> Option<Bytes>;
 }
 
 impl<E: Executor + ?Sized> Executor for Arc<E> {
@@ -171,6 +172,16 @@ where
                 .await
                 .unwrap_or_else(|err| Err(failed(format!("executor function panicked: {err}"))))
         })
+    }
+
+    // a function's results are opaque bytes, never future.p2p 0.4.0's.
+    fn failure_result(
+        &self,
+        _future: &FutureId,
+        _format: PayloadFormat,
+        _error: &RemoteError,
+    ) -> Option<Bytes> {
+        None
     }
 }
 
@@ -365,6 +376,17 @@ impl Executor for CommandExecutor {
                 )))
             }
         })
+    }
+
+    // A command's output is opaque bytes: its clients are this project's (or embedders'),
+    // which hear of failures on the session or through declines.
+    fn failure_result(
+        &self,
+        _future: &FutureId,
+        _format: PayloadFormat,
+        _error: &RemoteError,
+    ) -> Option<Bytes> {
+        None
     }
 }
 

@@ -327,6 +327,19 @@ impl World {
         self.children.insert(name.to_owned(), child);
     }
 
+    /// Ends `name`, started with [`World::spawn`], as Ctrl-C would (a worker leaving the
+    /// cluster: its R processes end with it); killed if it is still there after 30 s.
+    #[allow(dead_code)] // The test stops workers; interop_bench, which shares this file, not.
+    pub fn stop(&mut self, name: &str) {
+        if let Some(mut child) = self.children.remove(name) {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            // Killed by wait_bounded if it is still there then.
+            let _ = wait_bounded(&mut child, Duration::from_secs(30));
+        }
+    }
+
     /// The log of `name` so far.
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.log_path(name)).unwrap_or_default()

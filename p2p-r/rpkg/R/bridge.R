@@ -8,6 +8,7 @@ BRIDGE_HELLO <- 1L         # body: "key=value" lines (protocol, r, future, api, 
 BRIDGE_SUBMIT <- 2L        # body: label length (int32), label (UTF-8), payload
 BRIDGE_CANCEL <- 3L
 BRIDGE_POLL <- 4L          # id 0: asks for the worker counts
+BRIDGE_ORIGINAL <- 5L      # body: 1 and the 0.4.0 payload (RDS), or 0 and why there is none
 
 ## child -> R session
 BRIDGE_SERVER_HELLO <- 10L # body: "key=value" lines (protocol, version, cluster, max_payload)
@@ -16,6 +17,7 @@ BRIDGE_CONDITION <- 12L    # body: a serialized immediate condition
 BRIDGE_RESULT <- 13L       # body: the serialized FutureResult
 BRIDGE_ERROR <- 14L        # body: error kind (1 byte), message (UTF-8)
 BRIDGE_WORKERS <- 15L      # body: total, free (int32 each)
+BRIDGE_WANT_ORIGINAL <- 16L # body: the future's id on the board (UTF-8); see original.R
 
 BRIDGE_PROTOCOL <- 1L
 
@@ -114,7 +116,7 @@ parse_hello_lines <- function(bytes) {
 ## A frame from the child (see decode_frames()) as a list with `type` and `id`, plus:
 ## hello: protocol, version, cluster, max_payload (NA from an older child); status: state,
 ## detail; condition: condition (raw);
-## result: result (raw); error: kind, message; workers: total, free.
+## result: result (raw); error: kind, message; workers: total, free; want_original: future.
 bridge_reply <- function(frame) {
   kind <- frame$kind
   id <- frame$job
@@ -142,6 +144,8 @@ bridge_reply <- function(frame) {
   } else if (kind == BRIDGE_ERROR) {
     x <- code_and_text("error kind", BRIDGE_ERROR_KINDS)
     list(type = "error", id = id, kind = x[[1L]], message = x[[2L]])
+  } else if (kind == BRIDGE_WANT_ORIGINAL) {
+    list(type = "want_original", id = id, future = utf8_text(body))
   } else if (kind == BRIDGE_WORKERS) {
     if (length(body) != 8L) stop(sprintf("bridge workers frame of %d bytes instead of 8", length(body)))
     list(type = "workers", id = id,

@@ -139,3 +139,55 @@ evaluate_original_payload <- function(id, rds) {
   }
   reply(FRAME_RESULT, rds)
 }
+
+## Futures of this package on a future.p2p 0.4.0 worker. Its offers list no "rpayload-v1":
+## when the bridge accepts one, it asks for the future in 0.4.0's format (a
+## BRIDGE_WANT_ORIGINAL frame with the id it posted on the board), which is made here only
+## then, so a cluster of this project's workers never pays for it. The worker evaluates the
+## RDS file only if paste(uuid, collapse = "-") is that id, and sends back the RDS file of
+## the FutureResult (gzip), which payload_result() reads.
+
+## The RDS file 0.4.0's client ships for `future` (its saveFuture(): a vanilla Future
+## saved with saveRDS()), its uuid being the board id `posted` split at its last "-".
+original_payload <- function(future, posted) {
+  clone <- vanilla_future(future)
+  clone$uuid <- posted_uuid(posted)
+  rds_bytes(clone)
+}
+
+posted_uuid <- function(posted) {
+  at <- regexpr("-[^-]*$", posted)
+  if (at < 2L) stop(sprintf("the board id %s has no '-'", posted))
+  c(substr(posted, 1L, at - 1L), substr(posted, at + 1L, nchar(posted)))
+}
+
+## The BRIDGE_ORIGINAL frame answering the bridge's request for future `id` of mailbox
+## `box` (NULL once the future was collected or cancelled).
+answer_original <- function(box, id, posted) {
+  rds <- if (is.null(box)) {
+    simpleError("the future is no longer waiting for a worker")
+  } else {
+    tryCatch(original_payload(box$future, posted), error = identity)
+  }
+  if (inherits(rds, "error")) {
+    why <- charToRaw(enc2utf8(paste("cannot make the future.p2p 0.4.0 payload:", conditionMessage(rds))))
+    return(encode_frame(BRIDGE_ORIGINAL, id, c(as.raw(0L), why)))
+  }
+  box$posted <- posted
+  encode_frame(BRIDGE_ORIGINAL, id, c(as.raw(1L), rds))
+}
+
+## Whether bytes are gzip: 0.4.0's results are RDS files saveRDS() compressed, this
+## package's are serialize() output, which starts "B\n" or "X\n".
+is_gzip <- function(bytes) length(bytes) >= 2L && bytes[1L] == as.raw(0x1f) && bytes[2L] == as.raw(0x8b)
+
+## A 0.4.0 worker's RDS FutureResult of `future`, which went out under the board id
+## `posted`: the uuid it carries is that id's, given back the future's own.
+original_result <- function(bytes, future, posted) {
+  result <- read_rds_bytes(bytes)
+  if (inherits(result, "FutureResult") && !is.null(future) && !is.null(posted) &&
+      identical(paste(result$uuid, collapse = "-"), posted)) {
+    result$uuid <- future$uuid
+  }
+  result
+}

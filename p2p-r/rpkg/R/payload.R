@@ -139,10 +139,14 @@ drop_where_environments <- function(globals) {
 #'
 #' @param result The raw bytes the evaluator returned, or the unserialized object.
 #' @param future The Future the payload was made from, or NULL to only decode.
+#' @param posted The future's id on the board when a future.p2p 0.4.0 worker got it
+#'   (see original_payload()), else NULL.
 #' @return The FutureResult, invisibly.
 #' @keywords internal
-payload_result <- function(result, future = NULL) {
-  if (is.raw(result)) result <- unserialize(result)
+payload_result <- function(result, future = NULL, posted = NULL) {
+  if (is.raw(result)) {
+    result <- if (is_gzip(result)) original_result(result, future, posted) else unserialize(result)
+  }
   if (!inherits(result, "FutureResult")) {
     stop(future::FutureError(sprintf(
       "a future.p2p worker returned an object of class %s instead of a FutureResult",

@@ -213,7 +213,7 @@ result.PicoP2PFuture <- function(future, ...) {
   if (is.null(box)) fail("future.p2p lost track of this future")
   if (!is.null(box$result)) {
     mailbox_close(bridge, future$bridge_id)
-    payload_result(box$result, future)
+    payload_result(box$result, future, posted = box$posted)
     return(future$result)
   }
   if (!is.null(box$error)) {

@@ -271,6 +271,10 @@ bridge_file <- function(bridge, reply) {
     bridge$free <- reply$free
     return()
   }
+  if (identical(reply$type, "want_original")) {
+    bridge_send(bridge, answer_original(mailbox(bridge, reply$id), reply$id, reply$future))
+    return()
+  }
   if (identical(reply$type, "error") && reply$id == 0L) {
     bridge$failure <- reply$message
     return()

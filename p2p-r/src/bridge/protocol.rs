@@ -8,9 +8,14 @@
 //!
 //! ```text
 //!   R -> child   Hello (id 0)  Submit(id, label, payload)  Cancel(id)  Poll(id; 0: workers)
+//!                Original(id, RDS or why not)
 //!   child -> R   Hello (id 0)  Status(id, state, detail)   Condition(id, bytes)
 //!                Result(id, bytes)  Error(id or 0, kind, message)  Workers(total, free)
+//!                WantOriginal(id, board id)
 //! ```
+//!
+//! `WantOriginal` asks for a future in future.p2p 0.4.0's format, when a worker that reads
+//! only that one was accepted for it; R answers with `Original` (`rpkg/R/original.R`).
 //!
 //! Bodies are laid out for base R's `readBin`/`writeBin`: big-endian 32-bit integers,
 //! UTF-8 text, raw bytes; hellos are `key=value` lines.
@@ -28,12 +33,14 @@ mod kind {
     pub const SUBMIT: u8 = 2;
     pub const CANCEL: u8 = 3;
     pub const POLL: u8 = 4;
+    pub const ORIGINAL: u8 = 5;
     pub const SERVER_HELLO: u8 = 10;
     pub const STATUS: u8 = 11;
     pub const CONDITION: u8 = 12;
     pub const RESULT: u8 = 13;
     pub const ERROR: u8 = 14;
     pub const WORKERS: u8 = 15;
+    pub const WANT_ORIGINAL: u8 = 16;
 }
 
 /// What the R session sends.
@@ -52,6 +59,12 @@ pub enum Request {
     Cancel { id: u32 },
     /// Ask for the status of future `id`, or with id 0 for the worker counts.
     Poll { id: u32 },
+    /// Answer to [`Reply::WantOriginal`]: future `id` as future.p2p 0.4.0's client ships
+    /// it (the RDS file of the Future), or why R could not make it.
+    Original {
+        id: u32,
+        payload: Result<Bytes, String>,
+    },
 }
 
 /// What the `future-p2p` child sends.
@@ -79,6 +92,9 @@ pub enum Reply {
     },
     /// How many worker slots the cluster has, and how many are idle.
     Workers { total: u32, free: u32 },
+    /// Future `id` goes to a future.p2p 0.4.0 worker under the board id `future`: R answers
+    /// with [`Request::Original`].
+    WantOriginal { id: u32, future: String },
 }
 
 /// The lifecycle of a submitted future, as the R backend shows it.
@@ -207,6 +223,20 @@ impl Request {
             }
             Request::Cancel { id } => put_frame(dst, kind::CANCEL, *id, &[])?,
             Request::Poll { id } => put_frame(dst, kind::POLL, *id, &[])?,
+            Request::Original { id, payload } => {
+                let mut body = BytesMut::new();
+                match payload {
+                    Ok(rds) => {
+                        body.put_u8(1);
+                        body.extend_from_slice(rds);
+                    }
+                    Err(why) => {
+                        body.put_u8(0);
+                        body.extend_from_slice(why.as_bytes());
+                    }
+                }
+                put_frame(dst, kind::ORIGINAL, *id, &body)?
+            }
         }
         Ok(())
     }
@@ -244,7 +274,19 @@ impl TryFrom<RawFrame> for Request {
             }
             kind::CANCEL => raw.empty().map(|()| Request::Cancel { id }),
             kind::POLL => raw.empty().map(|()| Request::Poll { id }),
-            kind::SERVER_HELLO..=kind::WORKERS => {
+            kind::ORIGINAL => {
+                let mut body = raw.body.clone();
+                if body.is_empty() {
+                    return Err(raw.malformed("no outcome"));
+                }
+                let payload = match body.get_u8() {
+                    1 => Ok(body),
+                    0 => Err(frame::utf8(raw.kind, &body)?),
+                    other => return Err(raw.malformed(format!("unknown outcome {other}"))),
+                };
+                Ok(Request::Original { id, payload })
+            }
+            kind::SERVER_HELLO..=kind::WANT_ORIGINAL => {
                 Err(RFrameError::WrongDirection { kind: raw.kind })
             }
             other => Err(RFrameError::UnknownKind(other)),
@@ -278,6 +320,9 @@ impl Reply {
                 body[..4].copy_from_slice(&total.to_be_bytes());
                 body[4..].copy_from_slice(&free.to_be_bytes());
                 put_frame(dst, kind::WORKERS, 0, &body)?
+            }
+            Reply::WantOriginal { id, future } => {
+                put_frame(dst, kind::WANT_ORIGINAL, *id, future.as_bytes())?
             }
         }
         Ok(())
@@ -349,7 +394,11 @@ impl TryFrom<RawFrame> for Reply {
                     free: body.get_u32(),
                 })
             }
-            kind::HELLO..=kind::POLL => Err(RFrameError::WrongDirection { kind: raw.kind }),
+            kind::WANT_ORIGINAL => Ok(Reply::WantOriginal {
+                id,
+                future: frame::utf8(raw.kind, &raw.body)?,
+            }),
+            kind::HELLO..=kind::ORIGINAL => Err(RFrameError::WrongDirection { kind: raw.kind }),
             other => Err(RFrameError::UnknownKind(other)),
         }
     }
@@ -459,6 +508,14 @@ mod tests {
                 .prop_map(|(id, label, payload)| Request::Submit { id, label, payload }),
             any::<u32>().prop_map(|id| Request::Cancel { id }),
             any::<u32>().prop_map(|id| Request::Poll { id }),
+            (any::<u32>(), arb_bytes()).prop_map(|(id, rds)| Request::Original {
+                id,
+                payload: Ok(rds)
+            }),
+            (any::<u32>(), "\\PC{0,30}").prop_map(|(id, why)| Request::Original {
+                id,
+                payload: Err(why)
+            }),
         ]
     }
 
@@ -495,6 +552,8 @@ mod tests {
             (any::<u32>(), arb_error_kind(), "\\PC{0,30}")
                 .prop_map(|(id, kind, message)| Reply::Error { id, kind, message }),
             (any::<u32>(), any::<u32>()).prop_map(|(total, free)| Reply::Workers { total, free }),
+            (any::<u32>(), "\\PC{0,30}")
+                .prop_map(|(id, future)| Reply::WantOriginal { id, future }),
         ]
     }
 

@@ -196,7 +196,8 @@ fn request_offer_accept_files_for_a_future_p2p_worker() {
             task,
             future: fid(1),
             worker: bob(),
-            route: Route::Files { code: code.clone() }
+            route: Route::Files { code: code.clone() },
+            format: PayloadFormat::Native,
         }]
     );
     core.task_started(T0 + 6, task, &bob());
@@ -351,7 +352,8 @@ fn a_warm_session_takes_the_next_tasks_and_stays_open_while_idle() {
             task: t2,
             future: fid(2),
             worker: bob(),
-            route: Route::Session
+            route: Route::Session,
+            format: PayloadFormat::Native,
         }]
     );
     assert!(posted(&actions).is_empty(), "{actions:?}");
@@ -441,7 +443,8 @@ fn waiting_tasks_move_to_an_idle_worker() {
             task: t2,
             future: fid(2),
             worker: carol(),
-            route: Route::Session
+            route: Route::Session,
+            format: PayloadFormat::Native,
         }]
     );
     // bob's late word about t2 is refused.
@@ -813,6 +816,34 @@ fn a_worker_whose_hello_expires_mid_task_loses_the_task() {
 }
 
 #[test]
+fn a_worker_never_heard_of_keeps_its_file_route_task() {
+    // future.p2p 0.4.0 workers say hello once, when they join: one that joined before
+    // this client offers without ever having said hello to it.
+    let mut config = SchedulerConfig::new(me());
+    config.time_limit = Some(600_000);
+    let mut core = core(config);
+    let task = core.submit(T0, fid(1), 1);
+    drain(&mut core);
+    core.handle_line(T0, &offer(&bob(), &fid(1), Some("wormhole"), None));
+    drain(&mut core);
+    core.task_started(T0, task, &bob());
+    drain(&mut core);
+    // A minute on, well past any hello's life, the task still runs there.
+    core.handle_timeout(T0 + 60_000);
+    let actions = drain(&mut core);
+    assert!(
+        !actions.iter().any(|a| matches!(
+            a,
+            SchedulerAction::Event { .. }
+                | SchedulerAction::Finished { .. }
+                | SchedulerAction::Interrupt { .. }
+        )),
+        "{actions:?}"
+    );
+    assert!(core.task_succeeded(T0 + 70_000, task, &bob()));
+}
+
+#[test]
 fn time_limits_finish_hung_tasks_as_timed_out() {
     let mut config = SchedulerConfig::new(me());
     config.time_limit = Some(5_000);
@@ -1040,12 +1071,88 @@ fn a_native_format_is_announced_and_only_workers_reading_it_are_accepted() {
     let actions = drain(&mut core);
     assert!(matches!(posted(&actions)[..], [Message::Request(r)]
         if r.protocols.as_ref().is_some_and(|p| p.supports("rpayload-v1"))));
-    // future.p2p 0.4.0 offers with `wormhole` only: it could not read our payload.
+    // future.p2p 0.4.0 offers with `wormhole` only: it could not read our payload, and
+    // this client cannot make 0.4.0's.
     core.handle_line(T0, &offer(&bob(), &fid(1), Some("wormhole"), None));
     assert!(dispatches(&drain(&mut core)).is_empty());
     core.handle_line(
         T0,
         &offer(&carol(), &fid(1), Some("wormhole;rpayload-v1"), None),
     );
-    assert!(matches!(dispatches(&drain(&mut core))[..], [d] if d.worker == carol()));
+    assert!(matches!(dispatches(&drain(&mut core))[..],
+        [d] if d.worker == carol() && d.format == PayloadFormat::Native));
+}
+
+#[test]
+fn a_client_making_original_payloads_sends_them_to_future_p2p_workers_only() {
+    let mut config = SchedulerConfig::new(me());
+    config.native_format = Some(p2p_proto::protocols::R_PAYLOAD.to_owned());
+    config.original_payloads = true;
+    let mut core = core(config);
+    for n in 1..=3 {
+        core.submit(T0, fid(n), 1);
+    }
+    drain(&mut core);
+    // A worker of this project that reads neither format (it speaks sessions) is refused.
+    core.handle_line(
+        T0,
+        &offer(&carol(), &fid(1), Some("wormhole;session-v1"), None),
+    );
+    assert!(dispatches(&drain(&mut core)).is_empty());
+    // future.p2p 0.4.0 (`wormhole`) and the seed version (no protocols) get its format,
+    // on the file route.
+    core.handle_line(T0, &offer(&bob(), &fid(1), Some("wormhole"), None));
+    let actions = drain(&mut core);
+    assert!(matches!(dispatches(&actions)[..], [d] if d.worker == bob()
+        && d.format == PayloadFormat::FutureP2p && matches!(d.route, Route::Files { .. })));
+    let dave = PeerId::new("dave", "box", 4).unwrap();
+    core.handle_line(T0, &offer(&dave, &fid(2), None, None));
+    assert!(matches!(dispatches(&drain(&mut core))[..],
+        [d] if d.worker == dave && d.format == PayloadFormat::FutureP2p));
+    // Ours get the native one.
+    core.handle_line(
+        T0,
+        &offer(&carol(), &fid(3), Some("wormhole;rpayload-v1"), None),
+    );
+    assert!(matches!(dispatches(&drain(&mut core))[..],
+        [d] if d.worker == carol() && d.format == PayloadFormat::Native));
+}
+
+proptest::proptest! {
+    /// Whatever a worker lists and whatever the client can make, a task goes to it only in
+    /// a format it reads: the native one if it lists the token (or payloads are opaque),
+    /// future.p2p 0.4.0's, on the file route, only to a worker without sessions and only
+    /// from a client that makes it.
+    #[test]
+    fn a_payload_goes_only_where_it_is_read(
+        tokens in proptest::sample::subsequence(
+            vec!["wormhole", "sealed-v1", "session-v1", "slots-v1", "rpayload-v1"], 0..=5),
+        lists_protocols: bool,
+        native: bool,
+        original: bool,
+    ) {
+        let mut config = SchedulerConfig::new(me());
+        config.native_format = native.then(|| p2p_proto::protocols::R_PAYLOAD.to_owned());
+        config.original_payloads = original;
+        let mut core = core(config);
+        core.submit(T0, fid(1), 1);
+        drain(&mut core);
+        let listed = tokens.join(";");
+        let protocols = lists_protocols.then_some(listed.as_str());
+        core.handle_line(T0, &offer(&bob(), &fid(1), protocols, None));
+        let actions = drain(&mut core);
+        let sent = dispatches(&actions);
+        let reads_native = !native || tokens.contains(&"rpayload-v1") && lists_protocols;
+        let reads_original = original && !(lists_protocols && tokens.contains(&"session-v1"));
+        proptest::prop_assert_eq!(sent.len(), usize::from(reads_native || reads_original));
+        if let [d] = sent[..] {
+            if reads_native {
+                proptest::prop_assert_eq!(d.format, PayloadFormat::Native);
+            } else {
+                proptest::prop_assert_eq!(d.format, PayloadFormat::FutureP2p);
+                let on_files = matches!(d.route, Route::Files { .. });
+                proptest::prop_assert!(on_files, "{:?}", d.route);
+            }
+        }
+    }
 }

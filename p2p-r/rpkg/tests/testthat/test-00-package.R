@@ -104,3 +104,29 @@ test_that("a process the package starts is never killed with the caller's next o
   again$kill_tree()
   expect_true(ours$is_alive())
 })
+
+test_that("a future goes to a future.p2p 0.4.0 worker as its RDS file, under the board id", {
+  skip_if_not(ns$original_formats_supported(), "future.p2p 0.4.0's formats need future >= 1.67")
+  f <- future::future(6 * 7, lazy = TRUE)
+  box <- new.env()
+  box$future <- f
+  frame <- ns$decode_frames(ns$answer_original(box, 3L, "r12-3"))$frames[[1L]]
+  expect_identical(c(frame$kind, frame$job), c(ns$BRIDGE_ORIGINAL, 3L))
+  expect_identical(frame$body[1L], as.raw(1L))
+  rds <- frame$body[-1L]
+  expect_true(ns$is_gzip(rds))
+  ## What 0.4.0's worker checks before it evaluates the file.
+  sent <- ns$read_rds_bytes(rds)
+  expect_true(inherits(sent, "Future"))
+  expect_identical(paste(sent$uuid, collapse = "-"), "r12-3")
+  expect_identical(box$posted, "r12-3")
+  ## Its result comes back as 0.4.0's worker writes it; the future's own uuid is restored.
+  result <- future::result(sent)
+  back <- ns$payload_result(ns$rds_bytes(result), f, posted = "r12-3")
+  expect_identical(back$value, 42)
+  expect_identical(back$uuid, f$uuid)
+  ## A future that is gone is refused in words.
+  gone <- ns$decode_frames(ns$answer_original(NULL, 4L, "r12-4"))$frames[[1L]]
+  expect_identical(gone$body[1L], as.raw(0L))
+  expect_match(rawToChar(gone$body[-1L]), "no longer waiting")
+})
