@@ -574,6 +574,63 @@ mod tests {
         assert_eq!(result, Err(HandshakeError::TooLong));
     }
 
+    /// A relay connection that asked for `token` as `side`, once the relay said `ok`.
+    async fn paired(relay: SocketAddr, token: &str, side: &str) -> TcpStream {
+        let mut stream = TcpStream::connect(relay).await.expect("connect");
+        let line = format!("please relay {token} for side {side}\n");
+        stream.write_all(line.as_bytes()).await.expect("handshake");
+        let mut ok = [0u8; 3];
+        stream.read_exact(&mut ok).await.expect("ok");
+        assert_eq!(&ok, b"ok\n");
+        stream
+    }
+
+    /// Forwarding moves every byte both ways unchanged, in steps of any size (many
+    /// buffers' worth, and a reader slower than the writer), and passes each side's end
+    /// of stream on while the other direction goes on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn forwards_bytes_both_ways_and_passes_the_end_on() {
+        let relay = TransitRelay::bind("127.0.0.1:0".parse().unwrap(), RelayConfig::default())
+            .await
+            .expect("relay");
+        let token = "ab".repeat(32);
+        let (mut a, mut b) = tokio::join!(
+            paired(relay.local_addr(), &token, "0a"),
+            paired(relay.local_addr(), &token, "0b")
+        );
+        let big: Vec<u8> = (0..(3 << 20) + 12_345).map(|i| (i % 251) as u8).collect();
+        let sent = big.clone();
+        let writer = tokio::spawn(async move {
+            a.write_all(&sent).await.expect("write");
+            a.shutdown().await.expect("shutdown");
+            // a's direction ended; the other still carries b's answer.
+            let mut answer = Vec::new();
+            a.read_to_end(&mut answer).await.expect("answer");
+            answer
+        });
+        let mut got = Vec::new();
+        let mut piece = vec![0u8; 1000];
+        loop {
+            // Small reads with pauses: the relay must wait for room, not drop bytes.
+            let n = b.read(&mut piece).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&piece[..n]);
+            if got.len() % 100_000 < 1000 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        assert!(got == big, "{} bytes arrived of {}", got.len(), big.len());
+        b.write_all(b"thanks").await.expect("answer");
+        b.shutdown().await.expect("shutdown");
+        let answer = tokio::time::timeout(Duration::from_secs(30), writer)
+            .await
+            .expect("the answer and its end arrive")
+            .expect("writer");
+        assert_eq!(answer, b"thanks");
+    }
+
     proptest! {
         #[test]
         fn parser_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
