@@ -494,6 +494,15 @@ async fn splice(a: TcpStream, b: TcpStream, pairing: &Pairing) -> (u64, u64) {
     )
 }
 
+/// What one direction of a pairing reads at a time at first: enough for round trips of
+/// small frames, little memory for the many pairings that carry only those.
+const FORWARD_BUFFER: usize = 64 << 10;
+/// What it reads at a time once a read filled the buffer (a bulk transfer): fewer system
+/// calls and wake-ups per megabyte. Measured (wormhole_bench, the raw copy through the
+/// relay, two rounds interleaved, load 3.5): 0.53-0.56 s of CPU per GiB and 0.46-0.52x
+/// the rate of a direct copy, against 0.65-1.15 s and 0.25-0.42x with 64 KiB reads.
+const BULK_FORWARD_BUFFER: usize = 1 << 20;
+
 /// One direction of a relayed connection.
 ///
 /// Transit peers write each record as several small writes (length, nonce, ciphertext)
@@ -501,19 +510,24 @@ async fn splice(a: TcpStream, b: TcpStream, pairing: &Pairing) -> (u64, u64) {
 /// ACKs that costs up to 40 ms per record; re-arming TCP_QUICKACK after every read makes
 /// the relay acknowledge at once, which is what keeps warm round trips in microseconds.
 async fn forward(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, pairing: &Pairing) -> u64 {
-    let mut buf = vec![0u8; 64 << 10];
+    let mut buf = vec![0u8; FORWARD_BUFFER];
     let mut total = 0u64;
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        // The one allocation after the first, once per bulk pairing.
+        let grow = n == buf.len() && buf.len() < BULK_FORWARD_BUFFER;
         let _ = from.as_ref().set_quickack(true);
         pairing.record(n);
         if to.write_all(&buf[..n]).await.is_err() {
             break;
         }
         total += n as u64;
+        if grow {
+            buf.resize(BULK_FORWARD_BUFFER, 0);
+        }
     }
     // Pass the end of stream on, so the other peer sees the close.
     let _ = to.shutdown().await;
@@ -572,6 +586,65 @@ mod tests {
             result = parser.push(b'a');
         }
         assert_eq!(result, Err(HandshakeError::TooLong));
+    }
+
+    /// A relay connection that asked for `token` as `side`, once the relay said `ok`.
+    async fn paired(relay: SocketAddr, token: &str, side: &str) -> TcpStream {
+        let mut stream = TcpStream::connect(relay).await.expect("connect");
+        let line = format!("please relay {token} for side {side}\n");
+        stream.write_all(line.as_bytes()).await.expect("handshake");
+        let mut ok = [0u8; 3];
+        stream.read_exact(&mut ok).await.expect("ok");
+        assert_eq!(&ok, b"ok\n");
+        stream
+    }
+
+    /// Forwarding moves every byte both ways unchanged, in steps of any size (more
+    /// than the bulk buffer, and a reader slower than the writer), and passes each side's end
+    /// of stream on while the other direction goes on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn forwards_bytes_both_ways_and_passes_the_end_on() {
+        let relay = TransitRelay::bind("127.0.0.1:0".parse().unwrap(), RelayConfig::default())
+            .await
+            .expect("relay");
+        let token = "ab".repeat(32);
+        let (mut a, mut b) = tokio::join!(
+            paired(relay.local_addr(), &token, "0a"),
+            paired(relay.local_addr(), &token, "0b")
+        );
+        let big: Vec<u8> = (0..(3 * BULK_FORWARD_BUFFER + 12_345))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let sent = big.clone();
+        let writer = tokio::spawn(async move {
+            a.write_all(&sent).await.expect("write");
+            a.shutdown().await.expect("shutdown");
+            // a's direction ended; the other still carries b's answer.
+            let mut answer = Vec::new();
+            a.read_to_end(&mut answer).await.expect("answer");
+            answer
+        });
+        let mut got = Vec::new();
+        let mut piece = vec![0u8; 1000];
+        loop {
+            // Small reads with pauses: the relay must wait for room, not drop bytes.
+            let n = b.read(&mut piece).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&piece[..n]);
+            if got.len() % 100_000 < 1000 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        assert!(got == big, "{} bytes arrived of {}", got.len(), big.len());
+        b.write_all(b"thanks").await.expect("answer");
+        b.shutdown().await.expect("shutdown");
+        let answer = tokio::time::timeout(Duration::from_secs(30), writer)
+            .await
+            .expect("the answer and its end arrive")
+            .expect("writer");
+        assert_eq!(answer, b"thanks");
     }
 
     proptest! {
