@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex as SyncMutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ use p2p_proto::time::Millis;
 use p2p_transport::clock::{sleep_until, unix_ms};
 use p2p_transport::lines::{LineChannel, post_line};
 use p2p_transport::wormhole::{
-    Session, SessionConfig, SessionError, SessionRole, TransferOptions, WormholeConfig,
+    Meter, Session, SessionConfig, SessionError, SessionRole, TransferOptions, Way, WormholeConfig,
     receive_bytes, send_bytes,
 };
 use rand_chacha::ChaCha20Rng;
@@ -138,6 +139,7 @@ enum Report {
 struct SessionLink {
     outbound: mpsc::UnboundedSender<Frame>,
     close: CancellationToken,
+    meter: Meter,
 }
 
 /// A worker seen on the board, as [`Scheduler::workers`] lists it.
@@ -166,6 +168,19 @@ pub struct Scheduler {
     updates: broadcast::Sender<(TaskId, TaskUpdate)>,
     workers: watch::Receiver<Vec<WorkerSeen>>,
     stopped: watch::Receiver<Option<StopReason>>,
+    meters: Meters,
+}
+
+/// The meter of each task whose payload or result is on its way (or whose session is
+/// open), shared by the driver, its transfer tasks and [`Scheduler::meter`].
+type Meters = Arc<SyncMutex<HashMap<TaskId, Meter>>>;
+
+/// Records `meter` as `task`'s.
+fn set_meter(meters: &Meters, task: TaskId, meter: Meter) {
+    meters
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(task, meter);
 }
 
 impl Scheduler {
@@ -177,6 +192,7 @@ impl Scheduler {
         let (stopped_tx, stopped) = watch::channel(None);
         let (reports_tx, reports) = mpsc::unbounded_channel();
         let max_payload = options.max_payload;
+        let meters = Meters::default();
         let mut seed = [0u8; 32];
         OsRng.fill_bytes(&mut seed);
         let driver = Driver {
@@ -196,6 +212,7 @@ impl Scheduler {
             workers_version: None,
             published_at: 0,
             reports: reports_tx,
+            meters: Arc::clone(&meters),
         };
         tokio::spawn(driver.run(
             board.incoming,
@@ -210,7 +227,19 @@ impl Scheduler {
             updates,
             workers,
             stopped,
+            meters,
         }
+    }
+
+    /// How far `task`'s payload (sending) and result (receiving) have got, once it is on
+    /// its way to a worker: poll it to draw progress. On a warm session the meter is the
+    /// session's, so it shows whichever payload moves on it.
+    pub fn meter(&self, task: TaskId) -> Option<Meter> {
+        self.meters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&task)
+            .cloned()
     }
 
     /// Submits a payload for future `future`; the handle resolves to the worker's result.
@@ -283,6 +312,7 @@ struct Driver {
     /// When the worker list was last published.
     published_at: Millis,
     reports: mpsc::UnboundedSender<Report>,
+    meters: Meters,
 }
 
 impl Driver {
@@ -407,6 +437,7 @@ impl Driver {
         if self.core.task_succeeded(now, task, worker)
             && let Some(record) = self.tasks.remove(&task)
         {
+            self.forget_meter(task);
             self.by_future.remove(&record.future);
             // The caller may have dropped its handle.
             let _ = record.waiter.send(Ok(result));
@@ -519,6 +550,7 @@ impl Driver {
         let Some(record) = self.tasks.remove(&task) else {
             return;
         };
+        self.forget_meter(task);
         self.by_future.remove(&record.future);
         if let Some(cancel) = record.transfer {
             cancel.cancel();
@@ -536,6 +568,13 @@ impl Driver {
                 let _ = record.waiter.send(Err(SubmitError::Task(err)));
             }
         }
+    }
+
+    fn forget_meter(&self, task: TaskId) {
+        self.meters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&task);
     }
 
     fn dispatch(&mut self, dispatch: Dispatch) {
@@ -561,12 +600,20 @@ impl Driver {
                     cancel,
                     progress: None,
                 };
+                let meter = Meter::default();
+                set_meter(&self.meters, task, meter.clone());
                 tokio::spawn(async move {
-                    let outcome =
-                        files_round_trip(&wormhole, &code, &future, payload, &options, || {
+                    let outcome = files_round_trip(
+                        &wormhole,
+                        &code,
+                        &future,
+                        payload,
+                        (&options, &meter),
+                        || {
                             let _ = reports.send(Report::Started(task, worker.clone()));
-                        })
-                        .await;
+                        },
+                    )
+                    .await;
                     let _ = reports.send(Report::Done(task, worker, outcome));
                 });
             }
@@ -579,6 +626,7 @@ impl Driver {
                 };
                 let close = CancellationToken::new();
                 self.opening.insert(worker.clone(), close.clone());
+                let meters = Arc::clone(&self.meters);
                 tokio::spawn(async move {
                     let opened = open_session(
                         &wormhole,
@@ -588,6 +636,7 @@ impl Driver {
                         me,
                         &future,
                         payload,
+                        |meter| set_meter(&meters, task, meter),
                     )
                     .await;
                     match opened {
@@ -597,6 +646,7 @@ impl Driver {
                             let link = SessionLink {
                                 outbound,
                                 close: close.clone(),
+                                meter: session.meter(),
                             };
                             let up = Report::SessionUp(worker.clone(), task, link, reports_starts);
                             if reports.send(up).is_ok() {
@@ -613,6 +663,7 @@ impl Driver {
                 // A session that is gone has been (or is being) reported ended: the core
                 // then takes this task back.
                 if let Some(link) = self.sessions.get(&worker) {
+                    set_meter(&self.meters, task, link.meter.clone());
                     let _ = link.outbound.send(Frame::Task(Task { future, payload }));
                 }
             }
@@ -626,7 +677,7 @@ async fn files_round_trip(
     code: &WormholeCode,
     future: &FutureId,
     payload: Bytes,
-    options: &TransferOptions,
+    (options, meter): (&TransferOptions, &Meter),
     on_sent: impl FnOnce(),
 ) -> Result<Bytes, AttemptError> {
     let failed = |stage| {
@@ -636,18 +687,26 @@ async fn files_round_trip(
         }
     };
     let name = format!("{future}-Future.rds");
-    send_bytes(wormhole, &code.future_code(), &name, payload, options)
+    let sending = TransferOptions {
+        progress: Some(meter.progress(Way::Sending)),
+        ..options.clone()
+    };
+    send_bytes(wormhole, &code.future_code(), &name, payload, &sending)
         .await
         .map_err(failed(TransferStage::SendingTask))?;
     on_sent();
-    let received = receive_bytes(wormhole, &code.result_code(), options)
+    let receiving = TransferOptions {
+        progress: Some(meter.progress(Way::Receiving)),
+        ..options.clone()
+    };
+    let received = receive_bytes(wormhole, &code.result_code(), &receiving)
         .await
         .map_err(failed(TransferStage::ReceivingResult))?;
     Ok(received.data)
 }
 
-/// Opens a session as its leader, says hello, and sends the first task; says whether the
-/// worker will report starts.
+/// Opens a session as its leader (handing its meter to `on_connected`), says hello, and
+/// sends the first task; says whether the worker will report starts.
 async fn open_session(
     wormhole: &WormholeConfig,
     code: &WormholeCode,
@@ -656,10 +715,12 @@ async fn open_session(
     me: PeerId,
     future: &FutureId,
     payload: Bytes,
+    on_connected: impl FnOnce(Meter),
 ) -> Result<(Session, bool), AttemptError> {
     let mut session = Session::connect(wormhole, code, SessionRole::Leader, config, cancel)
         .await
         .map_err(AttemptError::Session)?;
+    on_connected(session.meter());
     let hello = Hello::new(me, p2p_proto::protocols::Protocols::ours());
     session
         .send(&Frame::Hello(hello.clone()))
