@@ -479,3 +479,35 @@ fn a_large_task_shows_what_it_does_on_a_terminal_only() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("payload:"), "{stderr}");
 }
+
+#[test]
+fn a_large_payload_shows_a_byte_bar_while_it_goes_out() {
+    let cluster = shared_cluster();
+    let name = cluster.host("bytes");
+    // The command reads nothing for two seconds: the session holds back the payload
+    // (its read-ahead is 8 MiB), so the send is still on its way while the bar polls.
+    let _worker = worker(cluster, &name, "sleep 2; wc -c");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let payload = dir.path().join("payload");
+    std::fs::write(&payload, vec![b'x'; 32 << 20]).expect("a 32 MiB payload");
+    let command = format!(
+        "{BIN} submit --cluster {name} '--ssh-args={}' < {}",
+        cluster.ssh_args("carol"),
+        payload.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .envs(cluster.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) runs (util-linux)");
+    let status = wait_bounded(&mut child, Duration::from_secs(120));
+    let output = child.wait_with_output().expect("its output");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(status.success(), "{screen}");
+    assert!(screen.contains("sending the payload"), "{screen}");
+    assert!(screen.contains("MiB/32.00 MiB"), "{screen}");
+    assert!(screen.contains("33554432"), "{screen}");
+}
