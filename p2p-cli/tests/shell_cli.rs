@@ -484,9 +484,9 @@ fn a_large_task_shows_what_it_does_on_a_terminal_only() {
 fn a_large_payload_shows_a_byte_bar_while_it_goes_out() {
     let cluster = shared_cluster();
     let name = cluster.host("bytes");
-    // The command reads nothing for two seconds: the session holds back the payload
+    // The command reads nothing for eight seconds: the session holds back the payload
     // (its read-ahead is 8 MiB), so the send is still on its way while the bar polls.
-    let _worker = worker(cluster, &name, "sleep 2; wc -c");
+    let _worker = worker(cluster, &name, "sleep 8; wc -c");
     let dir = tempfile::tempdir().expect("a temporary directory");
     let payload = dir.path().join("payload");
     std::fs::write(&payload, vec![b'x'; 32 << 20]).expect("a 32 MiB payload");
@@ -503,6 +503,17 @@ fn a_large_payload_shows_a_byte_bar_while_it_goes_out() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("script(1) runs (util-linux)");
+    // Meanwhile status shows the payload on its way, from carol to the worker.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let seen = loop {
+        let output = status(cluster, &name, &[]);
+        let seen = String::from_utf8_lossy(&output.stdout).into_owned();
+        if seen.contains("transfers 1") || Instant::now() > deadline {
+            break seen;
+        }
+    };
+    assert!(seen.contains("transfers 1\n  submit-"), "{seen}");
+    assert!(seen.contains(" -> bob@") && seen.contains("/ 32.0 MiB ("), "{seen}");
     let status = wait_bounded(&mut child, Duration::from_secs(120));
     let output = child.wait_with_output().expect("its output");
     let screen = String::from_utf8_lossy(&output.stdout);
