@@ -88,10 +88,17 @@ pub enum TaskUpdate {
 }
 
 /// The result of a submitted task, resolved exactly once.
+///
+/// Dropping it before it resolves cancels the task (withdrawn from the board, or
+/// interrupted on its worker), as dropping `p2p_cluster::Task` does; [`TaskHandle::detach`]
+/// lets the task run to its end instead, its result discarded.
 #[derive(Debug)]
+#[must_use = "a task is cancelled when its handle is dropped; await it or detach() it"]
 pub struct TaskHandle {
     id: TaskId,
     result: oneshot::Receiver<Result<Bytes, SubmitError>>,
+    /// Where a drop sends the cancel; `None` once resolved or detached.
+    cancel_on_drop: Option<mpsc::UnboundedSender<Command>>,
 }
 
 impl TaskHandle {
@@ -99,15 +106,34 @@ impl TaskHandle {
     pub fn id(&self) -> TaskId {
         self.id
     }
+
+    /// Lets the task run to its end without anyone waiting for its result.
+    pub fn detach(mut self) {
+        self.cancel_on_drop = None;
+    }
+}
+
+impl Drop for TaskHandle {
+    fn drop(&mut self) {
+        if let Some(commands) = self.cancel_on_drop.take() {
+            // A stopped scheduler has failed the task already.
+            let _ = commands.send(Command::Cancel(self.id));
+        }
+    }
 }
 
 impl Future for TaskHandle {
     type Output = Result<Bytes, SubmitError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.result)
+        let polled = Pin::new(&mut self.result)
             .poll(cx)
-            .map(|result| result.unwrap_or(Err(SubmitError::Stopped(StopReason::Aborted))))
+            .map(|result| result.unwrap_or(Err(SubmitError::Stopped(StopReason::Aborted))));
+        if polled.is_ready() {
+            // Over: nothing left to cancel.
+            self.cancel_on_drop = None;
+        }
+        polled
     }
 }
 
@@ -115,7 +141,8 @@ enum Command {
     Submit {
         future: FutureId,
         payload: Bytes,
-        reply: oneshot::Sender<TaskHandle>,
+        /// The task's id and where its result comes.
+        reply: oneshot::Sender<(TaskId, oneshot::Receiver<Result<Bytes, SubmitError>>)>,
     },
     Cancel(TaskId),
 }
@@ -242,7 +269,8 @@ impl Scheduler {
             .cloned()
     }
 
-    /// Submits a payload for future `future`; the handle resolves to the worker's result.
+    /// Submits a payload for future `future`; the handle resolves to the worker's result
+    /// (dropped unresolved, it cancels the task).
     /// A payload over [`SchedulerOptions::max_payload`] is refused here, before anything
     /// is posted.
     pub async fn submit(
@@ -265,7 +293,12 @@ impl Scheduler {
                 reply,
             })
             .map_err(|_| self.stopped_error())?;
-        handle.await.map_err(|_| self.stopped_error())
+        let (id, result) = handle.await.map_err(|_| self.stopped_error())?;
+        Ok(TaskHandle {
+            id,
+            result,
+            cancel_on_drop: Some(self.commands.clone()),
+        })
     }
 
     /// Cancels a task: withdrawn from the board, or interrupted on its worker.
@@ -389,8 +422,9 @@ impl Driver {
                         transfer: None,
                     },
                 );
-                // The caller may have given up waiting; the task runs regardless.
-                let _ = reply.send(TaskHandle { id, result });
+                // A caller that gave up waiting has no handle to cancel with: the task runs
+                // regardless.
+                let _ = reply.send((id, result));
             }
             Command::Cancel(task) => self.core.cancel(unix_ms(), task),
         }
