@@ -668,8 +668,7 @@ impl Driver {
                         &session_config,
                         close.clone(),
                         me,
-                        &future,
-                        payload,
+                        (&future, payload),
                         |meter| set_meter(&meters, task, meter),
                     )
                     .await;
@@ -747,8 +746,7 @@ async fn open_session(
     config: &SessionConfig,
     cancel: CancellationToken,
     me: PeerId,
-    future: &FutureId,
-    payload: Bytes,
+    (future, payload): (&FutureId, Bytes),
     on_connected: impl FnOnce(Meter),
 ) -> Result<(Session, bool), AttemptError> {
     let mut session = Session::connect(wormhole, code, SessionRole::Leader, config, cancel)
