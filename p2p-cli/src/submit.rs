@@ -266,7 +266,13 @@ mod tests {
         meter.add(Way::Sending, 40);
         assert_eq!(
             moving(&meter, 10),
-            Some((Way::Sending, Moved { done: 40, total: 100 }))
+            Some((
+                Way::Sending,
+                Moved {
+                    done: 40,
+                    total: 100
+                }
+            ))
         );
         // Too small for a bar, or through.
         assert_eq!(moving(&meter, 101), None);

@@ -435,22 +435,22 @@ fn status_and_top_show_three_workers_and_two_clients() {
     assert!(last.contains("    running   "), "{screens}");
 }
 
-#[test]
-fn a_large_task_shows_what_it_does_on_a_terminal_only() {
-    let cluster = shared_cluster();
-    let name = cluster.host("progress");
-    let _worker = worker(cluster, &name, "sleep 1; wc -c");
+/// carol's `future-p2p submit` of `size` bytes on a terminal (script(1) gives it one; its
+/// screen is the child's stdout); the directory holding the payload goes with it.
+fn submit_on_a_terminal(
+    cluster: &LocalCluster,
+    name: &str,
+    size: usize,
+) -> (Child, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let payload = dir.path().join("payload");
-    std::fs::write(&payload, vec![b'x'; 2 << 20]).expect("a 2 MiB payload");
-
-    // On a terminal (script(1) gives it one): the phases under a spinner, on stderr.
+    std::fs::write(&payload, vec![b'x'; size]).expect("the payload");
     let command = format!(
         "{BIN} submit --cluster {name} '--ssh-args={}' < {}",
         cluster.ssh_args("carol"),
         payload.display()
     );
-    let mut child = Command::new("script")
+    let child = Command::new("script")
         .args(["-qec", &command, "/dev/null"])
         .envs(cluster.env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
@@ -458,6 +458,16 @@ fn a_large_task_shows_what_it_does_on_a_terminal_only() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("script(1) runs (util-linux)");
+    (child, dir)
+}
+
+#[test]
+fn a_large_task_shows_what_it_does_on_a_terminal_only() {
+    let cluster = shared_cluster();
+    let name = cluster.host("progress");
+    let _worker = worker(cluster, &name, "sleep 1; wc -c");
+    // On a terminal (script(1) gives it one): the phases under a spinner, on stderr.
+    let (mut child, _dir) = submit_on_a_terminal(cluster, &name, 2 << 20);
     let status = wait_bounded(&mut child, Duration::from_secs(120));
     let output = child.wait_with_output().expect("its output");
     let screen = String::from_utf8_lossy(&output.stdout);
@@ -487,22 +497,7 @@ fn a_large_payload_shows_a_byte_bar_while_it_goes_out() {
     // The command reads nothing for eight seconds: the session holds back the payload
     // (its read-ahead is 8 MiB), so the send is still on its way while the bar polls.
     let _worker = worker(cluster, &name, "sleep 8; wc -c");
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let payload = dir.path().join("payload");
-    std::fs::write(&payload, vec![b'x'; 32 << 20]).expect("a 32 MiB payload");
-    let command = format!(
-        "{BIN} submit --cluster {name} '--ssh-args={}' < {}",
-        cluster.ssh_args("carol"),
-        payload.display()
-    );
-    let mut child = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .envs(cluster.env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script(1) runs (util-linux)");
+    let (mut child, _dir) = submit_on_a_terminal(cluster, &name, 32 << 20);
     // Meanwhile status shows the payload on its way, from carol to the worker.
     let deadline = Instant::now() + Duration::from_secs(60);
     let seen = loop {
@@ -513,7 +508,10 @@ fn a_large_payload_shows_a_byte_bar_while_it_goes_out() {
         }
     };
     assert!(seen.contains("transfers 1\n  submit-"), "{seen}");
-    assert!(seen.contains(" -> bob@") && seen.contains("/ 32.0 MiB ("), "{seen}");
+    assert!(
+        seen.contains(" -> bob@") && seen.contains("/ 32.0 MiB ("),
+        "{seen}"
+    );
     let status = wait_bounded(&mut child, Duration::from_secs(120));
     let output = child.wait_with_output().expect("its output");
     let screen = String::from_utf8_lossy(&output.stdout);

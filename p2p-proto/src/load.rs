@@ -248,6 +248,13 @@ fn entries<T: FromStr<Err = ()>>(
         .collect()
 }
 
+/// The client and future fields of an entry.
+fn whose<'a>(fields: &mut impl Iterator<Item = &'a str>) -> Result<(PeerId, FutureId), ()> {
+    let client = fields.next().ok_or(())?.parse().map_err(|_| ())?;
+    let future = fields.next().ok_or(())?.parse().map_err(|_| ())?;
+    Ok((client, future))
+}
+
 impl fmt::Display for TaskLoad {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}/{}", self.state.as_str(), self.client, self.future)
@@ -265,8 +272,7 @@ impl FromStr for TaskLoad {
             Some("wait") => TaskState::Waiting,
             _ => return Err(()),
         };
-        let client = fields.next().ok_or(())?.parse().map_err(|_| ())?;
-        let future = fields.next().ok_or(())?.parse().map_err(|_| ())?;
+        let (client, future) = whose(&mut fields)?;
         if fields.next().is_some() {
             return Err(());
         }
@@ -302,8 +308,7 @@ impl FromStr for TransferLoad {
             Some("out") => Direction::Out,
             _ => return Err(()),
         };
-        let client = fields.next().ok_or(())?.parse().map_err(|_| ())?;
-        let future = fields.next().ok_or(())?.parse().map_err(|_| ())?;
+        let (client, future) = whose(&mut fields)?;
         let done: u64 = fields.next().ok_or(())?.parse().map_err(|_| ())?;
         let total: u64 = fields.next().ok_or(())?.parse().map_err(|_| ())?;
         if fields.next().is_some() || done > total {
