@@ -70,7 +70,9 @@ pub enum Command {
     User(status::UserArgs),
     /// List the clusters you host.
     Ls(status::UserArgs),
-    /// Show a cluster's host, workers (slots, busy, free), clients and open requests.
+    /// Show a cluster's host, workers (slots, busy, free), the futures they run and
+    /// whose, transfers in flight, clients and open requests.
+    #[command(after_help = status::EXIT_CODES)]
     Status(status::StatusArgs),
     /// Watch a cluster live: the status screen, redrawn every few seconds (q quits).
     Top(top::TopArgs),
@@ -142,6 +144,25 @@ pub enum CliError {
     Bridge(#[from] p2p_r::frame::RFrameError),
 }
 
+impl CliError {
+    /// The process's exit status for this error: 3 and 4 say why a cluster cannot run
+    /// work ([`status::EXIT_CODES`]), 1 is everything else (clap's usage errors are 2).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Unhealthy {
+                host_seen: true, ..
+            }
+            | CliError::NoWorkers {
+                host_seen: true, ..
+            } => 3,
+            CliError::Unhealthy { .. }
+            | CliError::NoWorkers { .. }
+            | CliError::Member(p2p_cluster::ClusterError::Refused { .. }) => 4,
+            _ => 1,
+        }
+    }
+}
+
 /// Runs the parsed command line to its end.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
@@ -197,7 +218,7 @@ where
             if let Some(step) = advice::next_step(&err) {
                 eprintln!("future-p2p: what to do: {step}");
             }
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(err.exit_code())
         }
     }
 }

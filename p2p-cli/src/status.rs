@@ -1,14 +1,17 @@
 //! `future-p2p user`, `ls` and `status`: who am I, which clusters do I host, and what a
-//! cluster has: its host, its workers with their slots (busy and free), other clients and
-//! open requests. `status` says hello as a client, which every worker answers at once, so
-//! it takes about `--listen` (2 s), and exits non-zero unless the host and a worker were
-//! seen.
+//! cluster has: its host, its workers with their slots (busy and free), the futures each
+//! holds and whose they are, the payloads moving between workers and clients, other
+//! clients and open requests. `status` says hello as a client, which every worker answers
+//! at once with a hello that lists its work (`p2p_proto::load`), so it takes about
+//! `--listen` (1 s). Its exit status says whether the cluster can run work
+//! ([`EXIT_CODES`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use clap::Args;
 use p2p_proto::id::{ClusterName, PeerId};
+use p2p_proto::load::{Direction, TaskState, WorkerLoad};
 use p2p_proto::message::{BoardLine, Hello, Message, Role};
 use p2p_proto::time::{BoardTime, Expiry};
 use p2p_transport::clock::unix_ms;
@@ -17,6 +20,7 @@ use serde::Serialize;
 use crate::CliError;
 use crate::connect::BoardArgs;
 use crate::units::parse_duration;
+use p2p_cluster::tasklog::human_size;
 
 #[derive(Debug, Args)]
 pub struct UserArgs {
@@ -32,13 +36,13 @@ pub struct StatusArgs {
     #[arg(long, env = "FUTURE_P2P_CLUSTER")]
     pub cluster: String,
     /// How long to listen for the answers to our hello (every worker answers at once).
-    #[arg(long, env = "FUTURE_P2P_LISTEN", value_parser = parse_duration, default_value = "2")]
+    #[arg(long, env = "FUTURE_P2P_LISTEN", value_parser = parse_duration, default_value = "1")]
     pub listen: Duration,
     /// Print the status as JSON (for scripts); the exit status is the same.
     #[arg(long, conflicts_with = "tsv")]
     pub json: bool,
-    /// Print one tab-separated line per peer (role, id, slots, busy), with a header; R's
-    /// `future.p2p::p2p_status()` reads it.
+    /// Print one tab-separated line per peer (role, id, slots, busy, futures, transfers),
+    /// with a header; R's `future.p2p::p2p_status()` reads it.
     #[arg(long)]
     pub tsv: bool,
 }
@@ -102,6 +106,12 @@ pub struct ClusterStatus {
     pub listened_ms: u64,
 }
 
+/// The exit statuses of `future-p2p status`, for `--help` and the README.
+pub const EXIT_CODES: &str = "Exit status: 0 the cluster can run work (its host and at least one worker answered); \
+1 the check itself failed (board unreachable, bad key or options); 2 bad command line; \
+3 the host answered but no worker did; 4 no host answered, or the board refused the \
+cluster (wrong name, or you are not on its access list).";
+
 /// One worker as its last hello described it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WorkerStatus {
@@ -111,6 +121,111 @@ pub struct WorkerStatus {
     pub slots: u32,
     /// Of those, how many hold a task (`None`: the worker does not say, e.g. future.p2p).
     pub busy: Option<u32>,
+    /// The futures it holds, as many as its hello lists (`[]`: none, or it does not say).
+    pub futures: Vec<FutureStatus>,
+    /// Futures it holds beyond those listed.
+    pub more_futures: u64,
+    /// Payloads moving between it and clients.
+    pub transfers: Vec<TransferStatus>,
+    /// Transfers beyond those listed.
+    pub more_transfers: u64,
+}
+
+/// A future a worker holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FutureStatus {
+    /// The future's id, as its client named it.
+    pub future: String,
+    /// Whose it is: the client's peer id (`user@host:pid`).
+    pub client: String,
+    /// `running`, `receiving` (its payload is on its way) or `waiting` (for a slot).
+    pub state: &'static str,
+}
+
+/// A payload moving between a worker and a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransferStatus {
+    /// The future it belongs to.
+    pub future: String,
+    /// The client at the other end.
+    pub client: String,
+    /// `to worker` (a task's payload) or `to client` (a result).
+    pub direction: &'static str,
+    /// Bytes moved so far.
+    pub done: u64,
+    /// The payload's size in bytes.
+    pub total: u64,
+}
+
+impl WorkerStatus {
+    /// A worker of `slots` slots, `busy` of them in use, doing what `load` says.
+    fn new(id: String, slots: u32, busy: Option<u32>, load: WorkerLoad) -> WorkerStatus {
+        WorkerStatus {
+            id,
+            slots,
+            busy,
+            futures: load
+                .tasks
+                .into_iter()
+                .map(|task| FutureStatus {
+                    future: task.future.to_string(),
+                    client: task.client.to_string(),
+                    state: match task.state {
+                        TaskState::Running => "running",
+                        TaskState::Receiving => "receiving",
+                        TaskState::Waiting => "waiting",
+                    },
+                })
+                .collect(),
+            more_futures: load.more_tasks,
+            transfers: load
+                .transfers
+                .into_iter()
+                .map(|t| TransferStatus {
+                    future: t.future.to_string(),
+                    client: t.client.to_string(),
+                    direction: match t.direction {
+                        Direction::In => "to worker",
+                        Direction::Out => "to client",
+                    },
+                    done: t.done,
+                    total: t.total,
+                })
+                .collect(),
+            more_transfers: load.more_transfers,
+        }
+    }
+
+    /// The futures column of `--tsv`: `FUTURE CLIENT STATE` entries joined by `; `.
+    fn futures_cell(&self) -> String {
+        let mut cell: Vec<String> = self
+            .futures
+            .iter()
+            .map(|f| format!("{} {} {}", f.future, f.client, f.state))
+            .collect();
+        if self.more_futures > 0 {
+            cell.push(format!("+{} more", self.more_futures));
+        }
+        cell.join("; ")
+    }
+
+    /// The transfers column of `--tsv`: `FUTURE DIRECTION CLIENT DONE/TOTAL` entries.
+    fn transfers_cell(&self) -> String {
+        let mut cell: Vec<String> = self
+            .transfers
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {} {} {}/{}",
+                    t.future, t.direction, t.client, t.done, t.total
+                )
+            })
+            .collect();
+        if self.more_transfers > 0 {
+            cell.push(format!("+{} more", self.more_transfers));
+        }
+        cell.join("; ")
+    }
 }
 
 impl ClusterStatus {
@@ -119,24 +234,36 @@ impl ClusterStatus {
         self.host.is_some() && !self.workers.is_empty()
     }
 
-    /// One line per peer under a header: `role id slots busy`, tab-separated, empty where
-    /// a peer does not say.
+    /// One line per peer under a header: `role id slots busy futures transfers`,
+    /// tab-separated, empty where a peer does not say.
     pub fn tsv(&self) -> String {
-        let mut out = String::from("role\tid\tslots\tbusy\n");
+        let mut out = String::from("role\tid\tslots\tbusy\tfutures\ttransfers\n");
         if let Some(host) = &self.host {
-            out.push_str(&format!("host\t{host}\t\t\n"));
+            out.push_str(&format!("host\t{host}\t\t\t\t\n"));
         }
         for worker in &self.workers {
             let busy = worker.busy.map(|b| b.to_string()).unwrap_or_default();
             out.push_str(&format!(
-                "worker\t{}\t{}\t{busy}\n",
-                worker.id, worker.slots
+                "worker\t{}\t{}\t{busy}\t{}\t{}\n",
+                worker.id,
+                worker.slots,
+                worker.futures_cell(),
+                worker.transfers_cell()
             ));
         }
         for client in &self.clients {
-            out.push_str(&format!("client\t{client}\t\t\n"));
+            out.push_str(&format!("client\t{client}\t\t\t\t\n"));
         }
         out
+    }
+
+    /// What the exit status says ([`EXIT_CODES`]): 0 healthy, 3 no worker, 4 no host.
+    pub fn exit_code(&self) -> u8 {
+        match (self.host.is_some(), self.workers.is_empty()) {
+            (true, false) => 0,
+            (true, true) => 3,
+            (false, _) => 4,
+        }
     }
 
     /// The screen `future-p2p status` prints.
@@ -172,6 +299,40 @@ impl ClusterStatus {
                 "  {:<32} slots {:>3}  busy {:>3}",
                 worker.id, worker.slots, busy
             );
+            for future in &worker.futures {
+                let _ = writeln!(
+                    out,
+                    "    {:<9} {:<28} for {}",
+                    future.state, future.future, future.client
+                );
+            }
+            if worker.more_futures > 0 {
+                let _ = writeln!(out, "    +{} more futures", worker.more_futures);
+            }
+        }
+        let transfers: Vec<(&WorkerStatus, &TransferStatus)> = self
+            .workers
+            .iter()
+            .flat_map(|w| w.transfers.iter().map(move |t| (w, t)))
+            .collect();
+        let more: u64 = self.workers.iter().map(|w| w.more_transfers).sum();
+        let _ = writeln!(out, "transfers {}", transfers.len() as u64 + more);
+        for (worker, t) in transfers {
+            let (from, to) = match t.direction {
+                "to worker" => (&t.client, &worker.id),
+                _ => (&worker.id, &t.client),
+            };
+            let _ = writeln!(
+                out,
+                "  {:<28} {from} -> {to}  {} / {} ({})",
+                t.future,
+                human_size(t.done),
+                human_size(t.total),
+                percent(t.done, t.total)
+            );
+        }
+        if more > 0 {
+            let _ = writeln!(out, "  +{more} more");
         }
         let _ = writeln!(out, "clients {}", self.clients.len());
         for client in &self.clients {
@@ -223,11 +384,17 @@ impl Census {
                     }
                     Role::Worker => {
                         let slots = hello.slots.unwrap_or(1).max(1);
-                        let status = WorkerStatus {
-                            id: id.clone(),
+                        // A listing we cannot read shows no work rather than no worker.
+                        let load = WorkerLoad::from_pairs(&decoded.extra)
+                            .ok()
+                            .flatten()
+                            .unwrap_or_default();
+                        let status = WorkerStatus::new(
+                            id.clone(),
                             slots,
-                            busy: hello.busy.map(|busy| busy.min(slots)),
-                        };
+                            hello.busy.map(|busy| busy.min(slots)),
+                            load,
+                        );
                         self.workers.insert(id, status);
                     }
                 }
@@ -292,6 +459,17 @@ impl Census {
             listened_ms: listened.as_millis() as u64,
         }
     }
+}
+
+/// `done` of `total` as a percentage (a payload of nothing is done).
+fn percent(done: u64, total: u64) -> String {
+    if total == 0 {
+        return "100%".to_owned();
+    }
+    format!(
+        "{}%",
+        (u128::from(done.min(total)) * 100 / u128::from(total))
+    )
 }
 
 /// A client's hello from `me`: every worker answers a client it has not seen with a hello
@@ -417,8 +595,9 @@ mod tests {
         assert!(screen.contains("bob@vm:1"), "{screen}");
         assert_eq!(
             status.tsv(),
-            "role\tid\tslots\tbusy\nhost\talice@box:7\t\t\nworker\tbob@vm:1\t4\t1\nworker\tdave@vm:2\t1\t\nclient\tcarol@vm:3\t\t\n"
+            "role\tid\tslots\tbusy\tfutures\ttransfers\nhost\talice@box:7\t\t\t\t\nworker\tbob@vm:1\t4\t1\t\t\nworker\tdave@vm:2\t1\t\t\t\nclient\tcarol@vm:3\t\t\t\t\n"
         );
+        assert_eq!(status.exit_code(), 0);
         let json: serde_json::Value = serde_json::to_value(&status).unwrap();
         assert_eq!(json["workers"][0]["slots"], 4);
     }
@@ -453,6 +632,45 @@ mod tests {
     fn a_cluster_without_host_or_workers_is_not_healthy() {
         let status = Census::default().status("alice/p2p", "me", Duration::ZERO);
         assert!(!status.healthy());
+        assert_eq!(status.exit_code(), 4);
         assert!(status.render().contains("host    not seen"));
+        let mut census = Census::default();
+        census.observe("when=2026-11-26T10:00:00,expires=1795698440,type=cluster,from=alice@box:7");
+        assert_eq!(
+            census.status("alice/p2p", "me", Duration::ZERO).exit_code(),
+            3
+        );
+    }
+
+    #[test]
+    fn the_screen_shows_whose_futures_run_where_and_what_moves() {
+        let mut census = Census::default();
+        census.observe("when=2026-11-26T10:00:00,expires=1795698440,type=cluster,from=alice@box:7");
+        census.observe("when=2026-11-26T10:00:00,expires=1795698440,type=worker,from=bob@vm:1,slots=2,busy=2,tasks=run/carol@vm:3/f1;recv/dave@pc:4/g1,tasks_more=3,xfers=in/dave@pc:4/g1/1048576/4194304");
+        // A listing that does not parse costs the work, not the worker.
+        census.observe("when=2026-11-26T10:00:00,expires=1795698440,type=worker,from=erin@vm:5,slots=1,busy=1,tasks=run/nonsense");
+        let status = census.status("alice/p2p", "me", Duration::from_millis(1100));
+        let screen = status.render();
+        for expected in [
+            "    running   f1                           for carol@vm:3\n",
+            "    receiving g1                           for dave@pc:4\n",
+            "    +3 more futures\n",
+            "transfers 1\n",
+            "  g1                           dave@pc:4 -> bob@vm:1  1.0 MiB / 4.0 MiB (25%)\n",
+        ] {
+            assert!(screen.contains(expected), "{expected:?} in\n{screen}");
+        }
+        assert!(screen.contains("erin@vm:5"), "{screen}");
+        assert_eq!(status.workers[1].futures, Vec::new());
+        let tsv = status.tsv();
+        assert!(
+            tsv.contains("\tf1 carol@vm:3 running; g1 dave@pc:4 receiving; +3 more\tg1 to worker dave@pc:4 1048576/4194304\n"),
+            "{tsv}"
+        );
+        let json: serde_json::Value = serde_json::to_value(&status).unwrap();
+        assert_eq!(json["workers"][0]["futures"][0]["client"], "carol@vm:3");
+        assert_eq!(json["workers"][0]["transfers"][0]["done"], 1048576);
+        assert_eq!(percent(3, 0), "100%");
+        assert_eq!(percent(u64::MAX, u64::MAX), "100%");
     }
 }

@@ -3,7 +3,9 @@
 //! written to stdout, byte for byte. Meant for workers started with `--exec CMD`, which
 //! run CMD with the payload on stdin; R workers expect serialized R futures. On a
 //! terminal, a task whose payload is at least `--progress-above` (1 MiB) shows what it is
-//! doing under a spinner on stderr (waiting for a worker, sending, running, and the time).
+//! doing on stderr: a spinner while it waits or runs, and a byte bar while its payload
+//! goes out or its result (as large) comes back, drawn from the session's or transfer's
+//! [`Meter`] polled every [`POLL`].
 //!
 //! ```text
 //!   echo hello | future-p2p submit --cluster alice/p2p       (a worker runs `--exec rev`)
@@ -22,6 +24,7 @@ use p2p_cluster::tasklog::human_size;
 use p2p_proto::id::FutureId;
 use p2p_scheduler::TaskUpdate;
 use p2p_scheduler::core::TaskEvent;
+use p2p_transport::wormhole::{Meter, Moved, Way};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::CliError;
@@ -92,6 +95,8 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
     let future: FutureId = format!("submit-{}", std::process::id()).parse()?;
     let task = client.submit_as(future, payload).await?;
     let id = task.id();
+    let mut poll = tokio::time::interval(POLL);
+    let mut meter: Option<Meter> = None;
     let waited = async {
         tokio::pin!(task);
         loop {
@@ -100,6 +105,14 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
                 Ok((of, TaskUpdate::Event(event))) = updates.recv() => {
                     if let Some(progress) = progress.as_ref().filter(|_| of == id) {
                         progress.phase(&event);
+                    }
+                }
+                _ = poll.tick(), if progress.is_some() => {
+                    if meter.is_none() {
+                        meter = client.meter(id);
+                    }
+                    if let (Some(progress), Some(meter)) = (progress.as_ref(), meter.as_ref()) {
+                        progress.bytes(meter, args.progress_above);
                     }
                 }
             }
@@ -126,28 +139,87 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// How often the byte bar reads the meter.
+const POLL: Duration = Duration::from_millis(100);
+
 /// What a large task is doing, drawn on stderr while the user waits: the payload's size,
-/// the phase (waiting for a worker, sending to it, running, ...) and the time so far.
+/// the phase (waiting for a worker, sending to it, running, ...) and the time so far; a
+/// byte bar while a large payload moves.
 struct Progress {
     bar: ProgressBar,
     size: String,
+    spinner: ProgressStyle,
+    bytes: ProgressStyle,
+    /// The bar shows bytes now (else the spinner).
+    moving: std::cell::Cell<bool>,
+    /// The phase's line, put back when the bytes are through.
+    phase: std::cell::RefCell<String>,
 }
 
 impl Progress {
     fn start(size: u64) -> Progress {
         let bar = ProgressBar::new_spinner();
-        if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}") {
-            bar.set_style(style);
-        }
+        let spinner = ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let bytes = ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(spinner.clone());
         bar.enable_steady_tick(Duration::from_millis(120));
         let size = human_size(size);
-        bar.set_message(phase_message(&TaskEvent::Queued, &size));
-        Progress { bar, size }
+        let phase = phase_message(&TaskEvent::Queued, &size);
+        bar.set_message(phase.clone());
+        Progress {
+            bar,
+            size,
+            spinner,
+            bytes,
+            moving: std::cell::Cell::new(false),
+            phase: std::cell::RefCell::new(phase),
+        }
     }
 
     fn phase(&self, event: &TaskEvent) {
-        self.bar.set_message(phase_message(event, &self.size));
+        let message = phase_message(event, &self.size);
+        if !self.moving.get() {
+            self.bar.set_message(message.clone());
+        }
+        *self.phase.borrow_mut() = message;
     }
+
+    /// Draws the payload or result moving on `meter`, if one at least `above` bytes is.
+    fn bytes(&self, meter: &Meter, above: u64) {
+        match moving(meter, above) {
+            Some((way, moved)) => {
+                if !self.moving.replace(true) {
+                    self.bar.set_style(self.bytes.clone());
+                }
+                self.bar.set_length(moved.total);
+                self.bar.set_position(moved.done);
+                self.bar.set_message(match way {
+                    Way::Sending => "sending the payload",
+                    Way::Receiving => "receiving the result",
+                });
+            }
+            None => {
+                if self.moving.replace(false) {
+                    self.bar.set_style(self.spinner.clone());
+                    self.bar.set_message(self.phase.borrow().clone());
+                }
+            }
+        }
+    }
+}
+
+/// The payload worth a bar on `meter`: one of at least `above` bytes on its way, the
+/// result first (it moves after the payload) (sans-IO).
+fn moving(meter: &Meter, above: u64) -> Option<(Way, Moved)> {
+    [Way::Receiving, Way::Sending]
+        .into_iter()
+        .map(|way| (way, meter.moved(way)))
+        .find(|(_, moved)| moved.in_flight() && moved.total >= above.max(1))
 }
 
 /// The line a task's event puts under the spinner (sans-IO).
@@ -185,6 +257,33 @@ async fn read_stdin(limit: u64) -> Result<Bytes, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bar_is_for_a_large_payload_on_its_way() {
+        let meter = Meter::default();
+        assert_eq!(moving(&meter, 10), None);
+        meter.begin(Way::Sending, 100);
+        meter.add(Way::Sending, 40);
+        assert_eq!(
+            moving(&meter, 10),
+            Some((
+                Way::Sending,
+                Moved {
+                    done: 40,
+                    total: 100
+                }
+            ))
+        );
+        // Too small for a bar, or through.
+        assert_eq!(moving(&meter, 101), None);
+        meter.add(Way::Sending, 60);
+        assert_eq!(moving(&meter, 10), None);
+        meter.begin(Way::Receiving, 50);
+        assert_eq!(
+            moving(&meter, 10),
+            Some((Way::Receiving, Moved { done: 0, total: 50 }))
+        );
+    }
 
     #[test]
     fn each_phase_says_what_the_task_waits_for() {

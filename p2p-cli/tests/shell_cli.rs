@@ -2,7 +2,8 @@
 //! `future-p2p submit` sends one task to a `future-p2p worker --exec` and prints its result
 //! (a task that fails, or a cluster without workers, ends it with a non-zero exit and an
 //! error that says what happened); `future-p2p status` shows the workers with their slots,
-//! as text or JSON, and exits non-zero when the cluster cannot run work.
+//! with the futures they run and whose, as text or JSON, and exits 3 or 4 when the
+//! cluster cannot run work.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -211,12 +212,10 @@ fn status_of_a_cluster_without_workers_fails_and_says_why() {
     assert!(screen.contains("workers 0 with 0 slot(s)"), "{screen}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no worker answered"), "{stderr}");
+    // The exit status says which part is missing (see `status --help`).
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
 }
 
-/// `--allow-users` trusts the user in a request's `from=` only where the board proves it:
-/// our hub answers `features` with `senders-verified` (asked with OpenSSH here), and the
-/// worker serves the allowed user; behind an `ssh` that refuses `features`, as pico.sh
-/// does, the worker refuses to start and says why, unless told to filter on claimed names.
 #[test]
 fn allow_users_holds_only_where_the_board_proves_senders() {
     let cluster = shared_cluster();
@@ -360,14 +359,15 @@ fn status_and_top_show_three_workers_and_two_clients() {
         long_submit(cluster, "bob", &name),
         long_submit(cluster, "carol", &name),
     ];
-    // Until both tasks run (each check listens 2 s).
+    // Until both tasks run (each check listens 1 s).
     let deadline = Instant::now() + Duration::from_secs(90);
     let (screen, took) = loop {
         let started = Instant::now();
         let output = status(cluster, &name, &[]);
         let took = started.elapsed();
         let screen = String::from_utf8_lossy(&output.stdout).into_owned();
-        if screen.contains("2 busy") || Instant::now() > deadline {
+        let running = screen.matches("    running   ").count();
+        if (running == 2 && screen.contains("2 busy")) || Instant::now() > deadline {
             break (screen, took);
         }
     };
@@ -381,6 +381,23 @@ fn status_and_top_show_three_workers_and_two_clients() {
         screen.contains("  bob@") && screen.contains("  carol@"),
         "{screen}"
     );
+    // Each busy worker says which future it runs and whose.
+    assert_eq!(screen.matches("    running   ").count(), 2, "{screen}");
+    assert!(
+        screen.contains(" for bob@") && screen.contains(" for carol@"),
+        "{screen}"
+    );
+    let output = status(cluster, &name, &["--json"]);
+    assert_eq!(output.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let futures: Vec<&serde_json::Value> = json["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .flat_map(|w| w["futures"].as_array().expect("futures").iter())
+        .collect();
+    assert_eq!(futures.len(), 2, "{json}");
+    assert!(futures.iter().all(|f| f["state"] == "running"), "{json}");
 
     // top, not on a terminal: two screens, a blank line apart, then it exits.
     let mut child = future_p2p(
@@ -415,24 +432,25 @@ fn status_and_top_show_three_workers_and_two_clients() {
     let last = screens.rsplit("future-p2p top ").next().unwrap_or_default();
     assert!(last.contains("workers 3 with 3 slot(s)"), "{screens}");
     assert!(last.contains("clients 2"), "{screens}");
+    assert!(last.contains("    running   "), "{screens}");
 }
 
-#[test]
-fn a_large_task_shows_what_it_does_on_a_terminal_only() {
-    let cluster = shared_cluster();
-    let name = cluster.host("progress");
-    let _worker = worker(cluster, &name, "sleep 1; wc -c");
+/// carol's `future-p2p submit` of `size` bytes on a terminal (script(1) gives it one; its
+/// screen is the child's stdout); the directory holding the payload goes with it.
+fn submit_on_a_terminal(
+    cluster: &LocalCluster,
+    name: &str,
+    size: usize,
+) -> (Child, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let payload = dir.path().join("payload");
-    std::fs::write(&payload, vec![b'x'; 2 << 20]).expect("a 2 MiB payload");
-
-    // On a terminal (script(1) gives it one): the phases under a spinner, on stderr.
+    std::fs::write(&payload, vec![b'x'; size]).expect("the payload");
     let command = format!(
         "{BIN} submit --cluster {name} '--ssh-args={}' < {}",
         cluster.ssh_args("carol"),
         payload.display()
     );
-    let mut child = Command::new("script")
+    let child = Command::new("script")
         .args(["-qec", &command, "/dev/null"])
         .envs(cluster.env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
@@ -440,6 +458,16 @@ fn a_large_task_shows_what_it_does_on_a_terminal_only() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("script(1) runs (util-linux)");
+    (child, dir)
+}
+
+#[test]
+fn a_large_task_shows_what_it_does_on_a_terminal_only() {
+    let cluster = shared_cluster();
+    let name = cluster.host("progress");
+    let _worker = worker(cluster, &name, "sleep 1; wc -c");
+    // On a terminal (script(1) gives it one): the phases under a spinner, on stderr.
+    let (mut child, _dir) = submit_on_a_terminal(cluster, &name, 2 << 20);
     let status = wait_bounded(&mut child, Duration::from_secs(120));
     let output = child.wait_with_output().expect("its output");
     let screen = String::from_utf8_lossy(&output.stdout);
@@ -460,4 +488,35 @@ fn a_large_task_shows_what_it_does_on_a_terminal_only() {
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "2097152");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("payload:"), "{stderr}");
+}
+
+#[test]
+fn a_large_payload_shows_a_byte_bar_while_it_goes_out() {
+    let cluster = shared_cluster();
+    let name = cluster.host("bytes");
+    // The command reads nothing for eight seconds: the session holds back the payload
+    // (its read-ahead is 8 MiB), so the send is still on its way while the bar polls.
+    let _worker = worker(cluster, &name, "sleep 8; wc -c");
+    let (mut child, _dir) = submit_on_a_terminal(cluster, &name, 32 << 20);
+    // Meanwhile status shows the payload on its way, from carol to the worker.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let seen = loop {
+        let output = status(cluster, &name, &[]);
+        let seen = String::from_utf8_lossy(&output.stdout).into_owned();
+        if seen.contains("transfers 1") || Instant::now() > deadline {
+            break seen;
+        }
+    };
+    assert!(seen.contains("transfers 1\n  submit-"), "{seen}");
+    assert!(
+        seen.contains(" -> bob@") && seen.contains("/ 32.0 MiB ("),
+        "{seen}"
+    );
+    let status = wait_bounded(&mut child, Duration::from_secs(120));
+    let output = child.wait_with_output().expect("its output");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(status.success(), "{screen}");
+    assert!(screen.contains("sending the payload"), "{screen}");
+    assert!(screen.contains("MiB/32.00 MiB"), "{screen}");
+    assert!(screen.contains("33554432"), "{screen}");
 }

@@ -248,6 +248,12 @@ impl Client {
         self.scheduler.updates()
     }
 
+    /// How far `task`'s payload (sending) and result (receiving) have got, once it is on
+    /// its way to a worker (see [`Scheduler::meter`]).
+    pub fn meter(&self, task: TaskId) -> Option<p2p_transport::wormhole::Meter> {
+        self.scheduler.meter(task)
+    }
+
     /// Tasks submitted and not over yet (detached ones included).
     pub fn in_flight(&self) -> usize {
         *self.in_flight.borrow()

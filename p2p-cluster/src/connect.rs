@@ -12,9 +12,9 @@
 use std::time::Duration;
 
 use p2p_proto::id::{ClusterName, PeerId, TopicStyle};
-use p2p_transport::board::{Board, BoardConfig, PipeOptions, Topic, TopicEvent, local_peer_id};
+use p2p_transport::board::{Board, BoardConfig, PipeOptions, local_peer_id};
 use p2p_transport::cluster_watch::{ClusterWatch, WatchOptions, watch_cluster};
-use p2p_transport::lines::{LineChannel, TOPIC_LINES, line_channel};
+use p2p_transport::lines::{LineChannel, TOPIC_LINES};
 use p2p_transport::wormhole::WormholeConfig;
 use p2p_worker::Executor;
 use tokio::sync::watch;
@@ -114,7 +114,7 @@ impl ClusterBuilder {
                 &PipeOptions::default(),
             )
             .await?;
-        let (lines, refusals) = member_lines(topic);
+        let (lines, refusals) = topic.into_lines_watching_refusals(TOPIC_LINES);
         let (lines, watch) = watch_cluster(
             lines,
             WatchOptions {
@@ -246,89 +246,9 @@ pub(crate) async fn refused(refusals: &mut watch::Receiver<Option<String>>) -> S
     }
 }
 
-/// The topic as lines for a driver, with the board's refusals on the side (see the module
-/// notes). Like [`Topic::into_lines`], plus the refusal watch.
-fn member_lines(mut topic: Topic) -> (LineChannel, watch::Receiver<Option<String>>) {
-    let (channel, mut pump) = line_channel(TOPIC_LINES);
-    let (refused_tx, refused_rx) = watch::channel(None);
-    let sender = topic.sender();
-    tokio::spawn(async move {
-        // Whether the pipe now open has carried a line: a pipe the board ends after that
-        // was not refused (a slow-reader cut, a restart).
-        let mut carried = false;
-        loop {
-            tokio::select! {
-                event = topic.recv() => match event {
-                    Some(TopicEvent::Line(line)) => {
-                        if !carried {
-                            carried = true;
-                            refused_tx.send_if_modified(|said| said.take().is_some());
-                        }
-                        if pump.to_driver.send(line).await.is_err() {
-                            break;
-                        }
-                    }
-                    Some(TopicEvent::Malformed(error)) => {
-                        tracing::warn!(%error, "skipped a malformed board line");
-                    }
-                    Some(TopicEvent::Disconnected { reason, .. }) => {
-                        if !carried && let Some(said) = board_refusal(&reason) {
-                            refused_tx.send_replace(Some(said.to_owned()));
-                        }
-                    }
-                    Some(TopicEvent::Reconnected) => {
-                        carried = false;
-                        // The driver posts again what must stand (its hello, requests).
-                        pump.reopened.send_modify(|n| *n += 1);
-                    }
-                    Some(TopicEvent::Closed { status, message }) => {
-                        tracing::error!(?status, %message, "board topic closed for good");
-                        return;
-                    }
-                    None => return,
-                },
-                line = pump.from_driver.recv() => match line {
-                    Some(line) => {
-                        if let Err(error) = sender.send_line(&line).await {
-                            tracing::debug!(%error, "board line not sent");
-                        }
-                    }
-                    None => break,
-                },
-            }
-        }
-        topic.close().await;
-    });
-    (channel, refused_rx)
-}
-
-/// What the board said when it ended a pipe (`the board ended the pipe (exit status 1):
-/// WORDS`, as p2p-transport's topic reports it); `None` for a pipe lost without words.
-fn board_refusal(reason: &str) -> Option<&str> {
-    let rest = reason.strip_prefix("the board ended the pipe (")?;
-    let (_, said) = rest.split_once("): ")?;
-    let said = said.trim();
-    (!said.is_empty()).then_some(said)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_refusal_is_the_boards_own_words() {
-        assert_eq!(
-            board_refusal(
-                "the board ended the pipe (exit status 1): alice/nope is not hosted: it is alice's"
-            ),
-            Some("alice/nope is not hosted: it is alice's")
-        );
-        assert_eq!(
-            board_refusal("the board ended the pipe (exit status 1)"),
-            None
-        );
-        assert_eq!(board_refusal("connection reset by peer"), None);
-    }
 
     #[test]
     fn the_advice_names_the_owner_and_the_user() {

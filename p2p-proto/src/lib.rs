@@ -12,6 +12,7 @@
 //!     time       BoardTime (`when`), Expiry (`expires`)
 //!     protocols  Protocols: the `;`-separated capability list, negotiation, and the
 //!                PayloadFormat a peer gets (ours, or future.p2p 0.4.0's RDS files)
+//!     load       WorkerLoad: the futures a worker holds and its transfers, on its hellos
 //!     peers      PeerTable: peers seen in hellos, bounded per user and in all, expiring
 //!     seal       sealed codes: a wormhole code only the accepted worker can open
 //!   data plane (binary, on a warm session)
@@ -32,6 +33,7 @@ pub mod framer;
 pub mod id;
 pub mod limits;
 pub mod line;
+pub mod load;
 pub mod message;
 pub mod peers;
 pub mod protocols;

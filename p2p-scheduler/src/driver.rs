@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex as SyncMutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ use p2p_proto::time::Millis;
 use p2p_transport::clock::{sleep_until, unix_ms};
 use p2p_transport::lines::{LineChannel, post_line};
 use p2p_transport::wormhole::{
-    Session, SessionConfig, SessionError, SessionRole, TransferOptions, WormholeConfig,
+    Meter, Session, SessionConfig, SessionError, SessionRole, TransferOptions, Way, WormholeConfig,
     receive_bytes, send_bytes,
 };
 use rand_chacha::ChaCha20Rng;
@@ -106,10 +106,17 @@ pub enum TaskUpdate {
 }
 
 /// The result of a submitted task, resolved exactly once.
+///
+/// Dropping it before it resolves cancels the task (withdrawn from the board, or
+/// interrupted on its worker), as dropping `p2p_cluster::Task` does; [`TaskHandle::detach`]
+/// lets the task run to its end instead, its result discarded.
 #[derive(Debug)]
+#[must_use = "a task is cancelled when its handle is dropped; await it or detach() it"]
 pub struct TaskHandle {
     id: TaskId,
     result: oneshot::Receiver<Result<Bytes, SubmitError>>,
+    /// Where a drop sends the cancel; `None` once resolved or detached.
+    cancel_on_drop: Option<mpsc::UnboundedSender<Command>>,
 }
 
 impl TaskHandle {
@@ -117,15 +124,34 @@ impl TaskHandle {
     pub fn id(&self) -> TaskId {
         self.id
     }
+
+    /// Lets the task run to its end without anyone waiting for its result.
+    pub fn detach(mut self) {
+        self.cancel_on_drop = None;
+    }
+}
+
+impl Drop for TaskHandle {
+    fn drop(&mut self) {
+        if let Some(commands) = self.cancel_on_drop.take() {
+            // A stopped scheduler has failed the task already.
+            let _ = commands.send(Command::Cancel(self.id));
+        }
+    }
 }
 
 impl Future for TaskHandle {
     type Output = Result<Bytes, SubmitError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.result)
+        let polled = Pin::new(&mut self.result)
             .poll(cx)
-            .map(|result| result.unwrap_or(Err(SubmitError::Stopped(StopReason::Aborted))))
+            .map(|result| result.unwrap_or(Err(SubmitError::Stopped(StopReason::Aborted))));
+        if polled.is_ready() {
+            // Over: nothing left to cancel.
+            self.cancel_on_drop = None;
+        }
+        polled
     }
 }
 
@@ -133,7 +159,8 @@ enum Command {
     Submit {
         future: FutureId,
         payload: Bytes,
-        reply: oneshot::Sender<TaskHandle>,
+        /// The task's id and where its result comes.
+        reply: oneshot::Sender<(TaskId, oneshot::Receiver<Result<Bytes, SubmitError>>)>,
     },
     Cancel(TaskId),
 }
@@ -157,6 +184,7 @@ enum Report {
 struct SessionLink {
     outbound: mpsc::UnboundedSender<Frame>,
     close: CancellationToken,
+    meter: Meter,
 }
 
 /// A worker seen on the board, as [`Scheduler::workers`] lists it.
@@ -185,6 +213,19 @@ pub struct Scheduler {
     updates: broadcast::Sender<(TaskId, TaskUpdate)>,
     workers: watch::Receiver<Vec<WorkerSeen>>,
     stopped: watch::Receiver<Option<StopReason>>,
+    meters: Meters,
+}
+
+/// The meter of each task whose payload or result is on its way (or whose session is
+/// open), shared by the driver, its transfer tasks and [`Scheduler::meter`].
+type Meters = Arc<SyncMutex<HashMap<TaskId, Meter>>>;
+
+/// Records `meter` as `task`'s.
+fn set_meter(meters: &Meters, task: TaskId, meter: Meter) {
+    meters
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(task, meter);
 }
 
 impl Scheduler {
@@ -196,6 +237,7 @@ impl Scheduler {
         let (stopped_tx, stopped) = watch::channel(None);
         let (reports_tx, reports) = mpsc::unbounded_channel();
         let max_payload = options.max_payload;
+        let meters = Meters::default();
         let mut seed = [0u8; 32];
         OsRng.fill_bytes(&mut seed);
         let core = SchedulerConfig {
@@ -215,6 +257,7 @@ impl Scheduler {
             workers_version: None,
             published_at: 0,
             reports: reports_tx,
+            meters: Arc::clone(&meters),
         };
         tokio::spawn(driver.run(
             board.incoming,
@@ -229,10 +272,23 @@ impl Scheduler {
             updates,
             workers,
             stopped,
+            meters,
         }
     }
 
-    /// Submits a payload for future `future`; the handle resolves to the worker's result.
+    /// How far `task`'s payload (sending) and result (receiving) have got, once it is on
+    /// its way to a worker: poll it to draw progress. On a warm session the meter is the
+    /// session's, so it shows whichever payload moves on it.
+    pub fn meter(&self, task: TaskId) -> Option<Meter> {
+        self.meters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&task)
+            .cloned()
+    }
+
+    /// Submits a payload for future `future`; the handle resolves to the worker's result
+    /// (dropped unresolved, it cancels the task).
     /// A payload over [`SchedulerOptions::max_payload`] is refused here, before anything
     /// is posted.
     pub async fn submit(
@@ -255,7 +311,12 @@ impl Scheduler {
                 reply,
             })
             .map_err(|_| self.stopped_error())?;
-        handle.await.map_err(|_| self.stopped_error())
+        let (id, result) = handle.await.map_err(|_| self.stopped_error())?;
+        Ok(TaskHandle {
+            id,
+            result,
+            cancel_on_drop: Some(self.commands.clone()),
+        })
     }
 
     /// Cancels a task: withdrawn from the board, or interrupted on its worker.
@@ -302,6 +363,7 @@ struct Driver {
     /// When the worker list was last published.
     published_at: Millis,
     reports: mpsc::UnboundedSender<Report>,
+    meters: Meters,
 }
 
 impl Driver {
@@ -378,8 +440,9 @@ impl Driver {
                         transfer: None,
                     },
                 );
-                // The caller may have given up waiting; the task runs regardless.
-                let _ = reply.send(TaskHandle { id, result });
+                // A caller that gave up waiting has no handle to cancel with: the task runs
+                // regardless.
+                let _ = reply.send((id, result));
             }
             Command::Cancel(task) => self.core.cancel(unix_ms(), task),
         }
@@ -426,6 +489,7 @@ impl Driver {
         if self.core.task_succeeded(now, task, worker)
             && let Some(record) = self.tasks.remove(&task)
         {
+            self.forget_meter(task);
             self.by_future.remove(&record.future);
             // The caller may have dropped its handle.
             let _ = record.waiter.send(Ok(result));
@@ -538,6 +602,7 @@ impl Driver {
         let Some(record) = self.tasks.remove(&task) else {
             return;
         };
+        self.forget_meter(task);
         self.by_future.remove(&record.future);
         if let Some(cancel) = record.transfer {
             cancel.cancel();
@@ -555,6 +620,13 @@ impl Driver {
                 let _ = record.waiter.send(Err(SubmitError::Task(err)));
             }
         }
+    }
+
+    fn forget_meter(&self, task: TaskId) {
+        self.meters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&task);
     }
 
     fn dispatch(&mut self, dispatch: Dispatch) {
@@ -585,6 +657,8 @@ impl Driver {
                     PayloadFormat::Native => None,
                     PayloadFormat::FutureP2p => self.options.original_payloads.clone(),
                 };
+                let meter = Meter::default();
+                set_meter(&self.meters, task, meter.clone());
                 tokio::spawn(async move {
                     let payload = match original {
                         None => Ok(payload),
@@ -595,9 +669,16 @@ impl Driver {
                     };
                     let outcome = match payload {
                         Ok(payload) => {
-                            files_round_trip(&wormhole, &code, &future, payload, &options, || {
-                                let _ = reports.send(Report::Started(task, worker.clone()));
-                            })
+                            files_round_trip(
+                                &wormhole,
+                                &code,
+                                &future,
+                                payload,
+                                (&options, &meter),
+                                || {
+                                    let _ = reports.send(Report::Started(task, worker.clone()));
+                                },
+                            )
                             .await
                         }
                         Err(err) => Err(err),
@@ -614,6 +695,7 @@ impl Driver {
                 };
                 let close = CancellationToken::new();
                 self.opening.insert(worker.clone(), close.clone());
+                let meters = Arc::clone(&self.meters);
                 tokio::spawn(async move {
                     let opened = open_session(
                         &wormhole,
@@ -621,8 +703,8 @@ impl Driver {
                         &session_config,
                         close.clone(),
                         me,
-                        &future,
-                        payload,
+                        (&future, payload),
+                        |meter| set_meter(&meters, task, meter),
                     )
                     .await;
                     match opened {
@@ -632,6 +714,7 @@ impl Driver {
                             let link = SessionLink {
                                 outbound,
                                 close: close.clone(),
+                                meter: session.meter(),
                             };
                             let up = Report::SessionUp(worker.clone(), task, link, reports_starts);
                             if reports.send(up).is_ok() {
@@ -648,6 +731,7 @@ impl Driver {
                 // A session that is gone has been (or is being) reported ended: the core
                 // then takes this task back.
                 if let Some(link) = self.sessions.get(&worker) {
+                    set_meter(&self.meters, task, link.meter.clone());
                     let _ = link.outbound.send(Frame::Task(Task { future, payload }));
                 }
             }
@@ -661,7 +745,7 @@ async fn files_round_trip(
     code: &WormholeCode,
     future: &FutureId,
     payload: Bytes,
-    options: &TransferOptions,
+    (options, meter): (&TransferOptions, &Meter),
     on_sent: impl FnOnce(),
 ) -> Result<Bytes, AttemptError> {
     let failed = |stage| {
@@ -671,30 +755,39 @@ async fn files_round_trip(
         }
     };
     let name = format!("{future}-Future.rds");
-    send_bytes(wormhole, &code.future_code(), &name, payload, options)
+    let sending = TransferOptions {
+        progress: Some(meter.progress(Way::Sending)),
+        ..options.clone()
+    };
+    send_bytes(wormhole, &code.future_code(), &name, payload, &sending)
         .await
         .map_err(failed(TransferStage::SendingTask))?;
     on_sent();
-    let received = receive_bytes(wormhole, &code.result_code(), options)
+    let receiving = TransferOptions {
+        progress: Some(meter.progress(Way::Receiving)),
+        ..options.clone()
+    };
+    let received = receive_bytes(wormhole, &code.result_code(), &receiving)
         .await
         .map_err(failed(TransferStage::ReceivingResult))?;
     Ok(received.data)
 }
 
-/// Opens a session as its leader, says hello, and sends the first task; says whether the
-/// worker will report starts.
+/// Opens a session as its leader (handing its meter to `on_connected`), says hello, and
+/// sends the first task; says whether the worker will report starts.
 async fn open_session(
     wormhole: &WormholeConfig,
     code: &WormholeCode,
     config: &SessionConfig,
     cancel: CancellationToken,
     me: PeerId,
-    future: &FutureId,
-    payload: Bytes,
+    (future, payload): (&FutureId, Bytes),
+    on_connected: impl FnOnce(Meter),
 ) -> Result<(Session, bool), AttemptError> {
     let mut session = Session::connect(wormhole, code, SessionRole::Leader, config, cancel)
         .await
         .map_err(AttemptError::Session)?;
+    on_connected(session.meter());
     let hello = Hello::new(me, p2p_proto::protocols::Protocols::ours());
     session
         .send(&Frame::Hello(hello.clone()))

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use p2p_proto::frame::{Frame, Outcome, RemoteErrorKind, Task, TaskResult};
 use p2p_proto::id::WormholeCode;
 use p2p_transport::wormhole::{
-    Incoming, IncomingTask, PayloadError, Session, SessionConfig, SessionError, SessionPath,
-    SessionRole, WormholeConfig,
+    Incoming, IncomingTask, Moved, PayloadError, Session, SessionConfig, SessionError, SessionPath,
+    SessionRole, Way, WormholeConfig,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -316,6 +316,10 @@ async fn a_large_payload_arrives_in_pieces_while_it_is_sent() {
             piece = task.payload.next_chunk() => match piece.expect("the payload") {
                 Some(piece) => {
                     assert!(piece.len() <= 256 << 10, "a piece of {} bytes", piece.len());
+                    // The meter counts what was handed on, of the announced size.
+                    let moved = worker.meter().moved(Way::Receiving);
+                    assert_eq!(moved.total, payload.len() as u64);
+                    assert!(moved.done >= (received.len() + piece.len()) as u64);
                     received.extend_from_slice(&piece);
                     pieces += 1;
                 }
@@ -327,6 +331,14 @@ async fn a_large_payload_arrives_in_pieces_while_it_is_sent() {
     assert!(pieces >= 128, "{pieces} pieces");
     assert!(received == payload, "the payload arrives intact");
     sent.await.expect("join").expect("sent");
+    // Both ends counted the payload, and only it (heads and heartbeats are not bytes of it).
+    let all = Moved {
+        done: payload.len() as u64,
+        total: payload.len() as u64,
+    };
+    assert_eq!(client.meter().moved(Way::Sending), all);
+    assert_eq!(worker.meter().moved(Way::Receiving), all);
+    assert_eq!(client.meter().moved(Way::Receiving), Moved::default());
 }
 
 /// Sends `payload` as a task on `client`; the send's task.

@@ -61,6 +61,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use p2p_proto::frame::{Frame, RemoteError, RemoteErrorKind, Started, TaskResult};
 use p2p_proto::id::{FutureId, PeerId, WormholeCode};
 use p2p_proto::limits::DEFAULT_MAX_PAYLOAD;
+use p2p_proto::load::{TaskLoad, TaskState, TransferLoad, WorkerLoad};
 use p2p_proto::message::{
     BoardLine, Decline, DeclineReason, Hello, Message, Offer, Request, ResultReady, Role,
     TransferUri,
@@ -374,6 +375,8 @@ pub struct WorkerCore {
     /// no offer.
     unanswered: HashMap<PeerId, (u32, Millis)>,
     next_hello: Millis,
+    /// The payload transfers in flight as the driver last saw them, for the next hello.
+    transfers: Vec<TransferLoad>,
     /// The time of the latest event: timers at or before it have been handled.
     now: Millis,
     stopped: bool,
@@ -404,6 +407,7 @@ impl WorkerCore {
             offer_due: None,
             unanswered: HashMap::new(),
             next_hello: now,
+            transfers: Vec::new(),
             now,
             stopped: false,
             actions: VecDeque::new(),
@@ -432,6 +436,40 @@ impl WorkerCore {
         self.config
             .slots
             .saturating_sub(self.busy + held_by_offers + reserved)
+    }
+
+    /// Whether a hello goes out at the next [`WorkerCore::handle_timeout`] at `now`: the
+    /// driver then reports its transfers ([`WorkerCore::set_transfers`]) first.
+    pub fn hello_due(&self, now: Millis) -> bool {
+        !self.stopped && now >= self.next_hello
+    }
+
+    /// The payload transfers in flight (bytes moved of each), said on the next hello.
+    pub fn set_transfers(&mut self, transfers: Vec<TransferLoad>) {
+        self.transfers = transfers;
+    }
+
+    /// What this worker holds and moves, as its hellos say it: the tasks in slots or
+    /// waiting on sessions, whose they are, and the transfers last reported.
+    pub fn load(&self) -> WorkerLoad {
+        let mut tasks: Vec<TaskLoad> = self
+            .tasks
+            .iter()
+            .map(|(task, held)| TaskLoad {
+                state: match held {
+                    Held::Running { .. } => TaskState::Running,
+                    Held::Receiving => TaskState::Receiving,
+                    Held::Queued(_) => TaskState::Waiting,
+                },
+                client: task.client.clone(),
+                future: task.future.clone(),
+            })
+            .collect();
+        // Running first; a stable order, so that a hello says the same for the same state.
+        tasks.sort();
+        let mut transfers = self.transfers.clone();
+        transfers.sort();
+        WorkerLoad::listing(tasks, transfers)
     }
 
     /// The next action for the driver.
@@ -586,8 +624,8 @@ impl WorkerCore {
         if let Some(until) = self.config.until {
             expires = expires.min(until);
         }
-        self.post(
-            now,
+        let mut hello = BoardLine::new(
+            BoardTime::from_unix_ms(now),
             Message::Hello(Hello {
                 role: Role::Worker,
                 from: self.config.me.clone(),
@@ -597,6 +635,9 @@ impl WorkerCore {
                 busy: Some(u32::try_from(self.busy).unwrap_or(u32::MAX)),
             }),
         );
+        // Whose futures run here, for status checks (keys future.p2p 0.4.0 ignores).
+        hello.extra = self.load().to_pairs();
+        self.actions.push_back(WorkerAction::Post(hello));
     }
 
     fn post(&mut self, now: Millis, message: Message) {

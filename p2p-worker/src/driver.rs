@@ -24,15 +24,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use p2p_proto::frame::{Frame, Hello, Outcome, Progress, RemoteError, RemoteErrorKind, TaskResult};
-use p2p_proto::id::{PeerId, WormholeCode};
+use p2p_proto::id::{FutureId, PeerId, WormholeCode};
 use p2p_proto::line;
+use p2p_proto::load::{Direction, TransferLoad};
 use p2p_proto::message::DeclineReason;
 use p2p_proto::protocols::{self, PayloadFormat};
 use p2p_transport::clock::{sleep_until, unix_ms};
 use p2p_transport::lines::{LineChannel, post_line};
 use p2p_transport::wormhole::{
-    Incoming, IncomingPayload, IncomingTask, Session, SessionConfig, SessionRole, TransferError,
-    TransferOptions, WormholeConfig, receive_bytes, send_bytes,
+    Incoming, IncomingPayload, IncomingTask, Meter, Session, SessionConfig, SessionRole,
+    TransferError, TransferOptions, Way, WormholeConfig, receive_bytes, send_bytes,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -78,6 +79,11 @@ struct SessionLink {
     client: PeerId,
     outbound: mpsc::UnboundedSender<Frame>,
     close: CancellationToken,
+    /// Its payloads in flight, for the hellos' transfers ...
+    meter: Meter,
+    /// ... and the futures of the last payload received and the last result sent on it.
+    receiving: Option<FutureId>,
+    sending: Option<FutureId>,
 }
 
 enum Report {
@@ -142,6 +148,7 @@ impl Worker {
             codes: HashMap::new(),
             formats: HashMap::new(),
             sessions: HashMap::new(),
+            file_meters: HashMap::new(),
             reports: reports_tx,
             all_jobs: shutdown.child_token(),
         };
@@ -202,6 +209,8 @@ struct Driver<E> {
     /// The payload format of files-route tasks (session tasks are in the native one).
     formats: HashMap<TaskRef, PayloadFormat>,
     sessions: HashMap<SessionId, SessionLink>,
+    /// Files route: the payload being received, or the result being sent, of each task.
+    file_meters: HashMap<TaskRef, (Way, Meter)>,
     reports: mpsc::UnboundedSender<Report>,
     /// Parent of every job's token: cancelled when the worker stops.
     all_jobs: CancellationToken,
@@ -237,7 +246,14 @@ impl<E: Executor> Driver<E> {
                 // A closed watch (the pump gone) disables this branch; the lines end too.
                 Ok(()) = reopened.changed() => self.core.board_reopened(unix_ms()),
                 Some(report) = reports.recv() => self.report(report),
-                () = tokio::time::sleep(sleep) => self.core.handle_timeout(unix_ms()),
+                () = tokio::time::sleep(sleep) => {
+                    let now = unix_ms();
+                    // The meters are read only when a hello will say what they show.
+                    if self.core.hello_due(now) {
+                        self.core.set_transfers(self.transfers());
+                    }
+                    self.core.handle_timeout(now);
+                }
                 () = signals.shutdown.cancelled() => break StopReason::ShutDown,
                 () = signals.drain.cancelled(), if !draining => {
                     draining = true;
@@ -252,6 +268,38 @@ impl<E: Executor> Driver<E> {
             link.close.cancel();
         }
         let _ = stopped.send(Some(reason));
+    }
+
+    /// The payloads moving between this worker and its clients now, for its next hello.
+    fn transfers(&self) -> Vec<TransferLoad> {
+        let mut transfers = Vec::new();
+        let mut add = |way: Way, client: &PeerId, future: &FutureId, meter: &Meter| {
+            let moved = meter.moved(way);
+            if moved.in_flight() {
+                transfers.push(TransferLoad {
+                    direction: match way {
+                        Way::Receiving => Direction::In,
+                        Way::Sending => Direction::Out,
+                    },
+                    client: client.clone(),
+                    future: future.clone(),
+                    done: moved.done,
+                    total: moved.total,
+                });
+            }
+        };
+        for link in self.sessions.values() {
+            if let Some(future) = &link.receiving {
+                add(Way::Receiving, &link.client, future, &link.meter);
+            }
+            if let Some(future) = &link.sending {
+                add(Way::Sending, &link.client, future, &link.meter);
+            }
+        }
+        for (task, (way, meter)) in &self.file_meters {
+            add(*way, &task.client, &task.future, meter);
+        }
+        transfers
     }
 
     /// Carries out the core's actions; a reason when the worker must stop.
@@ -270,6 +318,7 @@ impl<E: Executor> Driver<E> {
                     if let Some(cancel) = self.jobs.remove(&task) {
                         cancel.cancel();
                     }
+                    self.file_meters.remove(&task);
                     self.payloads.remove(&task);
                     self.codes.remove(&task);
                     self.formats.remove(&task);
@@ -308,6 +357,7 @@ impl<E: Executor> Driver<E> {
         match report {
             Report::Received(task, Ok(payload)) => {
                 self.jobs.remove(&task);
+                self.file_meters.remove(&task);
                 self.payloads.insert(task.clone(), payload.into());
                 if !self.core.payload_received(now, &task) {
                     self.payloads.remove(&task);
@@ -315,6 +365,7 @@ impl<E: Executor> Driver<E> {
             }
             Report::Received(task, Err(reason)) => {
                 self.jobs.remove(&task);
+                self.file_meters.remove(&task);
                 self.codes.remove(&task);
                 self.formats.remove(&task);
                 self.core.transfer_failed(now, &task, reason);
@@ -346,6 +397,7 @@ impl<E: Executor> Driver<E> {
                 }
             }
             Report::Delivered(task, delivered) => {
+                self.file_meters.remove(&task);
                 if !delivered {
                     self.core.delivery_failed(now, &task);
                 }
@@ -384,12 +436,14 @@ impl<E: Executor> Driver<E> {
         &mut self,
         now: u64,
         session: SessionId,
-        future: p2p_proto::id::FutureId,
+        future: FutureId,
         payload: IncomingPayload,
     ) {
-        let Some(client) = self.sessions.get(&session).map(|l| l.client.clone()) else {
+        let Some(link) = self.sessions.get_mut(&session) else {
             return;
         };
+        link.receiving = Some(future.clone());
+        let client = link.client.clone();
         let key = TaskRef {
             client,
             future: future.clone(),
@@ -406,7 +460,10 @@ impl<E: Executor> Driver<E> {
 
     fn send(&mut self, session: SessionId, frame: Frame) {
         // A session that is gone has been (or is being) reported ended to the core.
-        if let Some(link) = self.sessions.get(&session) {
+        if let Some(link) = self.sessions.get_mut(&session) {
+            if let Frame::Result(result) = &frame {
+                link.sending = Some(result.future.clone());
+            }
             let _ = link.outbound.send(frame);
         }
     }
@@ -437,7 +494,13 @@ impl<E: Executor> Driver<E> {
                 self.jobs.insert(task.clone(), cancel.clone());
                 self.codes.insert(task.clone(), code.clone());
                 self.formats.insert(task.clone(), format);
-                let options = self.transfer_options(cancel);
+                let meter = Meter::default();
+                let options = TransferOptions {
+                    progress: Some(meter.progress(Way::Receiving)),
+                    ..self.transfer_options(cancel)
+                };
+                self.file_meters
+                    .insert(task.clone(), (Way::Receiving, meter));
                 tokio::spawn(async move {
                     let received = receive_bytes(&wormhole, &code.future_code(), &options)
                         .await
@@ -524,7 +587,12 @@ impl<E: Executor> Driver<E> {
     /// Files route: sends the result under `CODE-r`.
     fn deliver(&mut self, task: TaskRef, code: WormholeCode, result: Bytes) {
         let wormhole = self.options.wormhole.clone();
-        let options = self.transfer_options(self.all_jobs.child_token());
+        let meter = Meter::default();
+        let options = TransferOptions {
+            progress: Some(meter.progress(Way::Sending)),
+            ..self.transfer_options(self.all_jobs.child_token())
+        };
+        self.file_meters.insert(task.clone(), (Way::Sending, meter));
         let reports = self.reports.clone();
         tokio::spawn(async move {
             let name = format!("{}-FutureResult.rds", task.future);
@@ -658,6 +726,9 @@ impl ServeSession {
             client: self.client,
             outbound,
             close: self.close.clone(),
+            meter: session.meter(),
+            receiving: None,
+            sending: None,
         };
         if self
             .reports

@@ -122,21 +122,26 @@ p2p_cluster_name <- function() {
 #' What a future-p2p cluster has right now
 #'
 #' Asks the cluster's members to say hello, as `future-p2p status` does, and lists who
-#' answered within `listen` seconds: the host, each worker with its slots and how many of
-#' them hold a future, and other clients (in the spirit of `mirai::status()`).
+#' answered within `listen` seconds: the host, each worker with its slots, how many of
+#' them hold a future, which futures and whose, the payloads it is moving, and other
+#' clients (in the spirit of `mirai::status()`).
 #'
 #' @param cluster The cluster, `OWNER/NAME` (default: [p2p_cluster_name()]).
 #' @param listen Seconds to listen for the answers.
 #' @param host,ssh_args As for [pico_p2p_worker()].
 #' @return A data frame with one row per peer: `role` (`"host"`, `"worker"` or
-#'   `"client"`), `id`, `slots` and `busy` (`NA` where a peer does not say). Its
-#'   attribute `healthy` is `TRUE` when the host and at least one worker answered.
+#'   `"client"`), `id`, `slots` and `busy` (`NA` where a peer does not say), `futures`
+#'   (a worker's futures as `"FUTURE CLIENT STATE"` entries joined by `"; "`, at most 8
+#'   and `"+N more"`) and `transfers` (`"FUTURE DIRECTION CLIENT DONE/TOTAL"` entries,
+#'   bytes). Its attribute `healthy` is `TRUE` when the host and at least one worker
+#'   answered; `exit_status` is `future-p2p status`'s (0 healthy, 3 no worker, 4 no host
+#'   or refused, 1 the check failed).
 #' @examples
 #' \dontrun{
 #' p2p_status("alice/p2p")
 #' }
 #' @export
-p2p_status <- function(cluster = p2p_cluster_name(), listen = 2,
+p2p_status <- function(cluster = p2p_cluster_name(), listen = 1,
                        host = default_host(),
                        ssh_args = p2p_option("ssh_args", NULL)) {
   args <- c("status", "--cluster", cluster, "--listen", whole_seconds(listen), "--tsv",
@@ -147,7 +152,13 @@ p2p_status <- function(cluster = p2p_cluster_name(), listen = 2,
          call. = FALSE)
   }
   peers <- utils::read.delim(text = out$stdout, colClasses = c("character", "character",
-                             "integer", "integer"), na.strings = "")
+                             "integer", "integer", "character", "character"),
+                             na.strings = "", quote = "")
+  # Empty cells are NA for the counts, "" (nothing listed) for the lists.
+  for (column in c("futures", "transfers")) {
+    peers[[column]][is.na(peers[[column]])] <- ""
+  }
   attr(peers, "healthy") <- identical(out$status, 0L)
+  attr(peers, "exit_status") <- out$status
   peers
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use p2p_proto::framer::{FramerError, LineFramer, MAX_LINE_LEN};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::lines::{LineChannel, line_channel};
 
@@ -152,14 +152,32 @@ impl Topic {
     /// way). Malformed lines are logged and skipped (disconnects and reconnects are logged
     /// by the topic itself); `incoming` closes only if reconnecting gives up, and dropping
     /// `outgoing` leaves the topic.
-    pub fn into_lines(mut self, capacity: usize) -> LineChannel {
+    pub fn into_lines(self, capacity: usize) -> LineChannel {
+        self.into_lines_watching_refusals(capacity).0
+    }
+
+    /// [`Topic::into_lines`], and a watch of the board's refusal: what the board said when
+    /// it ended the pipe before it carried a line (on a future-p2p hub: nobody hosts that
+    /// cluster, or we are not on its list); cleared once a pipe carries a line (a pipe
+    /// ended after that was not refused: a slow-reader cut, a restart).
+    pub fn into_lines_watching_refusals(
+        mut self,
+        capacity: usize,
+    ) -> (LineChannel, watch::Receiver<Option<String>>) {
         let (channel, mut pump) = line_channel(capacity);
+        let (refused_tx, refused_rx) = watch::channel(None);
         let sender = self.sender();
         tokio::spawn(async move {
+            // Whether the pipe now open has carried a line.
+            let mut carried = false;
             loop {
                 tokio::select! {
                     event = self.recv() => match event {
                         Some(TopicEvent::Line(line)) => {
+                            if !carried {
+                                carried = true;
+                                refused_tx.send_if_modified(|said| said.take().is_some());
+                            }
                             if pump.to_driver.send(line).await.is_err() {
                                 break;
                             }
@@ -167,8 +185,14 @@ impl Topic {
                         Some(TopicEvent::Malformed(error)) => {
                             tracing::warn!(%error, "skipped a malformed board line");
                         }
-                        Some(TopicEvent::Disconnected { .. }) => {}
+                        Some(TopicEvent::Disconnected { reason, .. }) => {
+                            if !carried && let Some(said) = board_refusal(&reason) {
+                                refused_tx.send_replace(Some(said.to_owned()));
+                            }
+                        }
                         Some(TopicEvent::Reconnected) => {
+                            carried = false;
+                            // The driver posts again what must stand (its hello, requests).
                             pump.reopened.send_modify(|n| *n += 1);
                         }
                         Some(TopicEvent::Closed { status, message }) => {
@@ -179,8 +203,10 @@ impl Topic {
                     },
                     line = pump.from_driver.recv() => match line {
                         Some(line) => {
+                            // Lost while the pipe reconnects; the driver re-posts what must
+                            // stand once it is back.
                             if let Err(error) = sender.send_line(&line).await {
-                                tracing::warn!(%error, "board line not sent");
+                                tracing::debug!(%error, "board line not sent");
                             }
                         }
                         None => break,
@@ -189,7 +215,7 @@ impl Topic {
             }
             self.close().await;
         });
-        channel
+        (channel, refused_rx)
     }
 
     /// Leaves the topic and waits until the channel is closed.
@@ -205,6 +231,16 @@ impl Topic {
             let _ = rx.await;
         }
     }
+}
+
+/// What the board said when it ended a pipe (`the board ended the pipe (exit status 1):
+/// WORDS`, as [`TopicEvent::Disconnected`] reports it); `None` for a pipe lost without
+/// words.
+fn board_refusal(reason: &str) -> Option<&str> {
+    let rest = reason.strip_prefix("the board ended the pipe (")?;
+    let (_, said) = rest.split_once("): ")?;
+    let said = said.trim();
+    (!said.is_empty()).then_some(said)
 }
 
 /// The task behind a [`Topic`]: the only place where bytes become lines.
@@ -412,5 +448,25 @@ fn event(line: Result<String, FramerError>) -> TopicEvent {
     match line {
         Ok(l) => TopicEvent::Line(l),
         Err(e) => TopicEvent::Malformed(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_the_boards_own_words() {
+        assert_eq!(
+            board_refusal(
+                "the board ended the pipe (exit status 1): alice/nope is not hosted: it is alice's"
+            ),
+            Some("alice/nope is not hosted: it is alice's")
+        );
+        assert_eq!(
+            board_refusal("the board ended the pipe (exit status 1)"),
+            None
+        );
+        assert_eq!(board_refusal("connection reset by peer"), None);
     }
 }

@@ -15,11 +15,13 @@
 //!     pool      PiecePool: recycled buffers for those pieces, counting what the consumer
 //!               still holds so a slow one slows the sender
 //!     error     SessionError
+//!   meter       Meter: bytes of the payload moving each way, for progress bars and status
 //!   nodelay     TCP_NODELAY on the crate's transit sockets (a workaround, see there)
 //! ```
 
 mod code;
 pub mod config;
+pub mod meter;
 mod nodelay;
 pub mod session;
 pub mod transfer;
@@ -27,6 +29,7 @@ pub mod transfer;
 pub use config::{
     DEFAULT_MAILBOX_URL, DEFAULT_RELAY_URL, RelayUrlError, TransitMode, WormholeConfig,
 };
+pub use meter::{Meter, Moved, Way};
 pub use session::{
     Incoming, IncomingPayload, IncomingTask, PayloadError, Session, SessionConfig, SessionError,
     SessionPath, SessionRole, SessionSender,

@@ -253,6 +253,46 @@ fn hellos_count_slots_and_answer_new_clients_soon() {
 }
 
 #[test]
+fn hellos_say_whose_futures_run_and_what_moves() {
+    let (mut core, session) = in_session(1);
+    // A second task on the session waits for the slot.
+    assert!(core.session_task(T0 + 1, session, fid(1)));
+    drain(&mut core);
+    core.set_transfers(vec![TransferLoad {
+        direction: p2p_proto::load::Direction::Out,
+        client: client(),
+        future: fid(0),
+        done: 10,
+        total: 40,
+    }]);
+    // A new client's hello brings the worker's hello soon.
+    core.handle_line(T0 + 2, &hello("client", &dave()));
+    let due = core.poll_timeout().unwrap();
+    assert!(core.hello_due(due));
+    core.handle_timeout(due);
+    let actions = drain(&mut core);
+    let hello = actions
+        .iter()
+        .find_map(|a| match a {
+            WorkerAction::Post(line) if matches!(line.message, Message::Hello(_)) => Some(line),
+            _ => None,
+        })
+        .expect("a hello");
+    let text = hello.encode().unwrap();
+    assert!(
+        text.ends_with(
+            ",busy=1,tasks=run/alice@desktop:200/f-0;wait/alice@desktop:200/f-1,xfers=out/alice@desktop:200/f-0/10/40"
+        ),
+        "{text}"
+    );
+    let load = WorkerLoad::from_pairs(&line::decode(&text).unwrap().extra)
+        .unwrap()
+        .unwrap();
+    assert_eq!(load.task_count(), 2);
+    assert!(!core.hello_due(due + 1));
+}
+
+#[test]
 fn seed_version_bare_code_is_accepted() {
     let seed_request = line(&format!(
         "when=2025-07-20T14:03:13,expires=2025-07-20T14:04:13,type=request,from={},future=f-1,size=10",
@@ -955,6 +995,16 @@ proptest! {
             }
             prop_assert!(running.len() <= slots);
             prop_assert!(core.running() <= slots);
+            // The hello's listing names exactly the tasks that run (running ones first).
+            let load = core.load();
+            let listed: HashSet<TaskRef> = load
+                .tasks
+                .iter()
+                .filter(|t| t.state == TaskState::Running)
+                .map(|t| TaskRef { client: t.client.clone(), future: t.future.clone() })
+                .collect();
+            prop_assert_eq!(&listed, &running);
+            prop_assert!(load.task_count() as usize >= running.len());
             if let Some(at) = core.poll_timeout() {
                 prop_assert!(at > now, "a timer in the past: {} <= {}", at, now);
             }

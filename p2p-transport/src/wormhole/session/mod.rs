@@ -59,6 +59,7 @@ use self::channel::{
 };
 use self::pool::PiecePool;
 use crate::wormhole::config::WormholeConfig;
+use crate::wormhole::meter::{Meter, Way};
 use p2p_proto::id::WormholeCode;
 
 /// Room made for a read while a payload arrives (more than a record, so a read brings
@@ -122,6 +123,8 @@ struct Shared {
     done: CancellationToken,
     /// A write that makes no progress for this long means the peer stopped reading.
     stall_limit: Duration,
+    /// Payload bytes sent and received, for progress displays.
+    meter: Meter,
 }
 
 struct Writer {
@@ -171,10 +174,17 @@ impl Shared {
         // one segment): under load that is one syscall for many tasks. A payload goes into
         // records a piece at a time, written out as they fill, never copied whole.
         for (head, payload) in &parts {
-            for part in [&heads[head.clone()], &payload[..]] {
+            if !payload.is_empty() {
+                self.meter.begin(Way::Sending, payload.len() as u64);
+            }
+            for (is_payload, part) in [(false, &heads[head.clone()]), (true, &payload[..])] {
                 let mut rest = part;
                 while !rest.is_empty() {
+                    let before = rest.len();
                     rest = records.push(rest)?;
+                    if is_payload {
+                        self.meter.add(Way::Sending, (before - rest.len()) as u64);
+                    }
                     if records.full() {
                         self.write(half, records.buf).await?;
                         records.buf.clear();
@@ -392,6 +402,7 @@ impl Session {
             failure: SyncMutex::new(None),
             done: CancellationToken::new(),
             stall_limit: session.dead_after,
+            meter: Meter::default(),
         });
         let heartbeat = tokio::spawn(heartbeat_loop(
             Arc::clone(&shared),
@@ -426,6 +437,11 @@ impl Session {
         SessionSender {
             shared: Arc::clone(&self.shared),
         }
+    }
+
+    /// The payloads moving each way on this session, as far as they have got.
+    pub fn meter(&self) -> Meter {
+        self.shared.meter.clone()
     }
 
     /// How the connection was made.
@@ -576,6 +592,7 @@ impl Session {
                 let (take, remaining) = self.decoder.take_payload(self.unread.len());
                 let piece = self.unread.start..self.unread.start + take;
                 self.unread.start += take;
+                self.shared.meter.add(Way::Receiving, take as u64);
                 if let Some(frame) = route(&mut self.sink, &self.recv[piece], remaining)? {
                     return Ok(Some(Step::Frame(frame)));
                 }
@@ -596,6 +613,11 @@ impl Session {
             let Some(decoded) = self.decoder.decode(&mut self.head)? else {
                 return Ok(None);
             };
+            if let Decoded::Frame { bulk, .. } = &decoded
+                && *bulk > 0
+            {
+                self.shared.meter.begin(Way::Receiving, *bulk);
+            }
             match decoded {
                 Decoded::Frame {
                     frame: Frame::Heartbeat(_),
@@ -629,6 +651,7 @@ impl Session {
             let (take, remaining) = self.decoder.take_payload(self.unread.len());
             let piece = self.unread.start..self.unread.start + take;
             self.unread.start += take;
+            self.shared.meter.add(Way::Receiving, take as u64);
             // A streamed payload is never gathered into a frame.
             route(&mut self.sink, &self.recv[piece], remaining)?;
         }
