@@ -105,6 +105,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .build()?
             .block_on(p2p_r::rpkg::install(Path::new("R"), package.path()))?,
     };
+    // A file, not `-e`: R ignores an expression of more than 10,000 bytes.
+    let script = package.path().join("r_backends_bench.R");
+    std::fs::write(&script, R_BENCH)?;
     let cluster = LocalCluster::start(&bin);
     for (i, extra) in libraries.iter().enumerate() {
         let mut r_libs = client_library.as_os_str().to_owned();
@@ -121,10 +124,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             r_libs.push(extra);
         }
         let name = cluster.host(&format!("bench{i}"));
-        let mut r = cluster
-            .rscript(&r_libs, &name)
-            .args(["-e", R_BENCH])
-            .spawn()?;
+        let mut r = cluster.rscript(&r_libs, &name).arg(&script).spawn()?;
         let status = wait_bounded(&mut r, Duration::from_secs(1800));
         if !status.success() {
             return Err(format!("the R bench with R_LIBS={r_libs:?} failed ({status})").into());

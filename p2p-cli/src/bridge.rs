@@ -8,9 +8,15 @@
 //!   R <--stdout-- replies <-- session <-- task results, task updates, worker slots
 //!                                          (first told after a short discovery window),
 //!                                          cluster hellos (the watchdog)
+//!   R --upload connection--> payload --> session (SubmitUploaded) --> scheduler.submit
 //! ```
+//!
+//! A large payload comes on a loopback connection of its own (see
+//! [`p2p_r::bridge::protocol::UploadLine`]), read to its end into one buffer made at once
+//! as large as R said, and handed to the scheduler as it is: a `Bytes` the wormhole session
+//! cuts into records, never copied again here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -29,7 +35,10 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::CliError;
 use crate::connect::{BoardArgs, host_advice};
 use crate::units::{parse_duration, parse_size};
-use p2p_r::bridge::protocol::{BRIDGE_PROTOCOL_VERSION, ErrorKind, Reply, Request, ServerHello};
+use p2p_proto::frame::RemoteErrorKind;
+use p2p_r::bridge::protocol::{
+    BRIDGE_PROTOCOL_VERSION, ErrorKind, Reply, Request, ServerHello, UploadLine,
+};
 use p2p_r::bridge::session::BridgeSession;
 use p2p_r::frame::{RFrameError, RFrameReader};
 
@@ -77,13 +86,16 @@ pub async fn run(args: BridgeArgs) -> Result<(), CliError> {
         .unwrap_or(usize::MAX)
         .min(p2p_r::frame::MAX_BODY_LEN);
     let (replies, reply_rx) = mpsc::unbounded_channel();
-    let (requests, writer) = match &args.loopback {
+    let (requests, writer, uploads) = match &args.loopback {
         None => (
             spawn_request_reader(tokio::io::stdin(), max_body),
             tokio::spawn(write_replies(tokio::io::stdout(), reply_rx)),
+            None,
         ),
         Some(token) => {
-            let (read, write) = accept_r_session(token).await?.into_split();
+            let (stream, listener) = accept_r_session(token).await?;
+            let (read, write) = stream.into_split();
+            let uploads = spawn_upload_acceptor(listener, token.clone(), max_body);
             // R exiting closes our stdin: the session is over even if the socket lingers.
             tokio::spawn(async {
                 let mut stdin = tokio::io::stdin();
@@ -95,10 +107,11 @@ pub async fn run(args: BridgeArgs) -> Result<(), CliError> {
             (
                 spawn_request_reader(read, max_body),
                 tokio::spawn(write_replies(write, reply_rx)),
+                Some(uploads),
             )
         }
     };
-    let outcome = serve(&args, requests, &replies).await;
+    let outcome = serve(&args, requests, uploads, &replies).await;
     if let Err(err) = &outcome {
         let _ = replies.send(Reply::Error {
             id: 0,
@@ -115,6 +128,7 @@ pub async fn run(args: BridgeArgs) -> Result<(), CliError> {
 async fn serve(
     args: &BridgeArgs,
     mut requests: mpsc::Receiver<Result<Request, RFrameError>>,
+    mut uploads: Option<mpsc::Receiver<Upload>>,
     replies: &mpsc::UnboundedSender<Reply>,
 ) -> Result<(), CliError> {
     let cluster: ClusterName = args.cluster.parse()?;
@@ -164,6 +178,7 @@ async fn serve(
     let watchdog = tokio::time::sleep(args.cluster_timeout);
     tokio::pin!(watchdog);
     let mut watchdog_armed = true;
+    let mut pairing = UploadPairing::default();
 
     loop {
         tokio::select! {
@@ -208,23 +223,28 @@ async fn serve(
                     Request::Submit { id, label, payload } => match session.submit(id) {
                         Err(reply) => { let _ = replies.send(reply); }
                         Ok(future) => {
-                            tracing::debug!(id, %label, size = payload.len(), "submit");
-                            match scheduler.submit(future, payload).await {
-                                Ok(handle) => {
-                                    if let Some(reply) = session.submitted(id, handle.id()) {
-                                        let _ = replies.send(reply);
-                                    }
-                                    running.push(Box::pin(async move { (id, handle.await) }));
-                                }
-                                Err(err) => {
-                                    if let Some(reply) = session.finished(id, Err(err)) {
-                                        let _ = replies.send(reply);
-                                    }
-                                }
-                            }
+                            let ready = Ready { id, future, label, payload };
+                            start(&scheduler, &mut session, &mut running, replies, ready).await;
                         }
                     },
+                    Request::SubmitUploaded { id, label } => match session.submit(id) {
+                        Err(reply) => {
+                            pairing.refused(id);
+                            let _ = replies.send(reply);
+                        }
+                        Ok(future) => match pairing.submitted(id, future, label) {
+                            Some(Ok(ready)) => {
+                                start(&scheduler, &mut session, &mut running, replies, ready).await;
+                            }
+                            Some(Err(failure)) => {
+                                session.cancel(id);
+                                let _ = replies.send(failure);
+                            }
+                            None => {}
+                        },
+                    },
                     Request::Cancel { id } => {
+                        pairing.cancelled(id);
                         let (task, reply) = session.cancel(id);
                         if let Some(task) = task {
                             scheduler.cancel(task);
@@ -237,6 +257,14 @@ async fn serve(
                     Request::Poll { id: 0 } if discovering => poll_deferred = true,
                     Request::Poll { id } => { let _ = replies.send(session.poll(id)); }
                 },
+            },
+            Some((id, upload)) = next_upload(&mut uploads) => match pairing.uploaded(id, upload) {
+                Some(Ok(ready)) => start(&scheduler, &mut session, &mut running, replies, ready).await,
+                Some(Err(failure)) => {
+                    session.cancel(id);
+                    let _ = replies.send(failure);
+                }
+                None => {}
             },
             Ok(()) = workers.changed() => {
                 let slots = workers.borrow_and_update().iter().map(|w| w.slots as usize).sum();
@@ -344,6 +372,127 @@ impl OriginalPayloads for OriginalsFromR {
     }
 }
 
+/// A future ready for the scheduler.
+struct Ready {
+    id: u32,
+    future: FutureId,
+    label: String,
+    payload: Bytes,
+}
+
+type Running = FuturesUnordered<BoxFuture<'static, (u32, Result<Bytes, SubmitError>)>>;
+
+/// Hands `ready` to the scheduler; R hears that it is queued, or why it was refused.
+async fn start(
+    scheduler: &Scheduler,
+    session: &mut BridgeSession,
+    running: &mut Running,
+    replies: &mpsc::UnboundedSender<Reply>,
+    ready: Ready,
+) {
+    let Ready {
+        id,
+        future,
+        label,
+        payload,
+    } = ready;
+    tracing::debug!(id, %label, size = payload.len(), "submit");
+    match scheduler.submit(future, payload).await {
+        Ok(handle) => {
+            if let Some(reply) = session.submitted(id, handle.id()) {
+                let _ = replies.send(reply);
+            }
+            running.push(Box::pin(async move { (id, handle.await) }));
+        }
+        Err(err) => {
+            if let Some(reply) = session.finished(id, Err(err)) {
+                let _ = replies.send(reply);
+            }
+        }
+    }
+}
+
+/// A payload read from an upload connection, or the error (for R) that ended it.
+type Upload = (u32, Result<Bytes, Reply>);
+
+/// Pairs each upload with its SubmitUploaded frame, whichever comes first: R sends the
+/// frame after closing the upload, but this side may read the frame before the upload's
+/// last bytes. Both halves are keyed by R's future id, unique within its session.
+#[derive(Default)]
+struct UploadPairing {
+    /// Frames whose upload has not ended yet.
+    awaiting: HashMap<u32, (FutureId, String)>,
+    /// Uploads whose frame has not come yet.
+    arrived: HashMap<u32, Result<Bytes, Reply>>,
+    /// Futures cancelled or refused while their upload was still coming: dropped on arrival.
+    abandoned: HashSet<u32>,
+}
+
+impl UploadPairing {
+    /// The frame for `id` came: the future if its upload is in, else it waits for it.
+    fn submitted(
+        &mut self,
+        id: u32,
+        future: FutureId,
+        label: String,
+    ) -> Option<Result<Ready, Reply>> {
+        match self.arrived.remove(&id) {
+            Some(upload) => Some(upload.map(|payload| Ready {
+                id,
+                future,
+                label,
+                payload,
+            })),
+            None => {
+                self.awaiting.insert(id, (future, label));
+                None
+            }
+        }
+    }
+
+    /// The upload for `id` ended: the future if its frame came, else it waits for it.
+    fn uploaded(&mut self, id: u32, upload: Result<Bytes, Reply>) -> Option<Result<Ready, Reply>> {
+        if self.abandoned.remove(&id) {
+            return None;
+        }
+        match self.awaiting.remove(&id) {
+            Some((future, label)) => Some(upload.map(|payload| Ready {
+                id,
+                future,
+                label,
+                payload,
+            })),
+            None => {
+                self.arrived.insert(id, upload);
+                None
+            }
+        }
+    }
+
+    /// The frame for `id` was refused: its upload is dropped, now or when it ends.
+    fn refused(&mut self, id: u32) {
+        if self.arrived.remove(&id).is_none() {
+            self.abandoned.insert(id);
+        }
+    }
+
+    /// Future `id` is cancelled: if it still waits for its upload, that is dropped when it
+    /// ends.
+    fn cancelled(&mut self, id: u32) {
+        if self.awaiting.remove(&id).is_some() {
+            self.abandoned.insert(id);
+        }
+    }
+}
+
+/// The next upload, or never when there are none (R speaks on stdin).
+async fn next_upload(uploads: &mut Option<mpsc::Receiver<Upload>>) -> Option<Upload> {
+    match uploads {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// What to tell a user whose cluster shows neither a host nor a worker.
 fn unreachable_advice(cluster: &ClusterName, user: &str, host: &str, waited: Duration) -> String {
     let owner = cluster.owner().unwrap_or(user);
@@ -357,8 +506,10 @@ fn unreachable_advice(cluster: &ClusterName, user: &str, host: &str, waited: Dur
 }
 
 /// Listens on a free loopback port, prints it, and returns the first connection that
-/// presents `token`.
-async fn accept_r_session(token: &str) -> Result<tokio::net::TcpStream, CliError> {
+/// presents `token`, and the listener (for uploads).
+async fn accept_r_session(
+    token: &str,
+) -> Result<(tokio::net::TcpStream, tokio::net::TcpListener), CliError> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     println!("port {}", listener.local_addr()?.port());
     let expected = format!("{token}\n");
@@ -376,15 +527,114 @@ async fn accept_r_session(token: &str) -> Result<tokio::net::TcpStream, CliError
             tracing::warn!(%peer, "a loopback connection without the session token was refused");
         }
     };
-    tokio::time::timeout(ACCEPT_TIMEOUT, accept)
+    let stream = tokio::time::timeout(ACCEPT_TIMEOUT, accept)
         .await
         .map_err(|_| {
             std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 "the R session did not connect",
             )
-        })?
-        .map_err(CliError::from)
+        })??;
+    Ok((stream, listener))
+}
+
+/// How long an upload connection may take to say which future it carries.
+const UPLOAD_LINE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Accepts upload connections for the rest of the session, each read by a task of its
+/// own; a connection without the session's token is dropped unread.
+fn spawn_upload_acceptor(
+    listener: tokio::net::TcpListener,
+    token: String,
+    max_body: usize,
+) -> mpsc::Receiver<Upload> {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            let token = token.clone();
+            tokio::spawn(async move {
+                let mut stream = tokio::io::BufReader::new(stream);
+                let line = tokio::time::timeout(UPLOAD_LINE_TIMEOUT, read_line(&mut stream)).await;
+                let upload = match line {
+                    Ok(Ok(line)) => UploadLine::parse(&line).filter(|line| line.token == token),
+                    _ => None,
+                };
+                let Some(upload) = upload else {
+                    tracing::warn!(%peer, "a loopback connection without the session token was refused");
+                    return;
+                };
+                let body = read_upload(&mut stream, &upload, max_body).await;
+                let _ = tx.send((upload.id, body)).await;
+            });
+        }
+    });
+    rx
+}
+
+/// A line of at most [`UploadLine::MAX_LEN`] bytes, without its newline.
+async fn read_line(input: &mut (impl tokio::io::AsyncBufRead + Unpin)) -> std::io::Result<String> {
+    use tokio::io::AsyncBufReadExt;
+    let mut line = Vec::new();
+    (&mut *input)
+        .take(UploadLine::MAX_LEN as u64)
+        .read_until(b'\n', &mut line)
+        .await?;
+    if line.pop() != Some(b'\n') {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "no line",
+        ));
+    }
+    String::from_utf8(line)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
+}
+
+/// The payload of an upload: everything up to the connection's end, in one buffer of the
+/// size R announced (grown if it was more); more than `max_body` bytes are refused.
+async fn read_upload(
+    input: &mut (impl AsyncRead + Unpin),
+    upload: &UploadLine,
+    max_body: usize,
+) -> Result<Bytes, Reply> {
+    let id = upload.id;
+    let hint = usize::try_from(upload.size_hint)
+        .unwrap_or(usize::MAX)
+        .min(max_body);
+    // R's hint is the size of the globals; the payload adds the future's expression and
+    // settings (tens of kilobytes). Room that is never written costs no memory.
+    let room = hint.saturating_add(hint / 16).saturating_add(1 << 20);
+    let mut body =
+        BytesMut::with_capacity(room.min(max_body.saturating_add(p2p_r::frame::READ_CHUNK)));
+    loop {
+        if body.len() > max_body {
+            return Err(Reply::Error {
+                id,
+                kind: ErrorKind::Remote(RemoteErrorKind::PayloadTooLarge),
+                message: format!(
+                    "the future's payload is more than the limit of {max_body} bytes of this future-p2p bridge"
+                ),
+            });
+        }
+        body.reserve(p2p_r::frame::READ_CHUNK);
+        match input.read_buf(&mut body).await {
+            Ok(0) => return Ok(body.freeze()),
+            Ok(_) => {}
+            Err(err) => {
+                return Err(Reply::Error {
+                    id,
+                    kind: ErrorKind::Protocol,
+                    message: format!(
+                        "the payload's upload broke off after {} bytes: {err}",
+                        body.len()
+                    ),
+                });
+            }
+        }
+    }
 }
 
 /// Decodes requests from `input` until it closes or a frame is bad (then the stream cannot
@@ -460,6 +710,99 @@ async fn write_replies(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn future(id: u32) -> FutureId {
+        format!("r1-{id}").parse().unwrap()
+    }
+
+    #[test]
+    fn an_upload_meets_its_frame_whichever_comes_first() {
+        let mut pairing = UploadPairing::default();
+        // Frame first.
+        assert!(pairing.submitted(1, future(1), "a".into()).is_none());
+        let ready = pairing
+            .uploaded(1, Ok(Bytes::from_static(b"p1")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (ready.id, &ready.label[..], &ready.payload[..]),
+            (1, "a", &b"p1"[..])
+        );
+        // Upload first.
+        assert!(pairing.uploaded(2, Ok(Bytes::from_static(b"p2"))).is_none());
+        let ready = pairing
+            .submitted(2, future(2), "b".into())
+            .unwrap()
+            .unwrap();
+        assert_eq!(&ready.payload[..], b"p2");
+        // A broken upload reaches R as its error.
+        let broken = Reply::Error {
+            id: 3,
+            kind: ErrorKind::Protocol,
+            message: "cut".into(),
+        };
+        assert!(pairing.submitted(3, future(3), String::new()).is_none());
+        assert_eq!(
+            pairing.uploaded(3, Err(broken.clone())).unwrap().err(),
+            Some(broken)
+        );
+        // Cancelled while its upload was coming: the upload is dropped when it ends.
+        assert!(pairing.submitted(4, future(4), String::new()).is_none());
+        pairing.cancelled(4);
+        assert!(
+            pairing
+                .uploaded(4, Ok(Bytes::from_static(b"late")))
+                .is_none()
+        );
+        // Refused frames drop their upload, before or after it ends.
+        assert!(pairing.uploaded(5, Ok(Bytes::from_static(b"p5"))).is_none());
+        pairing.refused(5);
+        pairing.refused(6);
+        assert!(pairing.uploaded(6, Ok(Bytes::from_static(b"p6"))).is_none());
+        // A cancel of a future that is not waiting for an upload leaves nothing behind.
+        pairing.cancelled(7);
+        assert!(
+            pairing.awaiting.is_empty()
+                && pairing.arrived.is_empty()
+                && pairing.abandoned.is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_upload_is_read_to_its_end_within_the_limit() {
+        let line = UploadLine {
+            token: "t".into(),
+            id: 9,
+            size_hint: 4,
+        };
+        let mut input = &b"0123456789"[..];
+        assert_eq!(
+            read_upload(&mut input, &line, 64).await.unwrap(),
+            &b"0123456789"[..]
+        );
+        let big = vec![7u8; 3 * p2p_r::frame::READ_CHUNK];
+        let refused = read_upload(&mut &big[..], &line, 1000).await.unwrap_err();
+        assert!(matches!(
+            refused,
+            Reply::Error {
+                id: 9,
+                kind: ErrorKind::Remote(RemoteErrorKind::PayloadTooLarge),
+                ..
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn upload_lines_are_bounded() {
+        let mut good = tokio::io::BufReader::new(&b"t upload 1 5\npayload"[..]);
+        assert_eq!(read_line(&mut good).await.unwrap(), "t upload 1 5");
+        let long = vec![b'a'; 2 * UploadLine::MAX_LEN];
+        assert!(
+            read_line(&mut tokio::io::BufReader::new(&long[..]))
+                .await
+                .is_err()
+        );
+    }
 
     #[test]
     fn advice_names_the_owner_and_the_user() {

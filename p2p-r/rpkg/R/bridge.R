@@ -9,6 +9,8 @@ BRIDGE_SUBMIT <- 2L        # body: label length (int32), label (UTF-8), payload
 BRIDGE_CANCEL <- 3L
 BRIDGE_POLL <- 4L          # id 0: asks for the worker counts
 BRIDGE_ORIGINAL <- 5L      # body: 1 and the 0.4.0 payload (RDS), or 0 and why there is none
+BRIDGE_SUBMIT_UPLOADED <- 6L # body: label length (int32), label (UTF-8); the payload came
+                           # on a connection of its own (bridge_upload())
 
 ## child -> R session
 BRIDGE_SERVER_HELLO <- 10L # body: "key=value" lines (protocol, version, cluster, max_payload)
@@ -38,15 +40,40 @@ bridge_hello <- function() {
   ))
 }
 
+## A future's label as a SUBMIT body starts: label length, label (NULL for none).
+label_bytes <- function(label) {
+  label <- if (is.null(label) || is.na(label)) raw(0L) else charToRaw(enc2utf8(as.character(label)))
+  c(writeBin(length(label), raw(), size = 4L, endian = "big"), label)
+}
+
 ## The header of a SUBMIT frame whose payload of `size` bytes follows: frame header, label
 ## length, label. `label` is the future's label (NULL for none).
 bridge_submit_head <- function(id, size, label = NULL) {
-  label <- if (is.null(label) || is.na(label)) raw(0L) else charToRaw(enc2utf8(as.character(label)))
-  c(
-    frame_header(BRIDGE_SUBMIT, id, 4 + length(label) + size),
-    writeBin(length(label), raw(), size = 4L, endian = "big"),
-    label
-  )
+  label <- label_bytes(label)
+  c(frame_header(BRIDGE_SUBMIT, id, length(label) + size), label)
+}
+
+## Payloads whose globals take more than this are uploaded (bridge_upload()).
+UPLOAD_MIN <- 1048576
+
+## Sends a large payload: `object` is serialized straight into a connection of its own to
+## the bridge, which reads it to its end (the size need not be known first, so no
+## serialized copy is made), then SUBMIT_UPLOADED on the bridge's connection submits it,
+## in order with the other frames. The first line says which future it is and about how
+## large (`hint`: the bridge's buffer is made that large at once). Interrupts wait until
+## both are out.
+bridge_upload <- function(bridge, id, object, hint, label = NULL) {
+  if (is.null(bridge$con)) stop(bridge_error(bridge, "the future-p2p bridge is closed"))
+  suspendInterrupts({
+    con <- socketConnection("127.0.0.1", bridge$port, blocking = TRUE, open = "wb",
+                            timeout = p2p_option("connect_timeout", 60))
+    tryCatch({
+      writeBin(charToRaw(sprintf("%s upload %d %.0f\n", bridge$token, id, hint)), con)
+      serialize(object, con, xdr = FALSE)
+    }, finally = close(con))
+    bridge_send(bridge, encode_frame(BRIDGE_SUBMIT_UPLOADED, id, label_bytes(label)))
+  })
+  invisible()
 }
 
 ## A whole SUBMIT frame; `payload` is what future_payload() made.

@@ -37,10 +37,16 @@ future_version <- local({
 #' @return A raw vector (R serialization) for the evaluator.
 #' @keywords internal
 future_payload <- function(future, api = future_api()) {
+  serialize(future_payload_object(future, api), NULL, xdr = FALSE)
+}
+
+## The payload before serialization: a large one is serialized straight into the
+## bridge's connection (bridge_upload()), never into a raw vector.
+future_payload_object <- function(future, api = future_api()) {
   stopifnot(inherits(future, "Future"))
   api <- match.arg(api, c("expr", "evalFuture"))
   body <- if (identical(api, "expr")) expr_payload(future) else future_data_payload(future)
-  payload <- c(
+  c(
     list(
       proto = PAYLOAD_PROTOCOL,
       api = api,
@@ -50,7 +56,15 @@ future_payload <- function(future, api = future_api()) {
     ),
     body
   )
-  serialize(payload, NULL, xdr = FALSE)
+}
+
+## About how many bytes the future's globals take (object.size(), which does not look
+## into environments): decides whether its payload is uploaded, and refuses one clearly
+## over the payload limit before a byte of it is written.
+globals_size <- function(future) {
+  globals <- future$globals
+  if (length(globals) == 0L) return(0)
+  sum(vapply(seq_along(globals), function(i) as.numeric(utils::object.size(globals[[i]])), 0))
 }
 
 ## Legacy API: the expression future would evaluate, with immediate conditions (progressr)

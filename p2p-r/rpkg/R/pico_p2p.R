@@ -116,12 +116,27 @@ run.PicoP2PFuture <- function(future, ...) {
 
 ## Submits `future` on `bridge`; the future remembers where it went.
 launch_on_bridge <- function(future, bridge, api) {
-  payload <- future_payload(future, api = api)
-  bridge_check_size(bridge, length(payload), future)
+  object <- future_payload_object(future, api = api)
+  size <- globals_size(future)
+  ## Large globals: serialized straight into a connection of their own, so that R makes
+  ## no serialized copy of them (allocating and filling it cost more than sending it).
+  upload <- size > UPLOAD_MIN
+  payload <- NULL
+  if (upload) {
+    bridge_check_size(bridge, size, future)
+  } else {
+    payload <- serialize(object, NULL, xdr = FALSE)
+    rm(object)
+    bridge_check_size(bridge, length(payload), future)
+  }
   bridge$next_id <- bridge$next_id + 1L
   id <- bridge$next_id
   mailbox_open(bridge, id, future)
-  bridge_send_submit(bridge, id, payload, future$label)
+  if (upload) {
+    bridge_upload(bridge, id, object, size, future$label)
+  } else {
+    bridge_send_submit(bridge, id, payload, future$label)
+  }
   future$bridge <- bridge
   future$bridge_id <- id
   future$timeout <- result_timeout()

@@ -95,6 +95,8 @@ bridge_start <- function(cluster, host, ssh_args) {
     hit <- grep("^port [0-9]+$", lines, value = TRUE)
     if (length(hit) > 0L) port <- as.integer(sub("^port ", "", hit[1L]))
   }
+  bridge$port <- port
+  bridge$token <- token
   bridge$con <- socketConnection("127.0.0.1", port, blocking = FALSE, open = "a+b", timeout = timeout)
   writeBin(charToRaw(paste0(token, "\n")), bridge$con)
   bridge_send(bridge, bridge_hello())

@@ -9,6 +9,7 @@
 //! ```text
 //!   R -> child   Hello (id 0)  Submit(id, label, payload)  Cancel(id)  Poll(id; 0: workers)
 //!                Original(id, RDS or why not)
+//!                SubmitUploaded(id, label)
 //!   child -> R   Hello (id 0)  Status(id, state, detail)   Condition(id, bytes)
 //!                Result(id, bytes)  Error(id or 0, kind, message)  Workers(total, free)
 //!                WantOriginal(id, board id)
@@ -16,6 +17,11 @@
 //!
 //! `WantOriginal` asks for a future in future.p2p 0.4.0's format, when a worker that reads
 //! only that one was accepted for it; R answers with `Original` (`rpkg/R/original.R`).
+//!
+//! A large payload does not travel in a frame: R serializes it straight into a loopback
+//! connection of its own, which opens with the line [`UploadLine`] and ends with the
+//! payload, so that R never holds a serialized copy (it cannot know the size before it has
+//! written it all). `SubmitUploaded` then submits it, in order with R's other frames.
 //!
 //! Bodies are laid out for base R's `readBin`/`writeBin`: big-endian 32-bit integers,
 //! UTF-8 text, raw bytes; hellos are `key=value` lines.
@@ -34,6 +40,7 @@ mod kind {
     pub const CANCEL: u8 = 3;
     pub const POLL: u8 = 4;
     pub const ORIGINAL: u8 = 5;
+    pub const SUBMIT_UPLOADED: u8 = 6;
     pub const SERVER_HELLO: u8 = 10;
     pub const STATUS: u8 = 11;
     pub const CONDITION: u8 = 12;
@@ -55,6 +62,9 @@ pub enum Request {
         label: String,
         payload: Bytes,
     },
+    /// Run a future whose payload R wrote on an upload connection opened by
+    /// [`UploadLine`] with the same id.
+    SubmitUploaded { id: u32, label: String },
     /// Withdraw the future, or interrupt it on its worker.
     Cancel { id: u32 },
     /// Ask for the status of future `id`, or with id 0 for the worker counts.
@@ -221,6 +231,14 @@ impl Request {
                 body.put_slice(payload);
                 put_frame(dst, kind::SUBMIT, *id, &body)?
             }
+            Request::SubmitUploaded { id, label } => {
+                let label_len = u32::try_from(label.len())
+                    .map_err(|_| RFrameError::TextTooLong(label.len()))?;
+                let mut body = BytesMut::with_capacity(4 + label.len());
+                body.put_u32(label_len);
+                body.put_slice(label.as_bytes());
+                put_frame(dst, kind::SUBMIT_UPLOADED, *id, &body)?
+            }
             Request::Cancel { id } => put_frame(dst, kind::CANCEL, *id, &[])?,
             Request::Poll { id } => put_frame(dst, kind::POLL, *id, &[])?,
             Request::Original { id, payload } => {
@@ -253,25 +271,13 @@ impl TryFrom<RawFrame> for Request {
                 ClientHello::from_lines(&text).map(Request::Hello)
             }
             kind::SUBMIT => {
-                // A cheap handle on the same bytes: `raw` stays whole for error messages.
-                let mut body = raw.body.clone();
-                if body.len() < 4 {
-                    return Err(raw.malformed("no label length"));
-                }
-                let label_len = body.get_u32() as usize;
-                if label_len > body.len() {
-                    return Err(raw.malformed(format!(
-                        "label of {label_len} bytes in a body of {}",
-                        body.len()
-                    )));
-                }
-                let label = frame::utf8(raw.kind, &body.split_to(label_len))?;
-                Ok(Request::Submit {
-                    id,
-                    label,
-                    payload: body,
-                })
+                let (label, payload) = label_and_rest(&raw)?;
+                Ok(Request::Submit { id, label, payload })
             }
+            kind::SUBMIT_UPLOADED => match label_and_rest(&raw)? {
+                (label, rest) if rest.is_empty() => Ok(Request::SubmitUploaded { id, label }),
+                (_, rest) => Err(raw.malformed(format!("{} bytes after the label", rest.len()))),
+            },
             kind::CANCEL => raw.empty().map(|()| Request::Cancel { id }),
             kind::POLL => raw.empty().map(|()| Request::Poll { id }),
             kind::ORIGINAL => {
@@ -291,6 +297,63 @@ impl TryFrom<RawFrame> for Request {
             }
             other => Err(RFrameError::UnknownKind(other)),
         }
+    }
+}
+
+/// A SUBMIT body's label and what follows it.
+fn label_and_rest(raw: &RawFrame) -> Result<(String, Bytes), RFrameError> {
+    // A cheap handle on the same bytes: `raw` stays whole for error messages.
+    let mut body = raw.body.clone();
+    if body.len() < 4 {
+        return Err(raw.malformed("no label length"));
+    }
+    let label_len = body.get_u32() as usize;
+    if label_len > body.len() {
+        return Err(raw.malformed(format!(
+            "label of {label_len} bytes in a body of {}",
+            body.len()
+        )));
+    }
+    let label = frame::utf8(raw.kind, &body.split_to(label_len))?;
+    Ok((label, body))
+}
+
+/// The first line of an upload connection: `TOKEN upload ID SIZE_HINT`, newline-ended.
+/// `size_hint` is R's estimate of the payload's size (its buffer is made that large at
+/// once, up to the limit); the payload follows the line, and the connection's end ends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadLine {
+    pub token: String,
+    pub id: u32,
+    pub size_hint: u64,
+}
+
+impl UploadLine {
+    /// Longest line accepted: a token, two numbers and the keyword.
+    pub const MAX_LEN: usize = 256;
+
+    /// Parses a line (without its newline); `None` if it is not an upload line.
+    pub fn parse(line: &str) -> Option<UploadLine> {
+        let mut words = line.split(' ');
+        let token = words.next().filter(|t| !t.is_empty())?;
+        if words.next()? != "upload" {
+            return None;
+        }
+        let id = words.next()?.parse().ok().filter(|&id| id != 0)?;
+        let size_hint = words.next()?.parse().ok()?;
+        if words.next().is_some() {
+            return None;
+        }
+        Some(UploadLine {
+            token: token.to_owned(),
+            id,
+            size_hint,
+        })
+    }
+
+    /// The line, with its newline.
+    pub fn to_line(&self) -> String {
+        format!("{} upload {} {}\n", self.token, self.id, self.size_hint)
     }
 }
 
@@ -398,7 +461,9 @@ impl TryFrom<RawFrame> for Reply {
                 id,
                 future: frame::utf8(raw.kind, &raw.body)?,
             }),
-            kind::HELLO..=kind::ORIGINAL => Err(RFrameError::WrongDirection { kind: raw.kind }),
+            kind::HELLO..=kind::SUBMIT_UPLOADED => {
+                Err(RFrameError::WrongDirection { kind: raw.kind })
+            }
             other => Err(RFrameError::UnknownKind(other)),
         }
     }
@@ -506,6 +571,8 @@ mod tests {
                 }),
             (any::<u32>(), "\\PC{0,30}", arb_bytes())
                 .prop_map(|(id, label, payload)| Request::Submit { id, label, payload }),
+            (any::<u32>(), "\\PC{0,30}")
+                .prop_map(|(id, label)| Request::SubmitUploaded { id, label }),
             any::<u32>().prop_map(|id| Request::Cancel { id }),
             any::<u32>().prop_map(|id| Request::Poll { id }),
             (any::<u32>(), arb_bytes()).prop_map(|(id, rds)| Request::Original {
@@ -611,6 +678,49 @@ mod tests {
         buf
     }
 
+    proptest! {
+        #[test]
+        fn upload_lines_round_trip(token in "[a-zA-Z0-9]{1,20}", id in 1u32.., size_hint in any::<u64>()) {
+            let line = UploadLine { token, id, size_hint };
+            let text = line.to_line();
+            prop_assert!(text.len() <= UploadLine::MAX_LEN);
+            prop_assert_eq!(UploadLine::parse(text.trim_end_matches('\n')), Some(line));
+        }
+
+        #[test]
+        fn upload_line_garbage_is_none_or_a_line(text in "\\PC{0,60}") {
+            if let Some(line) = UploadLine::parse(&text) {
+                prop_assert!(line.id != 0);
+                let start = format!("{} upload ", line.token);
+                prop_assert!(text.starts_with(&start));
+            }
+        }
+    }
+
+    #[test]
+    fn what_is_not_an_upload_line() {
+        for line in [
+            "tok",
+            "tok upload",
+            "tok upload 0 5",
+            "tok upload 1",
+            "tok upload x 5",
+            "tok upload 1 5 6",
+            " upload 1 5",
+            "tok fetch 1 5",
+        ] {
+            assert_eq!(UploadLine::parse(line), None, "{line}");
+        }
+        assert_eq!(
+            UploadLine::parse("tok upload 3 100"),
+            Some(UploadLine {
+                token: "tok".into(),
+                id: 3,
+                size_hint: 100
+            })
+        );
+    }
+
     #[test]
     fn malformed_requests_are_typed_errors() {
         let decoder = RFrameReader::new(64);
@@ -632,6 +742,10 @@ mod tests {
             decoder.decode::<Request>(&mut raw(kind::SUBMIT, 1, &[0, 0, 0, 1, 0xff])),
             Err(RFrameError::NotUtf8 { kind: kind::SUBMIT })
         );
+        assert!(matches!(
+            decoder.decode::<Request>(&mut raw(kind::SUBMIT_UPLOADED, 1, &[0, 0, 0, 1, b'a', b'b'])),
+            Err(RFrameError::MalformedBody { reason, .. }) if reason.contains("1 bytes after the label")
+        ));
         assert_eq!(
             decoder.decode::<Request>(&mut raw(kind::CANCEL, 1, b"x")),
             Err(RFrameError::UnexpectedBody {

@@ -15,3 +15,19 @@ test_that("a future over the payload limit is refused before it is sent, naming 
   ## A small future on the same plan still goes through.
   expect_identical(value(future(1L)), 1L)
 })
+
+test_that("large globals are uploaded on a connection of their own and arrive whole, in order with small futures", {
+  skip_without_cluster()
+  on.exit(plan(sequential))
+  use_cluster()
+  x <- as.double(seq_len(3e5))                      # 2.4 MB: over the upload threshold
+  small <- 1:10
+  fs <- list(
+    future(sum(x), label = "big \u00e9t\u00e9"),
+    future(sum(small)),
+    future(rev(x)[1:3] + length(x))
+  )
+  expect_gt(future.p2p:::globals_size(future(sum(x), lazy = TRUE)), future.p2p:::UPLOAD_MIN)
+  expect_lt(future.p2p:::globals_size(future(sum(small), lazy = TRUE)), future.p2p:::UPLOAD_MIN)
+  expect_identical(value(fs), list(sum(x), 55L, c(3e5, 3e5 - 1, 3e5 - 2) + 3e5))
+})
