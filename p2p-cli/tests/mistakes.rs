@@ -170,33 +170,9 @@ fn a_cluster_nobody_hosts_on_a_board_that_moves_members_is_said_at_once() {
 fn r_on_a_board_that_moves_members_says_the_cluster_is_not_hosted() {
     let cluster = pico_cluster();
     let name = "alice/nobody-hosts-this-in-r";
-    let started = Instant::now();
-    let mut r = cluster
-        .rscript(&p2p_testkit::r::test_r_libs(), name)
-        .args([
-            "-e",
-            "library(future); \
-             msg <- tryCatch({ plan(future.p2p::pico_p2p, cluster = Sys.getenv('FP2P_TEST_CLUSTER')); \
-                               value(future(1)); 'no error' }, \
-                             error = conditionMessage); \
-             plan(sequential); cat(msg)",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("Rscript starts");
-    // R's start and loading future take a few seconds of this bound.
-    let status = wait_bounded(&mut r, Duration::from_secs(60));
-    let output = r.wait_with_output().expect("its output");
-    let said = String::from_utf8_lossy(&output.stdout);
-    println!(
-        "pico routing, wrong cluster name (R plan()): failed after {:.2} s: {said}",
-        started.elapsed().as_secs_f64()
-    );
-    assert!(
-        status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let said = r_plan_error(
+        cluster.rscript(&p2p_testkit::r::test_r_libs(), name),
+        "pico routing, wrong cluster name (R plan())",
     );
     assert!(
         said.contains(&format!("{name} is not hosted for carol")),
@@ -355,32 +331,29 @@ fn a_key_without_an_account_is_told_how_to_register() {
     assert!(stderr.contains("--signup"), "{stderr}");
 }
 
-#[test]
-fn r_without_the_program_names_the_option_to_set() {
-    let r_libs = p2p_testkit::r::test_r_libs();
+/// What R's `plan()` on cluster `FP2P_TEST_CLUSTER` (default `alice/p2p`) and a first
+/// future end with, run by `r` (an Rscript with its environment) within two minutes.
+fn r_plan_error(mut r: Command, what: &str) -> String {
     let started = Instant::now();
-    let mut r = Command::new("Rscript")
+    let mut r = r
         .args([
             "-e",
             "library(future); \
-             msg <- tryCatch({ plan(future.p2p::pico_p2p, cluster = 'alice/p2p'); \
+             msg <- tryCatch({ plan(future.p2p::pico_p2p, \
+                                    cluster = Sys.getenv('FP2P_TEST_CLUSTER', 'alice/p2p')); \
                                value(future(1)); 'no error' }, \
                              error = conditionMessage); \
              plan(sequential); cat(msg)",
         ])
-        .env("R_LIBS", r_libs)
-        // Neither on the PATH nor configured.
-        .env("PATH", "/usr/bin:/bin")
-        .env_remove("R_FUTURE_P2P_BIN")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("Rscript starts");
     let status = wait_bounded(&mut r, Duration::from_secs(120));
     let output = r.wait_with_output().expect("its output");
-    let said = String::from_utf8_lossy(&output.stdout);
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
     println!(
-        "R without future-p2p: failed after {:.2} s: {said}",
+        "{what}: failed after {:.2} s: {said}",
         started.elapsed().as_secs_f64()
     );
     assert!(
@@ -388,6 +361,17 @@ fn r_without_the_program_names_the_option_to_set() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    said
+}
+
+#[test]
+fn r_without_the_program_names_the_option_to_set() {
+    let mut r = Command::new("Rscript");
+    r.env("R_LIBS", p2p_testkit::r::test_r_libs())
+        // Neither on the PATH nor configured.
+        .env("PATH", "/usr/bin:/bin")
+        .env_remove("R_FUTURE_P2P_BIN");
+    let said = r_plan_error(r, "R without future-p2p");
     assert!(
         said.contains("cannot find the future-p2p program"),
         "{said}"

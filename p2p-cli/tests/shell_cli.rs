@@ -358,6 +358,26 @@ fn long_submit(cluster: &LocalCluster, user: &str, name: &str) -> Running {
     Running(child)
 }
 
+/// carol's `future-p2p top` on `name`, not on a terminal: `iterations` screens a second
+/// apart on its stdout, then it exits.
+fn top(cluster: &LocalCluster, name: &str, iterations: &str) -> Command {
+    let mut command = future_p2p(
+        cluster,
+        "carol",
+        &[
+            "top",
+            "--cluster",
+            name,
+            "--interval",
+            "1",
+            "--iterations",
+            iterations,
+        ],
+    );
+    command.stdin(Stdio::null()).stdout(Stdio::piped());
+    command
+}
+
 #[test]
 fn status_and_top_show_three_workers_and_two_clients() {
     let cluster = shared_cluster();
@@ -411,24 +431,10 @@ fn status_and_top_show_three_workers_and_two_clients() {
     assert!(futures.iter().all(|f| f["state"] == "running"), "{json}");
 
     // top, not on a terminal: two screens, a blank line apart, then it exits.
-    let mut child = future_p2p(
-        cluster,
-        "carol",
-        &[
-            "top",
-            "--cluster",
-            &name,
-            "--interval",
-            "1",
-            "--iterations",
-            "2",
-        ],
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("future-p2p top starts");
+    let mut child = top(cluster, &name, "2")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("future-p2p top starts");
     let exit = wait_bounded(&mut child, Duration::from_secs(60));
     let output = child.wait_with_output().expect("its output");
     let screens = String::from_utf8_lossy(&output.stdout);
@@ -454,24 +460,10 @@ fn top_shows_a_future_when_it_starts_not_at_the_next_periodic_hello() {
     // 60 s on: long after top's 20 screens (about 20 s) are over.
     let _worker =
         worker_saying_hello_every(cluster, &name, "sleep \"$(cat)\"; echo done", "1", "60");
-    let mut top = future_p2p(
-        cluster,
-        "carol",
-        &[
-            "top",
-            "--cluster",
-            &name,
-            "--interval",
-            "1",
-            "--iterations",
-            "20",
-        ],
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .expect("future-p2p top starts");
+    let mut top = top(cluster, &name, "20")
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("future-p2p top starts");
     let lines = {
         let stdout = top.stdout.take().expect("piped stdout");
         let (tx, rx) = std::sync::mpsc::channel();
