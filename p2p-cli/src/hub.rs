@@ -47,6 +47,11 @@ pub struct HubArgs {
     /// Register the SSH login name of an unknown key when the name is free.
     #[arg(long, env = "FUTURE_P2P_SIGNUP")]
     pub signup: bool,
+    /// Route like pipe.pico.sh, to test clients against it: a member who names a cluster
+    /// nobody hosts (or whose access list leaves them out) is moved silently to a topic of
+    /// their own instead of being refused, and `features` is unknown.
+    #[arg(long, env = "FUTURE_P2P_PICO_ROUTING")]
+    pub pico_routing: bool,
     #[command(flatten)]
     pub limits: HubLimits,
 }
@@ -166,6 +171,9 @@ pub async fn run(args: HubArgs) -> Result<(), CliError> {
     let mut config = HubConfig::localhost(&args.state_dir);
     config.board.listen = args.board;
     config.board.signup = args.signup;
+    if args.pico_routing {
+        config.board.routing = p2p_hub::board::topic::Routing::Reroute;
+    }
     config.mailbox_listen = args.mailbox;
     config.relay_listen = args.relay;
     args.limits.apply(&mut config);

@@ -7,6 +7,10 @@
 //!   the hub ends the member's pipe at once, saying which; the client fails on that
 //!   instead of waiting out its `--cluster-timeout` (set to 120 s here, so only the
 //!   refusal can end it sooner);
+//! - the same on a hub that routes like pico.sh (`--pico-routing`): nothing is refused
+//!   there, the member's pipe is moved to a topic of its own; the member notices it in its
+//!   `ls` and fails as fast (worker, submit and status), while a member of a hosted
+//!   cluster gets in;
 //! - the hub down (nothing on the port), an unknown host key (built-in client and
 //!   OpenSSH), a key the hub has no account for;
 //! - R without the `future-p2p` program: future.p2p names the option and variable to set.
@@ -31,6 +35,16 @@ fn shared_cluster() -> &'static LocalCluster {
 /// `future-p2p ARGS --ssh-args=SSH_ARGS` with the cluster's settings, bounded by two
 /// minutes; its output and how long it took.
 fn run(cluster: &LocalCluster, ssh_args: &str, args: &[&str]) -> (Output, Duration) {
+    run_within(cluster, ssh_args, args, Duration::from_secs(120))
+}
+
+/// [`run`], failing the test if it has not ended within `bound`.
+fn run_within(
+    cluster: &LocalCluster,
+    ssh_args: &str,
+    args: &[&str],
+    bound: Duration,
+) -> (Output, Duration) {
     let started = Instant::now();
     let mut child = Command::new(BIN)
         .args(args)
@@ -41,7 +55,7 @@ fn run(cluster: &LocalCluster, ssh_args: &str, args: &[&str]) -> (Output, Durati
         .stderr(Stdio::piped())
         .spawn()
         .expect("future-p2p starts");
-    let status = wait_bounded(&mut child, Duration::from_secs(120));
+    let status = wait_bounded(&mut child, bound);
     let mut output = child.wait_with_output().expect("its output");
     output.status = status;
     (output, started.elapsed())
@@ -85,6 +99,107 @@ fn a_cluster_nobody_hosts_is_said_at_once() {
     );
     assert!(error.contains("is not hosted"), "{error}");
     assert!(error.contains("Check the cluster's name"), "{error}");
+}
+
+/// A hub that routes like pico.sh: a member whose cluster nobody hosts (or whose list
+/// leaves them out) is not refused but moved to a topic of their own.
+fn pico_cluster() -> &'static LocalCluster {
+    static CLUSTER: OnceLock<LocalCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| LocalCluster::start_with(Path::new(BIN), &["--pico-routing"]))
+}
+
+/// Longest a member on the pico-like hub may take to say so before the test fails: far
+/// below the 120 s `--cluster-timeout` it would otherwise wait (and for ever, a worker).
+const PICO_BOUND: Duration = Duration::from_secs(20);
+
+/// Runs `args` as `user` on the pico-like hub, bounded by [`PICO_BOUND`]; exit code and
+/// stderr.
+fn on_pico(user: &str, what: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let cluster = pico_cluster();
+    let (output, took) = run_within(cluster, cluster.ssh_args(user), args, PICO_BOUND);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    println!(
+        "pico routing, {what}: ended after {:.2} s with {:?}: {stderr}",
+        took.as_secs_f64(),
+        output.status.code()
+    );
+    (output.status.code(), stdout, stderr)
+}
+
+#[test]
+fn a_cluster_nobody_hosts_on_a_board_that_moves_members_is_said_at_once() {
+    let name = "alice/nobody-hosts-this";
+    let worker = [
+        "worker",
+        "--cluster",
+        name,
+        "--cluster-timeout",
+        "120",
+        "--exec",
+        "cat",
+    ];
+    let submit = ["submit", "--cluster", name, "--cluster-timeout", "120", "x"];
+    let status = ["status", "--cluster", name];
+    for (what, args) in [
+        ("worker", &worker[..]),
+        ("submit", &submit[..]),
+        ("status", &status[..]),
+    ] {
+        let (code, _, stderr) = on_pico("bob", &format!("wrong cluster name ({what})"), args);
+        assert_eq!(code, Some(4), "{what}: {stderr}");
+        let error = error_line(&stderr);
+        assert!(
+            error.contains(&format!(
+                "the board refused cluster {name}: {name} is not hosted for bob"
+            )),
+            "{what}: {error}"
+        );
+        assert!(
+            error.contains(&format!("moved bob's pipe to bob/{name}/future.p2p")),
+            "{what}: {error}"
+        );
+        assert!(
+            error.contains("`future-p2p host --cluster nobody-hosts-this --users bob`"),
+            "{what}: {error}"
+        );
+    }
+}
+
+#[test]
+fn r_on_a_board_that_moves_members_says_the_cluster_is_not_hosted() {
+    let cluster = pico_cluster();
+    let name = "alice/nobody-hosts-this-in-r";
+    let said = r_plan_error(
+        cluster.rscript(&p2p_testkit::r::test_r_libs(), name),
+        "pico routing, wrong cluster name (R plan())",
+    );
+    assert!(
+        said.contains(&format!("{name} is not hosted for carol")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("moved carol's pipe to carol/{name}/future.p2p")),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_hosted_cluster_on_a_board_that_moves_members_is_joined_by_its_members_only() {
+    let name = pico_cluster().host("pico-hosted");
+    let status = ["status", "--cluster", name.as_str()];
+    // bob is on the list: the host answers, no worker does (3, not a moved pipe's 4).
+    let (code, stdout, stderr) = on_pico("bob", "hosted cluster, a member", &status);
+    assert!(!stderr.contains("not hosted"), "{stderr}");
+    assert_eq!(code, Some(3), "{stdout}{stderr}");
+    assert!(stdout.contains("host    alice@"), "{stdout}");
+    // dave is not: moved, and told so.
+    let (code, _, stderr) = on_pico("dave", "hosted cluster, not on its list", &status);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(
+        error_line(&stderr).contains(&format!("{name} is not hosted for dave")),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -216,32 +331,29 @@ fn a_key_without_an_account_is_told_how_to_register() {
     assert!(stderr.contains("--signup"), "{stderr}");
 }
 
-#[test]
-fn r_without_the_program_names_the_option_to_set() {
-    let r_libs = p2p_testkit::r::test_r_libs();
+/// What R's `plan()` on cluster `FP2P_TEST_CLUSTER` (default `alice/p2p`) and a first
+/// future end with, run by `r` (an Rscript with its environment) within two minutes.
+fn r_plan_error(mut r: Command, what: &str) -> String {
     let started = Instant::now();
-    let mut r = Command::new("Rscript")
+    let mut r = r
         .args([
             "-e",
             "library(future); \
-             msg <- tryCatch({ plan(future.p2p::pico_p2p, cluster = 'alice/p2p'); \
+             msg <- tryCatch({ plan(future.p2p::pico_p2p, \
+                                    cluster = Sys.getenv('FP2P_TEST_CLUSTER', 'alice/p2p')); \
                                value(future(1)); 'no error' }, \
                              error = conditionMessage); \
              plan(sequential); cat(msg)",
         ])
-        .env("R_LIBS", r_libs)
-        // Neither on the PATH nor configured.
-        .env("PATH", "/usr/bin:/bin")
-        .env_remove("R_FUTURE_P2P_BIN")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("Rscript starts");
     let status = wait_bounded(&mut r, Duration::from_secs(120));
     let output = r.wait_with_output().expect("its output");
-    let said = String::from_utf8_lossy(&output.stdout);
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
     println!(
-        "R without future-p2p: failed after {:.2} s: {said}",
+        "{what}: failed after {:.2} s: {said}",
         started.elapsed().as_secs_f64()
     );
     assert!(
@@ -249,6 +361,17 @@ fn r_without_the_program_names_the_option_to_set() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    said
+}
+
+#[test]
+fn r_without_the_program_names_the_option_to_set() {
+    let mut r = Command::new("Rscript");
+    r.env("R_LIBS", p2p_testkit::r::test_r_libs())
+        // Neither on the PATH nor configured.
+        .env("PATH", "/usr/bin:/bin")
+        .env_remove("R_FUTURE_P2P_BIN");
+    let said = r_plan_error(r, "R without future-p2p");
     assert!(
         said.contains("cannot find the future-p2p program"),
         "{said}"

@@ -48,6 +48,18 @@ fn worker(cluster: &LocalCluster, name: &str, exec: &str) -> Running {
 }
 
 fn worker_with_slots(cluster: &LocalCluster, name: &str, exec: &str, slots: &str) -> Running {
+    // A client learns of workers from their hellos.
+    worker_saying_hello_every(cluster, name, exec, slots, "2")
+}
+
+/// bob's worker on `name` with `slots`, saying hello every `interval` seconds.
+fn worker_saying_hello_every(
+    cluster: &LocalCluster,
+    name: &str,
+    exec: &str,
+    slots: &str,
+    interval: &str,
+) -> Running {
     let child = future_p2p(
         cluster,
         "bob",
@@ -59,9 +71,8 @@ fn worker_with_slots(cluster: &LocalCluster, name: &str, exec: &str, slots: &str
             exec,
             "--slots",
             slots,
-            // A client learns of workers from their hellos.
             "--hello-interval",
-            "2",
+            interval,
         ],
     )
     .stdout(Stdio::null())
@@ -347,6 +358,26 @@ fn long_submit(cluster: &LocalCluster, user: &str, name: &str) -> Running {
     Running(child)
 }
 
+/// carol's `future-p2p top` on `name`, not on a terminal: `iterations` screens a second
+/// apart on its stdout, then it exits.
+fn top(cluster: &LocalCluster, name: &str, iterations: &str) -> Command {
+    let mut command = future_p2p(
+        cluster,
+        "carol",
+        &[
+            "top",
+            "--cluster",
+            name,
+            "--interval",
+            "1",
+            "--iterations",
+            iterations,
+        ],
+    );
+    command.stdin(Stdio::null()).stdout(Stdio::piped());
+    command
+}
+
 #[test]
 fn status_and_top_show_three_workers_and_two_clients() {
     let cluster = shared_cluster();
@@ -400,24 +431,10 @@ fn status_and_top_show_three_workers_and_two_clients() {
     assert!(futures.iter().all(|f| f["state"] == "running"), "{json}");
 
     // top, not on a terminal: two screens, a blank line apart, then it exits.
-    let mut child = future_p2p(
-        cluster,
-        "carol",
-        &[
-            "top",
-            "--cluster",
-            &name,
-            "--interval",
-            "1",
-            "--iterations",
-            "2",
-        ],
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("future-p2p top starts");
+    let mut child = top(cluster, &name, "2")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("future-p2p top starts");
     let exit = wait_bounded(&mut child, Duration::from_secs(60));
     let output = child.wait_with_output().expect("its output");
     let screens = String::from_utf8_lossy(&output.stdout);
@@ -433,6 +450,56 @@ fn status_and_top_show_three_workers_and_two_clients() {
     assert!(last.contains("workers 3 with 3 slot(s)"), "{screens}");
     assert!(last.contains("clients 2"), "{screens}");
     assert!(last.contains("    running   "), "{screens}");
+}
+
+#[test]
+fn top_shows_a_future_when_it_starts_not_at_the_next_periodic_hello() {
+    let cluster = shared_cluster();
+    let name = cluster.host("top-live");
+    // Without a hello on the task's start, top would see it at the next periodic hello,
+    // 60 s on: long after top's 20 screens (about 20 s) are over.
+    let _worker =
+        worker_saying_hello_every(cluster, &name, "sleep \"$(cat)\"; echo done", "1", "60");
+    let mut top = top(cluster, &name, "20")
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("future-p2p top starts");
+    let lines = {
+        let stdout = top.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    };
+    let top = Running(top);
+    // top's first hello brings the worker's; each wait ends with top's last screen.
+    let seen = |what: &str| loop {
+        match lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.contains(what) => break true,
+            Ok(_) => {}
+            Err(_) => break false,
+        }
+    };
+    assert!(
+        seen("workers 1 with 1 slot(s)"),
+        "top never showed the worker"
+    );
+    let started = Instant::now();
+    let _client = long_submit(cluster, "bob", &name);
+    let shown = seen("    running   ");
+    let took = started.elapsed();
+    println!(
+        "top showed the new future {:.2} s after its submit started (worker hellos every 60 s)",
+        took.as_secs_f64()
+    );
+    drop(top);
+    assert!(shown, "top ended without showing the running future");
 }
 
 /// carol's `future-p2p submit` of `size` bytes on a terminal (script(1) gives it one; its

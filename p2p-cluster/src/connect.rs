@@ -8,10 +8,17 @@
 //!   the board's own words (a future-p2p hub ends a member's pipe at once, saying that
 //!   nobody hosts the cluster or that the member is not on its access list). A client can
 //!   then fail in a fraction of a second instead of waiting out its timeout.
+//!
+//! pico.sh refuses nothing: it moves such a member's pipe to a topic of the member's own
+//! (`bob/alice/p2p/future.p2p`), where it would wait for ever. On a board without
+//! `features` (pico.sh), a member that is not the cluster's owner therefore compares its
+//! `ls` from before and after opening the pipe ([`RerouteProbe`]), and `connect` fails with
+//! [`ClusterError::Refused`] when its pipe shows up there: one `ls` round trip more.
 
 use std::time::Duration;
 
 use p2p_proto::id::{ClusterName, PeerId, TopicStyle};
+use p2p_transport::board::reroute::RerouteProbe;
 use p2p_transport::board::{Board, BoardConfig, PipeOptions, local_peer_id};
 use p2p_transport::cluster_watch::{ClusterWatch, WatchOptions, watch_cluster};
 use p2p_transport::lines::{LineChannel, TOPIC_LINES};
@@ -108,12 +115,25 @@ impl ClusterBuilder {
         };
         let qualified = name.qualified(&user)?;
         let me = local_peer_id(&user)?;
-        let topic = board
-            .open(
-                &name.board_topic_for(&user, self.topic_style),
-                &PipeOptions::default(),
-            )
-            .await?;
+        let typed = name.board_topic_for(&user, self.topic_style);
+        let probe = if qualified.owner() == Some(user.as_str()) {
+            None
+        } else {
+            reroute_probe(&board, &user, &typed).await?
+        };
+        let topic = board.open(&typed, &PipeOptions::default()).await?;
+        if let Some(probe) = probe
+            && let Ok(after) = board.ls().await
+            && probe.moved(&after)
+        {
+            tracing::info!(cluster = %qualified, moved = probe.channel(), "the board moved our pipe: nobody hosts the cluster for us");
+            topic.close().await;
+            return Err(ClusterError::Refused {
+                said: moved_reason(&qualified, &user, probe.channel()),
+                cluster: qualified.to_string(),
+                user,
+            });
+        }
         let (lines, refusals) = topic.into_lines_watching_refusals(TOPIC_LINES);
         let (lines, watch) = watch_cluster(
             lines,
@@ -234,6 +254,41 @@ pub fn host_advice(cluster: &ClusterName, user: &str) -> String {
     )
 }
 
+/// On a board that moves instead of refusing (pico.sh: no `features` command that says
+/// it proves senders, as a future-p2p hub's does), what a member's own namespace holds
+/// before it opens `typed` (see [`RerouteProbe`]); `None` where the board refuses, or
+/// where `ls` is not ours to run (anonymous keys).
+async fn reroute_probe(
+    board: &Board,
+    user: &str,
+    typed: &str,
+) -> Result<Option<RerouteProbe>, ClusterError> {
+    // Both at once: one round trip to pico.sh rather than two.
+    let (proves, listing) = tokio::join!(board.proves_senders(), board.ls());
+    if proves? {
+        return Ok(None);
+    }
+    match listing {
+        Ok(listing) => Ok(Some(RerouteProbe::new(user, typed, &listing))),
+        Err(error) => {
+            tracing::debug!(%error, "no `ls`: a moved pipe would go unnoticed");
+            Ok(None)
+        }
+    }
+}
+
+/// What to say when the board moved our pipe to `moved`, a topic of our own.
+fn moved_reason(cluster: &ClusterName, user: &str, moved: &str) -> String {
+    let owner = cluster.owner().unwrap_or(user);
+    format!(
+        "{cluster} is not hosted for {user}: the board moved {user}'s pipe to {moved}, a topic of \
+         {user}'s own where no host or worker comes (pico.sh does that when nobody hosts the \
+         cluster, or its access list leaves {user} out; {owner} starts it with \
+         `future-p2p host --cluster {name} --users {user}` or future.p2p::host_cluster())",
+        name = cluster.name(),
+    )
+}
+
 /// Waits until the board refuses our pipe (a reason), or forever.
 pub(crate) async fn refused(refusals: &mut watch::Receiver<Option<String>>) -> String {
     loop {
@@ -249,6 +304,24 @@ pub(crate) async fn refused(refusals: &mut watch::Receiver<Option<String>>) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moved_pipe_is_said_with_who_hosts_and_how() {
+        let cluster: ClusterName = "alice/p2p".parse().unwrap();
+        let said = moved_reason(&cluster, "bob", "bob/alice/p2p/future.p2p");
+        assert!(
+            said.starts_with("alice/p2p is not hosted for bob: "),
+            "{said}"
+        );
+        assert!(
+            said.contains("moved bob's pipe to bob/alice/p2p/future.p2p"),
+            "{said}"
+        );
+        assert!(
+            said.contains("`future-p2p host --cluster p2p --users bob`"),
+            "{said}"
+        );
+    }
 
     #[test]
     fn the_advice_names_the_owner_and_the_user() {

@@ -40,6 +40,9 @@
 //!   time limit, the session's end) frees its slot in the same step.
 //! - A client's hello makes the worker say hello again soon, so a new client counts the
 //!   workers (and their slots) at once instead of waiting for the next periodic hello.
+//! - A task that starts or ends brings the next hello forward too, to at most
+//!   [`LOAD_HELLO_GAP`] after the last one: `future-p2p status` and `top` see whose
+//!   futures run within a second, not at the next periodic hello.
 //! - It reads sealed codes, declines requests it will not run (allowlist, payload size)
 //!   with a `decline` line, and stops after its own duration once its running tasks are
 //!   done.
@@ -77,6 +80,10 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 pub const OFFER_TTL: Millis = 15_000;
 /// How often a worker says hello; its hello expires after two intervals.
 pub const HELLO_INTERVAL: Millis = 30_000;
+/// Least time between a hello and one said because a task started or ended: a status
+/// check sees a new future within about this long, and a worker busy with many short
+/// tasks adds at most one hello a gap to the board (changes meanwhile ride on it).
+pub const LOAD_HELLO_GAP: Millis = 1_000;
 /// How long a `result` line stands, as in future.p2p 0.4.0.
 pub const RESULT_TTL: Millis = 60_000;
 /// How long an unanswered offer keeps its slot. Our clients accept within a round trip;
@@ -375,6 +382,9 @@ pub struct WorkerCore {
     /// no offer.
     unanswered: HashMap<PeerId, (u32, Millis)>,
     next_hello: Millis,
+    /// When the last hello went out, if one did: a task's start or end brings the next
+    /// one forward to no sooner than [`LOAD_HELLO_GAP`] after it.
+    last_hello: Option<Millis>,
     /// The payload transfers in flight as the driver last saw them, for the next hello.
     transfers: Vec<TransferLoad>,
     /// The time of the latest event: timers at or before it have been handled.
@@ -407,6 +417,7 @@ impl WorkerCore {
             offer_due: None,
             unanswered: HashMap::new(),
             next_hello: now,
+            last_hello: None,
             transfers: Vec::new(),
             now,
             stopped: false,
@@ -607,8 +618,21 @@ impl WorkerCore {
         self.unanswered.get(client).map_or(0, |(_, until)| *until)
     }
 
+    /// The tasks held changed (one started, arrived or ended): the next hello says so
+    /// soon, rate-limited by [`LOAD_HELLO_GAP`] so that bursts of short tasks coalesce.
+    fn load_changed(&mut self) {
+        // A timer, not a hello posted here: the driver reads its transfer meters when a
+        // hello is due. Never at `now` itself, which counts as handled already.
+        let soon = self
+            .last_hello
+            .map_or(self.now, |last| last.saturating_add(LOAD_HELLO_GAP))
+            .max(self.now + 1);
+        self.next_hello = self.next_hello.min(soon);
+    }
+
     fn say_hello(&mut self, now: Millis) {
         self.next_hello = now + self.config.hello_interval;
+        self.last_hello = Some(now);
         // Refusals and bookkeeping of clients shrink here, once an interval, not on every
         // line (each is bounded meanwhile).
         self.declined.retain(|_, expires| *expires > now);
@@ -916,6 +940,7 @@ impl WorkerCore {
         self.tasks
             .insert(task.clone(), Held::Running { session, deadline });
         self.busy += 1;
+        self.load_changed();
         self.mark_served(&task.client);
         if let Some(id) = session
             && self.sessions.get(&id).is_some_and(|s| s.reports_starts)
@@ -1042,6 +1067,7 @@ impl WorkerCore {
             Route::Session(id)
         } else {
             self.tasks.insert(task.clone(), Held::Receiving);
+            self.load_changed();
             self.files.insert(
                 task.clone(),
                 FilesTask {
@@ -1117,6 +1143,7 @@ impl WorkerCore {
         } else {
             state.queue.push_back(task.future.clone());
             self.tasks.insert(task, Held::Queued(session));
+            self.load_changed();
             self.fill(now);
         }
         true
@@ -1147,6 +1174,7 @@ impl WorkerCore {
                 future,
             };
             self.tasks.remove(&task);
+            self.load_changed();
             self.actions.push_back(WorkerAction::Interrupt { task });
         }
         let running: Vec<TaskRef> = self
@@ -1240,7 +1268,11 @@ impl WorkerCore {
     /// Takes `task` out of its slot (or queue) and its timer.
     fn end(&mut self, task: &TaskRef) {
         self.files.remove(task);
-        match self.tasks.remove(task) {
+        let held = self.tasks.remove(task);
+        if held.is_some() {
+            self.load_changed();
+        }
+        match held {
             Some(Held::Running { deadline, .. }) => {
                 self.busy -= 1;
                 if let Some(at) = deadline {

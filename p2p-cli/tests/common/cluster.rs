@@ -113,6 +113,11 @@ fn keygen(dir: &Path, user: &str) -> (PathBuf, String) {
 impl LocalCluster {
     /// Starts the hub with the `future-p2p` binary `bin`; clusters come with [`host`](Self::host).
     pub fn start(bin: &Path) -> LocalCluster {
+        LocalCluster::start_with(bin, &[])
+    }
+
+    /// [`start`](Self::start), with more `future-p2p hub` flags (`--pico-routing`).
+    pub fn start_with(bin: &Path, hub_flags: &[&str]) -> LocalCluster {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let state = dir.path().join("hub");
         std::fs::create_dir_all(&state).expect("the hub's state directory");
@@ -145,6 +150,7 @@ impl LocalCluster {
         .map(String::from);
         let mut args = args.to_vec();
         args.push(state.display().to_string());
+        args.extend(hub_flags.iter().map(|flag| flag.to_string()));
         let mut hub = spawn_tied(bin, &args, &[]);
         let hub_lines = stdout_lines(&mut hub);
         cluster.children.get_mut().expect("unshared").push(hub);

@@ -54,7 +54,7 @@ use self::handler::Acceptor;
 use self::hostkey::HostKeyError;
 use self::registry::{Registry, RegistryError};
 use self::state::State;
-use self::topic::AccessTable;
+use self::topic::{AccessTable, Routing};
 
 /// How to run the board server.
 #[derive(Debug, Clone)]
@@ -73,6 +73,10 @@ pub struct ServerConfig {
     pub keepalive_interval: Duration,
     /// Most pub/sub/pipe sessions one user holds at once; anonymous keys share one count.
     pub max_sessions_per_user: usize,
+    /// What happens to a caller who names another user's topic without a place on it:
+    /// refused with the reason (default), or, to test clients against pico.sh, moved
+    /// silently to a topic of their own; then `features` is unknown too, as on pico.sh.
+    pub routing: Routing,
 }
 
 /// Default [`ServerConfig::max_sessions_per_user`]: a member running a host, a client and
@@ -91,6 +95,7 @@ impl ServerConfig {
             public_host: "localhost".to_owned(),
             keepalive_interval: Duration::from_secs(5),
             max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
+            routing: Routing::Refuse,
         }
     }
 }
@@ -174,7 +179,7 @@ impl BoardServer {
         };
         let state = Arc::new(State {
             broker: Mutex::new(Broker::new(config.backlog_limit)),
-            access: Mutex::new(AccessTable::with_persisted(persisted)),
+            access: Mutex::new(AccessTable::with_persisted(persisted).with_routing(config.routing)),
             registry: Mutex::new(registry),
             members_changed: watch::Sender::new(0),
             signup: config.signup,

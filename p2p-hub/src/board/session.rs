@@ -27,7 +27,7 @@ use super::command::{
 };
 use super::gate::{LineGate, Refusal};
 use super::state::{Membership, SessionSlot, State, lock};
-use super::topic::{Caller, Claim, Resolution, to_public_topic, to_topic};
+use super::topic::{Caller, Claim, Resolution, Routing, to_public_topic, to_topic};
 
 /// How long an evicted reader gets to take its stderr notice before the channel closes.
 const NOTICE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -203,6 +203,9 @@ async fn execute(
             out.status(state.ls(&peer.user)).await
         }
         Command::User => user(out, state, peer).await,
+        // Routing like pico.sh, the hub passes for it: pico.sh has no `features` (an
+        // unknown command there prints nothing and exits 0).
+        Command::Features if lock(&state.access).routing() == Routing::Reroute => Ok(()),
         // The sender check (see `gate`): a line's `from=` user is the SSH user who wrote it.
         Command::Features => out.status(format!("{SENDERS_VERIFIED}\n")).await,
         Command::Pub(args) => {

@@ -32,6 +32,12 @@
 //!   ignores later ones. Here the owner's later `-a` with another list replaces it
 //!   ([`Claim::Replaced`]) and the server ends the sessions of users taken off it at once
 //!   (revocation); `-a` from anyone else is still ignored.
+//!
+//! [`Routing::Reroute`] (the hub's `--pico-routing`) brings back the first departure for
+//! testing clients against pico.sh: a caller who names a topic in another user's namespace
+//! and has no place on it (no access list, or one that leaves them out) lands silently on
+//! `caller/owner/topic`, as pico.sh's intended rules do (pico-pipe-spec §3.3), instead of
+//! being refused.
 
 use std::collections::HashMap;
 
@@ -125,6 +131,17 @@ pub enum Resolution {
     },
 }
 
+/// What happens to a caller who names a topic of another user's they have no place on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Routing {
+    /// Refused, saying why ([`Resolution::NotHosted`], [`Resolution::NotListed`]).
+    #[default]
+    Refuse,
+    /// Moved silently to a topic in the caller's own namespace (`bob/alice/p2p`), as
+    /// pico.sh does: for testing clients that must notice it.
+    Reroute,
+}
+
 /// What [`AccessTable::claim`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -153,6 +170,7 @@ pub type PersistedAcl = (String, String, Vec<String>);
 #[derive(Debug, Default)]
 pub struct AccessTable {
     entries: HashMap<String, AclEntry>,
+    routing: Routing,
 }
 
 impl AccessTable {
@@ -172,11 +190,41 @@ impl AccessTable {
                 )
             })
             .collect();
-        AccessTable { entries }
+        AccessTable {
+            entries,
+            routing: Routing::default(),
+        }
+    }
+
+    /// The same table, routing callers without a place as `routing` says.
+    pub fn with_routing(self, routing: Routing) -> AccessTable {
+        AccessTable { routing, ..self }
+    }
+
+    /// How callers without a place are routed.
+    pub fn routing(&self) -> Routing {
+        self.routing
     }
 
     /// Resolves `topic` (as typed) for `caller`; `is_user` tells registered usernames.
     pub fn resolve(
+        &self,
+        caller: Caller<'_>,
+        topic: &str,
+        public: bool,
+        is_user: impl Fn(&str) -> bool,
+    ) -> Resolution {
+        let resolution = self.resolve_refusing(caller, topic, public, is_user);
+        match (self.routing, resolution) {
+            (Routing::Reroute, Resolution::NotHosted { .. } | Resolution::NotListed { .. }) => {
+                Resolution::Channel(to_topic(caller.user, topic))
+            }
+            (_, resolution) => resolution,
+        }
+    }
+
+    /// [`AccessTable::resolve`] under [`Routing::Refuse`].
+    fn resolve_refusing(
         &self,
         caller: Caller<'_>,
         topic: &str,
@@ -412,6 +460,38 @@ mod tests {
     }
 
     #[test]
+    fn pico_routing_moves_callers_without_a_place_to_their_own_namespace() {
+        let mut t = AccessTable::default().with_routing(Routing::Reroute);
+        let alice = user("alice");
+        // Nobody hosts alice/p2p: bob lands on a topic of his own, as on pico.sh.
+        assert_eq!(
+            t.resolve(user("bob"), "alice/p2p/future.p2p", false, registered),
+            chan("bob/alice/p2p/future.p2p")
+        );
+        t.claim("alice/p2p", 1, alice, &strings(&["bob"]));
+        // Listed: the owner's channel; the owner, bare or full.
+        assert_eq!(
+            t.resolve(user("bob"), "alice/p2p", false, registered),
+            chan("alice/p2p")
+        );
+        assert_eq!(
+            t.resolve(alice, "p2p", false, registered),
+            chan("alice/p2p")
+        );
+        // Left off the list: moved, not refused (pico-pipe-spec §3.3, intended rules).
+        assert_eq!(
+            t.resolve(user("dave"), "alice/p2p", false, registered),
+            chan("dave/alice/p2p")
+        );
+        // A public list still denies.
+        t.claim("public/news", 2, alice, &strings(&["bob"]));
+        assert_eq!(
+            t.resolve(user("eve"), "news", true, registered),
+            Resolution::Denied
+        );
+    }
+
+    #[test]
     fn persisted_lists_come_back() {
         let t = AccessTable::with_persisted([(
             "alice/p2p".to_owned(),
@@ -505,6 +585,39 @@ mod tests {
     }
 
     proptest! {
+        /// Under either routing a caller reaches an owner's channel only with a place on
+        /// it; without one, pico routing gives a channel of the caller's own, and refusing
+        /// routing gives the same answers except where it refuses.
+        #[test]
+        fn pico_routing_only_turns_refusals_into_the_callers_own_topic(
+            owner in "[a-z]{1,4}", caller in "[a-z]{1,4}", topic in "[a-z/.]{0,10}",
+            listed in any::<bool>(), hosted in any::<bool>(), public in any::<bool>()
+        ) {
+            prop_assume!(owner != caller && owner != PUBLIC_NAMESPACE && caller != PUBLIC_NAMESPACE);
+            let users = |name: &str| name == owner || name == caller;
+            let typed = format!("{owner}/{topic}");
+            let mut refusing = AccessTable::default();
+            let mut rerouting = AccessTable::default().with_routing(Routing::Reroute);
+            if hosted {
+                let o = Caller { user: &owner, fingerprint: "SHA256:o", anonymous: false };
+                let list = vec![if listed { caller.clone() } else { "someone".to_owned() }];
+                refusing.claim(&typed, 1, o, &list);
+                rerouting.claim(&typed, 1, o, &list);
+            }
+            let c = Caller { user: &caller, fingerprint: "SHA256:c", anonymous: false };
+            let refused = refusing.resolve(c, &typed, public, users);
+            let moved = rerouting.resolve(c, &typed, public, users);
+            match refused {
+                Resolution::NotHosted { .. } | Resolution::NotListed { .. } => {
+                    prop_assert_eq!(moved, Resolution::Channel(to_topic(&caller, &typed)));
+                }
+                other => prop_assert_eq!(moved, other),
+            }
+            if !(hosted && listed) {
+                prop_assert_ne!(rerouting.resolve(c, &typed, public, users), Resolution::Channel(typed.clone()));
+            }
+        }
+
         #[test]
         fn unlisted_users_never_reach_a_private_acl_channel(
             owner in "[a-z]{1,6}", intruder in "[a-z]{1,6}", topic in "[a-z/]{1,10}"

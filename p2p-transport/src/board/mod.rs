@@ -42,6 +42,7 @@ mod join;
 pub mod known_hosts;
 mod native;
 mod pipe;
+pub mod reroute;
 pub mod ssh_args;
 mod system_ssh;
 mod topic;

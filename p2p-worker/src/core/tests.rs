@@ -292,6 +292,85 @@ fn hellos_say_whose_futures_run_and_what_moves() {
     assert!(!core.hello_due(due + 1));
 }
 
+/// The hellos among `actions`, with the tasks each says (`tasks=` as sent).
+fn hello_tasks(actions: &[WorkerAction]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            WorkerAction::Post(line) if matches!(line.message, Message::Hello(_)) => Some(
+                line.extra
+                    .iter()
+                    .find(|(key, _)| key == "tasks")
+                    .map_or(String::new(), |(_, value)| value.clone()),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_task_that_starts_or_ends_brings_the_next_hello_forward_once_a_gap() {
+    let mut core = started(T0, WorkerConfig::new(me()));
+    assert_eq!(core.poll_timeout(), Some(T0 + HELLO_INTERVAL));
+    core.handle_line(
+        T0 + 100,
+        &request(&client(), &fid(1), T0 / 1000 + 10, 1, "wormhole"),
+    );
+    core.handle_line(
+        T0 + 100,
+        &accept(&client(), &me(), &fid(1), "wormhole://3141-0a3f9c1b2e4d"),
+    );
+    assert!(core.payload_received(T0 + 200, &task(&client(), 1)));
+    drain(&mut core);
+    // The task arrived and started within the gap after the last hello: one hello, a gap
+    // after it, says both at once.
+    assert_eq!(core.poll_timeout(), Some(T0 + LOAD_HELLO_GAP));
+    assert!(!core.hello_due(T0 + LOAD_HELLO_GAP - 1));
+    core.handle_timeout(T0 + LOAD_HELLO_GAP - 1);
+    assert!(hello_tasks(&drain(&mut core)).is_empty());
+    core.handle_timeout(T0 + LOAD_HELLO_GAP);
+    assert_eq!(
+        hello_tasks(&drain(&mut core)),
+        vec!["run/alice@desktop:200/f-1".to_owned()]
+    );
+    // Its end, long after: a hello at once (the next millisecond), saying nothing runs.
+    let later = T0 + 5 * LOAD_HELLO_GAP;
+    assert_eq!(
+        core.task_ended(later, &task(&client(), 1), Ok(())),
+        Delivery::Files
+    );
+    assert_eq!(core.poll_timeout(), Some(later + 1));
+    core.handle_timeout(later + 1);
+    assert_eq!(hello_tasks(&drain(&mut core)), vec![String::new()]);
+    // Nothing changes: back to the interval.
+    assert_eq!(core.poll_timeout(), Some(later + 1 + HELLO_INTERVAL));
+}
+
+#[test]
+fn a_burst_of_short_tasks_adds_at_most_one_hello_a_gap() {
+    let (mut core, session) = in_session(1);
+    drain(&mut core);
+    let mut hellos = Vec::new();
+    // A task ends and the next starts every 37 ms for 10 s; time is handled as it comes.
+    let mut now = T0;
+    for n in 1..=270 {
+        now += 37;
+        core.handle_timeout(now);
+        if !hello_tasks(&drain(&mut core)).is_empty() {
+            hellos.push(now);
+        }
+        core.task_ended(now, &task(&client(), n - 1), Ok(()));
+        assert!(core.session_task(now, session, fid(n)));
+        drain(&mut core);
+    }
+    // Every gap has its hello (the changes are said), and never two.
+    assert!(hellos.len() >= 9, "{hellos:?}");
+    for pair in hellos.windows(2) {
+        assert!(pair[1] - pair[0] >= LOAD_HELLO_GAP, "{hellos:?}");
+        assert!(pair[1] - pair[0] < LOAD_HELLO_GAP + 37, "{hellos:?}");
+    }
+}
+
 #[test]
 fn seed_version_bare_code_is_accepted() {
     let seed_request = line(&format!(
@@ -749,6 +828,10 @@ fn time_limits_end_hung_tasks_with_a_clear_error() {
     core.session_task(T0, SessionId(1), fid(0));
     core.session_task(T0, SessionId(1), fid(1));
     drain(&mut core);
+    // First the hello that says the tasks arrived.
+    assert_eq!(core.poll_timeout(), Some(T0 + LOAD_HELLO_GAP));
+    core.handle_timeout(T0 + LOAD_HELLO_GAP);
+    assert!(matches!(posted(&drain(&mut core))[..], [Message::Hello(_)]));
     assert_eq!(core.poll_timeout(), Some(T0 + 5_000));
     core.handle_timeout(T0 + 5_000);
     let actions = drain(&mut core);
@@ -788,8 +871,14 @@ fn time_limits_end_hung_tasks_with_a_clear_error() {
     drain(&mut core);
     core.handle_timeout(T0 + 1_010);
     let actions = drain(&mut core);
+    // Besides the hello that says the task started.
+    let lines: Vec<&Message> = posted(&actions)
+        .into_iter()
+        .filter(|m| !matches!(m, Message::Hello(_)))
+        .collect();
     assert!(
-        matches!(posted(&actions)[..], [Message::Decline(d)] if d.reason == DeclineReason::TimeLimit)
+        matches!(lines[..], [Message::Decline(d)] if d.reason == DeclineReason::TimeLimit),
+        "{lines:?}"
     );
     assert_eq!(core.running(), 0);
 }
@@ -1078,6 +1167,9 @@ fn a_future_p2p_client_gets_its_format_a_result_line_and_failures_as_results() {
     // Our own client hears of a failure with a decline line.
     core.task_ended(T0 + 1, &task(&client(), 3), Err(&error));
     assert!(matches!(posted(&drain(&mut core))[..], [Message::Decline(d)] if d.future == fid(3)));
+    // The hello that says those tasks ended.
+    core.handle_timeout(T0 + LOAD_HELLO_GAP);
+    assert!(matches!(posted(&drain(&mut core))[..], [Message::Hello(_)]));
     // The time limit reaches the 0.4.0 client as a result too.
     core.handle_timeout(T0 + 5_000);
     let actions = drain(&mut core);
