@@ -431,7 +431,7 @@ fn mappings(pid: u32) -> Vec<Mapping> {
             _ => {}
         }
     }
-    out.sort_by(|a, b| b.rss_kib.cmp(&a.rss_kib));
+    out.sort_by_key(|m| std::cmp::Reverse(m.rss_kib));
     out
 }
 
