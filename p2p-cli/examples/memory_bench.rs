@@ -13,7 +13,13 @@
 //! ```sh
 //! cargo build --release -p p2p-cli --bin future-p2p
 //! cargo run --release -p p2p-cli --example memory_bench
+//! cargo run --release -p p2p-cli --example memory_bench -- idle   # idle workers only
 //! ```
+//!
+//! For the idle workers it also prints where the kept-warm worker's resident memory is,
+//! mapping by mapping from /proc/PID/smaps: the binary's code and data pages are
+//! file-backed (shared with every other `future-p2p` process and the page cache), the
+//! heap and thread stacks anonymous (the process's own).
 //!
 //! The worker runs `wc -c` (the payload goes through the worker to a command that reads it
 //! all; the result is small), and `cat` for the round trip of a 64 MiB result. The hub and
@@ -161,11 +167,14 @@ async fn main() -> Result<(), BoxError> {
     options.max_result_size = 2 << 30;
     let scheduler = Scheduler::start(joined.lines, options);
 
+    let idle_only = std::env::args().nth(1).as_deref() == Some("idle");
     let mut rows = Vec::new();
-    for (command, sizes) in [
-        ("wc -c", &[64 * MIB, 1024 * MIB][..]),
-        ("cat", &[64 * MIB][..]),
-    ] {
+    let runs: &[(&str, &[u64])] = if idle_only {
+        &[]
+    } else {
+        &[("wc -c", &[64 * MIB, 1024 * MIB]), ("cat", &[64 * MIB])]
+    };
+    for &(command, sizes) in runs {
         let worker = worker(&bin, &cluster, command);
         let mut seen = scheduler.workers();
         tokio::time::timeout(Duration::from_secs(60), seen.wait_for(|w| !w.is_empty())).await??;
@@ -223,12 +232,56 @@ async fn main() -> Result<(), BoxError> {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
+    if !idle_only {
+        print_payloads(&rows);
+    }
+
+    let (idle, mappings) = idle_workers(&bin, &cluster).await?;
+    println!();
+    println!(
+        "| idle R worker | future-p2p RSS | of it anonymous | of it file-backed | its R processes' RSS |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    let mib = |bytes: &Option<u64>| match bytes {
+        Some(bytes) => format!("{:.1} MiB", *bytes as f64 / MIB as f64),
+        None => "-".to_owned(),
+    };
+    for row in &idle {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            row.what,
+            mib(&row.own.map(|m| m.rss)),
+            mib(&row.own.map(|m| m.anon)),
+            mib(&row.own.map(|m| m.file)),
+            mib(&row.r)
+        );
+    }
+    println!();
+    println!("The kept-warm worker's resident memory by mapping (over 64 KiB):");
+    println!();
+    println!("| mapping | RSS | anonymous | private | shared |");
+    println!("|---|---:|---:|---:|---:|");
+    let kib = |k: u64| format!("{:.2} MiB", k as f64 / 1024.0);
+    for m in mappings.iter().filter(|m| m.rss_kib > 64) {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            m.name,
+            kib(m.rss_kib),
+            kib(m.anon_kib),
+            kib(m.private_kib),
+            kib(m.shared_kib)
+        );
+    }
+    Ok(())
+}
+
+fn print_payloads(rows: &[Row]) {
     println!();
     println!(
         "| payload | worker runs | time | raw TCP copy | x raw | client peak | worker peak | hub peak |"
     );
     println!("|---:|---|---:|---:|---:|---:|---:|---:|");
-    for row in &rows {
+    for row in rows {
         let peak = |name: &str| {
             let (_, bytes, size) = row
                 .peaks
@@ -258,19 +311,6 @@ async fn main() -> Result<(), BoxError> {
         "(peak = VmHWM of the process while the payload went through, its idle size \
          included; the client's includes the payload it submitted)"
     );
-
-    let idle = idle_workers(&bin, &cluster).await?;
-    println!();
-    println!("| idle R worker | future-p2p RSS | its R processes' RSS |");
-    println!("|---|---:|---:|");
-    let mib = |bytes: &Option<u64>| match bytes {
-        Some(bytes) => format!("{:.1} MiB", *bytes as f64 / MIB as f64),
-        None => "-".to_owned(),
-    };
-    for (what, own, r) in &idle {
-        println!("| {what} | {} | {} |", mib(own), mib(r));
-    }
-    Ok(())
 }
 
 /// Our children, of any of our threads.
@@ -314,12 +354,101 @@ fn children_rss(pid: u32, name: &str) -> Option<u64> {
     (!rss.is_empty()).then(|| rss.iter().sum())
 }
 
-/// An R worker joins and idles, warm and lazy; and a bare Rscript for scale.
+/// A process's resident memory, and how much of it is anonymous (its own) and backed by a
+/// file (the binary and libraries, shared with the page cache, wherever the file is: a
+/// binary on a tmpfs counts as shared memory in /proc/PID/status, so its split is not used).
+#[derive(Clone, Copy)]
+struct Resident {
+    rss: u64,
+    anon: u64,
+    file: u64,
+}
+
+fn resident(pid: u32) -> Resident {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let kib = |key: &str| -> u64 {
+        rollup
+            .lines()
+            .find_map(|line| line.strip_prefix(key))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let (rss, anon) = (kib("Rss:") * 1024, kib("Anonymous:") * 1024);
+    Resident {
+        rss,
+        anon,
+        file: rss.saturating_sub(anon),
+    }
+}
+
+/// Resident memory of the mappings of one file (or of anonymous memory), by permissions.
+struct Mapping {
+    name: String,
+    rss_kib: u64,
+    anon_kib: u64,
+    private_kib: u64,
+    shared_kib: u64,
+}
+
+/// `pid`'s mappings from /proc/PID/smaps, those of one file and permissions summed, the
+/// largest first.
+fn mappings(pid: u32) -> Vec<Mapping> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut out: Vec<Mapping> = Vec::new();
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or_default();
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header: range, permissions, offset, device, inode, path.
+            let perms = fields.next().unwrap_or_default();
+            let path = fields.nth(3).unwrap_or("[anonymous]");
+            let file = path.rsplit('/').next().unwrap_or(path);
+            let name = format!("{file} {perms}");
+            match out.iter().position(|m| m.name == name) {
+                Some(at) => {
+                    let m = out.remove(at);
+                    out.push(m);
+                }
+                None => out.push(Mapping {
+                    name,
+                    rss_kib: 0,
+                    anon_kib: 0,
+                    private_kib: 0,
+                    shared_kib: 0,
+                }),
+            }
+            continue;
+        }
+        let Some(current) = out.last_mut() else {
+            continue;
+        };
+        let kib: u64 = fields.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        match first {
+            "Rss:" => current.rss_kib += kib,
+            "Anonymous:" => current.anon_kib += kib,
+            "Private_Clean:" | "Private_Dirty:" => current.private_kib += kib,
+            "Shared_Clean:" | "Shared_Dirty:" => current.shared_kib += kib,
+            _ => {}
+        }
+    }
+    out.sort_by_key(|m| std::cmp::Reverse(m.rss_kib));
+    out
+}
+
+struct Idle {
+    what: String,
+    own: Option<Resident>,
+    r: Option<u64>,
+}
+
+/// An R worker joins and idles, warm and lazy; and a bare Rscript for scale. Also the
+/// kept-warm worker's mappings.
 async fn idle_workers(
     bin: &Path,
     cluster: &LocalCluster,
-) -> Result<Vec<(String, Option<u64>, Option<u64>)>, BoxError> {
+) -> Result<(Vec<Idle>, Vec<Mapping>), BoxError> {
     let mut rows = Vec::new();
+    let mut warm_mappings = Vec::new();
     for (what, extra) in [
         ("kept warm (default)", &[][..]),
         ("lazy (--r-idle-stop 10m)", &["--r-idle-stop", "10m"][..]),
@@ -346,11 +475,14 @@ async fn idle_workers(
         let joined = tokio::time::timeout(Duration::from_secs(300), joined).await??;
         assert!(joined, "the worker joined");
         tokio::time::sleep(Duration::from_secs(5)).await;
-        rows.push((
-            what.to_owned(),
-            Some(status_kib(worker.id(), "VmRSS:") * 1024),
-            children_rss(worker.id(), "R"),
-        ));
+        rows.push(Idle {
+            what: what.to_owned(),
+            own: Some(resident(worker.id())),
+            r: children_rss(worker.id(), "R"),
+        });
+        if extra.is_empty() {
+            warm_mappings = mappings(worker.id());
+        }
         drop(worker);
     }
     // An R session as a client has it (future and future.p2p loaded, from the library the
@@ -378,11 +510,11 @@ async fn idle_workers(
         ])
         .spawn()?;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    rows.push((
-        "an R session with future.p2p loaded, for scale".to_owned(),
-        None,
-        Some(status_kib(r.id(), "VmRSS:") * 1024),
-    ));
+    rows.push(Idle {
+        what: "an R session with future.p2p loaded, for scale".to_owned(),
+        own: None,
+        r: Some(status_kib(r.id(), "VmRSS:") * 1024),
+    });
     cluster::wait_bounded(&mut r, Duration::from_secs(60));
-    Ok(rows)
+    Ok((rows, warm_mappings))
 }
