@@ -634,26 +634,25 @@ async fn read_upload(
     // R's hint is the size of the globals; the payload adds the future's expression and
     // settings (tens of kilobytes). Room that is never written costs no memory.
     let room = hint.saturating_add(hint / 16).saturating_add(1 << 20);
-    let mut body = BytesMut::with_capacity(
-        room.min(
-            SPILL_ABOVE
-                .min(max_body)
-                .saturating_add(p2p_r::frame::READ_CHUNK),
-        ),
-    );
-    while body.len() <= SPILL_ABOVE {
+    let mut body = BytesMut::new();
+    // Globals that alone are over the bound go to the file from the first byte, so
+    // nothing of theirs is held here; a hint that was too low is found out on the way.
+    if hint <= SPILL_ABOVE {
+        body.reserve(room.min(SPILL_ABOVE.saturating_add(p2p_r::frame::READ_CHUNK)));
+        while body.len() <= SPILL_ABOVE {
+            if body.len() > max_body {
+                return Err(too_large(id, max_body));
+            }
+            body.reserve(p2p_r::frame::READ_CHUNK);
+            match input.read_buf(&mut body).await {
+                Ok(0) => return Ok(Payload::Memory(body.freeze())),
+                Ok(_) => {}
+                Err(err) => return Err(broken_off(id, body.len() as u64, &err)),
+            }
+        }
         if body.len() > max_body {
             return Err(too_large(id, max_body));
         }
-        body.reserve(p2p_r::frame::READ_CHUNK);
-        match input.read_buf(&mut body).await {
-            Ok(0) => return Ok(Payload::Memory(body.freeze())),
-            Ok(_) => {}
-            Err(err) => return Err(broken_off(id, body.len() as u64, &err)),
-        }
-    }
-    if body.len() > max_body {
-        return Err(too_large(id, max_body));
     }
     spill(input, &body, id, max_body, spill_dir).await
 }
@@ -890,12 +889,20 @@ mod tests {
     #[tokio::test]
     async fn a_large_upload_is_spilled_to_an_unlinked_file_and_reads_back_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let line = UploadLine {
+        let mut line = UploadLine {
             token: "t".into(),
             id: 3,
             size_hint: 0,
         };
-        for len in [SPILL_ABOVE, SPILL_ABOVE + 1, 3 * SPILL_ABOVE + 12_345] {
+        // Hints too low (found out on the way), and right (spilled from the start).
+        for (len, hinted) in [
+            (SPILL_ABOVE, false),
+            (SPILL_ABOVE + 1, false),
+            (3 * SPILL_ABOVE + 12_345, false),
+            (SPILL_ABOVE + 1, true),
+            (3 * SPILL_ABOVE + 12_345, true),
+        ] {
+            line.size_hint = if hinted { len as u64 } else { 0 };
             let sent: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
             let payload = read_upload(&mut &sent[..], &line, usize::MAX, dir.path())
                 .await
