@@ -12,12 +12,16 @@
 //! ```
 //!
 //! A large payload comes on a loopback connection of its own (see
-//! [`p2p_r::bridge::protocol::UploadLine`]), read to its end into one buffer made at once
-//! as large as R said, and handed to the scheduler as it is: a `Bytes` the wormhole session
-//! cuts into records, never copied again here.
+//! [`p2p_r::bridge::protocol::UploadLine`]), read to its end. Up to [`SPILL_ABOVE`] bytes
+//! stay in one buffer; a larger payload is written, a chunk at a time as it arrives, to an
+//! unlinked temporary file in `$TMPDIR` (else `/var/tmp`, on disk where `/tmp` is memory),
+//! which the wormhole session reads a record at a time for every worker the task is sent
+//! to. So the bridge holds a few chunks of a payload of any size, and the file goes away
+//! with the task (or the process).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,6 +33,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use p2p_proto::id::{ClusterName, FutureId};
 use p2p_scheduler::{OriginalPayloads, Scheduler, SchedulerOptions, SubmitError};
+use p2p_transport::payload::{FilePayload, Payload};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -95,7 +100,7 @@ pub async fn run(args: BridgeArgs) -> Result<(), CliError> {
         Some(token) => {
             let (stream, listener) = accept_r_session(token).await?;
             let (read, write) = stream.into_split();
-            let uploads = spawn_upload_acceptor(listener, token.clone(), max_body);
+            let uploads = spawn_upload_acceptor(listener, token.clone(), max_body, spill_dir());
             // R exiting closes our stdin: the session is over even if the socket lingers.
             tokio::spawn(async {
                 let mut stdin = tokio::io::stdin();
@@ -223,7 +228,7 @@ async fn serve(
                     Request::Submit { id, label, payload } => match session.submit(id) {
                         Err(reply) => { let _ = replies.send(reply); }
                         Ok(future) => {
-                            let ready = Ready { id, future, label, payload };
+                            let ready = Ready { id, future, label, payload: payload.into() };
                             start(&scheduler, &mut session, &mut running, replies, ready).await;
                         }
                     },
@@ -335,7 +340,7 @@ impl OriginalPayloads for OriginalsFromR {
     fn original_payload(
         &self,
         future: &FutureId,
-        _native: &Bytes,
+        _native: &Payload,
     ) -> Pin<Box<dyn Future<Output = OriginalAnswer> + Send>> {
         // BridgeSession names R's future `id` `PREFIX-id`.
         let id = future
@@ -377,7 +382,7 @@ struct Ready {
     id: u32,
     future: FutureId,
     label: String,
-    payload: Bytes,
+    payload: Payload,
 }
 
 type Running = FuturesUnordered<BoxFuture<'static, (u32, Result<Bytes, SubmitError>)>>;
@@ -413,7 +418,7 @@ async fn start(
 }
 
 /// A payload read from an upload connection, or the error (for R) that ended it.
-type Upload = (u32, Result<Bytes, Reply>);
+type Upload = (u32, Result<Payload, Reply>);
 
 /// Pairs each upload with its SubmitUploaded frame, whichever comes first: R sends the
 /// frame after closing the upload, but this side may read the frame before the upload's
@@ -423,7 +428,7 @@ struct UploadPairing {
     /// Frames whose upload has not ended yet.
     awaiting: HashMap<u32, (FutureId, String)>,
     /// Uploads whose frame has not come yet.
-    arrived: HashMap<u32, Result<Bytes, Reply>>,
+    arrived: HashMap<u32, Result<Payload, Reply>>,
     /// Futures cancelled or refused while their upload was still coming: dropped on arrival.
     abandoned: HashSet<u32>,
 }
@@ -451,7 +456,11 @@ impl UploadPairing {
     }
 
     /// The upload for `id` ended: the future if its frame came, else it waits for it.
-    fn uploaded(&mut self, id: u32, upload: Result<Bytes, Reply>) -> Option<Result<Ready, Reply>> {
+    fn uploaded(
+        &mut self,
+        id: u32,
+        upload: Result<Payload, Reply>,
+    ) -> Option<Result<Ready, Reply>> {
         if self.abandoned.remove(&id) {
             return None;
         }
@@ -547,6 +556,7 @@ fn spawn_upload_acceptor(
     listener: tokio::net::TcpListener,
     token: String,
     max_body: usize,
+    spill_dir: PathBuf,
 ) -> mpsc::Receiver<Upload> {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
@@ -556,6 +566,7 @@ fn spawn_upload_acceptor(
             };
             let tx = tx.clone();
             let token = token.clone();
+            let spill_dir = spill_dir.clone();
             tokio::spawn(async move {
                 let mut stream = tokio::io::BufReader::new(stream);
                 let line = tokio::time::timeout(UPLOAD_LINE_TIMEOUT, read_line(&mut stream)).await;
@@ -567,7 +578,7 @@ fn spawn_upload_acceptor(
                     tracing::warn!(%peer, "a loopback connection without the session token was refused");
                     return;
                 };
-                let body = read_upload(&mut stream, &upload, max_body).await;
+                let body = read_upload(&mut stream, &upload, max_body, &spill_dir).await;
                 let _ = tx.send((upload.id, body)).await;
             });
         }
@@ -593,13 +604,29 @@ async fn read_line(input: &mut (impl tokio::io::AsyncBufRead + Unpin)) -> std::i
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
 }
 
-/// The payload of an upload: everything up to the connection's end, in one buffer of the
-/// size R announced (grown if it was more); more than `max_body` bytes are refused.
+/// Largest payload kept in memory; a larger one is spilled to a file as it arrives.
+const SPILL_ABOVE: usize = 4 << 20;
+
+/// Bytes of a spilling upload read before they are written to its file.
+const SPILL_CHUNK: usize = 1 << 20;
+
+/// Where large payloads are spilled: `$TMPDIR`, else `/var/tmp` (not `/tmp`, which is
+/// often memory: a spill there would cost as much RAM as keeping the payload).
+fn spill_dir() -> PathBuf {
+    std::env::var_os("TMPDIR")
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(|| PathBuf::from("/var/tmp"), PathBuf::from)
+}
+
+/// The payload of an upload: everything up to the connection's end, in memory up to
+/// [`SPILL_ABOVE`] bytes, else in an unlinked file in `spill_dir`; more than `max_body`
+/// bytes are refused.
 async fn read_upload(
     input: &mut (impl AsyncRead + Unpin),
     upload: &UploadLine,
     max_body: usize,
-) -> Result<Bytes, Reply> {
+    spill_dir: &Path,
+) -> Result<Payload, Reply> {
     let id = upload.id;
     let hint = usize::try_from(upload.size_hint)
         .unwrap_or(usize::MAX)
@@ -607,33 +634,92 @@ async fn read_upload(
     // R's hint is the size of the globals; the payload adds the future's expression and
     // settings (tens of kilobytes). Room that is never written costs no memory.
     let room = hint.saturating_add(hint / 16).saturating_add(1 << 20);
-    let mut body =
-        BytesMut::with_capacity(room.min(max_body.saturating_add(p2p_r::frame::READ_CHUNK)));
-    loop {
-        if body.len() > max_body {
-            return Err(Reply::Error {
-                id,
-                kind: ErrorKind::Remote(RemoteErrorKind::PayloadTooLarge),
-                message: format!(
-                    "the future's payload is more than the limit of {max_body} bytes of this future-p2p bridge"
-                ),
-            });
-        }
-        body.reserve(p2p_r::frame::READ_CHUNK);
-        match input.read_buf(&mut body).await {
-            Ok(0) => return Ok(body.freeze()),
-            Ok(_) => {}
-            Err(err) => {
-                return Err(Reply::Error {
-                    id,
-                    kind: ErrorKind::Protocol,
-                    message: format!(
-                        "the payload's upload broke off after {} bytes: {err}",
-                        body.len()
-                    ),
-                });
+    let mut body = BytesMut::new();
+    // Globals that alone are over the bound go to the file from the first byte, so
+    // nothing of theirs is held here; a hint that was too low is found out on the way.
+    if hint <= SPILL_ABOVE {
+        body.reserve(room.min(SPILL_ABOVE.saturating_add(p2p_r::frame::READ_CHUNK)));
+        while body.len() <= SPILL_ABOVE {
+            if body.len() > max_body {
+                return Err(too_large(id, max_body));
+            }
+            body.reserve(p2p_r::frame::READ_CHUNK);
+            match input.read_buf(&mut body).await {
+                Ok(0) => return Ok(Payload::Memory(body.freeze())),
+                Ok(_) => {}
+                Err(err) => return Err(broken_off(id, body.len() as u64, &err)),
             }
         }
+        if body.len() > max_body {
+            return Err(too_large(id, max_body));
+        }
+    }
+    spill(input, &body, id, max_body, spill_dir).await
+}
+
+/// Writes `start`, then the rest of `input`, to a new unlinked file in `dir`, a chunk at
+/// a time: the payload in that file.
+async fn spill(
+    input: &mut (impl AsyncRead + Unpin),
+    start: &[u8],
+    id: u32,
+    max_body: usize,
+    dir: &Path,
+) -> Result<Payload, Reply> {
+    let failed = |what: &str, err: std::io::Error| Reply::Error {
+        id,
+        kind: ErrorKind::Remote(RemoteErrorKind::Failed),
+        message: format!(
+            "the future-p2p bridge cannot {what} {dir} to hold the future's payload (over {} MiB): \
+             {err}; set TMPDIR to a writable directory with room",
+            SPILL_ABOVE >> 20,
+            dir = dir.display(),
+        ),
+    };
+    // Unlinked from the start: the file goes with its last handle, or with the process.
+    let file = tempfile::tempfile_in(dir).map_err(|err| failed("make a file in", err))?;
+    // Writes run on blocking threads, one behind the next read.
+    let mut file = tokio::fs::File::from_std(file);
+    let mut written = start.len() as u64;
+    file.write_all(start)
+        .await
+        .map_err(|err| failed("write to", err))?;
+    let mut chunk = BytesMut::with_capacity(SPILL_CHUNK);
+    loop {
+        chunk.clear();
+        match input.read_buf(&mut chunk).await {
+            Ok(0) => break,
+            Ok(read) => written += read as u64,
+            Err(err) => return Err(broken_off(id, written, &err)),
+        }
+        if written > max_body as u64 {
+            return Err(too_large(id, max_body));
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|err| failed("write to", err))?;
+    }
+    // A write that failed in the background (the disk filled) surfaces here.
+    file.flush().await.map_err(|err| failed("write to", err))?;
+    let file = FilePayload::new(file.into_std().await).map_err(|err| failed("read", err))?;
+    Ok(Payload::File(Arc::new(file)))
+}
+
+fn too_large(id: u32, max_body: usize) -> Reply {
+    Reply::Error {
+        id,
+        kind: ErrorKind::Remote(RemoteErrorKind::PayloadTooLarge),
+        message: format!(
+            "the future's payload is more than the limit of {max_body} bytes of this future-p2p bridge"
+        ),
+    }
+}
+
+fn broken_off(id: u32, read: u64, err: &std::io::Error) -> Reply {
+    Reply::Error {
+        id,
+        kind: ErrorKind::Protocol,
+        message: format!("the payload's upload broke off after {read} bytes: {err}"),
     }
 }
 
@@ -715,26 +801,31 @@ mod tests {
         format!("r1-{id}").parse().unwrap()
     }
 
+    fn upload(bytes: &'static [u8]) -> Result<Payload, Reply> {
+        Ok(Payload::Memory(Bytes::from_static(bytes)))
+    }
+
     #[test]
     fn an_upload_meets_its_frame_whichever_comes_first() {
         let mut pairing = UploadPairing::default();
         // Frame first.
         assert!(pairing.submitted(1, future(1), "a".into()).is_none());
-        let ready = pairing
-            .uploaded(1, Ok(Bytes::from_static(b"p1")))
-            .unwrap()
-            .unwrap();
+        let ready = pairing.uploaded(1, upload(b"p1")).unwrap().unwrap();
         assert_eq!(
-            (ready.id, &ready.label[..], &ready.payload[..]),
-            (1, "a", &b"p1"[..])
+            (
+                ready.id,
+                &ready.label[..],
+                ready.payload.to_bytes().unwrap()
+            ),
+            (1, "a", Bytes::from_static(b"p1"))
         );
         // Upload first.
-        assert!(pairing.uploaded(2, Ok(Bytes::from_static(b"p2"))).is_none());
+        assert!(pairing.uploaded(2, upload(b"p2")).is_none());
         let ready = pairing
             .submitted(2, future(2), "b".into())
             .unwrap()
             .unwrap();
-        assert_eq!(&ready.payload[..], b"p2");
+        assert_eq!(ready.payload.to_bytes().unwrap(), &b"p2"[..]);
         // A broken upload reaches R as its error.
         let broken = Reply::Error {
             id: 3,
@@ -749,16 +840,12 @@ mod tests {
         // Cancelled while its upload was coming: the upload is dropped when it ends.
         assert!(pairing.submitted(4, future(4), String::new()).is_none());
         pairing.cancelled(4);
-        assert!(
-            pairing
-                .uploaded(4, Ok(Bytes::from_static(b"late")))
-                .is_none()
-        );
+        assert!(pairing.uploaded(4, upload(b"late")).is_none());
         // Refused frames drop their upload, before or after it ends.
-        assert!(pairing.uploaded(5, Ok(Bytes::from_static(b"p5"))).is_none());
+        assert!(pairing.uploaded(5, upload(b"p5")).is_none());
         pairing.refused(5);
         pairing.refused(6);
-        assert!(pairing.uploaded(6, Ok(Bytes::from_static(b"p6"))).is_none());
+        assert!(pairing.uploaded(6, upload(b"p6")).is_none());
         // A cancel of a future that is not waiting for an upload leaves nothing behind.
         pairing.cancelled(7);
         assert!(
@@ -775,13 +862,20 @@ mod tests {
             id: 9,
             size_hint: 4,
         };
+        let dir = Path::new("/nonexistent");
         let mut input = &b"0123456789"[..];
         assert_eq!(
-            read_upload(&mut input, &line, 64).await.unwrap(),
+            read_upload(&mut input, &line, 64, dir)
+                .await
+                .unwrap()
+                .to_bytes()
+                .unwrap(),
             &b"0123456789"[..]
         );
         let big = vec![7u8; 3 * p2p_r::frame::READ_CHUNK];
-        let refused = read_upload(&mut &big[..], &line, 1000).await.unwrap_err();
+        let refused = read_upload(&mut &big[..], &line, 1000, dir)
+            .await
+            .unwrap_err();
         assert!(matches!(
             refused,
             Reply::Error {
@@ -790,6 +884,72 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[tokio::test]
+    async fn a_large_upload_is_spilled_to_an_unlinked_file_and_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut line = UploadLine {
+            token: "t".into(),
+            id: 3,
+            size_hint: 0,
+        };
+        // Hints too low (found out on the way), and right (spilled from the start).
+        for (len, hinted) in [
+            (SPILL_ABOVE, false),
+            (SPILL_ABOVE + 1, false),
+            (3 * SPILL_ABOVE + 12_345, false),
+            (SPILL_ABOVE + 1, true),
+            (3 * SPILL_ABOVE + 12_345, true),
+        ] {
+            line.size_hint = if hinted { len as u64 } else { 0 };
+            let sent: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            let payload = read_upload(&mut &sent[..], &line, usize::MAX, dir.path())
+                .await
+                .unwrap();
+            assert_eq!(matches!(payload, Payload::File(_)), len > SPILL_ABOVE);
+            assert_eq!(payload.len(), len as u64);
+            assert!(payload.to_bytes().unwrap() == sent, "{len} bytes differ");
+            // Nothing in the directory: the file has no name to outlive the process.
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        }
+        // The limit holds past the spill too.
+        let sent = vec![1u8; 2 * SPILL_ABOVE];
+        let refused = read_upload(&mut &sent[..], &line, SPILL_ABOVE + 5, dir.path())
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            refused,
+            Reply::Error {
+                kind: ErrorKind::Remote(RemoteErrorKind::PayloadTooLarge),
+                ..
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_spill_dir_that_cannot_take_the_file_fails_the_future_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // Root may write anywhere: a directory that is not there fails for everyone.
+        let missing = dir.path().join("gone");
+        let line = UploadLine {
+            token: "t".into(),
+            id: 4,
+            size_hint: 0,
+        };
+        let sent = vec![0u8; SPILL_ABOVE + 1];
+        let failed = read_upload(&mut &sent[..], &line, usize::MAX, &missing)
+            .await
+            .unwrap_err();
+        let Reply::Error { id, kind, message } = failed else {
+            panic!("not an error: {failed:?}")
+        };
+        assert_eq!((id, kind), (4, ErrorKind::Remote(RemoteErrorKind::Failed)));
+        assert!(
+            message.contains(&missing.display().to_string()),
+            "{message}"
+        );
+        assert!(message.contains("TMPDIR"), "{message}");
     }
 
     #[tokio::test]

@@ -305,13 +305,21 @@ impl Frame {
     pub fn encode_head(&self, buf: &mut BytesMut) -> Result<Bytes, FrameError> {
         let mut head = self.clone();
         let payload = head.payload_mut().map(std::mem::take).unwrap_or_default();
+        head.encode_head_announcing(buf, payload.len() as u64)?;
+        Ok(payload)
+    }
+
+    /// Appends the head of this frame, whose payload is empty, announcing `bulk` payload
+    /// bytes that the caller writes after it from somewhere else (a task's payload kept in
+    /// a file, read a record at a time as it is sent).
+    pub fn encode_head_announcing(&self, buf: &mut BytesMut, bulk: u64) -> Result<(), FrameError> {
         let start = buf.len();
         buf.reserve(HEADER_LEN + 128);
         buf.put_u32(0);
         buf.put_u8(FORMAT_VERSION);
-        buf.put_u64(payload.len() as u64);
+        buf.put_u64(bulk);
         let mut writer = buf.writer();
-        let encoded = rmp_serde::encode::write_named(&mut writer, &head);
+        let encoded = rmp_serde::encode::write_named(&mut writer, self);
         let buf = writer.into_inner();
         if let Err(err) = encoded {
             buf.truncate(start);
@@ -327,7 +335,7 @@ impl Frame {
         }
         // Cannot truncate: MAX_FRAME_LEN < u32::MAX.
         buf[start..start + LENGTH_LEN].copy_from_slice(&(len as u32).to_be_bytes());
-        Ok(payload)
+        Ok(())
     }
 
     /// Decodes exactly one complete frame, header, body and payload.
@@ -832,6 +840,21 @@ mod tests {
                 frame.encode_into(&mut stream).unwrap();
             }
             prop_assert_eq!(decode_stream(&stream, piece), frames);
+        }
+
+        #[test]
+        fn a_head_announcing_a_payload_kept_apart_decodes_with_it(
+            future in arb_future(),
+            payload in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let task = Task { future, payload: Bytes::new() };
+            let mut stream = BytesMut::new();
+            Frame::Task(task.clone())
+                .encode_head_announcing(&mut stream, payload.len() as u64)
+                .unwrap();
+            stream.extend_from_slice(&payload);
+            let whole = Frame::Task(Task { payload: Bytes::from(payload), ..task });
+            prop_assert_eq!(stream.freeze(), whole.encode().unwrap());
         }
 
         #[test]

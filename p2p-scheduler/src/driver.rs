@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use p2p_proto::frame::{Cancel, Frame, Hello, Outcome, Task, TaskResult};
+use p2p_proto::frame::{Cancel, Frame, Hello, Outcome, TaskResult};
 use p2p_proto::id::WormholeCode;
 use p2p_proto::id::{FutureId, PeerId};
 use p2p_proto::limits::DEFAULT_MAX_PAYLOAD;
@@ -28,9 +28,10 @@ use p2p_proto::protocols::PayloadFormat;
 use p2p_proto::time::Millis;
 use p2p_transport::clock::{sleep_until, unix_ms};
 use p2p_transport::lines::{LineChannel, post_line};
+use p2p_transport::payload::Payload;
 use p2p_transport::wormhole::{
-    Meter, Session, SessionConfig, SessionError, SessionRole, TransferOptions, Way, WormholeConfig,
-    receive_bytes, send_bytes,
+    Meter, Outgoing, Session, SessionConfig, SessionError, SessionRole, TransferOptions, Way,
+    WormholeConfig, receive_bytes, send_bytes,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -77,7 +78,7 @@ pub trait OriginalPayloads: fmt::Debug + Send + Sync + 'static {
     fn original_payload(
         &self,
         future: &FutureId,
-        native: &Bytes,
+        native: &Payload,
     ) -> Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send>>;
 }
 
@@ -158,7 +159,7 @@ impl Future for TaskHandle {
 enum Command {
     Submit {
         future: FutureId,
-        payload: Bytes,
+        payload: Payload,
         /// The task's id and where its result comes.
         reply: oneshot::Sender<(TaskId, oneshot::Receiver<Result<Bytes, SubmitError>>)>,
     },
@@ -182,7 +183,7 @@ enum Report {
 /// How the driver writes to a session: frames go out in order through one writer task;
 /// the token closes the session.
 struct SessionLink {
-    outbound: mpsc::UnboundedSender<Frame>,
+    outbound: mpsc::UnboundedSender<Outgoing>,
     close: CancellationToken,
     meter: Meter,
 }
@@ -199,7 +200,7 @@ pub struct WorkerSeen {
 /// What the driver holds for a task until it is over.
 struct InFlight {
     future: FutureId,
-    payload: Bytes,
+    payload: Payload,
     waiter: oneshot::Sender<Result<Bytes, SubmitError>>,
     /// Cancels its file transfers, while they run.
     transfer: Option<CancellationToken>,
@@ -294,9 +295,10 @@ impl Scheduler {
     pub async fn submit(
         &self,
         future: FutureId,
-        payload: Bytes,
+        payload: impl Into<Payload>,
     ) -> Result<TaskHandle, SubmitError> {
-        let size = payload.len() as u64;
+        let payload = payload.into();
+        let size = payload.len();
         if size > self.max_payload {
             return Err(SubmitError::PayloadTooLarge {
                 size,
@@ -427,9 +429,7 @@ impl Driver {
                 let (waiter, result) = oneshot::channel();
                 // The core's actions are carried out after this step: the record is there
                 // before its dispatch.
-                let id = self
-                    .core
-                    .submit(unix_ms(), future.clone(), payload.len() as u64);
+                let id = self.core.submit(unix_ms(), future.clone(), payload.len());
                 self.by_future.insert(future.clone(), id);
                 self.tasks.insert(
                     id,
@@ -547,7 +547,7 @@ impl Driver {
                         let cancel = Cancel {
                             future: record.future.clone(),
                         };
-                        let _ = link.outbound.send(Frame::Cancel(cancel));
+                        let _ = link.outbound.send(Frame::Cancel(cancel).into());
                     }
                 }
                 SchedulerAction::CloseSession { worker } => {
@@ -665,6 +665,7 @@ impl Driver {
                         Some(make) => make
                             .original_payload(&future, &payload)
                             .await
+                            .map(Payload::Memory)
                             .map_err(AttemptError::NoOriginalPayload),
                     };
                     let outcome = match payload {
@@ -732,7 +733,7 @@ impl Driver {
                 // then takes this task back.
                 if let Some(link) = self.sessions.get(&worker) {
                     set_meter(&self.meters, task, link.meter.clone());
-                    let _ = link.outbound.send(Frame::Task(Task { future, payload }));
+                    let _ = link.outbound.send(Outgoing::Task { future, payload });
                 }
             }
         }
@@ -744,7 +745,7 @@ async fn files_round_trip(
     wormhole: &WormholeConfig,
     code: &WormholeCode,
     future: &FutureId,
-    payload: Bytes,
+    payload: Payload,
     (options, meter): (&TransferOptions, &Meter),
     on_sent: impl FnOnce(),
 ) -> Result<Bytes, AttemptError> {
@@ -754,6 +755,12 @@ async fn files_round_trip(
             source: err.into(),
         }
     };
+    // A file transfer sends from memory: a payload kept in a file is read whole for it.
+    // Only workers without sessions take this route, future.p2p 0.4.0's above all, and
+    // they get a payload R makes for them.
+    let payload = payload
+        .to_bytes()
+        .map_err(|err| failed(TransferStage::SendingTask)(err.into()))?;
     let name = format!("{future}-Future.rds");
     let sending = TransferOptions {
         progress: Some(meter.progress(Way::Sending)),
@@ -781,7 +788,7 @@ async fn open_session(
     config: &SessionConfig,
     cancel: CancellationToken,
     me: PeerId,
-    (future, payload): (&FutureId, Bytes),
+    (future, payload): (&FutureId, Payload),
     on_connected: impl FnOnce(Meter),
 ) -> Result<(Session, bool), AttemptError> {
     let mut session = Session::connect(wormhole, code, SessionRole::Leader, config, cancel)
@@ -807,10 +814,11 @@ async fn open_session(
         }
     };
     session
-        .send(&Frame::Task(Task {
+        .sender()
+        .send_all(&[Outgoing::Task {
             future: future.clone(),
             payload,
-        }))
+        }])
         .await
         .map_err(AttemptError::Session)?;
     Ok((session, reports_starts))

@@ -23,4 +23,5 @@ pub mod board;
 pub mod clock;
 pub mod cluster_watch;
 pub mod lines;
+pub mod payload;
 pub mod wormhole;

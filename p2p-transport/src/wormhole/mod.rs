@@ -31,8 +31,8 @@ pub use config::{
 };
 pub use meter::{Meter, Moved, Way};
 pub use session::{
-    Incoming, IncomingPayload, IncomingTask, PayloadError, Session, SessionConfig, SessionError,
-    SessionPath, SessionRole, SessionSender,
+    Incoming, IncomingPayload, IncomingTask, Outbound, Outgoing, PayloadError, Session,
+    SessionConfig, SessionError, SessionPath, SessionRole, SessionSender,
 };
 pub use transfer::{
     ProgressFn, Received, ReceivedFile, TransferError, TransferOptions, receive_bytes,

@@ -31,3 +31,11 @@ test_that("large globals are uploaded on a connection of their own and arrive wh
   expect_lt(future.p2p:::globals_size(future(sum(small), lazy = TRUE)), future.p2p:::UPLOAD_MIN)
   expect_identical(value(fs), list(sum(x), 55L, c(3e5, 3e5 - 1, 3e5 - 2) + 3e5))
 })
+
+test_that("globals over the bridge's 4 MiB in memory are spilled to a file and arrive whole", {
+  skip_without_cluster()
+  on.exit(plan(sequential))
+  use_cluster()
+  x <- as.double(seq_len(7e5))                      # 5.6 MB: the bridge spills it to $TMPDIR
+  expect_identical(value(future(c(sum(x), x[7e5]))), c(sum(x), 7e5))
+})

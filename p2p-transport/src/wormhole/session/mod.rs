@@ -47,17 +47,20 @@ use tokio_util::sync::CancellationToken;
 
 mod channel;
 mod error;
+mod outgoing;
 mod payload;
 mod pool;
 
 pub use self::channel::{SessionPath, SessionRole};
 pub use self::error::SessionError;
+pub use self::outgoing::{Outbound, Outgoing};
 pub use self::payload::{IncomingPayload, IncomingTask, PayloadError};
 
 use self::channel::{
     LENGTH, MAX_RECORD_PLAINTEXT, Opener, RECORDS_VERSION, Sealer, SessionHints, SessionKeys,
 };
 use self::pool::PiecePool;
+use crate::payload::{FilePayload, Payload};
 use crate::wormhole::config::WormholeConfig;
 use crate::wormhole::meter::{Meter, Way};
 use p2p_proto::id::WormholeCode;
@@ -149,7 +152,7 @@ impl Shared {
             .clone()
     }
 
-    async fn send(&self, frames: &[Frame]) -> Result<(), SessionError> {
+    async fn send<T: Outbound>(&self, frames: &[T]) -> Result<(), SessionError> {
         // Encode every head first, so a frame that cannot be encoded fails the call
         // before a byte of it is on the wire.
         let mut heads = BytesMut::new();
@@ -172,23 +175,36 @@ impl Shared {
         };
         // Several small frames share a record and leave in one write (and, when small,
         // one segment): under load that is one syscall for many tasks. A payload goes into
-        // records a piece at a time, written out as they fill, never copied whole.
+        // records a piece at a time, written out as they fill, never copied whole; one
+        // kept in a file is read straight into the record it goes out in.
         for (head, payload) in &parts {
-            if !payload.is_empty() {
-                self.meter.begin(Way::Sending, payload.len() as u64);
+            let mut rest = &heads[head.clone()];
+            while !rest.is_empty() {
+                rest = &rest[records.push(rest)?..];
+                if records.full() {
+                    self.write(half, records.buf).await?;
+                    records.buf.clear();
+                }
             }
-            for (is_payload, part) in [(false, &heads[head.clone()]), (true, &payload[..])] {
-                let mut rest = part;
-                while !rest.is_empty() {
-                    let before = rest.len();
-                    rest = records.push(rest)?;
-                    if is_payload {
-                        self.meter.add(Way::Sending, (before - rest.len()) as u64);
-                    }
-                    if records.full() {
-                        self.write(half, records.buf).await?;
-                        records.buf.clear();
-                    }
+            if payload.is_empty() {
+                continue;
+            }
+            self.meter.begin(Way::Sending, payload.len());
+            let mut sent = 0u64;
+            while sent < payload.len() {
+                let taken = match payload {
+                    // Cannot truncate: a payload in memory is smaller than usize::MAX.
+                    Payload::Memory(bytes) => records.push(&bytes[sent as usize..])?,
+                    Payload::File(file) => records
+                        .push_from_file(file, sent, payload.len() - sent)
+                        // Part of the frame may be on the wire: the stream is broken.
+                        .map_err(|error| self.fail(error))?,
+                };
+                sent += taken as u64;
+                self.meter.add(Way::Sending, taken as u64);
+                if records.full() {
+                    self.write(half, records.buf).await?;
+                    records.buf.clear();
                 }
             }
         }
@@ -221,27 +237,51 @@ struct Records<'a> {
 }
 
 impl Records<'_> {
-    /// Appends `bytes`, sealing records as they fill; stops early, after sealing a
-    /// record, once enough is ready to be written. Returns what was not taken.
-    fn push<'b>(&mut self, mut bytes: &'b [u8]) -> Result<&'b [u8], SessionError> {
-        while !bytes.is_empty() {
-            let start = *self.open.get_or_insert_with(|| {
-                let start = self.buf.len();
-                self.buf.extend_from_slice(&[0; LENGTH]);
-                start
-            });
-            let room = MAX_RECORD_PLAINTEXT - (self.buf.len() - start - LENGTH);
-            let (now, later) = bytes.split_at(room.min(bytes.len()));
-            self.buf.extend_from_slice(now);
-            bytes = later;
-            if now.len() == room {
-                self.seal()?;
-                if self.full() {
-                    break;
-                }
-            }
+    /// Room left in the record being filled, opening one if none is.
+    fn room(&mut self) -> usize {
+        let start = *self.open.get_or_insert_with(|| {
+            let start = self.buf.len();
+            self.buf.extend_from_slice(&[0; LENGTH]);
+            start
+        });
+        MAX_RECORD_PLAINTEXT - (self.buf.len() - start - LENGTH)
+    }
+
+    /// Appends as much of `bytes` as the open record takes, sealing it once full; returns
+    /// how much was taken.
+    fn push(&mut self, bytes: &[u8]) -> Result<usize, SessionError> {
+        let room = self.room();
+        let now = &bytes[..room.min(bytes.len())];
+        self.buf.extend_from_slice(now);
+        if now.len() == room {
+            self.seal()?;
         }
-        Ok(bytes)
+        Ok(now.len())
+    }
+
+    /// Reads as much of `file`'s bytes from `offset` (at most `left`) as the open record
+    /// takes into it, sealing it once full; returns how much was read. A blocking read of
+    /// at most one record, mostly from the page cache (the file was just written): a
+    /// round trip to a blocking thread per record would cost more than it spares.
+    fn push_from_file(
+        &mut self,
+        file: &FilePayload,
+        offset: u64,
+        left: u64,
+    ) -> Result<usize, SessionError> {
+        let room = self.room();
+        let take = usize::try_from(left).map_or(room, |left| left.min(room));
+        let at = self.buf.len();
+        self.buf.resize(at + take, 0);
+        file.read_at(&mut self.buf[at..], offset).map_err(|error| {
+            SessionError::Transit(format!(
+                "reading the payload being sent from its file: {error}"
+            ))
+        })?;
+        if take == room {
+            self.seal()?;
+        }
+        Ok(take)
     }
 
     /// Whether the sealed records are worth a write (no record is half filled).
@@ -347,14 +387,14 @@ impl SessionSender {
     }
 
     /// Send several frames in order, in as few writes as their size allows.
-    pub async fn send_all(&self, frames: &[Frame]) -> Result<(), SessionError> {
+    pub async fn send_all<T: Outbound>(&self, frames: &[T]) -> Result<(), SessionError> {
         self.shared.send(frames).await
     }
 
     /// Sends the frames queued on `frames` in order until the queue closes, several per
     /// write when they pile up (what one round of a driver queues leaves together). Stops
     /// when the session fails: its reader reports the end.
-    pub async fn send_queued(self, mut frames: mpsc::UnboundedReceiver<Frame>) {
+    pub async fn send_queued<T: Outbound>(self, mut frames: mpsc::UnboundedReceiver<T>) {
         let mut batch = Vec::new();
         while let Some(frame) = frames.recv().await {
             batch.push(frame);
